@@ -1,0 +1,39 @@
+// swift-tools-version: 6.0
+import PackageDescription
+
+// One module per SmartOS part (DESIGN.md), a C target for what Swift cannot call,
+// and the `lumos` executable that only parses arguments and prints.
+let package = Package(
+    name: "Lumos",
+    products: [
+        .executable(name: "lumos", targets: ["lumos"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
+    ],
+    targets: [
+        .target(
+            name: "CLinux",
+            linkerSettings: [.linkedLibrary("btrfsutil"), .linkedLibrary("seccomp")]
+        ),
+        .target(name: "LumosCore", dependencies: ["CLinux"]),
+        .target(name: "Storage", dependencies: ["LumosCore", "CLinux"]),
+        .target(name: "Images", dependencies: ["LumosCore", "Storage"]),
+        .target(name: "Zones", dependencies: ["LumosCore", "Storage", "CLinux"]),
+        .target(name: "Net", dependencies: ["LumosCore", "CLinux"]),
+        .target(name: "Trace", dependencies: ["LumosCore", "CLinux"]),
+        .executableTarget(
+            name: "lumos",
+            dependencies: [
+                "LumosCore", "Storage", "Images", "Zones", "Net", "Trace",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ]
+        ),
+        .testTarget(name: "LumosCoreTests", dependencies: ["LumosCore"]),
+        .testTarget(name: "StorageTests", dependencies: ["Storage", "LumosCore"]),
+        .testTarget(name: "ImagesTests", dependencies: ["Images", "Storage", "LumosCore"]),
+        .testTarget(name: "ZonesTests", dependencies: ["Zones", "Storage", "LumosCore"]),
+        .testTarget(name: "NetTests", dependencies: ["Net", "LumosCore"]),
+        .testTarget(name: "TraceTests", dependencies: ["Trace", "LumosCore"]),
+    ]
+)

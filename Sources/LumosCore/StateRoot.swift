@@ -1,0 +1,119 @@
+import Glibc
+
+/// Where Lumos keeps its state: `/var/lib/lumos` unless `LUMOS_ROOT` or `--root` says otherwise.
+public struct StateRoot: Sendable, Equatable {
+    public static let defaultPath = "/var/lib/lumos"
+    public var path: String
+
+    public init(_ path: String) {
+        var p = path
+        while p.count > 1 && p.hasSuffix("/") { p.removeLast() }
+        self.path = p
+    }
+
+    /// `--root` wins, then `LUMOS_ROOT`, then the default.
+    public static func resolve(flag: String?) -> StateRoot {
+        if let flag, !flag.isEmpty { return StateRoot(flag) }
+        if let env = getenv("LUMOS_ROOT"), env.pointee != 0 { return StateRoot(String(cString: env)) }
+        return StateRoot(defaultPath)
+    }
+
+    public func sub(_ parts: String...) -> String { ([path] + parts).joined(separator: "/") }
+}
+
+/// File system helpers used by every module.
+public enum Files {
+    public static func exists(_ path: String) -> Bool { access(path, F_OK) == 0 }
+
+    public static func isDirectory(_ path: String) -> Bool {
+        var st = stat()
+        return stat(path, &st) == 0 && (st.st_mode & S_IFMT) == S_IFDIR
+    }
+
+    /// mkdir -p.
+    public static func makeDirectories(_ path: String, mode: mode_t = 0o755) throws {
+        if isDirectory(path) { return }
+        var acc = path.hasPrefix("/") ? "" : "."
+        for part in path.split(separator: "/") {
+            acc += "/" + part
+            if mkdir(acc, mode) != 0 && errno != EEXIST { throw Errno(errno, "mkdir", acc) }
+        }
+    }
+
+    /// Writes a file atomically: temp file, fsync, rename, fsync of the directory
+    /// (DESIGN.md "State and safety").
+    public static func writeAtomically(_ path: String, _ bytes: [UInt8], mode: mode_t = 0o644) throws {
+        let dir = parent(path)
+        let tmp = "\(dir)/.\(basename(path)).tmp.\(getpid())"
+        let fd = try sys("open", tmp) { open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, mode) }
+        let ok = FD.writeAll(fd, bytes) && fsync(fd) == 0
+        let e = errno
+        close(fd)
+        if !ok { unlink(tmp); throw Errno(e, "write", tmp) }
+        try sys("rename", path) { rename(tmp, path) }
+        let dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC)
+        if dfd >= 0 { fsync(dfd); close(dfd) }
+    }
+
+    public static func writeAtomically(_ path: String, _ text: String, mode: mode_t = 0o644) throws {
+        try writeAtomically(path, Array(text.utf8), mode: mode)
+    }
+
+    public static func parent(_ path: String) -> String {
+        guard let i = path.lastIndex(of: "/") else { return "." }
+        return i == path.startIndex ? "/" : String(path[..<i])
+    }
+
+    public static func basename(_ path: String) -> String {
+        guard let i = path.lastIndex(of: "/") else { return path }
+        return String(path[path.index(after: i)...])
+    }
+
+    /// Names in a directory, without "." and "..", sorted.
+    public static func list(_ path: String) -> [String] {
+        guard let d = opendir(path) else { return [] }
+        defer { closedir(d) }
+        var names: [String] = []
+        while let e = readdir(d) {
+            let name = withUnsafePointer(to: e.pointee.d_name) {
+                $0.withMemoryRebound(to: CChar.self, capacity: 256) { String(cString: $0) }
+            }
+            if name != "." && name != ".." { names.append(name) }
+        }
+        return names.sorted()
+    }
+
+    public static func remove(_ path: String) { unlink(path) }
+}
+
+/// An exclusive advisory lock (flock) held for the life of the value: one per pool or tenant,
+/// so that two commands never interleave a multi-step operation.
+public final class FileLock: @unchecked Sendable {
+    private var fd: Int32
+    public let path: String
+
+    public init(_ path: String, wait: Bool = true) throws {
+        self.path = path
+        try Files.makeDirectories(Files.parent(path))
+        fd = try sys("open", path) { open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0o600) }
+        let op = LOCK_EX | (wait ? 0 : LOCK_NB)
+        while flock(fd, op) != 0 {
+            if errno == EINTR { continue }
+            let e = errno
+            close(fd)
+            if e == EWOULDBLOCK { throw LumosError.busy("\(path) is locked by another lumos command; wait for it to finish") }
+            throw Errno(e, "flock", path)
+        }
+    }
+
+    /// True when nobody holds the lock at `path` (used to tell abandoned work from work in progress).
+    public static func isFree(_ path: String) -> Bool {
+        let fd = open(path, O_RDWR | O_CLOEXEC)
+        if fd < 0 { return true }
+        defer { close(fd) }
+        if flock(fd, LOCK_EX | LOCK_NB) == 0 { flock(fd, LOCK_UN); return true }
+        return false
+    }
+
+    deinit { close(fd) }
+}

@@ -1,0 +1,13 @@
+import ArgumentParser
+import Glibc
+import LumosCore
+
+// The multi-call entry point: `lumos <group> ...`, or a SmartOS name chosen by argv[0]
+// (`zfs` and `zpool` map to the storage groups; vmadm, imgadm, zlogin, dladm and dtrace
+// join as their modules land).
+let invokedAs = Files.basename(CommandLine.arguments.first ?? "lumos")
+let args = Array(CommandLine.arguments.dropFirst())
+
+switch invokedAs {
+default: CLI.run(Lumos.self, args, name: "lumos")
+}

@@ -1,0 +1,6 @@
+import Testing
+@testable import Images
+
+@Test func moduleIsNamed() {
+    #expect(ImagesModule.name == "Images")
+}

@@ -1,0 +1,30 @@
+import Testing
+@testable import LumosCore
+
+@Test func parsesZFSSizes() {
+    #expect(Size.parse("1024") == 1024)
+    #expect(Size.parse("4k") == 4096)
+    #expect(Size.parse("10M") == 10 * 1024 * 1024)
+    #expect(Size.parse("1.5G") == 1536 * 1024 * 1024)
+    #expect(Size.parse("2GiB") == 2 * 1024 * 1024 * 1024)
+    #expect(Size.parse("3GB") == 3 * 1024 * 1024 * 1024)
+    #expect(Size.parse("") == nil)
+    #expect(Size.parse("ten") == nil)
+    #expect(Size.parse("-1M") == nil)
+}
+
+@Test func formatsLikeZFSList() {
+    #expect(Size.format(512) == "512")
+    #expect(Size.format(1024) == "1K")
+    #expect(Size.format(1536) == "1.5K")
+    #expect(Size.format(10 * 1024 * 1024) == "10M")
+    #expect(Size.format(123 * 1024 * 1024 * 1024) == "123G")
+}
+
+@Test func tableAlignsColumns() {
+    var t = Table(columns: ["name", "used"])
+    t.add(["pool/a", "1K"])
+    t.add(["p", "100M"])
+    #expect(t.render() == "NAME    USED\npool/a  1K\np       100M\n")
+    #expect(t.render(scripted: true) == "pool/a\t1K\np\t100M\n")
+}

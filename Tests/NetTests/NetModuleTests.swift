@@ -1,0 +1,6 @@
+import Testing
+@testable import Net
+
+@Test func moduleIsNamed() {
+    #expect(NetModule.name == "Net")
+}

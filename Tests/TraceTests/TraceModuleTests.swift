@@ -1,0 +1,6 @@
+import Testing
+@testable import Trace
+
+@Test func moduleIsNamed() {
+    #expect(TraceModule.name == "Trace")
+}

@@ -1,0 +1,6 @@
+import Testing
+@testable import Zones
+
+@Test func moduleIsNamed() {
+    #expect(ZonesModule.name == "Zones")
+}

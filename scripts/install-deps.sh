@@ -1,0 +1,27 @@
+#!/usr/bin/env bash
+# Installs everything Lumos needs on a fresh Debian 12 machine (run as root), then builds it.
+# Swift itself is expected at /opt/swift or on PATH (see README).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+packages=(
+  btrfs-progs libbtrfsutil-dev libseccomp-dev libcap-dev util-linux kmod
+  nftables iproute2 iperf3 dnsmasq-base
+  busybox-static debootstrap runc crun
+  bpftrace systemtap-sdt-dev postgresql postgresql-contrib
+  zstd xz-utils bzip2 gzip hyperfine
+)
+missing=()
+for p in "${packages[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if ((${#missing[@]})); then
+  echo "installing: ${missing[*]}" >&2
+  apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+
+if ! command -v swift >/dev/null 2>&1; then
+  [[ -x /opt/swift/usr/bin/swift ]] && export PATH=/opt/swift/usr/bin:$PATH
+fi
+command -v swift >/dev/null 2>&1 || { echo "swift not found: install Swift 6 to /opt/swift" >&2; exit 1; }
