@@ -19,7 +19,7 @@ let package = Package(
         .target(name: "LumosCore", dependencies: ["CLinux"]),
         .target(name: "Storage", dependencies: ["LumosCore", "CLinux"]),
         .target(name: "Images", dependencies: ["LumosCore", "Storage"]),
-        .target(name: "Zones", dependencies: ["LumosCore", "Storage", "CLinux"]),
+        .target(name: "Zones", dependencies: ["LumosCore", "Storage", "Images", "Net", "CLinux"]),
         .target(name: "Net", dependencies: ["LumosCore", "CLinux"]),
         .target(name: "Trace", dependencies: ["LumosCore", "CLinux"]),
         .executableTarget(
@@ -32,7 +32,7 @@ let package = Package(
         .testTarget(name: "LumosCoreTests", dependencies: ["LumosCore"]),
         .testTarget(name: "StorageTests", dependencies: ["Storage", "LumosCore"]),
         .testTarget(name: "ImagesTests", dependencies: ["Images", "Storage", "LumosCore"]),
-        .testTarget(name: "ZonesTests", dependencies: ["Zones", "Storage", "LumosCore"]),
+        .testTarget(name: "ZonesTests", dependencies: ["Zones", "Storage", "Images", "Net", "LumosCore"]),
         .testTarget(name: "NetTests", dependencies: ["Net", "LumosCore"]),
         .testTarget(name: "TraceTests", dependencies: ["Trace", "LumosCore"]),
     ]
