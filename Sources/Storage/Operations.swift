@@ -94,22 +94,23 @@ extension Pool {
         for t in targets where exists(t.name.at(snapName)) {
             throw LumosError.exists("snapshot '\(t.name.at(snapName))' already exists")
         }
-        // All or nothing: a journal lists what was made so a crash can undo a partial -r.
+        // All or nothing: a journal lists what was made so a crash can undo a partial -r
+        // (one snapshot is a single atomic ioctl and needs none).
         var made: [String] = []
-        let journal = Journal(pool: self, op: "snapshot")
+        let journal = targets.count > 1 ? Journal(pool: self, op: "snapshot") : nil
         do {
             for t in targets {
                 let dest = path(t.name.at(snapName))
-                try journal.record(undo: dest)
+                try journal?.record(undo: dest)
                 try Files.makeDirectories(Files.parent(dest), mode: 0o700)
                 try Btrfs.snapshot(t.path, dest, readOnly: true, qgroups: levelOneGroups(t.name))
                 made.append(dest)
                 try Self.crashPoint("snapshot.after-one")
             }
-            journal.commit()
+            journal?.commit()
         } catch {
             for m in made.reversed() { try? Btrfs.delete(m); rmdir(Files.parent(m)) }
-            journal.commit()
+            journal?.commit()
             throw error
         }
     }
