@@ -114,36 +114,36 @@ import Testing
     }
 }
 
-@Suite struct ProbeDescriptionTests {
+@Suite struct ProbePatternTests {
     @Test func fieldsFillFromTheRight() throws {
-        #expect(try ProbeDescription(parsing: "BEGIN") == ProbeDescription(name: "BEGIN"))
-        #expect(try ProbeDescription(parsing: "read:entry") == ProbeDescription(function: "read", name: "entry"))
-        #expect(try ProbeDescription(parsing: "syscall::read:entry")
-                == ProbeDescription(provider: "syscall", function: "read", name: "entry"))
-        #expect(throws: LumosError.self) { try ProbeDescription(parsing: "a:b:c:d:e") }
+        #expect(try ProbePattern(parsing: "BEGIN") == ProbePattern(name: "BEGIN"))
+        #expect(try ProbePattern(parsing: "read:entry") == ProbePattern(function: "read", name: "entry"))
+        #expect(try ProbePattern(parsing: "syscall::read:entry")
+                == ProbePattern(provider: "syscall", function: "read", name: "entry"))
+        #expect(throws: LumosError.self) { try ProbePattern(parsing: "a:b:c:d:e") }
     }
 
     @Test func globs() throws {
         let read = ProbeIdentity(provider: "syscall", function: "read", name: "entry")
         let readv = ProbeIdentity(provider: "syscall", function: "readv", name: "entry")
         let pg = ProbeIdentity(provider: "postgresql1234", module: "postgres", function: "exec_simple_query", name: "query-start")
-        #expect(try ProbeDescription(parsing: "syscall:::entry").matches(read))
-        #expect(try ProbeDescription(parsing: "syscall::read:entry").matches(read))
-        #expect(try !ProbeDescription(parsing: "syscall::read:entry").matches(readv))
-        #expect(try ProbeDescription(parsing: "syscall::read*:").matches(readv))
-        #expect(try ProbeDescription(parsing: "syscall::rea?:entry").matches(read))
-        #expect(try !ProbeDescription(parsing: "syscall::rea?:entry").matches(readv))
-        #expect(try ProbeDescription(parsing: "syscall::read[v]:entry").matches(readv))
-        #expect(try ProbeDescription(parsing: "syscall::read[!v]*:entry").matches(read) == false)
-        #expect(try ProbeDescription(parsing: "postgresql*:::query-start").matches(pg))
-        #expect(try ProbeDescription(parsing: "postgresql1234:::query-start").matches(pg))
-        #expect(try !ProbeDescription(parsing: "postgresql99:::query-start").matches(pg))
-        #expect(try ProbeDescription(parsing: "*:postgres::").matches(pg))
+        #expect(try ProbePattern(parsing: "syscall:::entry").matches(read))
+        #expect(try ProbePattern(parsing: "syscall::read:entry").matches(read))
+        #expect(try !ProbePattern(parsing: "syscall::read:entry").matches(readv))
+        #expect(try ProbePattern(parsing: "syscall::read*:").matches(readv))
+        #expect(try ProbePattern(parsing: "syscall::rea?:entry").matches(read))
+        #expect(try !ProbePattern(parsing: "syscall::rea?:entry").matches(readv))
+        #expect(try ProbePattern(parsing: "syscall::read[v]:entry").matches(readv))
+        #expect(try ProbePattern(parsing: "syscall::read[!v]*:entry").matches(read) == false)
+        #expect(try ProbePattern(parsing: "postgresql*:::query-start").matches(pg))
+        #expect(try ProbePattern(parsing: "postgresql1234:::query-start").matches(pg))
+        #expect(try !ProbePattern(parsing: "postgresql99:::query-start").matches(pg))
+        #expect(try ProbePattern(parsing: "*:postgres::").matches(pg))
         #expect(Glob.matches("*", ""))
         #expect(Glob.matches("a*b*c", "aXbYc"))
         #expect(!Glob.matches("a*b*c", "aXbY"))
         #expect(Glob.matches("[a-c]x", "bx"))
-        #expect(ProbeDescription.isLiteral("read") && !ProbeDescription.isLiteral("read*"))
+        #expect(ProbePattern.isLiteral("read") && !ProbePattern.isLiteral("read*"))
     }
 }
 

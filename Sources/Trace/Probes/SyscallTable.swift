@@ -30,7 +30,7 @@ public struct SyscallProbe: Sendable, Hashable {
     public var returnID: UInt32
     public var arguments: [SyscallArgument]
     /// The "ret" field of sys_exit_* (long).
-    public var returnValue: TracepointField?
+    public var returnValue: TracepointFormat.Field?
 }
 
 public enum SyscallTable {

@@ -9,10 +9,11 @@ import LumosCore
 /// Public API:
 ///   TracepointFormat.parse(_ text:) throws -> TracepointFormat
 ///   TracepointFormat.name / .id / .fields / .argumentFields / .field(named:)
-///   TracepointField: name, type (C type without the name, "char *", "char"), offset, size,
+///   TracepointFormat.Field: name, type (C type without the name, "char *", "char"), offset, size,
 ///     isSigned, arrayLength (nil unless "[N]"; 0 for a flexible "[]"), isDataLocation
 ///     (__data_loc: a u32 holding length << 16 | offset of the real data), isCommon
-public struct TracepointField: Sendable, Hashable {
+extension TracepointFormat {
+public struct Field: Sendable, Hashable {
     public var name: String
     public var type: String
     public var offset: Int
@@ -42,21 +43,22 @@ public struct TracepointField: Sendable, Hashable {
 
     public var isPointer: Bool { type.hasSuffix("*") }
 }
+}
 
 public struct TracepointFormat: Sendable, Hashable {
     public var name: String
     public var id: UInt32
-    public var fields: [TracepointField]
+    public var fields: [TracepointFormat.Field]
 
     /// Fields after the common header (what DTrace shows as args->).
-    public var argumentFields: [TracepointField] { fields.filter { !$0.isCommon } }
+    public var argumentFields: [TracepointFormat.Field] { fields.filter { !$0.isCommon } }
 
-    public func field(named n: String) -> TracepointField? { fields.first { $0.name == n } }
+    public func field(named n: String) -> TracepointFormat.Field? { fields.first { $0.name == n } }
 
     public static func parse(_ text: String) throws -> TracepointFormat {
         var name = ""
         var id: UInt32 = 0
-        var fields: [TracepointField] = []
+        var fields: [TracepointFormat.Field] = []
         for raw in text.split(separator: "\n") {
             let line = String(raw).trimmingWhitespace()
             if line.hasPrefix("name:") {
@@ -72,7 +74,7 @@ public struct TracepointFormat: Sendable, Hashable {
     }
 
     /// One "field:DECL;\toffset:N;\tsize:N;\tsigned:N;" line.
-    static func parseField(_ line: String) throws -> TracepointField {
+    static func parseField(_ line: String) throws -> TracepointFormat.Field {
         var decl = ""
         var offset = -1, size = -1
         var signed = false
@@ -111,7 +113,7 @@ public struct TracepointFormat: Sendable, Hashable {
             arrayLength = 0
         }
         guard !name.isEmpty else { throw LumosError(.corrupt, "tracepoint field without a name: '\(line)'") }
-        return TracepointField(name: name, type: type, offset: offset, size: size, isSigned: signed,
+        return TracepointFormat.Field(name: name, type: type, offset: offset, size: size, isSigned: signed,
                                arrayLength: arrayLength, isDataLocation: isDataLoc)
     }
 }

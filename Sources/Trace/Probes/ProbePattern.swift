@@ -1,13 +1,13 @@
 import LumosCore
 
-/// A D probe description `provider:module:function:name` (DTrace guide, "Probe
+/// A probe-description pattern `provider:module:function:name` (DTrace guide, "Probe
 /// Descriptions"): with fewer than four fields the given ones are the rightmost
 /// (`BEGIN` is a name, `read:entry` a function and name); an empty field matches anything;
 /// fields are shell globs with `*`, `?` and `[...]` sets (`[!...]` negated).
 ///
 /// Public API:
-///   ProbeDescription(parsing:) throws;  .provider/.module/.function/.name
-///   ProbeDescription.matches(_ probe: ProbeIdentity) -> Bool
+///   ProbePattern(parsing:) throws;  .provider/.module/.function/.name
+///   ProbePattern.matches(_ probe: ProbeIdentity) -> Bool
 ///   ProbeIdentity(provider:module:function:name:)   -- a concrete probe
 ///   Glob.matches(_ pattern:, _ text:) -> Bool
 public struct ProbeIdentity: Sendable, Hashable, CustomStringConvertible {
@@ -26,7 +26,7 @@ public struct ProbeIdentity: Sendable, Hashable, CustomStringConvertible {
     public var description: String { "\(provider):\(module):\(function):\(name)" }
 }
 
-public struct ProbeDescription: Sendable, Hashable, CustomStringConvertible {
+public struct ProbePattern: Sendable, Hashable, CustomStringConvertible {
     public var provider: String
     public var module: String
     public var function: String
