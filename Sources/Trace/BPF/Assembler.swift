@@ -11,6 +11,8 @@ public struct Assembler: Sendable {
     var labelCount = 0
     var targets: [Int: Int] = [:]
     var fixups: [(index: Int, label: Int)] = []
+    /// LD_IMM64 instructions whose imm must become the fd of map `map` before loading.
+    public private(set) var mapRelocations: [MapRelocation] = []
 
     public init() {}
 
@@ -53,6 +55,16 @@ public struct Assembler: Sendable {
     public mutating func loadMap(_ dst: Reg, fd: Int32) {
         emit(BPFInstruction(code: Op.ld | Op.dw | Op.imm, dst: dst.rawValue, src: 1, imm: fd))
         emit(BPFInstruction(code: 0))
+    }
+
+    /// Like `loadMap(_:fd:)` for a map that does not exist yet: the runtime patches the fd in.
+    public mutating func loadMap(_ dst: Reg, map index: Int) {
+        mapRelocations.append(MapRelocation(instruction: instructions.count, map: index))
+        loadMap(dst, fd: -1)
+    }
+
+    public mutating func removeRelocations(where drop: (MapRelocation) -> Bool) {
+        mapRelocations.removeAll(where: drop)
     }
 
     // MARK: Memory
@@ -115,4 +127,9 @@ public struct Assembler: Sendable {
 public struct LumosBPFError: Error, CustomStringConvertible, Sendable {
     public var description: String
     public init(_ d: String) { description = d }
+}
+
+public struct MapRelocation: Equatable, Sendable {
+    public var instruction: Int
+    public var map: Int
 }
