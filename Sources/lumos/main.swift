@@ -9,5 +9,6 @@ let invokedAs = Files.basename(CommandLine.arguments.first ?? "lumos")
 let args = Array(CommandLine.arguments.dropFirst())
 
 switch invokedAs {
+case "dtrace": CLI.run(TraceCommand.self, args, name: "dtrace")
 default: CLI.run(Lumos.self, args, name: "lumos")
 }

@@ -2,16 +2,20 @@
 enum Builtins {
     static let strings: Set<String> = ["execname", "probeprov", "probemod", "probefunc", "probename", "zonename"]
     static let unsigned: Set<String> = ["timestamp", "vtimestamp", "walltimestamp"]
-    static let signed: Set<String> = ["pid", "ppid", "tid", "uid", "gid", "cpu", "errno", "epid", "id", "arg0", "arg1", "arg2", "arg3", "arg4", "arg5", "arg6", "arg7", "arg8", "arg9"]
+    /// pid_t, id_t, uid_t, gid_t, processorid_t and int: 4 bytes in D, which decides how
+    /// DTrace prints them as aggregation keys.
+    static let int32: Set<String> = ["pid", "ppid", "tid", "uid", "gid", "cpu", "errno", "epid", "id"]
+    static let signed: Set<String> = ["arg0", "arg1", "arg2", "arg3", "arg4", "arg5", "arg6", "arg7", "arg8", "arg9"]
 
     static func isBuiltin(_ n: String) -> Bool {
-        strings.contains(n) || unsigned.contains(n) || signed.contains(n) || n == "args" || n == "curthread"
+        strings.contains(n) || unsigned.contains(n) || signed.contains(n) || int32.contains(n) || n == "args" || n == "curthread"
     }
 
     static func type(_ n: String) -> DType? {
         if strings.contains(n) { return .string }
         if unsigned.contains(n) { return .uint64 }
         if signed.contains(n) { return .int64 }
+        if int32.contains(n) { return .integer(signed: true, size: 4) }
         return nil
     }
 }

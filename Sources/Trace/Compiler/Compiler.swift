@@ -256,7 +256,7 @@ public final class DCompiler {
         if args.count < expected || args.count > expected + extra {
             throw DCompileError(.type, "\(fname)( ) requires \(expected) argument\(expected == 1 ? "" : "s")", at: rhs.location)
         }
-        for a in args.dropFirst().prefix(expected - 1) {
+        for a in args.dropFirst().prefix(max(0, expected - 1)) {
             guard let v = constantValue(a) else {
                 throw DCompileError(.type, "\(fname)( ) parameters must be integer constants", at: a.location)
             }

@@ -107,7 +107,7 @@ extension ClauseGenerator {
             guard case .global = v.storage else { throw typeError("\(n) is an associative array and needs a key", e) }
             return try loadVariable(v, keys: [], e, dest)
         }
-        return .integer(.int64)
+        return .integer(Builtins.type(n) ?? .int64)
     }
 
     mutating func lower32() {

@@ -30,7 +30,8 @@ public struct DCompileError: Error, Equatable, Sendable, CustomStringConvertible
 
     /// `line 3: column 7: syntax error near ";"`.
     public var description: String {
-        "line \(location.line): column \(location.column): \(message)"
+        // Verifier errors know the line but not the column.
+        location.column > 0 ? "line \(location.line): column \(location.column): \(message)" : "line \(location.line): \(message)"
     }
 
     /// The full one-line message the `dtrace` command prints after `dtrace: `.
