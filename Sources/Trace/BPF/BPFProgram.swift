@@ -59,6 +59,16 @@ public final class BPFProgram: @unchecked Sendable {
                 instruction = n
             }
         }
+        // Checks made before the walk ("unreachable insn 9", "jump out of range from insn 3")
+        // name the instruction in the message instead.
+        if instruction == nil {
+            for line in lines {
+                let words = line.split(separator: " ")
+                if let i = words.firstIndex(of: "insn"), i + 1 < words.count, let n = Int(words[i + 1].prefix(while: { $0.isNumber })) {
+                    instruction = n
+                }
+            }
+        }
         let stats = ["processed ", "verification time", "stack depth", "max_states", "peak_states", "mark_read"]
         let reason = lines.last(where: { l in !l.isEmpty && !stats.contains(where: { l.hasPrefix($0) }) && Int(l.prefix(while: { $0 != ":" })) == nil })
             ?? String(cString: strerror(errno))

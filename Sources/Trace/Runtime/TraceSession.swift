@@ -59,6 +59,7 @@ public final class TraceSession {
                 let prog = try BPFProgram(p.kind, name: "dt_\(p.probe.name)", instructions: code)
                 loaded.append((p, prog))
             } catch let r as BPFProgram.Rejected {
+                if getenv("LUMOS_TRACE_VERIFIER_LOG") != nil { FD.writeAll(2, Array(r.log.utf8)) }
                 let line = r.instruction.flatMap { $0 < p.lines.count ? p.lines[$0] : nil } ?? 0
                 throw DCompileError(.verifier, "the kernel verifier rejected the program for \(p.probe.fullName): \(r.reason)", at: SourceLocation(line: line, column: 0))
             }
@@ -78,7 +79,9 @@ public final class TraceSession {
                 let name = entry ? "sys_enter" : "sys_exit"
                 attachments.append(try Attachment.tracepoint(id: try TraceFS.eventID(category: "raw_syscalls", name: name), program: prog, what: "raw_syscalls:\(name)"))
             case .profile(let hz):
-                attachments.append(try Attachment.cpuClock(cpus: cpus, hz: hz, program: prog))
+                // Period mode, not frequency mode: the kernel's frequency adjustment starves an idle
+                // CPU of samples, while DTrace's profile-N fires on every CPU at N Hz, busy or idle.
+                attachments.append(try Attachment.cpuClock(cpus: cpus, periodNs: 1_000_000_000 / max(1, hz), program: prog))
             case .tick(let period):
                 attachments.append(try Attachment.cpuClock(cpus: [cpus.first ?? 0], periodNs: period, program: prog))
             }
