@@ -2,7 +2,6 @@ import Glibc
 import Testing
 @testable import Trace
 
-let isRoot = getuid() == 0
 
 struct BPFEncodingTests {
     @Test func instructionBytes() {

@@ -292,7 +292,7 @@ extension ClauseGenerator {
             guard let v = compiler.variables[n], case .global(let off) = v.storage else {
                 throw typeError("\(n) cannot be assigned", x)
             }
-            guard v.type.isString == isString else { throw typeError("\(n) is \(v.type) and cannot be assigned a \(isString ? "string" : "integer")", x) }
+            guard v.type.isString == isString else { throw typeError("\(n) is \(v.type) and cannot be assigned \(isString ? "a string" : "an integer")", x) }
             usesGlobals = true
             if isString {
                 for i in stride(from: 0, to: Layout.stringSize, by: 8) {
@@ -308,7 +308,7 @@ extension ClauseGenerator {
             if case .selfVar(let n) = x.kind { v = compiler.threadLocals[n] }
             if case .index(let b, let k) = x.kind, case .identifier(let n) = b.kind { v = compiler.variables[n]; keys = k }
             guard let v, let (m, keySize, types) = mapAndKeySize(v) else { throw typeError("\(x) cannot be assigned", x) }
-            guard v.type.isString == isString else { throw typeError("\(x) is \(v.type) and cannot be assigned a \(isString ? "string" : "integer")", x) }
+            guard v.type.isString == isString else { throw typeError("\(x) is \(v.type) and cannot be assigned \(isString ? "a string" : "an integer")", x) }
             let valueSlot = isString ? src : try spill(x)
             let key: Int
             if case .threadLocal = v.storage { key = try threadKey(x) } else { key = try buildKey(keys, types: types, size: keySize, x) }
