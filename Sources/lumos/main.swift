@@ -9,5 +9,6 @@ let invokedAs = Files.basename(CommandLine.arguments.first ?? "lumos")
 let args = Array(CommandLine.arguments.dropFirst())
 
 switch invokedAs {
+case "zlogin": CLI.run(Zlogin.self, args, name: "zlogin")
 default: CLI.run(Lumos.self, args, name: "lumos")
 }

@@ -158,6 +158,16 @@ public struct ZoneRuntime: Sendable {
         return nil
     }
 
+    /// Zones with a cgroup on this host (running, or left behind by a crash), by uuid.
+    public func knownZones() -> [String] {
+        let parents = (layout.v2.map { ["\($0)/lumos"] } ?? []) + Set(layout.v1.values).sorted().map { "\($0)/lumos" }
+        var names = Set<String>()
+        for parent in parents {
+            for name in Files.list(parent) where Files.isDirectory("\(parent)/\(name)") { names.insert(name) }
+        }
+        return names.sorted()
+    }
+
     // MARK: stop, kill, cleanup
 
     public enum StopOutcome: String, Sendable {
