@@ -12,5 +12,6 @@ switch invokedAs {
 case "zfs": CLI.run(DatasetCommand.self, args, name: "zfs")
 case "zpool": CLI.run(PoolCommand.self, args, name: "zpool")
 case "dtrace": CLI.run(TraceCommand.self, args, name: "dtrace")
+case "zlogin": CLI.run(Zlogin.self, args, name: "zlogin")
 default: CLI.run(Lumos.self, args, name: "lumos")
 }
