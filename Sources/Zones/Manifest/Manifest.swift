@@ -44,7 +44,7 @@ public struct Manifest: Sendable, Equatable {
     /// Only the properties a user set or Lumos defaulted — what is stored; computed ones
     /// (state, pid, ...) are added when printing.
     public var stored: Manifest {
-        Manifest(properties.filter { PropertyTable.spec($0.key).map { $0.access != .readOnly } ?? true })
+        Manifest(properties.filter { !PropertyTable.runtimeComputed.contains($0.key) })
     }
 
     public var json: JSONValue { .object(properties) }

@@ -83,6 +83,11 @@ public enum PropertyTable {
         PropertySpec("zlog_max_size", .integer(min: 0, max: 1 << 40, unit: "bytes"), .unsupported("zone logs are not kept by Lumos yet"), ""),
     ]
 
+    /// Read-only properties computed from the kernel and pool when printing, never stored
+    /// (create_timestamp and last_modified are stored).
+    public static let runtimeComputed: Set<String> = ["type", "ram", "state", "zone_state", "pid", "zoneid", "zonename", "zonepath",
+                                                      "zfs_filesystem", "zpool", "boot_timestamp", "snapshots"]
+
     public static let byName: [String: PropertySpec] = {
         var d: [String: PropertySpec] = [:]
         for p in all { d[p.name] = p }
