@@ -57,10 +57,47 @@ public enum JSONValue: Sendable, Equatable, Codable, CustomStringConvertible {
         return oneLine("\(error)")
     }
 
-    /// Serializes with sorted keys; pretty with 2-space indent like vmadm get.
+    /// Serializes with sorted keys; pretty output is JSON.stringify(v, null, 2) as vmadm and
+    /// imgadm print it (`"key": value`, two-space indent, `{}` and `[]` when empty).
     public func serialized(pretty: Bool = true) -> String {
+        var out = ""
+        write(to: &out, pretty: pretty, indent: 0)
+        return out
+    }
+
+    private func write(to out: inout String, pretty: Bool, indent: Int) {
+        let pad = pretty ? String(repeating: " ", count: indent + 2) : ""
+        let close = pretty ? String(repeating: " ", count: indent) : ""
+        let nl = pretty ? "\n" : ""
+        switch self {
+        case .array(let a):
+            if a.isEmpty { out += "[]"; return }
+            out += "[" + nl
+            for (i, v) in a.enumerated() {
+                out += pad
+                v.write(to: &out, pretty: pretty, indent: indent + 2)
+                out += (i < a.count - 1 ? "," : "") + nl
+            }
+            out += close + "]"
+        case .object(let o):
+            if o.isEmpty { out += "{}"; return }
+            out += "{" + nl
+            let keys = o.keys.sorted()
+            for (i, k) in keys.enumerated() {
+                out += pad + JSONValue.string(k).atom() + (pretty ? ": " : ":")
+                o[k]!.write(to: &out, pretty: pretty, indent: indent + 2)
+                out += (i < keys.count - 1 ? "," : "") + nl
+            }
+            out += close + "}"
+        default:
+            out += atom()
+        }
+    }
+
+    /// A scalar as JSON text (strings escaped by Foundation's encoder).
+    private func atom() -> String {
         let enc = JSONEncoder()
-        enc.outputFormatting = pretty ? [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes] : [.sortedKeys, .withoutEscapingSlashes]
+        enc.outputFormatting = [.withoutEscapingSlashes]
         guard let data = try? enc.encode(self) else { return "null" }
         return String(decoding: data, as: UTF8.self)
     }

@@ -11,5 +11,7 @@ let args = Array(CommandLine.arguments.dropFirst())
 switch invokedAs {
 case "zfs": CLI.run(DatasetCommand.self, args, name: "zfs")
 case "zpool": CLI.run(PoolCommand.self, args, name: "zpool")
+case "vmadm": CLI.run(VmadmCommand.self, args, name: "vmadm")
+case "imgadm": CLI.run(ImgadmCommand.self, args, name: "imgadm")
 default: CLI.run(Lumos.self, args, name: "lumos")
 }
