@@ -7,7 +7,10 @@ import LumosCore
 /// inside their parent as in ZFS). The pool's root dataset is the btrfs top level.
 /// Snapshots live outside the dataset, at `.lumos/snapshots/a/b/@name`, so a tenant whose
 /// root is its dataset cannot see or touch them; `@` cannot start a dataset component, so
-/// snapshot directories never collide with child datasets.
+/// snapshot directories never collide with child datasets. Each snapshot is a subvolume named
+/// `data` inside its own `@name` directory: btrfs refuses to move a read-only subvolume to
+/// another directory (EROFS), but renaming the directory that holds it works, which is how
+/// receive and promote put snapshots in place.
 extension Pool {
     var snapshotsDir: String { internalDir + "/snapshots" }
     var tmpDir: String { internalDir + "/tmp" }
@@ -16,10 +19,17 @@ extension Pool {
     var receiveDir: String { internalDir + "/recv" }
 
     func path(_ ds: DatasetName) -> String {
-        if let snap = ds.snapshot {
-            return snapshotDirectory(ds.dataset) + "/@" + snap
+        if ds.snapshot != nil {
+            return snapshotHolder(ds) + "/" + Self.snapshotLeaf
         }
         return ds.path.isEmpty ? mountpoint : mountpoint + "/" + ds.relativePath
+    }
+
+    static let snapshotLeaf = "data"
+
+    /// The `@name` directory holding a snapshot's subvolume.
+    func snapshotHolder(_ snap: DatasetName) -> String {
+        snapshotDirectory(snap.dataset) + "/@" + snap.snapshot!
     }
 
     func snapshotDirectory(_ ds: DatasetName) -> String {
@@ -31,7 +41,7 @@ extension Pool {
         if rel.hasPrefix(".lumos/snapshots/") {
             let rest = rel.dropFirst(".lumos/snapshots/".count)
             var parts = rest.split(separator: "/").map(String.init)
-            guard let last = parts.popLast(), last.hasPrefix("@") else { return nil }
+            guard parts.popLast() == Self.snapshotLeaf, let last = parts.popLast(), last.hasPrefix("@") else { return nil }
             return DatasetName(pool: name, path: parts, snapshot: String(last.dropFirst()))
         }
         if rel.hasPrefix(".lumos") { return nil }

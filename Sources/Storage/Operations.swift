@@ -94,22 +94,23 @@ extension Pool {
         for t in targets where exists(t.name.at(snapName)) {
             throw LumosError.exists("snapshot '\(t.name.at(snapName))' already exists")
         }
-        // All or nothing: a journal lists what was made so a crash can undo a partial -r.
+        // All or nothing: a journal lists what was made so a crash can undo a partial -r
+        // (one snapshot is a single atomic ioctl and needs none).
         var made: [String] = []
-        let journal = Journal(pool: self, op: "snapshot")
+        let journal = targets.count > 1 ? Journal(pool: self, op: "snapshot") : nil
         do {
             for t in targets {
                 let dest = path(t.name.at(snapName))
+                try journal?.record(undo: dest)
                 try Files.makeDirectories(Files.parent(dest), mode: 0o700)
-                try journal.record(undo: dest)
                 try Btrfs.snapshot(t.path, dest, readOnly: true, qgroups: levelOneGroups(t.name))
                 made.append(dest)
                 try Self.crashPoint("snapshot.after-one")
             }
-            journal.commit()
+            journal?.commit()
         } catch {
-            for m in made.reversed() { try? Btrfs.delete(m) }
-            journal.commit()
+            for m in made.reversed() { try? Btrfs.delete(m); rmdir(Files.parent(m)) }
+            journal?.commit()
             throw error
         }
     }
@@ -217,7 +218,10 @@ extension Pool {
             do { try Btrfs.delete(d.path) } catch let e as LumosError where e.errno == EBUSY {
                 throw LumosError.busy("cannot destroy '\(d.name)': it is busy (mounted or in use by a tenant); stop its users first")
             }
-            if d.name.isSnapshot { removeEmptySnapshotDirs(d.name.dataset) }
+            if d.name.isSnapshot {
+                rmdir(snapshotHolder(d.name))
+                removeEmptySnapshotDirs(d.name.dataset)
+            }
             if let qg { Btrfs.destroyQGroup(fd, Btrfs.qgroupID(level: 1, qg)) }
             Btrfs.destroyQGroup(fd, Btrfs.qgroupID(level: 0, d.info.id))
         }
@@ -265,6 +269,7 @@ extension Pool {
         try replaceHead(current, with: src, all: all, fd: fd)
         for n in newer.sorted(by: { $0.info.id > $1.info.id }) {
             try Btrfs.delete(n.path)
+            rmdir(snapshotHolder(n.name))
             Btrfs.destroyQGroup(fd, Btrfs.qgroupID(level: 0, n.info.id))
         }
     }
@@ -330,7 +335,7 @@ extension Pool {
         }
         try Files.makeDirectories(snapshotDirectory(ds), mode: 0o700)
         for m in moving {
-            try sys("rename", "\(m.name)") { rename(m.path, path(ds.at(m.name.snapshot!))) }
+            try sys("rename", "\(m.name)") { rename(snapshotHolder(m.name), snapshotHolder(ds.at(m.name.snapshot!))) }
         }
         removeEmptySnapshotDirs(origin.dataset)
         // Other clones of the moved snapshots now name the promoted dataset's copy.

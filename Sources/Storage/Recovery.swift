@@ -54,7 +54,11 @@ extension Pool {
                 try recoverRollback(plan, fd: fd)
             } else if f.hasSuffix(".undo") {
                 let paths = ((try? FD.readText(p)) ?? "").split(separator: "\n").map(String.init)
-                for s in paths.reversed() where Btrfs.isSubvolume(s) { try? Btrfs.delete(s) }
+                for s in paths.reversed() {
+                    if Btrfs.isSubvolume(s) { try? Btrfs.delete(s) }
+                    // Only a snapshot's own `@name` holder is removed (rmdir can delete an empty subvolume).
+                    if Files.basename(Files.parent(s)).hasPrefix("@") { rmdir(Files.parent(s)) }
+                }
                 for s in paths { if let n = name(forRelativePath: String(s.dropFirst(mountpoint.count + 1))) { removeEmptySnapshotDirs(n.dataset) } }
                 unlink(p)
             } else {
@@ -66,11 +70,11 @@ extension Pool {
             for n in Files.list(dir) { deleteTree(dir + "/" + n) }
         }
         // Abandoned receives: their staging directory's lock is free.
-        for n in Files.list(receiveDir) where !n.hasSuffix(".lock") {
-            let lockFile = receiveDir + "/" + n + ".lock"
-            if FileLock.isFree(lockFile) {
-                deleteTree(receiveDir + "/" + n)
-                unlink(lockFile)
+        for n in Files.list(receiveDir) {
+            let staging = receiveDir + "/" + (n.hasSuffix(".lock") ? String(n.dropLast(5)) : n)
+            if FileLock.isFree(staging + ".lock") {
+                deleteTree(staging)
+                unlink(staging + ".lock")
             }
         }
     }

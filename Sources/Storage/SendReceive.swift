@@ -193,9 +193,12 @@ extension Pool {
             guard received.count == 1, Btrfs.isSubvolume(staging + "/" + received[0]) else {
                 throw LumosError(.corrupt, "stream produced no snapshot; nothing was received")
             }
+            if received[0] != Self.snapshotLeaf {
+                try sys("rename", "received snapshot") { rename(staging + "/" + received[0], staging + "/" + Self.snapshotLeaf) }
+            }
             let lock = try begin()
             defer { _ = lock }
-            return try commitReceive(header, staging: staging + "/" + received[0], into: ds)
+            return try commitReceive(header, staging: staging, into: ds)
         } catch {
             deleteTree(staging)
             throw error
@@ -250,35 +253,44 @@ extension Pool {
     }
 
     /// Moves the received snapshot into place and makes (or moves forward) the dataset's head.
-    func commitReceive(_ h: SendHeader, staging received: String, into ds: DatasetName) throws -> DatasetName {
+    func commitReceive(_ h: SendHeader, staging: String, into ds: DatasetName) throws -> DatasetName {
         let fd = try openRoot()
         defer { close(fd) }
+        let received = staging + "/" + Self.snapshotLeaf
         let snapName = ds.at(h.snapshot)
         let snapPath = path(snapName)
+        let holder = snapshotHolder(snapName)
         let info = try Btrfs.info(received)
         if h.baseGUID == nil {
             // Full stream: a new dataset with its own quota group; the snapshot joins it.
             let qg = try allocateQGroup(fd)
             let groups = [Btrfs.qgroupID(level: 1, qg)] + ancestorQGroups(ds)
             let tmp = tmpDir + "/" + UUID().uuidString
+            // Both renames below or neither: a crash between them is undone by recovery.
+            let journal = Journal(pool: self, op: "receive")
             do {
+                try journal.record(undo: path(ds))
+                try journal.record(undo: snapPath)
                 try Btrfs.snapshot(received, tmp, readOnly: false, qgroups: groups)
                 try resetProperties(tmp, keep: [XAttr.type, XAttr.volsize, XAttr.compression])
                 try Btrfs.setxattr(tmp, XAttr.qgroup, String(qg))
                 for g in groups { try Btrfs.assign(fd, Btrfs.qgroupID(level: 0, info.id), to: g) }
-                try Files.makeDirectories(Files.parent(snapPath), mode: 0o700)
-                try sys("rename", "\(snapName)") { rename(received, snapPath) }
+                try Files.makeDirectories(Files.parent(holder), mode: 0o700)
+                try sys("rename", "\(snapName)") { rename(staging, holder) }
                 try Self.crashPoint("receive.before-rename")
                 try sys("rename", "\(ds)") { rename(tmp, path(ds)) }
+                journal.commit()
             } catch {
+                journal.commit()
                 try? Btrfs.delete(tmp)
-                if Btrfs.isSubvolume(snapPath) { try? Btrfs.delete(snapPath) }
+                if Btrfs.isSubvolume(snapPath) { try? Btrfs.delete(snapPath); rmdir(holder) }
                 Btrfs.destroyQGroup(fd, Btrfs.qgroupID(level: 1, qg))
                 throw error
             }
         } else {
             for g in levelOneGroups(ds) { try Btrfs.assign(fd, Btrfs.qgroupID(level: 0, info.id), to: g) }
-            try sys("rename", "\(snapName)") { rename(received, snapPath) }
+            try Files.makeDirectories(Files.parent(holder), mode: 0o700)
+            try sys("rename", "\(snapName)") { rename(staging, holder) }
             // Move the head forward to the received snapshot, as zfs receive does.
             let all = try entries()
             try replaceHead(try entry(ds), with: try entry(snapName), all: all, fd: fd)
