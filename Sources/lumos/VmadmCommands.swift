@@ -11,7 +11,10 @@ nonisolated(unsafe) var tenantNetwork: TenantNetwork = NoTenantNetwork()
 /// Opens the host's tenants: the `zones` pool and the zone runtime.
 func openVmadm(_ root: StateRoot) throws -> Vmadm {
     let datasets = try PoolDatasets.open(root: root)
-    return Vmadm(root: root, datasets: datasets, zones: try RuntimeZones(root: root), network: tenantNetwork)
+    let vmadm = Vmadm(root: root, datasets: datasets, zones: try RuntimeZones(root: root), network: tenantNetwork)
+    // Every command first finishes or undoes what a killed command left (DESIGN.md).
+    try vmadm.recover()
+    return vmadm
 }
 
 /// Success lines go to stderr as vmadm prints them, so stdout stays for data.
