@@ -30,6 +30,8 @@ public struct TenantNIC: Sendable, Equatable, Codable {
     public var hostLink: String
     public var mac: MACAddress
     public var spec: NicSpec
+    /// True when Lumos generated the MAC (dladm's MACADDRTYPE "random").
+    public var macGenerated: Bool
 
     public var switchName: String { spec.nicTag }
     /// The ifb that carries what the tenant sends when it has a tx cap.
@@ -40,6 +42,7 @@ public struct TenantNIC: Sendable, Equatable, Codable {
     enum CodingKeys: String, CodingKey {
         case tenant, interface, mac, spec
         case hostLink = "host_link"
+        case macGenerated = "mac_generated"
     }
 }
 

@@ -110,11 +110,12 @@ public struct TenantNetwork: Sendable {
                 iface = "net\(n)"
                 taken.insert(iface)
             }
+            let generated = spec.mac == nil
             let mac = spec.mac ?? MACAddress.generate(avoiding: used)
             used.insert(mac)
             spec.mac = mac
             spec.interface = iface
-            out.append(TenantNIC(tenant: tenant, interface: iface, hostLink: try Self.hostLinkName(tenant: tenant, interface: iface), mac: mac, spec: spec))
+            out.append(TenantNIC(tenant: tenant, interface: iface, hostLink: try Self.hostLinkName(tenant: tenant, interface: iface), mac: mac, spec: spec, macGenerated: generated))
         }
         return out
     }

@@ -9,5 +9,6 @@ let invokedAs = Files.basename(CommandLine.arguments.first ?? "lumos")
 let args = Array(CommandLine.arguments.dropFirst())
 
 switch invokedAs {
+case "dladm": CLI.run(Dladm.self, args, name: "dladm")
 default: CLI.run(Lumos.self, args, name: "lumos")
 }
