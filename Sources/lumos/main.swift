@@ -15,5 +15,6 @@ case "dtrace": CLI.run(TraceCommand.self, args, name: "dtrace")
 case "zlogin": CLI.run(Zlogin.self, args, name: "zlogin")
 case "vmadm": CLI.run(VmadmCommand.self, args, name: "vmadm")
 case "imgadm": CLI.run(ImgadmCommand.self, args, name: "imgadm")
+case "dladm": CLI.run(Dladm.self, args, name: "dladm")
 default: CLI.run(Lumos.self, args, name: "lumos")
 }
