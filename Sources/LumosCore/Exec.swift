@@ -90,7 +90,18 @@ public enum Exec {
         close(outPipe[1]); close(errPipe[1])
         if let input {
             close(inPipe[0])
-            _ = input.withUnsafeBytes { FD.writeAll(inPipe[1], $0) }
+            // A child that exits without reading all its input must not kill us with SIGPIPE:
+            // block it in this thread for the write and drop one that became pending.
+            var pipeOnly = sigset_t(), old = sigset_t()
+            sigemptyset(&pipeOnly)
+            sigaddset(&pipeOnly, SIGPIPE)
+            pthread_sigmask(SIG_BLOCK, &pipeOnly, &old)
+            let complete = input.withUnsafeBytes { FD.writeAll(inPipe[1], $0) }
+            if !complete && errno == EPIPE {
+                var zero = timespec()
+                _ = sigtimedwait(&pipeOnly, nil, &zero)
+            }
+            pthread_sigmask(SIG_SETMASK, &old, nil)
             close(inPipe[1])
         }
         let (out, err) = FD.drainBoth(outPipe[0], errPipe[0])

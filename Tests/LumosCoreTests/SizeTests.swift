@@ -42,3 +42,9 @@ import Testing
     let ign = r.stdout.split(separator: "\n").first { $0.hasPrefix("SigIgn") }.flatMap { UInt64($0.split(separator: "\t").last!, radix: 16) }
     #expect(ign.map { $0 & 0x7fff_ffff } == 0)
 }
+
+@Test func inputToAChildThatExitsEarlyIsNotFatal() throws {
+    // `true` reads nothing; writing 1 MiB to it must fail quietly, not raise SIGPIPE.
+    let r = try Exec.run(["true"], input: [UInt8](repeating: 7, count: 1 << 20))
+    #expect(r.status == 0)
+}
