@@ -4,16 +4,17 @@ import LumosCore
 import Testing
 @testable import Trace
 
-/// A hand-assembled BPF program that counts its runs in a one-slot array map.
+/// A hand-assembled BPF program that counts its runs in a one-slot array map (or stores
+/// the cgroup id of the task it last ran in).
 final class CounterProgram {
     let map: Int32
     let program: Int32
 
-    init(type: Int32) throws {
+    init(type: Int32, storeCgroupID: Bool = false) throws {
         map = clinux_perf_selftest_counter_map()
         if map < 0 { throw Errno(errno, "bpf(BPF_MAP_CREATE)") }
         var log = [CChar](repeating: 0, count: 65536)
-        program = clinux_perf_selftest_counter_prog(UInt32(type), map, &log, UInt32(log.count))
+        program = clinux_perf_selftest_counter_prog(UInt32(type), map, storeCgroupID ? 1 : 0, &log, UInt32(log.count))
         if program < 0 {
             let e = errno
             close(map)
@@ -44,9 +45,9 @@ final class CounterProgram {
         let tp = TracepointName(category: "syscalls", name: "sys_enter_sched_get_priority_max")
         let link = try ProbeAttach.tracepoint(tp, program: counter.program, tracefs: tfs)
         for _ in 0..<5 { _ = sched_get_priority_max(SCHED_OTHER) }
+        link.detach()
         let seen = counter.count
         #expect(seen >= 5)
-        link.detach()
         for _ in 0..<5 { _ = sched_get_priority_max(SCHED_OTHER) }
         #expect(counter.count == seen)
     }

@@ -32,8 +32,9 @@ enum {
 };
 
 // Self-test support for the probe tests: a one-slot array map and a program that adds 1
-// to it each time it runs (so a test can see a probe fire without the compiler).
+// to it each time it runs (so a test can see a probe fire without the compiler), or, with
+// store_cgroup_id set, stores bpf_get_current_cgroup_id() of the task it ran in.
 int clinux_perf_selftest_counter_map(void);
-int clinux_perf_selftest_counter_prog(uint32_t prog_type, int map_fd, char *log, uint32_t log_size);
+int clinux_perf_selftest_counter_prog(uint32_t prog_type, int map_fd, int store_cgroup_id, char *log, uint32_t log_size);
 int clinux_perf_selftest_counter_read(int map_fd, uint64_t *value);
 #endif
