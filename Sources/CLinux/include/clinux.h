@@ -4,4 +4,5 @@
 #include "clinux_perf.h"
 #include "clinux_sys.h"
 #include "clinux_storage.h"
+#include "clinux_bpf.h"
 #endif
