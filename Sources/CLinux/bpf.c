@@ -157,3 +157,17 @@ int clinux_bpf_perf_open_cpu_clock(int cpu, uint64_t value, int use_freq) {
     if (use_freq) attr.sample_freq = value; else attr.sample_period = value;
     return perf_open(&attr, -1, cpu);
 }
+
+int clinux_bpf_perf_open_uprobe(uint32_t pmu_type, const char *path, uint64_t offset,
+                                uint64_t ref_ctr_offset, int is_return, int pid) {
+    struct perf_event_attr attr;
+    memset(&attr, 0, sizeof(attr));
+    attr.size = sizeof(attr);
+    attr.type = pmu_type;
+    attr.config = (is_return ? 1 : 0) | (ref_ctr_offset << 32);
+    attr.config1 = (uint64_t)(uintptr_t)path;
+    attr.config2 = offset;
+    attr.sample_period = 1;
+    attr.wakeup_events = 1;
+    return perf_open(&attr, pid, pid == -1 ? 0 : -1);
+}

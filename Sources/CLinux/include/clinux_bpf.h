@@ -43,3 +43,10 @@ static inline void clinux_store_release_u64(uint64_t *p, uint64_t v) { __atomic_
 // (use_freq=1, value in Hz) or by period (value in ns). Return a perf fd or -1 with errno.
 int clinux_bpf_perf_open_tracepoint(uint64_t tracepoint_id);
 int clinux_bpf_perf_open_cpu_clock(int cpu, uint64_t value, int use_freq);
+
+// A uprobe (or uretprobe) perf event through the uprobe PMU (pmu_type from
+// /sys/bus/event_source/devices/uprobe/type): config1 = path, config2 = file offset,
+// config bits 32-63 = semaphore (reference counter) offset, config bit 0 = return probe.
+// pid -1 probes every process mapping the file.
+int clinux_bpf_perf_open_uprobe(uint32_t pmu_type, const char *path, uint64_t offset,
+                                uint64_t ref_ctr_offset, int is_return, int pid);

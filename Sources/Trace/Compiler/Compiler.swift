@@ -97,6 +97,7 @@ public final class DCompiler {
         case .begin, .end, .error: return .rawTracepoint
         case .tracepoint, .allSyscalls: return .tracepoint
         case .profile, .tick: return .perfEvent
+        case .uprobe: return .kprobe
         }
     }
 

@@ -72,6 +72,9 @@ public enum ProbeAttachPoint: Hashable, Sendable {
     case profile(hz: UInt64)
     /// tick-N: a cpu-clock event with this period on one CPU.
     case tick(periodNs: UInt64)
+    /// A uprobe at a file offset (USDT probe or pid-provider function), in one process or
+    /// (pid nil) every process mapping the file; the semaphore is raised while attached.
+    case uprobe(path: String, offset: UInt64, pid: Int32?, isReturn: Bool, semaphore: UInt64?)
 }
 
 /// The data layout a program sees, which decides how arguments are read.
@@ -84,6 +87,13 @@ public enum ProbeContext: Equatable, Sendable {
     case tracepoint([TracepointField])
     /// bpf_perf_event_data: pt_regs first.
     case perfEvent
+    /// A USDT probe: pt_regs, arguments located as the stapsdt note says. A RIP-relative
+    /// argument (`8@counter(%rip)`) is found from the probe's own address at run time:
+    /// symbolOffsets holds symbol value minus the note's pc, so PIE load bases cancel out.
+    case usdt([USDTArgument], symbolOffsets: [String: Int64])
+    /// A user function's entry (arguments in the x86-64 argument registers) or return
+    /// (arg1 the return value, as in DTrace's pid provider).
+    case userFunction(isReturn: Bool)
 }
 
 /// A probe as DTrace names it, plus where it attaches.

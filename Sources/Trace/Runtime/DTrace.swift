@@ -50,6 +50,8 @@ public enum DTrace {
             macros["target"] = "\(p)"
         }
         defer { target?.abandon() }
+        catalog.targetPID = target?.pid ?? inv.pid
+        catalog.targetCommand = inv.command
 
         // Parse each source on its own (errors name it), then compile them as one program.
         var merged = DProgram(clauses: [], declarations: [], pragmas: [])

@@ -22,6 +22,23 @@ public final class Attachment: @unchecked Sendable {
         return Attachment(fds: [fd])
     }
 
+    /// Attaches a uprobe (USDT or pid provider).
+    public static func uprobe(path: String, offset: UInt64, pid: Int32?, isReturn: Bool, semaphore: UInt64?, program: BPFProgram) throws -> Attachment {
+        guard let typeText = TraceFS.read("/sys/bus/event_source/devices/uprobe/type"),
+              let type = UInt32(typeText.filter { $0.isNumber }) else {
+            throw LumosError.unsupported("uprobes are not available: /sys/bus/event_source/devices/uprobe/type is missing")
+        }
+        let fd = clinux_bpf_perf_open_uprobe(type, path, offset, semaphore ?? 0, isReturn ? 1 : 0, pid ?? -1)
+        let what = "uprobe \(path)+0x\(String(offset, radix: 16))"
+        if fd < 0 { throw Errno(errno, "perf_event_open", what) }
+        if clinux_bpf_attach_perf_event(fd, program.fd) < 0 {
+            let e = errno
+            close(fd)
+            throw Errno(e, "ioctl(PERF_EVENT_IOC_SET_BPF)", what)
+        }
+        return Attachment(fds: [fd])
+    }
+
     /// Attaches to a cpu-clock event on each CPU in `cpus` (profile-N: every CPU; tick-N: one).
     public static func cpuClock(cpus: [Int], hz: UInt64? = nil, periodNs: UInt64? = nil, program: BPFProgram) throws -> Attachment {
         var fds: [Int32] = []

@@ -82,6 +82,8 @@ public final class TraceSession {
                 // Period mode, not frequency mode: the kernel's frequency adjustment starves an idle
                 // CPU of samples, while DTrace's profile-N fires on every CPU at N Hz, busy or idle.
                 attachments.append(try Attachment.cpuClock(cpus: cpus, periodNs: 1_000_000_000 / max(1, hz), program: prog))
+            case .uprobe(let path, let offset, let pid, let isReturn, let semaphore):
+                attachments.append(try Attachment.uprobe(path: path, offset: offset, pid: pid, isReturn: isReturn, semaphore: semaphore, program: prog))
             case .tick(let period):
                 attachments.append(try Attachment.cpuClock(cpus: [cpus.first ?? 0], periodNs: period, program: prog))
             }
