@@ -136,3 +136,44 @@ func ownComm() -> String {
         #expect(e?.description.contains("R5 !read_ok") == true)
     }
 }
+
+@Suite(.serialized) struct UserProbeTracingTests {
+    /// USDT on a test program built with <sys/sdt.h>, run as a `-c` command: every firing
+    /// is seen with its decoded arguments (register, negative, RIP-relative memory), the
+    /// semaphore-guarded probe fires because attaching raises its semaphore, and the pid
+    /// provider sees each call of work() and its return value.
+    @Test(.enabled(if: isRoot, "needs root")) func usdtAndPidProbesOnACommand() throws {
+        let prog = try TestProgram(TestProgram.usdtSource, name: "usdtprog")
+        defer { prog.remove() }
+        let target = try TargetProcess(command: "\(prog.binary) 6 1")
+        defer { target.abandon() }
+        let catalog = try KernelProbeCatalog()
+        catalog.targetPID = target.pid
+        catalog.targetCommand = "\(prog.binary) 6 1"
+        let source = """
+            lumostest$target:::tick { @big[arg0] = count(); @neg = sum(arg1); @counter = max(arg2); }
+            lumostest$target:::guarded { @guarded = count(); }
+            pid$target::work:entry { @calls = count(); }
+            pid$target::work:return { @ret = min((int)arg1); }
+            """
+        let script = try DCompiler(catalog: catalog, syscallNumbers: catalog.syscallNumbers)
+            .compile(try Parser.parse(source, macros: ["target": "\(target.pid)"]))
+        #expect(script.matched.map(\.count) == [1, 1, 1, 1])
+        var options = TraceOptions()
+        options.quiet = true
+        let session = try TraceSession(script: script, options: options, output: open("/dev/null", O_WRONLY | O_CLOEXEC))
+        try session.load()
+        try session.attach()
+        target.release()
+        while !target.hasExited() { usleep(10_000) }
+        session.detach()
+        #expect(target.exitStatus == 0)
+        #expect(session.snapshot("big").records.count == 6)
+        #expect(session.snapshot("big").records.allSatisfy { $0.value == .count(1) })
+        #expect(session.snapshot("neg").records.first?.value == .sum(-(5 + 6 + 7 + 8 + 9 + 10)))
+        #expect(session.snapshot("counter").records.first?.value == .max(7))
+        #expect(session.snapshot("guarded").records.first?.value == .count(6))
+        #expect(session.snapshot("calls").records.first?.value == .count(6))
+        #expect(session.snapshot("ret").records.first?.value == .min(-10))
+    }
+}
