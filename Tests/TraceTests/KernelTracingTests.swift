@@ -177,3 +177,69 @@ func ownComm() -> String {
         #expect(session.snapshot("ret").records.first?.value == .min(-10))
     }
 }
+
+@Suite(.serialized) struct ZoneNameTracingTests {
+    /// Two "zones" (cgroup v2 directories named by uuid, aliases web01 and db01 in their
+    /// manifests) each run a process making a known number of getppid() calls; zonename
+    /// separates them in the kernel (the predicate filters on it) and as a key. (The
+    /// gate shell also calls getppid() at start, hence the execname filter.)
+    @Test(.enabled(if: isRoot && ZoneNameMap.cgroupParent() != nil, "needs root and cgroup v2"))
+    func zonenameSeparatesZones() throws {
+        let cgroup2 = String(ZoneNameMap.cgroupParent()!.dropLast("/lumos".count))
+        let parent = "\(cgroup2)/lumos-trace-test-\(getpid())"
+        let zones = "/tmp/lumos-trace-test-zones-\(getpid())"
+        let web = "11111111-0000-4000-8000-\(String(getpid(), radix: 16).leftPad(12))"
+        let db = "22222222-0000-4000-8000-\(String(getpid(), radix: 16).leftPad(12))"
+        let prog = try TestProgram(["""
+            #include <stdlib.h>
+            #include <unistd.h>
+            int main(int argc, char **argv) { for (int i = atoi(argv[1]); i > 0; i--) getppid(); return 0; }
+            """], name: "getppid")
+        var targets: [TargetProcess] = []
+        defer {
+            for t in targets { t.abandon(); _ = t.hasExited() }
+            for z in [web, db] { rmdir("\(parent)/\(z)"); unlink("\(zones)/\(z)/manifest.json"); rmdir("\(zones)/\(z)") }
+            rmdir(parent)
+            rmdir(zones)
+            prog.remove()
+        }
+        try Files.makeDirectories(parent)
+        for (uuid, alias) in [(web, "web01"), (db, "db01")] {
+            try Files.makeDirectories("\(parent)/\(uuid)")
+            try Files.makeDirectories("\(zones)/\(uuid)")
+            try Files.writeAtomically("\(zones)/\(uuid)/manifest.json", "{\"uuid\": \"\(uuid)\", \"alias\": \"\(alias)\"}")
+        }
+        let catalog = try KernelProbeCatalog()
+        let script = try DCompiler(catalog: catalog, syscallNumbers: catalog.syscallNumbers).compile(try Parser.parse("""
+            syscall::getppid:entry /zonename == "web01" && execname == "getppid"/ { @web = count(); }
+            syscall::getppid:entry /zonename != "global" && execname == "getppid"/ { @byzone[zonename] = count(); }
+            """))
+        var options = TraceOptions()
+        options.quiet = true
+        let session = try TraceSession(script: script, options: options, output: open("/dev/null", O_WRONLY | O_CLOEXEC))
+        session.zoneNames = ZoneNameMap.load(cgroupParent: parent, zonesDirectory: zones)
+        #expect(Set(session.zoneNames.values) == ["web01", "db01"])
+        try session.load()
+        try session.attach()
+        for (uuid, calls) in [(web, 300), (db, 200)] {
+            let t = try TargetProcess(command: "\(prog.binary) \(calls)")
+            targets.append(t)
+            // cgroupfs files take a plain write (no temp file and rename).
+            let fd = open("\(parent)/\(uuid)/cgroup.procs", O_WRONLY | O_CLOEXEC)
+            #expect(fd >= 0)
+            FD.writeAll(fd, Array("\(t.pid)\n".utf8))
+            close(fd)
+            t.release()
+        }
+        for t in targets { while !t.hasExited() { usleep(5_000) } }
+        session.detach()
+        #expect(session.snapshot("web").records.first?.value == .count(300))
+        let byZone = session.snapshot("byzone")
+        #expect(byZone.records.first { $0.keys == [.string("web01")] }?.value == .count(300))
+        #expect(byZone.records.first { $0.keys == [.string("db01")] }?.value == .count(200))
+    }
+}
+
+extension String {
+    func leftPad(_ n: Int) -> String { String(repeating: "0", count: max(0, n - count)) + self }
+}
