@@ -31,7 +31,7 @@ func currentTid() -> Int32 {
 }
 
 func ownComm() -> String {
-    (TraceFS.read("/proc/self/task/\(currentTid())/comm") ?? "").split(separator: "\n").first.map(String.init) ?? ""
+    (TextFile.read("/proc/self/task/\(currentTid())/comm") ?? "").split(separator: "\n").first.map(String.init) ?? ""
 }
 
 @Suite(.serialized) struct KernelTracingTests {
@@ -80,21 +80,31 @@ func ownComm() -> String {
         #expect(session.snapshot("bytes").records.first?.value == .sum(expected))
     }
 
-    /// profile-99 fires about 99 times per second on each CPU.
+    /// profile-99 fires about 99 times per second on a CPU. The test thread keeps its CPU
+    /// busy for two seconds: on this machine's virtual CPUs an idle vCPU's timers are
+    /// sometimes not delivered at all (bpftrace's profile:hz:99 shows the same), so the
+    /// rate is asserted for the busiest CPU, and no CPU may exceed it.
     @Test(.enabled(if: isRoot, "needs root")) func profileSamplesAtItsRate() throws {
         var start = timespec(), end = timespec()
         let session = try traced("profile-99 { @s[cpu] = count(); }") {
             clock_gettime(CLOCK_MONOTONIC, &start)
-            usleep(2_000_000)
-            clock_gettime(CLOCK_MONOTONIC, &end)
+            var now = start
+            var spins: UInt64 = 0
+            while Double(now.tv_sec - start.tv_sec) + Double(now.tv_nsec - start.tv_nsec) / 1e9 < 2 {
+                spins &+= 1
+                clock_gettime(CLOCK_MONOTONIC, &now)
+            }
+            end = now
+            #expect(spins > 0)
         }
         let seconds = Double(end.tv_sec - start.tv_sec) + Double(end.tv_nsec - start.tv_nsec) / 1e9
         let perCPU = session.snapshot("s").records.map { r -> Double in
             if case .count(let n) = r.value { return Double(n) / seconds }
             return 0
         }
-        #expect(!perCPU.isEmpty)
-        for rate in perCPU { #expect(rate > 80 && rate < 120, "samples per second per CPU: \(rate)") }
+        let busiest = perCPU.max() ?? 0
+        #expect(busiest > 85 && busiest < 113, "samples per second on the busiest CPU: \(busiest)")
+        #expect(perCPU.allSatisfy { $0 < 113 }, "samples per second per CPU: \(perCPU)")
     }
 
     /// printf records come back through the ring buffer formatted as DTrace prints them;

@@ -16,7 +16,7 @@ public final class KernelProbeCatalog: ProbeCatalog, @unchecked Sendable {
     let lock = NSLockish()
 
     public init() throws {
-        root = try TraceFS.root()
+        root = try Tracefs.locate().root
         let names = Files.list("\(root)/events/syscalls")
         syscalls = names.filter { $0.hasPrefix("sys_enter_") }.map { String($0.dropFirst("sys_enter_".count)) }.sorted()
         syscallNumbers = KernelProbeCatalog.readSyscallNumbers()
@@ -26,7 +26,7 @@ public final class KernelProbeCatalog: ProbeCatalog, @unchecked Sendable {
     static func readSyscallNumbers() -> [String: Int] {
         var out: [String: Int] = [:]
         for path in ["/usr/include/x86_64-linux-gnu/asm/unistd_64.h", "/usr/include/asm/unistd_64.h"] {
-            guard let text = TraceFS.read(path) else { continue }
+            guard let text = TextFile.read(path) else { continue }
             for line in text.split(separator: "\n") where line.hasPrefix("#define __NR_") {
                 let parts = line.split(separator: " ")
                 if parts.count == 3, let n = Int(parts[2]) { out[String(parts[1].dropFirst(5))] = n }
@@ -40,7 +40,7 @@ public final class KernelProbeCatalog: ProbeCatalog, @unchecked Sendable {
         lock.locked {
             let key = "\(category)/\(name)"
             if let f = formats[key] { return f }
-            let f = TracepointField.parseFormat(TraceFS.read("\(root)/events/\(key)/format") ?? "")
+            let f = TracepointField.parseFormat(TextFile.read("\(root)/events/\(key)/format") ?? "")
             formats[key] = f
             return f
         }

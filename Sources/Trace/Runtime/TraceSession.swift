@@ -10,7 +10,8 @@ public final class TraceSession {
     let output: Int32
     var maps: [BPFMap] = []
     var loaded: [(CompiledProgram, BPFProgram)] = []
-    var attachments: [Attachment] = []
+    var attachments: [ProbeLink] = []
+    var tracefs: Tracefs?
     var ring: RingBuffer?
     var printedHeading = false
     var printed: Set<String> = []
@@ -66,28 +67,35 @@ public final class TraceSession {
         }
     }
 
-    /// Attaches every program except BEGIN/END/ERROR, in clause order.
+    /// Attaches every program except BEGIN/END/ERROR, in clause order, with the probes
+    /// layer's attach code.
     public func attach() throws {
-        let cpus = (0..<BPFMap.possibleCPUs).filter { access("/sys/devices/system/cpu/cpu\($0)", F_OK) == 0 }
         for (p, prog) in loaded {
             switch p.probe.attach {
             case .begin, .end, .error:
                 continue
             case .tracepoint(let cat, let name):
-                attachments.append(try Attachment.tracepoint(id: try TraceFS.eventID(category: cat, name: name), program: prog, what: "\(cat):\(name)"))
+                attachments.append(try ProbeAttach.tracepoint(TracepointName(category: cat, name: name), program: prog.fd, tracefs: try kernelTracefs()))
             case .allSyscalls(let entry, _):
-                let name = entry ? "sys_enter" : "sys_exit"
-                attachments.append(try Attachment.tracepoint(id: try TraceFS.eventID(category: "raw_syscalls", name: name), program: prog, what: "raw_syscalls:\(name)"))
+                let tp = TracepointName(category: "raw_syscalls", name: entry ? "sys_enter" : "sys_exit")
+                attachments.append(try ProbeAttach.tracepoint(tp, program: prog.fd, tracefs: try kernelTracefs()))
             case .profile(let hz):
                 // Period mode, not frequency mode: the kernel's frequency adjustment starves an idle
                 // CPU of samples, while DTrace's profile-N fires on every CPU at N Hz, busy or idle.
-                attachments.append(try Attachment.cpuClock(cpus: cpus, periodNs: 1_000_000_000 / max(1, hz), program: prog))
-            case .uprobe(let path, let offset, let pid, let isReturn, let semaphore):
-                attachments.append(try Attachment.uprobe(path: path, offset: offset, pid: pid, isReturn: isReturn, semaphore: semaphore, program: prog))
+                attachments.append(try ProbeAttach.profile(.period(nanoseconds: 1_000_000_000 / max(1, hz)), program: prog.fd))
             case .tick(let period):
-                attachments.append(try Attachment.cpuClock(cpus: [cpus.first ?? 0], periodNs: period, program: prog))
+                attachments.append(try ProbeAttach.tick(.period(nanoseconds: period), program: prog.fd, cpu: OnlineCPUs.list().first ?? 0))
+            case .uprobe(let path, let offset, let pid, let isReturn, let semaphore):
+                attachments.append(try ProbeAttach.uprobe(path: path, offset: offset, returnProbe: isReturn, program: prog.fd, pid: pid ?? -1, semaphoreOffset: semaphore))
             }
         }
+    }
+
+    func kernelTracefs() throws -> Tracefs {
+        if let tracefs { return tracefs }
+        let t = try Tracefs.locate()
+        tracefs = t
+        return t
     }
 
     public func detach() { attachments.removeAll() }
