@@ -121,6 +121,17 @@ func ownComm() -> String {
         #expect(String(decoding: FD.readAll(fds[0]), as: UTF8.self) == "forty+2=42    bc|\n")
     }
 
+    /// BEGIN runs in the tracer's own task, so pid/ppid/uid there are ours (ppid reads
+    /// task_struct through offsets from kernel BTF).
+    @Test(.enabled(if: isRoot, "needs root")) func processBuiltinsInBEGIN() throws {
+        var fds: [Int32] = [0, 0]
+        #expect(pipe(&fds) == 0)
+        defer { close(fds[0]) }
+        _ = try traced("BEGIN { printf(\"%d %d %d %d\", pid, ppid, uid, tid == pid ? 0 : 1); exit(0); }", output: fds[1]) {}
+        close(fds[1])
+        #expect(String(decoding: FD.readAll(fds[0]), as: UTF8.self) == "\(getpid()) \(getppid()) \(getuid()) \(currentTid() == getpid() ? 0 : 1)")
+    }
+
     /// A program the kernel verifier rejects is reported against the D line whose code
     /// the verifier stopped at. The rejection is made on purpose: the instructions of
     /// line 3's statement are preceded by a read of a register nothing wrote.

@@ -21,6 +21,13 @@ public final class DCompiler {
     var syscallNames: [Int: String] = [:]
     /// CLOCK_REALTIME - CLOCK_MONOTONIC, so walltimestamp = ktime_get_ns() + offset.
     let wallClockOffset: Int64
+    /// task_struct offsets for ppid, from kernel BTF on first use (nil: not available).
+    lazy var parentOffsets: (realParent: Int, tgid: Int)? = {
+        guard let btf = try? KernelBTF.load(),
+              let parent = btf.offset(of: "real_parent", inStruct: "task_struct"),
+              let tgid = btf.offset(of: "tgid", inStruct: "task_struct") else { return nil }
+        return (parent, tgid)
+    }()
     /// Options: bufsize etc. do not change code; these do.
     public var destructiveAllowed = false
     public var aggregationEntries = 4096

@@ -94,8 +94,28 @@ extension ClauseGenerator {
             storeLiteral("global", at: d)
             asm.bind(end)
             return .string(d)
-        case "ppid", "curthread":
-            throw typeError("\(n) is not available: it needs kernel type information this tracer does not read yet", e)
+        case "ppid":
+            // curthread->real_parent->tgid, with offsets from kernel BTF.
+            guard let (parentOff, tgidOff) = compiler.parentOffsets else {
+                throw typeError("ppid is not available: the kernel's BTF (/sys/kernel/btf/vmlinux) lacks task_struct", e)
+            }
+            let slot = try alloc(8, at: e.location)
+            asm.store(.r10, offset: slot, imm: 0)
+            asm.call(.getCurrentTask)
+            asm.mov(.r3, .r0)
+            asm.alu(.add, .r3, imm: Int32(parentOff))
+            framePointer(.r1, slot)
+            asm.mov(.r2, imm: 8)
+            asm.call(.probeReadKernel)
+            asm.load(.r3, .r10, offset: slot)
+            asm.store(.r10, offset: slot, imm: 0)
+            asm.alu(.add, .r3, imm: Int32(tgidOff))
+            framePointer(.r1, slot)
+            asm.mov(.r2, imm: 4)
+            asm.call(.probeReadKernel)
+            asm.load(.r0, .r10, offset: slot, size: 4)
+        case "curthread":
+            throw typeError("curthread is not available: kernel structures cannot be dereferenced in D here", e)
         default:
             if n.hasPrefix("arg"), let i = Int(n.dropFirst(3)), i >= 0, i < 10 {
                 return try argument(i, e)
