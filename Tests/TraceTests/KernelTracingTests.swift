@@ -121,6 +121,18 @@ func ownComm() -> String {
         #expect(String(decoding: FD.readAll(fds[0]), as: UTF8.self) == "forty+2=42    bc|\n")
     }
 
+    /// strjoin (nested, and with an empty side), strlen, string comparison and ternaries.
+    @Test(.enabled(if: isRoot, "needs root")) func stringFunctions() throws {
+        var fds: [Int32] = [0, 0]
+        #expect(pipe(&fds) == 0)
+        defer { close(fds[0]) }
+        _ = try traced("""
+            BEGIN { s = strjoin("ab", strjoin("", "cd")); printf("%s|%d|%d|%s", s, strlen(s), s == "abcd", s < "abd" ? "lt" : "ge"); exit(0); }
+            """, output: fds[1]) {}
+        close(fds[1])
+        #expect(String(decoding: FD.readAll(fds[0]), as: UTF8.self) == "abcd|4|1|lt")
+    }
+
     /// BEGIN runs in the tracer's own task, so pid/ppid/uid there are ours (ppid reads
     /// task_struct through offsets from kernel BTF).
     @Test(.enabled(if: isRoot, "needs root")) func processBuiltinsInBEGIN() throws {

@@ -21,6 +21,37 @@ extension ClauseGenerator {
             asm.mov(.r2, imm: Int64(limit))
             asm.call(.probeReadUserStr)
             return .string(d)
+        case "strjoin":
+            guard args.count == 2 else { throw typeError("strjoin( ) takes two strings", e) }
+            // The result is built in a 128-byte area so the second string can be copied at a
+            // variable offset (the length of the first) without leaving it; then truncated.
+            let mark = stackUsed
+            let area = try alloc(2 * Layout.stringSize, at: e.location)
+            zero(area, 2 * Layout.stringSize)
+            _ = try stringExpr(args[0], into: area)
+            let second = try stringExpr(args[1])
+            let measured = asm.newLabel()
+            asm.mov(.r0, imm: 0)
+            for i in 0..<(Layout.stringSize - 1) {
+                asm.load(.r1, .r10, offset: area + i, size: 1)
+                asm.jump(.jeq, .r1, imm: 0, measured)
+                asm.alu(.add, .r0, imm: 1)
+            }
+            asm.bind(measured)
+            framePointer(.r1, area)
+            asm.alu(.add, .r1, .r0)
+            asm.mov(.r2, imm: Int64(Layout.stringSize))
+            asm.alu(.sub, .r2, .r0)
+            framePointer(.r3, second)
+            asm.call(.probeReadKernelStr)
+            asm.store(.r10, offset: area + Layout.stringSize - 1, imm: 0, size: 1)
+            if let dest {
+                copy(from: area, to: dest, Layout.stringSize)
+                // The work area is dead once copied out: later code may reuse it.
+                stackUsed = mark
+                return .string(dest)
+            }
+            return .string(area)
         case "stringof":
             guard args.count == 1 else { throw typeError("stringof( ) takes one argument", e) }
             return .string(try stringExpr(args[0], into: dest))
