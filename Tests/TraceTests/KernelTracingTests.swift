@@ -57,6 +57,23 @@ func ownComm() -> String {
         #expect(all.records.first { $0.keys == [.string("getpgrp")] }?.value == .count(123))
     }
 
+    /// stack() and ustack() as aggregation keys, symbolized: the kernel stack of getppid()
+    /// goes through the syscall entry, the user stack starts in libc's getppid wrapper.
+    @Test(.enabled(if: isRoot, "needs root")) func kernelAndUserStacks() throws {
+        let tid = currentTid()
+        let session = try traced("syscall::getppid:entry /tid == \(tid)/ { @k[stack()] = count(); @u[ustack()] = count(); }") {
+            for _ in 0..<5 { _ = getppid() }
+        }
+        guard case .stack(let kernel)? = session.snapshot("k").records.first?.keys.first,
+              case .stack(let user)? = session.snapshot("u").records.first?.keys.first else {
+            Issue.record("no stacks recorded")
+            return
+        }
+        #expect(kernel.contains { $0.hasPrefix("vmlinux`do_syscall_64+0x") }, "\(kernel)")
+        #expect(user.first?.hasPrefix("libc.so.6`") == true && user.first?.contains("getppid") == true, "\(user)")
+        #expect(session.snapshot("u").records.reduce(0) { n, r in if case .count(let c) = r.value { return n + c }; return n } == 5)
+    }
+
     /// quantize() of read latency with self-> timing: the distribution's total equals the
     /// number of reads this thread made.
     @Test(.enabled(if: isRoot, "needs root")) func readLatencyQuantizeTotalsReads() throws {

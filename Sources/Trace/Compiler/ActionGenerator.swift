@@ -77,7 +77,7 @@ extension ClauseGenerator {
                 throw typeError("\(f)( ) is an action and cannot be used in an expression", e)
             }
             if ["stack", "ustack", "jstack"].contains(f) {
-                throw typeError("\(f)( ) is not supported yet", e)
+                throw typeError("\(f)( ) can only be an aggregation key or the argument of trace( )", e)
             }
             throw typeError("failed to resolve \(f): Unknown function name", e)
         }
@@ -167,7 +167,9 @@ extension ClauseGenerator {
         let r = try alloc(size, at: loc)
         var off = Layout.recordHeader
         for (a, t) in zip(args, types) {
-            if t.isString {
+            if case .stack(let user) = t {
+                try emitStack(user: user, into: r + off, a)
+            } else if t.isString {
                 _ = try stringExpr(a, into: r + off)
             } else {
                 try intExpr(a)
@@ -185,6 +187,26 @@ extension ClauseGenerator {
         asm.mov(.r3, imm: Int64(size))
         asm.mov(.r4, imm: 0)
         asm.call(.ringbufOutput)
+    }
+
+    /// bpf_get_stack into buffer+8 (the kernel zero-fills unused frames); buffer+0 holds
+    /// the process id so user frames can be symbolized later.
+    mutating func emitStack(user: Bool, into buffer: Int, _ e: Expr) throws(DCompileError) {
+        if case .call(_, let args) = e.kind, !args.isEmpty {
+            throw typeError("stack( ) frame counts are not supported; \(Layout.stackFrames) frames are recorded", e)
+        }
+        if user {
+            asm.call(.getCurrentPidTgid)
+            asm.alu(.rsh, .r0, imm: 32)
+            asm.store(.r10, offset: buffer, .r0)
+        } else {
+            asm.store(.r10, offset: buffer, imm: 0)
+        }
+        asm.mov(.r1, .r6)
+        framePointer(.r2, buffer + 8)
+        asm.mov(.r3, imm: Int64(Layout.stackFrames * 8))
+        asm.mov(.r4, imm: user ? 1 << 8 : 0)  // BPF_F_USER_STACK
+        asm.call(.getStack)
     }
 
     // MARK: Aggregations

@@ -340,6 +340,8 @@ public final class DCompiler {
                 return fd.isCharArray || fd.isDataLocString ? .string : .integer(signed: fd.isSigned, size: fd.size)
             }
             return .int64
+        case .call(let f, _) where f == "stack" || f == "ustack":
+            return .stack(user: f == "ustack")
         case .call(let f, _):
             return ["copyinstr", "strjoin", "stringof", "lltostr", "basename", "dirname", "copyinstr"].contains(f) ? .string : .int64
         case .ternary(_, let a, _): return try staticType(a, context)

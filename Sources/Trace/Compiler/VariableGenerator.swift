@@ -279,7 +279,9 @@ extension ClauseGenerator {
         if keys.isEmpty { asm.store(.r10, offset: k, imm: 0) }
         var off = 0
         for (key, t) in zip(keys, types) {
-            if t.isString {
+            if case .stack(let user) = t {
+                try emitStack(user: user, into: k + off, key)
+            } else if t.isString {
                 _ = try stringExpr(key, into: k + off)
             } else {
                 let kt = try intExpr(key)

@@ -17,6 +17,7 @@ public final class TraceSession {
     var printed: Set<String> = []
     var normals: [String: Int64] = [:]
     var formats: [Int: PrintfFormat] = [:]
+    let symbols = StackSymbols()
     /// Set when a clause called exit(): tracing stops with this status.
     public private(set) var exitStatus: Int32?
     /// Zone names by cgroup v2 id, written to the zonename map before tracing starts.
@@ -191,6 +192,8 @@ public final class TraceSession {
         for t in types {
             guard off + t.storageSize <= record.count else { break }
             switch t {
+            case .stack(let user):
+                out.append(.stack(symbols.frames(record[off..<off + t.storageSize], user: user)))
             case .string:
                 let bytes = record[off..<off + Layout.stringSize].prefix(while: { $0 != 0 })
                 out.append(.string(String(decoding: bytes, as: UTF8.self)))
@@ -218,7 +221,7 @@ public final class TraceSession {
                 merged = merged.map { $0.merged(with: v) } ?? v
             }
             if let merged {
-                records.append(AggregationRecord(keys: AggregationDecoder.keys(spec, key), value: merged))
+                records.append(AggregationRecord(keys: AggregationDecoder.keys(spec, key, symbols), value: merged))
             }
         }
         return Aggregation(name: name, records: records, normal: normals[name] ?? 1)
@@ -249,7 +252,7 @@ public final class TraceSession {
                 guard let x = AggregationDecoder.value(spec, b) else { continue }
                 v = v.map { $0.merged(with: x) } ?? x
             }
-            if let v { rows.append((AggregationRecord(keys: AggregationDecoder.keys(spec, key), value: v), key)) }
+            if let v { rows.append((AggregationRecord(keys: AggregationDecoder.keys(spec, key, symbols), value: v), key)) }
         }
         let order = Aggregation(name: spec.name, records: rows.map(\.0)).sorted()
         let kept = n > 0 ? Array(order.suffix(n)) : Array(order.prefix(-n))
@@ -299,11 +302,13 @@ enum AggregationDecoder {
         }
     }
 
-    static func keys(_ spec: AggregationSpec, _ key: [UInt8]) -> [AggregationKey] {
+    static func keys(_ spec: AggregationSpec, _ key: [UInt8], _ symbols: StackSymbols) -> [AggregationKey] {
         var off = 0
         var out: [AggregationKey] = []
         for t in spec.keyTypes {
             switch t {
+            case .stack(let user):
+                out.append(.stack(symbols.frames(key[off..<min(key.count, off + t.storageSize)], user: user)))
             case .string:
                 let bytes = key[off..<min(key.count, off + Layout.stringSize)].prefix(while: { $0 != 0 })
                 out.append(.string(String(decoding: bytes, as: UTF8.self)))
