@@ -293,3 +293,46 @@ func ownComm() -> String {
 extension String {
     func leftPad(_ n: Int) -> String { String(repeating: "0", count: max(0, n - count)) + self }
 }
+
+@Suite(.serialized) struct AggregationMathTests {
+    /// Every aggregating function computed in the kernel (one BEGIN firing with constant
+    /// values), compared with the user-space bucket arithmetic of the output layer.
+    @Test(.enabled(if: isRoot, "needs root")) func kernelAggregationsMatchDTraceArithmetic() throws {
+        let values: [Int64] = [-7, 0, 1, 3, 9, 10, 99, 100, 1000, 12345, 1 << 40]
+        var clause = "BEGIN {\n"
+        for v in values {
+            clause += "@s = sum(\(v)); @a = avg(\(v)); @mn = min(\(v)); @mx = max(\(v)); @sd = stddev(\(v)); @q = quantize(\(v));\n"
+            clause += "@l = lquantize(\(v), 0, 100, 10); @ll = llquantize(\(v), 10, 0, 4, 10); @c[\(v) > 50] = count();\n"
+        }
+        clause += "@w = quantize(5, 3); exit(0); }"
+        let session = try traced(clause) {}
+        let sum = values.reduce(0, +)
+        #expect(session.snapshot("s").records.first?.value == .sum(sum))
+        #expect(session.snapshot("a").records.first?.value == .avg(count: Int64(values.count), total: sum))
+        #expect(session.snapshot("mn").records.first?.value == .min(-7))
+        #expect(session.snapshot("mx").records.first?.value == .max(1 << 40))
+        let squares = values.reduce(UInt128(0)) { $0 + UInt128($1.magnitude) * UInt128($1.magnitude) }
+        #expect(session.snapshot("sd").records.first?.value == .stddev(count: Int64(values.count), total: sum, sumOfSquares: squares))
+
+        var q = [Int64](repeating: 0, count: PowerOfTwoBuckets.count)
+        for v in values { q[PowerOfTwoBuckets.bucket(for: v)] += 1 }
+        #expect(session.snapshot("q").records.first?.value == .quantize(q))
+        var w = [Int64](repeating: 0, count: PowerOfTwoBuckets.count)
+        w[PowerOfTwoBuckets.bucket(for: 5)] = 3
+        #expect(session.snapshot("w").records.first?.value == .quantize(w))
+
+        let lin = try LinearBuckets(low: 0, high: 100, step: 10)
+        var l = [Int64](repeating: 0, count: lin.count)
+        for v in values { l[lin.bucket(for: v)] += 1 }
+        #expect(session.snapshot("l").records.first?.value == .lquantize(lin, l))
+
+        let log = try LogLinearBuckets(factor: 10, low: 0, high: 4, steps: 10)
+        var ll = [Int64](repeating: 0, count: log.count)
+        for v in values { ll[log.bucket(for: v)] += 1 }
+        #expect(session.snapshot("ll").records.first?.value == .llquantize(log, ll))
+
+        let counts = session.snapshot("c")
+        #expect(counts.records.first { $0.keys == [.integer(1)] }?.value == .count(5))
+        #expect(counts.records.first { $0.keys == [.integer(0)] }?.value == .count(6))
+    }
+}

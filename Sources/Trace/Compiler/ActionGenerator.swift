@@ -280,24 +280,40 @@ extension ClauseGenerator {
             addAt(&self, 0, .r1)
             loadValue(&self, .r1)
             addAt(&self, 8, .r1)
-            // Sum of squares as 128 bits (low word at 16, high at 24), as DTrace keeps it.
+            // Sum of squares in 128 bits (low word at 16, high at 24), as DTrace keeps it:
+            // with |v| = h·2^32 + l, v² = h²·2^64 + hl·2^33 + l².
             loadValue(&self, .r1)
             let positive = asm.newLabel()
             asm.jump(.jsge, .r1, imm: 0, positive)
             asm.alu(.neg, .r1, imm: 0)
             asm.bind(positive)
-            // Square of a value below 2^32 fits; larger values square into the high word approximately.
+            asm.mov(.r2, .r1)
+            asm.alu(.rsh, .r2, imm: 32)          // h
+            asm.alu(.lsh, .r1, imm: 32)
+            asm.alu(.rsh, .r1, imm: 32)          // l
             asm.mov(.r3, .r1)
-            asm.alu(.mul, .r3, .r1)
-            asm.load(.r2, .r7, offset: 16)
+            asm.alu(.mul, .r3, .r1)              // lo = l²
             asm.mov(.r4, .r2)
-            asm.alu(.add, .r2, .r3)
-            asm.store(.r7, offset: 16, .r2)
-            let noCarry = asm.newLabel()
-            asm.jump(.jge, .r2, .r4, noCarry)
-            asm.mov(.r1, imm: 1)
-            addAt(&self, 24, .r1)
-            asm.bind(noCarry)
+            asm.alu(.mul, .r4, .r2)              // hi = h²
+            asm.mov(.r5, .r1)
+            asm.alu(.mul, .r5, .r2)              // hl
+            asm.mov(.r0, .r5)
+            asm.alu(.rsh, .r0, imm: 31)
+            asm.alu(.add, .r4, .r0)              // hi += hl >> 31
+            asm.alu(.lsh, .r5, imm: 33)
+            asm.alu(.add, .r3, .r5)              // lo += hl << 33
+            let noCarry1 = asm.newLabel()
+            asm.jump(.jge, .r3, .r5, noCarry1)
+            asm.alu(.add, .r4, imm: 1)
+            asm.bind(noCarry1)
+            asm.load(.r1, .r7, offset: 16)
+            asm.alu(.add, .r1, .r3)
+            asm.store(.r7, offset: 16, .r1)
+            let noCarry2 = asm.newLabel()
+            asm.jump(.jge, .r1, .r3, noCarry2)
+            asm.alu(.add, .r4, imm: 1)
+            asm.bind(noCarry2)
+            addAt(&self, 24, .r4)
         case .min, .max:
             let store = asm.newLabel(), skip = asm.newLabel()
             loadValue(&self, .r1)
