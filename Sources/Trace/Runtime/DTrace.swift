@@ -109,7 +109,8 @@ public enum DTrace {
             FD.writeAll(2, Array(notice.utf8))
         }
 
-        Interrupt.install()
+        let previousHandlers = Interrupt.install()
+        defer { Interrupt.restore(previousHandlers) }
         try session.run(.begin)
         if session.exitStatus == nil {
             try session.attach()
@@ -137,15 +138,14 @@ public enum DTrace {
         inv.sources.count == 1 ? inv.sources[0] : (inv.sources.first { $0.file != nil } ?? inv.sources[0])
     }
 
-    /// DTrace's wording: `-n` errors name the probe specifier, `-s` errors the script.
+    /// DTrace's wording: `-n` errors name the probe specifier (`invalid probe specifier
+    /// TEXT: ...`), `-s` errors the script (`failed to compile script FILE: line N: ...`);
+    /// both carry the line and column here.
     static func compileFailure(_ e: DCompileError, _ src: (text: String, file: String?)) -> LumosError {
         if let file = src.file {
             return LumosError(.failed, e.rendered(scriptName: file))
         }
-        if e.kind == .probe {
-            return LumosError(.failed, "invalid probe specifier \(src.text): \(e.description)")
-        }
-        return LumosError(.failed, e.rendered(scriptName: nil))
+        return LumosError(.failed, "invalid probe specifier \(src.text): \(e.description)")
     }
 
     /// `dtrace -l [-n pattern ...] [-p pid]`: the probes layer's listing, USDT probes of

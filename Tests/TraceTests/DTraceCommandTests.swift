@@ -1,0 +1,63 @@
+import Glibc
+import LumosCore
+import Testing
+@testable import Trace
+
+/// The `dtrace` command path end to end (DTrace.run: flags, macros, -c, -o, -q, errors).
+@Suite(.serialized) struct DTraceCommandTests {
+    func tempFile() -> String { "/tmp/lumos-dtrace-out-\(getpid())-\(UInt32.random(in: 0...UInt32.max))" }
+
+    @Test(.enabled(if: isRoot, "needs root")) func quietPrintfWithMacroToOutputFile() throws {
+        let out = tempFile()
+        defer { unlink(out) }
+        var inv = DTraceInvocation()
+        inv.sources = [(text: "BEGIN { printf(\"hello %s %d\\n\", $$1, $2); exit(0); }", file: nil)]
+        inv.quiet = true
+        inv.outputPath = out
+        inv.arguments = ["world", "42"]
+        #expect(try DTrace.run(inv) == 0)
+        #expect(TextFile.read(out) == "hello world 42\n")
+    }
+
+    /// -c runs the command with probes enabled, $target is its pid, tracing ends when it
+    /// exits, and the aggregations are printed as DTrace prints them at the end.
+    @Test(.enabled(if: isRoot, "needs root")) func commandTargetAndEndOfTracingAggregations() throws {
+        let prog = try TestProgram(["""
+            #include <stdlib.h>
+            #include <unistd.h>
+            int main(int argc, char **argv) { for (int i = atoi(argv[1]); i > 0; i--) getppid(); return 0; }
+            """], name: "calls")
+        defer { prog.remove() }
+        let out = tempFile()
+        defer { unlink(out) }
+        var inv = DTraceInvocation()
+        inv.sources = [(text: "syscall::getppid:entry /pid == $target/ { @[probefunc] = count(); }", file: nil)]
+        inv.command = "\(prog.binary) 7"
+        inv.outputPath = out
+        #expect(try DTrace.run(inv) == 0)
+        let expected = "\n" + AggregationText.endOfTracing([Aggregation(records: [AggregationRecord(keys: [.string("getppid")], value: .count(7))])])
+        #expect(TextFile.read(out) == expected)
+    }
+
+    @Test(.enabled(if: isRoot, "needs root")) func exitStatusFromExit() throws {
+        var inv = DTraceInvocation()
+        inv.sources = [(text: "BEGIN { exit(3); }", file: nil)]
+        inv.quiet = true
+        #expect(try DTrace.run(inv) == 3)
+    }
+
+    @Test(.enabled(if: isRoot, "needs root")) func errorsNameTheSpecifierOrScript() throws {
+        var inv = DTraceInvocation()
+        inv.sources = [(text: "BEGIN { x = ; }", file: nil)]
+        #expect(throws: LumosError(.failed, "invalid probe specifier BEGIN { x = ; }: line 1: column 13: syntax error near \";\"")) {
+            try DTrace.run(inv)
+        }
+        inv.sources = [(text: "BEGIN\n{\n  trace(nosuch);\n}\n", file: "x.d")]
+        #expect(throws: LumosError(.failed, "failed to compile script x.d: line 3: column 9: failed to resolve nosuch: Unknown variable name")) {
+            try DTrace.run(inv)
+        }
+        inv.sources = [(text: "BEGIN { exit(0); }", file: nil)]
+        inv.options = [("bogus", "1")]
+        #expect(throws: LumosError.self) { try DTrace.run(inv) }
+    }
+}
