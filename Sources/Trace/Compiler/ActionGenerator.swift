@@ -121,13 +121,22 @@ extension ClauseGenerator {
             guard compiler.aggregations[name] != nil else {
                 throw DCompileError(.type, "@\(name) is used in \(f)( ) but never assigned", at: loc)
             }
-            let extra = Array(rest.dropFirst())
-            if f == "printa" && !extra.isEmpty { throw DCompileError(.type, "printa( ) with several aggregations is not supported", at: loc) }
+            var extra = Array(rest.dropFirst())
+            var joined = [name]
+            if f == "printa" {
+                for a in extra {
+                    guard case .aggregation(let other) = a.kind, compiler.aggregations[other] != nil else {
+                        throw DCompileError(.type, "printa( ) arguments after the format must be aggregations", at: a.location)
+                    }
+                    joined.append(other)
+                }
+                extra = []
+            }
             if (f == "normalize") != (extra.count == 1) && f != "trunc" {
                 throw DCompileError(.type, "\(f)( ) takes \(f == "normalize" ? "an aggregation and a factor" : "one aggregation")", at: loc)
             }
             let kind: RecordKind = ["printa": .printa, "clear": .clear, "trunc": .trunc, "normalize": .normalize, "denormalize": .denormalize][f]!
-            let id = compiler.addAction(ActionSpec(kind: kind, format: format, argumentTypes: extra.map { _ in .int64 }, aggregation: name, location: loc))
+            let id = compiler.addAction(ActionSpec(kind: kind, format: format, argumentTypes: extra.map { _ in .int64 }, aggregation: name, location: loc, joined: joined))
             try emitRecord(kind: kind, id: id, args: extra, at: loc)
         default:
             return false

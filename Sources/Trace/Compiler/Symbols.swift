@@ -95,4 +95,6 @@ public struct ActionSpec: Equatable, Sendable {
     /// The aggregation printa/clear/trunc/normalize name.
     public var aggregation: String?
     public var location: SourceLocation
+    /// printa(@a, @b, ...): every aggregation printed side by side (first is `aggregation`).
+    public var joined: [String] = []
 }

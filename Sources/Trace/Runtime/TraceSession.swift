@@ -162,11 +162,15 @@ public final class TraceSession {
             if case .integer(let v, _, _)? = values.first { exitStatus = Int32(truncatingIfNeeded: v) }
             return ""
         case .printa:
-            let name = action.aggregation ?? ""
-            printed.insert(name)
-            let agg = snapshot(name)
-            if let f = formats[id] { return prefix + suffix + f.renderAggregation(agg) }
-            return prefix + suffix + AggregationText.defaultLayout(agg)
+            let names = action.joined.isEmpty ? [action.aggregation ?? ""] : action.joined
+            for n in names { printed.insert(n) }
+            let aggs = names.map { snapshot($0) }
+            if aggs.count > 1 {
+                if let f = formats[id] { return prefix + suffix + f.renderAggregations(aggs) }
+                return prefix + suffix + AggregationText.defaultLayout(joined: aggs)
+            }
+            if let f = formats[id] { return prefix + suffix + f.renderAggregation(aggs[0]) }
+            return prefix + suffix + AggregationText.defaultLayout(aggs[0])
         case .clear:
             clear(action.aggregation ?? "")
             return ""
