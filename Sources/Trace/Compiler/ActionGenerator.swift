@@ -186,7 +186,14 @@ extension ClauseGenerator {
             }
             off += t.storageSize
         }
-        asm.store(.r10, offset: r, imm: Int32(kind.rawValue), size: 4)
+        // Header word 0: kind | sequence-in-firing << 16.
+        asm.load(.r1, .r10, offset: recordSequenceSlot)
+        asm.mov(.r2, .r1)
+        asm.alu(.add, .r2, imm: 1)
+        asm.store(.r10, offset: recordSequenceSlot, .r2)
+        asm.alu(.lsh, .r1, imm: 16)
+        asm.alu(.or, .r1, imm: Int32(kind.rawValue))
+        asm.store(.r10, offset: r, .r1, size: 4)
         asm.store(.r10, offset: r + 4, imm: Int32(id), size: 4)
         asm.call(.getSmpProcessorId)
         asm.store(.r10, offset: r + 8, .r0, size: 4)

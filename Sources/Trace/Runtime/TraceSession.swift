@@ -132,35 +132,50 @@ public final class TraceSession {
         if !s.isEmpty { FD.writeAll(output, Array(s.utf8)) }
     }
 
+    /// True while the last firing's line is still open (not quiet): the next firing or the
+    /// end of tracing closes it with a newline, as dtrace does after each firing's records.
+    var firingOpen = false
+
+    func closeFiring() -> String {
+        guard firingOpen else { return "" }
+        firingOpen = false
+        return TraceText.endOfFiring
+    }
+
     func render(_ record: UnsafeRawBufferPointer) -> String {
         guard record.count >= Layout.recordHeader else { return "" }
-        let kindRaw = record.loadUnaligned(fromByteOffset: 0, as: UInt32.self)
+        let word0 = record.loadUnaligned(fromByteOffset: 0, as: UInt32.self)
+        let kindRaw = word0 & 0xffff
+        let sequence = word0 >> 16
         let id = Int(record.loadUnaligned(fromByteOffset: 4, as: UInt32.self))
         let cpu = Int(record.loadUnaligned(fromByteOffset: 8, as: UInt32.self))
         let probeID = Int(record.loadUnaligned(fromByteOffset: 12, as: UInt32.self))
         guard let kind = RecordKind(rawValue: kindRaw) else { return "" }
         let probe = probeID < script.probes.count ? script.probes[probeID] : nil
         var prefix = ""
-        if !options.quiet, kind != .exit, kind != .clear, kind != .trunc, kind != .normalize, kind != .denormalize {
+        if !options.quiet && sequence == 0 {
+            prefix += closeFiring()
             if !printedHeading {
                 prefix += TraceText.heading
                 printedHeading = true
             }
             prefix += TraceText.probeColumn(cpu: cpu, id: probeID + 1, function: probe?.function ?? "", name: probe?.name ?? "")
+            firingOpen = true
         }
-        if kind == .probeFired { return prefix + TraceText.endOfFiring }
+        if kind == .probeFired { return prefix }
         guard id < script.actions.count else { return "" }
         let action = script.actions[id]
         let values = decode(record, action.argumentTypes)
-        let suffix = options.quiet ? "" : TraceText.endOfFiring
+        // printa's lines start below the probe column.
+        let suffix = prefix.isEmpty ? "" : "\n"
         switch kind {
         case .printf:
-            return prefix + (formats[id]?.render(values) ?? "") + suffix
+            return prefix + (formats[id]?.render(values) ?? "")
         case .trace:
-            return prefix + TraceText.trace(values[0], quiet: options.quiet) + suffix
+            return prefix + TraceText.trace(values[0], quiet: options.quiet)
         case .exit:
             if case .integer(let v, _, _)? = values.first { exitStatus = Int32(truncatingIfNeeded: v) }
-            return ""
+            return prefix
         case .printa:
             let names = action.joined.isEmpty ? [action.aggregation ?? ""] : action.joined
             for n in names { printed.insert(n) }
@@ -173,18 +188,18 @@ public final class TraceSession {
             return prefix + suffix + AggregationText.defaultLayout(aggs[0])
         case .clear:
             clear(action.aggregation ?? "")
-            return ""
+            return prefix
         case .trunc:
             var n = 0
             if case .integer(let v, _, _)? = values.first { n = Int(v) }
             trunc(action.aggregation ?? "", keep: n)
-            return ""
+            return prefix
         case .normalize:
             if case .integer(let v, _, _)? = values.first, v != 0 { normals[action.aggregation ?? ""] = v }
-            return ""
+            return prefix
         case .denormalize:
             normals[action.aggregation ?? ""] = 1
-            return ""
+            return prefix
         case .probeFired:
             return ""
         }
@@ -268,6 +283,7 @@ public final class TraceSession {
         detach()
         drain()
         try run(.end)
+        write(closeFiring())
         let rest = script.aggregations.filter { !printed.contains($0.name) }.map { snapshot($0.name) }.filter { !$0.records.isEmpty }
         if !rest.isEmpty {
             write("\n" + AggregationText.endOfTracing(rest))
