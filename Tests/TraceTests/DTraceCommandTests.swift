@@ -39,6 +39,25 @@ import Testing
         #expect(TextFile.read(out) == expected)
     }
 
+    /// Without -q: the heading once, one probe column per clause firing, the records of that
+    /// firing on its line, a newline closing it (dtrace's dt_consume layout).
+    @Test(.enabled(if: isRoot, "needs root")) func defaultOutputLayout() throws {
+        let out = tempFile()
+        defer { unlink(out) }
+        var inv = DTraceInvocation()
+        inv.sources = [(text: "BEGIN { printf(\"a\"); printf(\"b\"); } BEGIN { exit(0); }", file: nil)]
+        inv.outputPath = out
+        #expect(try DTrace.run(inv) == 0)
+        let text = TextFile.read(out) ?? ""
+        let cpus = [0, 1, 2, 3]
+        let possible = cpus.flatMap { c1 in cpus.map { c2 in
+            TraceText.heading
+                + TraceText.probeColumn(cpu: c1, id: 1, function: "", name: "BEGIN") + "ab" + TraceText.endOfFiring
+                + TraceText.probeColumn(cpu: c2, id: 1, function: "", name: "BEGIN") + TraceText.endOfFiring
+        } }
+        #expect(possible.contains(text), "\(text)")
+    }
+
     @Test(.enabled(if: isRoot, "needs root")) func exitStatusFromExit() throws {
         var inv = DTraceInvocation()
         inv.sources = [(text: "BEGIN { exit(3); }", file: nil)]

@@ -74,6 +74,25 @@ func ownComm() -> String {
         #expect(session.snapshot("u").records.reduce(0) { n, r in if case .count(let c) = r.value { return n + c }; return n } == 5)
     }
 
+    /// A full aggregation map drops updates and counts them, as DTrace's aggregation drops.
+    @Test(.enabled(if: isRoot, "needs root")) func aggregationDropsAreCounted() throws {
+        let tid = currentTid()
+        let catalog = try KernelProbeCatalog()
+        let compiler = DCompiler(catalog: catalog, syscallNumbers: catalog.syscallNumbers)
+        compiler.aggregationEntries = 64
+        let script = try compiler.compile(try Parser.parse("syscall::getppid:entry /tid == \(tid)/ { @[timestamp] = count(); }"))
+        var options = TraceOptions()
+        options.quiet = true
+        let session = try TraceSession(script: script, options: options, output: open("/dev/null", O_WRONLY | O_CLOEXEC))
+        try session.load()
+        try session.attach()
+        for _ in 0..<200 { _ = getppid() }
+        session.detach()
+        session.drain()
+        #expect(session.snapshot("").records.count == 64)
+        #expect(session.drops.aggregations == 200 - 64)
+    }
+
     /// quantize() of read latency with self-> timing: the distribution's total equals the
     /// number of reads this thread made.
     @Test(.enabled(if: isRoot, "needs root")) func readLatencyQuantizeTotalsReads() throws {

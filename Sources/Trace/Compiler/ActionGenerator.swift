@@ -203,6 +203,25 @@ extension ClauseGenerator {
         asm.mov(.r3, imm: Int64(size))
         asm.mov(.r4, imm: 0)
         asm.call(.ringbufOutput)
+        let sent = asm.newLabel()
+        asm.jump(.jeq, .r0, imm: 0, sent)
+        try countDrop(0, at: loc)
+        asm.bind(sent)
+    }
+
+    /// drops[index] += 1 on this CPU (reported by user space as DTrace's drop notices).
+    mutating func countDrop(_ index: Int32, at loc: SourceLocation) throws(DCompileError) {
+        let slot = try alloc(8, at: loc)
+        asm.store(.r10, offset: slot, imm: index, size: 4)
+        asm.loadMap(.r1, map: compiler.dropsMap)
+        framePointer(.r2, slot)
+        asm.call(.mapLookupElem)
+        let skip = asm.newLabel()
+        asm.jump(.jeq, .r0, imm: 0, skip)
+        asm.load(.r1, .r0, offset: 0)
+        asm.alu(.add, .r1, imm: 1)
+        asm.store(.r0, offset: 0, .r1)
+        asm.bind(skip)
     }
 
     /// bpf_get_stack into buffer+8 (the kernel zero-fills unused frames); buffer+0 holds
@@ -270,7 +289,10 @@ extension ClauseGenerator {
         asm.loadMap(.r1, map: spec.map)
         framePointer(.r2, key)
         asm.call(.mapLookupElem)
-        asm.jump(.jeq, .r0, imm: 0, exitLabel)
+        asm.jump(.jne, .r0, imm: 0, have)
+        // The aggregation's map is full: count an aggregation drop.
+        try countDrop(1, at: rhs.location)
+        asm.jump(exitLabel)
         asm.bind(have)
         asm.mov(.r7, .r0)
         func loadValue(_ g: inout ClauseGenerator, _ reg: Reg) { g.asm.load(reg, .r10, offset: valueSlot) }

@@ -14,6 +14,9 @@ public final class DCompiler {
     var actions: [ActionSpec] = []
     var globalsSize = 0
     let ringBufferMap: Int
+    /// Per-CPU drop counters: [0] records the ring buffer had no room for, [1] aggregation
+    /// updates that found the aggregation's map full.
+    let dropsMap: Int
     var globalsMap = -1
     var zeroMap = -1
     var zoneNameMap: Int?
@@ -45,6 +48,8 @@ public final class DCompiler {
         for (name, n) in syscallNumbers { syscallNames[n] = name }
         ringBufferMap = 0
         maps.append(MapSpec(name: "dt_events", kind: .ringBuffer, keySize: 0, valueSize: 0, maxEntries: size))
+        dropsMap = 1
+        maps.append(MapSpec(name: "dt_drops", kind: .perCPUArray, keySize: 4, valueSize: 8, maxEntries: 2))
     }
 
     func addMap(_ spec: MapSpec) -> Int {
@@ -96,7 +101,7 @@ public final class DCompiler {
             programs: programs, maps: maps, mapContents: mapContents,
             aggregations: aggregationOrder.compactMap { aggregations[$0] }, actions: actions,
             matched: matched, probes: probes, pragmas: program.pragmas,
-            ringBufferMap: ringBufferMap, zoneNameMap: zoneNameMap)
+            ringBufferMap: ringBufferMap, dropsMap: dropsMap, zoneNameMap: zoneNameMap)
     }
 
     func programKind(_ a: ProbeAttachPoint) -> BPFProgram.Kind {

@@ -125,7 +125,29 @@ public final class TraceSession {
         var out = ""
         let n = ring.drain { record in out += self.render(record) }
         write(out)
+        reportDrops()
         return n
+    }
+
+    var dropsSeen: [[UInt64]] = [[], []]
+    /// Total drops so far: records the ring buffer had no room for, and aggregation drops.
+    public private(set) var drops: (records: UInt64, aggregations: UInt64) = (0, 0)
+
+    /// DTrace's notices: "dtrace: N drops on CPU C", "dtrace: N aggregation drops on CPU C".
+    func reportDrops() {
+        guard maps.count > script.dropsMap else { return }
+        var notice = ""
+        for index in 0..<2 {
+            guard let perCPU = maps[script.dropsMap].lookup(le32(UInt32(index))) else { continue }
+            let counts = perCPU.map { UInt64(bitPattern: AggregationDecoder.int($0, 0)) }
+            let before = dropsSeen[index].count == counts.count ? dropsSeen[index] : [UInt64](repeating: 0, count: counts.count)
+            for (cpu, (now, then)) in zip(counts, before).enumerated() where now > then {
+                notice += "dtrace: \(now - then) \(index == 1 ? "aggregation " : "")drops on CPU \(cpu)\n"
+                if index == 0 { drops.records += now - then } else { drops.aggregations += now - then }
+            }
+            dropsSeen[index] = counts
+        }
+        if !notice.isEmpty { FD.writeAll(2, Array(notice.utf8)) }
     }
 
     func write(_ s: String) {
