@@ -54,44 +54,39 @@ int clinux_perf_selftest_counter_map(void) {
 }
 
 int clinux_perf_selftest_counter_prog(uint32_t prog_type, int map_fd, int store_cgroup_id, char *log, uint32_t log_size) {
-    // key = 0 on the stack; value = map_lookup_elem(map, &key); if (value) atomic *value += 1
-    struct bpf_insn cgroup_insns[] = {
-        { .code = BPF_JMP | BPF_CALL, .imm = BPF_FUNC_get_current_cgroup_id },
-        { .code = BPF_ALU64 | BPF_MOV | BPF_X, .dst_reg = BPF_REG_6, .src_reg = BPF_REG_0 },
-        { .code = BPF_ST | BPF_MEM | BPF_W, .dst_reg = BPF_REG_10, .off = -4, .imm = 0 },
-        { .code = BPF_ALU64 | BPF_MOV | BPF_X, .dst_reg = BPF_REG_2, .src_reg = BPF_REG_10 },
-        { .code = BPF_ALU64 | BPF_ADD | BPF_K, .dst_reg = BPF_REG_2, .imm = -4 },
-        { .code = BPF_LD | BPF_DW | BPF_IMM, .dst_reg = BPF_REG_1, .src_reg = BPF_PSEUDO_MAP_FD, .imm = map_fd },
-        { .code = 0 },
-        { .code = BPF_JMP | BPF_CALL, .imm = BPF_FUNC_map_lookup_elem },
-        { .code = BPF_JMP | BPF_JEQ | BPF_K, .dst_reg = BPF_REG_0, .off = 1, .imm = 0 },
-        { .code = BPF_STX | BPF_MEM | BPF_DW, .dst_reg = BPF_REG_0, .src_reg = BPF_REG_6, .off = 0 },
-        { .code = BPF_ALU64 | BPF_MOV | BPF_K, .dst_reg = BPF_REG_0, .imm = 0 },
-        { .code = BPF_JMP | BPF_EXIT },
-    };
-    struct bpf_insn count_insns[] = {
-        { .code = BPF_ST | BPF_MEM | BPF_W, .dst_reg = BPF_REG_10, .off = -4, .imm = 0 },
-        { .code = BPF_ALU64 | BPF_MOV | BPF_X, .dst_reg = BPF_REG_2, .src_reg = BPF_REG_10 },
-        { .code = BPF_ALU64 | BPF_ADD | BPF_K, .dst_reg = BPF_REG_2, .imm = -4 },
-        { .code = BPF_LD | BPF_DW | BPF_IMM, .dst_reg = BPF_REG_1, .src_reg = BPF_PSEUDO_MAP_FD, .imm = map_fd },
-        { .code = 0 },
-        { .code = BPF_JMP | BPF_CALL, .imm = BPF_FUNC_map_lookup_elem },
-        { .code = BPF_JMP | BPF_JEQ | BPF_K, .dst_reg = BPF_REG_0, .off = 2, .imm = 0 },
-        { .code = BPF_ALU64 | BPF_MOV | BPF_K, .dst_reg = BPF_REG_1, .imm = 1 },
-        { .code = BPF_STX | BPF_ATOMIC | BPF_DW, .dst_reg = BPF_REG_0, .src_reg = BPF_REG_1, .off = 0, .imm = BPF_ADD },
-        { .code = BPF_ALU64 | BPF_MOV | BPF_K, .dst_reg = BPF_REG_0, .imm = 0 },
-        { .code = BPF_JMP | BPF_EXIT },
-    };
+    struct bpf_insn insns[16];
+    int n = 0;
+#define INSN(...) (insns[n++] = (struct bpf_insn){ __VA_ARGS__ })
+    if (store_cgroup_id) {
+        // r6 = bpf_get_current_cgroup_id()
+        INSN(.code = BPF_JMP | BPF_CALL, .imm = BPF_FUNC_get_current_cgroup_id);
+        INSN(.code = BPF_ALU64 | BPF_MOV | BPF_X, .dst_reg = BPF_REG_6, .src_reg = BPF_REG_0);
+    }
+    // r0 = map_lookup_elem(map, &(u32){0})
+    INSN(.code = BPF_ST | BPF_MEM | BPF_W, .dst_reg = BPF_REG_10, .off = -4, .imm = 0);
+    INSN(.code = BPF_ALU64 | BPF_MOV | BPF_X, .dst_reg = BPF_REG_2, .src_reg = BPF_REG_10);
+    INSN(.code = BPF_ALU64 | BPF_ADD | BPF_K, .dst_reg = BPF_REG_2, .imm = -4);
+    INSN(.code = BPF_LD | BPF_DW | BPF_IMM, .dst_reg = BPF_REG_1, .src_reg = BPF_PSEUDO_MAP_FD, .imm = map_fd);
+    INSN(.code = 0);
+    INSN(.code = BPF_JMP | BPF_CALL, .imm = BPF_FUNC_map_lookup_elem);
+    if (store_cgroup_id) {
+        // if (r0) *(u64 *)r0 = r6
+        INSN(.code = BPF_JMP | BPF_JEQ | BPF_K, .dst_reg = BPF_REG_0, .off = 1, .imm = 0);
+        INSN(.code = BPF_STX | BPF_MEM | BPF_DW, .dst_reg = BPF_REG_0, .src_reg = BPF_REG_6, .off = 0);
+    } else {
+        // if (r0) lock *(u64 *)r0 += 1
+        INSN(.code = BPF_JMP | BPF_JEQ | BPF_K, .dst_reg = BPF_REG_0, .off = 2, .imm = 0);
+        INSN(.code = BPF_ALU64 | BPF_MOV | BPF_K, .dst_reg = BPF_REG_1, .imm = 1);
+        INSN(.code = BPF_STX | BPF_ATOMIC | BPF_DW, .dst_reg = BPF_REG_0, .src_reg = BPF_REG_1, .off = 0, .imm = BPF_ADD);
+    }
+    INSN(.code = BPF_ALU64 | BPF_MOV | BPF_K, .dst_reg = BPF_REG_0, .imm = 0);
+    INSN(.code = BPF_JMP | BPF_EXIT);
+#undef INSN
     union bpf_attr attr;
     memset(&attr, 0, sizeof(attr));
     attr.prog_type = prog_type;
-    if (store_cgroup_id) {
-        attr.insns = (uint64_t)(uintptr_t)cgroup_insns;
-        attr.insn_cnt = sizeof(cgroup_insns) / sizeof(cgroup_insns[0]);
-    } else {
-        attr.insns = (uint64_t)(uintptr_t)count_insns;
-        attr.insn_cnt = sizeof(count_insns) / sizeof(count_insns[0]);
-    }
+    attr.insns = (uint64_t)(uintptr_t)insns;
+    attr.insn_cnt = (uint32_t)n;
     attr.license = (uint64_t)(uintptr_t)"GPL";
     if (log && log_size) {
         attr.log_buf = (uint64_t)(uintptr_t)log;

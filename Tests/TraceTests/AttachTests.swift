@@ -170,3 +170,36 @@ final class CounterProgram {
         #expect(UprobePMU.firstBit("config:0") == 0)
     }
 }
+
+/// A process whose binary is visible only in its own mount namespace (as in a zone): its
+/// USDT probes are found and attached through /proc/PID/root.
+@Suite struct USDTNamespaceTests {
+    @Test(.enabled(if: isRoot && Exec.which("cc") != nil && Exec.which("unshare") != nil, "needs root, cc and unshare"))
+    func probesOfProcessInOtherMountNamespace() throws {
+        let prog = try TestProgram(TestProgram.usdtSource)
+        defer { prog.remove() }
+        let mountPoint = "/tmp/lumos-trace-ns-\(getpid())"
+        #expect(mkdir(mountPoint, 0o755) == 0)
+        defer { rmdir(mountPoint) }
+        // Inside: bind the build directory over the empty mount point and run from there.
+        let pid = try Exec.spawn(["unshare", "--mount", "--propagation", "private", "sh", "-c",
+                                  "mount --bind \(prog.directory) \(mountPoint) && exec \(mountPoint)/prog 100 10"])
+        var reaped = false
+        defer { if !reaped { kill(pid, SIGKILL); _ = Exec.wait(pid) } }
+        var probes: [USDTProbe] = []
+        for _ in 0..<200 where probes.isEmpty {
+            probes = (try? USDT.probes(inProcess: pid))?.filter { $0.provider == "lumostest" } ?? []
+            if probes.isEmpty { usleep(10_000) }
+        }
+        let tick = try #require(probes.first { $0.name == "tick" })
+        #expect(tick.path == "\(mountPoint)/prog")
+        #expect(tick.attachPath == "/proc/\(pid)/root\(mountPoint)/prog")
+        let counter = try CounterProgram(type: Int32(CLINUX_BPF_PROG_TYPE_KPROBE))
+        let link = try ProbeAttach.usdt(tick, program: counter.program)
+        defer { link.detach() }
+        let status = Exec.wait(pid)
+        reaped = true
+        #expect(status == 0)
+        #expect(counter.count > 0 && counter.count <= 100)
+    }
+}

@@ -175,3 +175,39 @@ import Testing
         #expect(throws: (any Error).self) { try USDTArgument.parse("4@$zz") }
     }
 }
+
+/// Tracefs over a directory laid out like the real one (no root needed).
+@Suite struct FakeTracefsTests {
+    @Test func layoutAndLookups() throws {
+        var template = Array("/tmp/lumos-fake-tracefs-XXXXXX".utf8CString)
+        let root = String(cString: try #require(template.withUnsafeMutableBufferPointer { mkdtemp($0.baseAddress!) }))
+        defer { _ = try? Exec.run(["rm", "-rf", root]) }
+        for (cat, name, id) in [("syscalls", "sys_enter_getpid", 10), ("syscalls", "sys_exit_getpid", 11),
+                                ("syscalls", "sys_enter_only", 12), ("sched", "sched_switch", 372)] {
+            try Files.makeDirectories("\(root)/events/\(cat)/\(name)")
+            try Files.writeAtomically("\(root)/events/\(cat)/\(name)/id", "\(id)\n")
+            try Files.writeAtomically("\(root)/events/\(cat)/\(name)/format",
+                                      "name: \(name)\nID: \(id)\nformat:\n\tfield:int __syscall_nr;\toffset:8;\tsize:4;\tsigned:1;\n")
+        }
+        let tfs = Tracefs(root: root)
+        #expect(tfs.categories() == ["sched", "syscalls"])
+        // No available_events file: the directory walk gives the same list.
+        #expect(tfs.allEvents().map(\.description) == ["sched:sched_switch", "syscalls:sys_enter_getpid",
+                                                       "syscalls:sys_enter_only", "syscalls:sys_exit_getpid"])
+        #expect(try tfs.id(of: TracepointName("sched:sched_switch")!) == 372)
+        #expect(SyscallTable.names(tracefs: tfs) == ["getpid"])
+        let p = try SyscallTable.probe(named: "getpid", tracefs: tfs)
+        #expect(p.entryID == 10 && p.returnID == 11 && p.arguments.isEmpty)
+        #expect(throws: LumosError.self) { try SyscallTable.probe(named: "only", tracefs: tfs) }
+        #expect(throws: LumosError.self) { try tfs.id(of: TracepointName(category: "x", name: "y")) }
+        #expect(throws: LumosError.self) { try tfs.format(of: TracepointName(category: "x", name: "y")) }
+    }
+
+    @Test func locateFromMounts() throws {
+        let t = try Tracefs.locate(mountIfNeeded: false, mounts: MountTable.parse("nodev /srv/trace tracefs rw 0 0\n"))
+        #expect(t.root == "/srv/trace")
+        #expect(throws: LumosError.self) { try Tracefs.locate(mountIfNeeded: false, mounts: MountTable.parse("")) }
+        #expect(TracepointName("sched/sched_switch") == TracepointName(category: "sched", name: "sched_switch"))
+        #expect(TracepointName("nocolon") == nil)
+    }
+}

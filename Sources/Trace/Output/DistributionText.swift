@@ -20,75 +20,48 @@ public enum DistributionText {
         + " " + CText.pad("count", -9) + "\n"
 
     public static func quantize(_ counts: [Int64], normal: Int64 = 1) -> String {
-        var data = counts
-        if data.count < PowerOfTwoBuckets.count {
-            data += [Int64](repeating: 0, count: PowerOfTwoBuckets.count - data.count)
-        }
-        let n = PowerOfTwoBuckets.count
-        var first = 0, last = n - 1
-        while first < n - 1 && data[first] == 0 { first += 1 }
-        if first == n - 1 {
-            // No data (cleared, or only negative increments): DTrace shows the rows around 0.
-            first = PowerOfTwoBuckets.zeroIndex - 1
-            last = PowerOfTwoBuckets.zeroIndex + 1
-        } else {
-            if first > 0 { first -= 1 }
-            while last > 0 && data[last] == 0 { last -= 1 }
-            if last < n - 1 { last += 1 }
-        }
-        let bars = Bars(data[first...last])
-        var out = header
-        for i in first...last {
-            out += CText.format("%16lld ", PowerOfTwoBuckets.value(ofBucket: i))
-            out += bars.line(data[i], normal: normal)
-        }
-        return out
+        let data = padded(counts, to: PowerOfTwoBuckets.count)
+        // The scan for the first row stops short of the last bucket, so data only there
+        // counts as "no data" (rows around 0), as in libdtrace.
+        let z = PowerOfTwoBuckets.zeroIndex
+        let rows = rowRange(data, scanLimit: data.count - 1, empty: (z - 1)...(z + 1))
+        return render(data, rows, normal: normal) { CText.format("%16lld ", PowerOfTwoBuckets.value(ofBucket: $0)) }
     }
 
     public static func lquantize(_ buckets: LinearBuckets, _ counts: [Int64], normal: Int64 = 1) -> String {
-        var data = counts
-        if data.count < buckets.count { data += [Int64](repeating: 0, count: buckets.count - data.count) }
-        let levels = buckets.levels
-        var first = 0, last = levels + 1
-        while first <= levels + 1 && data[first] == 0 { first += 1 }
-        if first > levels + 1 {
-            first = 0
-            last = 2
-        } else {
-            if first > 0 { first -= 1 }
-            while last > 0 && data[last] == 0 { last -= 1 }
-            if last < levels + 1 { last += 1 }
-        }
-        let bars = Bars(data[first...last])
-        var out = header
-        for i in first...last {
-            out += CText.pad(buckets.label(ofBucket: i), 16) + " "
-            out += bars.line(data[i], normal: normal)
-        }
-        return out
+        let data = padded(counts, to: buckets.count)
+        let rows = rowRange(data, scanLimit: data.count, empty: 0...2)
+        return render(data, rows, normal: normal) { CText.pad(buckets.label(ofBucket: $0), 16) + " " }
     }
 
     public static func llquantize(_ buckets: LogLinearBuckets, _ counts: [Int64], normal: Int64 = 1) -> String {
-        var data = counts
-        if data.count < buckets.count { data += [Int64](repeating: 0, count: buckets.count - data.count) }
-        let levels = buckets.count
-        var first = 0, last = levels - 1
-        while first < levels && data[first] == 0 { first += 1 }
-        if first == levels {
-            first = 0
-            last = 1
-        } else {
-            if first > 0 { first -= 1 }
-            while last > 0 && data[last] == 0 { last -= 1 }
-            if last < levels - 1 { last += 1 }
-        }
+        let data = padded(counts, to: buckets.count)
         let labels = buckets.labels
-        let bars = Bars(data[first...last])
+        let rows = rowRange(data, scanLimit: data.count, empty: 0...1)
+        return render(data, rows, normal: normal) { CText.pad(labels[$0], 16) + " " }
+    }
+
+    static func padded(_ counts: [Int64], to n: Int) -> [Int64] {
+        counts.count >= n ? counts : counts + [Int64](repeating: 0, count: n - counts.count)
+    }
+
+    /// The rows DTrace prints: from one below the first non-empty bucket to one above the
+    /// last, or `empty` when no bucket before `scanLimit` has data.
+    static func rowRange(_ data: [Int64], scanLimit: Int, empty: ClosedRange<Int>) -> ClosedRange<Int> {
+        var first = 0
+        while first < scanLimit && data[first] == 0 { first += 1 }
+        if first == scanLimit { return empty }
+        if first > 0 { first -= 1 }
+        var last = data.count - 1
+        while last > 0 && data[last] == 0 { last -= 1 }
+        if last < data.count - 1 { last += 1 }
+        return first...last
+    }
+
+    static func render(_ data: [Int64], _ rows: ClosedRange<Int>, normal: Int64, label: (Int) -> String) -> String {
+        let bars = Bars(data[rows])
         var out = header
-        for i in first...last {
-            out += CText.pad(labels[i], 16) + " "
-            out += bars.line(data[i], normal: normal)
-        }
+        for i in rows { out += label(i) + bars.line(data[i], normal: normal) }
         return out
     }
 }

@@ -9,24 +9,11 @@ import LumosCore
 /// builds, so widths, flags and precision behave byte for byte as in C.
 ///
 /// Public API:
-///   TraceValue                         -- a traced datum: .integer(v, size:, signed:), .string, .stack
 ///   PrintfFormat(_ format:) throws     -- parse once at compile time
 ///     .conversions / .valueArgumentCount  -- what the compiler must record per firing
 ///     .render(_ args:, aggregation:, normal:, symbols:) -> String
 ///     .renderAggregation(_ aggregation:, symbols:) -> String    -- printa("fmt", @a)
 ///     .renderAggregations(_ joined:, symbols:) -> String        -- printa("fmt", @a, @b)
-public enum TraceValue: Sendable, Hashable {
-    /// An integer of a D type: `size` in bytes and whether the type is signed decide how
-    /// %d and %x print it (a 4-byte -1 is ffffffff under %x, as in DTrace).
-    case integer(Int64, size: Int = 8, signed: Bool = true)
-    case string(String)
-    /// Symbolized frames, innermost first.
-    case stack([String])
-}
-
-/// Resolves an address to "module`symbol+0x10" for %a/%A; nil falls back to "0x..." as DTrace.
-public typealias AddressSymbolizer = @Sendable (UInt64) -> String?
-
 public struct PrintfFormat: Sendable, Equatable {
     public enum Kind: Sendable, Equatable {
         case signed        // d i (follows the argument's signedness, like pfcheck_dint)
@@ -326,65 +313,5 @@ public struct PrintfFormat: Sendable, Equatable {
         case let .lquantize(l, b): return DistributionText.lquantize(l, b, normal: n)
         case let .llquantize(l, b): return DistributionText.llquantize(l, b, normal: n)
         }
-    }
-}
-
-extension AggregationKey {
-    /// The key as a printf argument (printa formats consume keys like printf arguments).
-    public var traceValue: TraceValue {
-        switch self {
-        case let .integer(v, size): return .integer(v, size: size, signed: true)
-        case let .string(s): return .string(s)
-        case let .stack(f): return .stack(f)
-        }
-    }
-}
-
-/// %S / %C escaping (libdtrace strchr2esc): C escapes for the usual control characters,
-/// octal for other unprintable bytes.
-enum Escaping {
-    static func escape(_ bytes: [UInt8]) -> String {
-        var out = ""
-        for b in bytes {
-            if b == 0 { break }
-            switch b {
-            case 0x07: out += "\\a"
-            case 0x08: out += "\\b"
-            case 0x0c: out += "\\f"
-            case 0x0a: out += "\\n"
-            case 0x0d: out += "\\r"
-            case 0x09: out += "\\t"
-            case 0x0b: out += "\\v"
-            case 0x5c: out += "\\\\"
-            case 0x22: out += "\\\""
-            case 0x27: out += "\\'"
-            case 0x20...0x7e: out.unicodeScalars.append(Unicode.Scalar(b))
-            default: out += CText.format("\\%03o", UInt32(b))
-            }
-        }
-        return out
-    }
-}
-
-/// Wall-clock renderings of a nanosecond timestamp, in local time as DTrace prints them.
-public enum TimeText {
-    /// %Y: ctime(3) rearranged to "2026 Nov 25 09:07:54" (year first, day space-padded).
-    public static func walltime(_ nanoseconds: Int64) -> String {
-        var t = time_t(nanoseconds / 1_000_000_000)
-        var buf = [CChar](repeating: 0, count: 32)
-        guard ctime_r(&t, &buf) != nil else { return "" }
-        let s = buf.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }
-        guard s.count >= 24 else { return "" }
-        return String(decoding: s[20..<24], as: UTF8.self) + String(decoding: s[3..<19], as: UTF8.self)
-    }
-
-    /// %T: RFC 822 ("Wed, 25 Nov 2026 09:07:54 UTC").
-    public static func rfc822(_ nanoseconds: Int64) -> String {
-        var t = time_t(nanoseconds / 1_000_000_000)
-        var tmv = tm()
-        localtime_r(&t, &tmv)
-        var buf = [CChar](repeating: 0, count: 64)
-        let n = strftime(&buf, buf.count, "%a, %d %b %G %T %Z", &tmv)
-        return String(decoding: buf[0..<n].map { UInt8(bitPattern: $0) }, as: UTF8.self)
     }
 }

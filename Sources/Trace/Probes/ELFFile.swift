@@ -65,6 +65,7 @@ public final class ELFFile: @unchecked Sendable {
     public let segments: [ELFSegment]
     private let fd: Int32
     private var cachedSymbols: [ELFSymbol]?
+    private var cachedFunctions: [ELFSymbol]?
 
     public init(path: String) throws {
         self.path = path
@@ -175,9 +176,26 @@ public final class ELFFile: @unchecked Sendable {
         return all.first { $0.kind == .function } ?? all.first
     }
 
-    /// The function symbol whose [value, value+size) holds the address.
+    /// The function symbol whose [value, value+size) holds the address (binary search over
+    /// the functions sorted by address; USDT discovery asks this for every probe).
     public func symbol(containing address: UInt64) throws -> ELFSymbol? {
-        try symbols().first { $0.kind == .function && $0.value <= address && address < $0.value + Swift.max($0.size, 1) }
+        if cachedFunctions == nil {
+            cachedFunctions = try symbols().filter { $0.kind == .function }.sorted { ($0.value, $1.size) < ($1.value, $0.size) }
+        }
+        let fns = cachedFunctions!
+        var lo = 0, hi = fns.count
+        while lo < hi {
+            let mid = (lo + hi) / 2
+            if fns[mid].value <= address { lo = mid + 1 } else { hi = mid }
+        }
+        // Walk back over symbols starting at or below the address (aliases, nested sizes).
+        var i = lo - 1
+        while i >= 0 && i >= lo - 8 {
+            let f = fns[i]
+            if address < f.value + Swift.max(f.size, 1) { return f }
+            i -= 1
+        }
+        return nil
     }
 
     /// Virtual address → file offset through the PT_LOAD segment that maps it.
