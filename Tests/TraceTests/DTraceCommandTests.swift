@@ -58,6 +58,25 @@ import Testing
         #expect(possible.contains(text), "\(text)")
     }
 
+    /// trunc(), normalize(), clear() and printa() act in order on the kernel aggregation.
+    @Test(.enabled(if: isRoot, "needs root")) func aggregationActions() throws {
+        let out = tempFile()
+        defer { unlink(out) }
+        var inv = DTraceInvocation()
+        inv.sources = [(text: """
+            BEGIN { @a["x"] = sum(10); @a["y"] = sum(20); @a["z"] = sum(30); @b["k"] = count(); }
+            BEGIN { trunc(@a, 2); normalize(@a, 10); printa(@a); clear(@b); printa("%s=%@d\\n", @b); exit(0); }
+            """, file: nil)]
+        inv.quiet = true
+        inv.outputPath = out
+        #expect(try DTrace.run(inv) == 0)
+        let a = Aggregation(name: "a", records: [
+            AggregationRecord(keys: [.string("y")], value: .sum(20)),
+            AggregationRecord(keys: [.string("z")], value: .sum(30)),
+        ], normal: 10)
+        #expect(TextFile.read(out) == AggregationText.defaultLayout(a) + "k=0\n")
+    }
+
     @Test(.enabled(if: isRoot, "needs root")) func exitStatusFromExit() throws {
         var inv = DTraceInvocation()
         inv.sources = [(text: "BEGIN { exit(3); }", file: nil)]

@@ -145,7 +145,9 @@ public enum DTrace {
         if let file = src.file {
             return LumosError(.failed, e.rendered(scriptName: file))
         }
-        return LumosError(.failed, "invalid probe specifier \(src.text): \(e.description)")
+        // One line: a multi-line -n program is shown with its newlines as spaces.
+        let text = src.text.split(separator: "\n", omittingEmptySubsequences: false).joined(separator: " ")
+        return LumosError(.failed, "invalid probe specifier \(text): \(e.description)")
     }
 
     /// `dtrace -l [-n pattern ...] [-p pid]`: the probes layer's listing, USDT probes of
