@@ -77,6 +77,20 @@ import Testing
         #expect(TextFile.read(out) == AggregationText.defaultLayout(a) + "k=0\n")
     }
 
+    /// Typed tracepoint fields: proc:::exec is sched:sched_process_exec, whose filename is
+    /// a __data_loc string, and its pid field an int.
+    @Test(.enabled(if: isRoot, "needs root")) func tracepointFieldsOnProcExec() throws {
+        let out = tempFile()
+        defer { unlink(out) }
+        var inv = DTraceInvocation()
+        inv.sources = [(text: "proc:::exec /pid == $target/ { printf(\"%s %s %d\", stringof(args->filename), execname, args->pid == pid); }", file: nil)]
+        inv.command = "/bin/true"
+        inv.quiet = true
+        inv.outputPath = out
+        #expect(try DTrace.run(inv) == 0)
+        #expect(TextFile.read(out) == "/bin/true true 1")
+    }
+
     @Test(.enabled(if: isRoot, "needs root")) func exitStatusFromExit() throws {
         var inv = DTraceInvocation()
         inv.sources = [(text: "BEGIN { exit(3); }", file: nil)]
