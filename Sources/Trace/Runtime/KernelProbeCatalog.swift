@@ -13,7 +13,7 @@ public final class KernelProbeCatalog: ProbeCatalog, @unchecked Sendable {
     /// $target: the -p process, or the -c command's pid (its binary is `targetCommand`'s).
     public var targetPID: Int32?
     public var targetCommand: String?
-    let lock = NSLockish()
+    let lock = PthreadMutex()
 
     public init() throws {
         root = try Tracefs.locate().root
@@ -50,13 +50,6 @@ public final class KernelProbeCatalog: ProbeCatalog, @unchecked Sendable {
         access("\(root)/events/\(category)/\(name)/id", F_OK) == 0
     }
 
-    /// DTrace's stable providers mapped onto tracepoints.
-    static let aliases: [String: [String: (String, String)]] = [
-        "proc": ["exec": ("sched", "sched_process_exec"), "exit": ("sched", "sched_process_exit"), "create": ("sched", "sched_process_fork")],
-        "sched": ["on-cpu": ("sched", "sched_switch"), "off-cpu": ("sched", "sched_switch")],
-        "io": ["start": ("block", "block_rq_issue"), "done": ("block", "block_rq_complete")],
-    ]
-
     public func resolve(_ d: ProbeDescription) throws -> (probes: [ResolvedProbe], matched: Int) {
         var probes: [ResolvedProbe] = []
         var matched = 0
@@ -90,12 +83,10 @@ public final class KernelProbeCatalog: ProbeCatalog, @unchecked Sendable {
                 matched += fns.count
             }
         }
-        // Stable providers over tracepoints.
-        for (provider, names) in KernelProbeCatalog.aliases where globMatch(d.provider, provider) && !anyProvider {
-            for (name, (cat, tp)) in names.sorted(by: { $0.key < $1.key }) where globMatch(d.name, name) && exists(cat, tp) {
-                add(ResolvedProbe(provider: provider, function: "", name: name,
-                    attach: .tracepoint(category: cat, name: tp), context: .tracepoint(fields(category: cat, name: tp))))
-            }
+        // Stable providers over tracepoints (proc, sched, io), as the probes layer maps them.
+        for (probe, tp) in ProbeList.stableProbes where !anyProvider && globMatch(d.provider, probe.provider) && globMatch(d.name, probe.name) && exists(tp.category, tp.name) {
+            add(ResolvedProbe(provider: probe.provider, function: "", name: probe.name,
+                attach: .tracepoint(category: tp.category, name: tp.name), context: .tracepoint(fields(category: tp.category, name: tp.name))))
         }
         // Every tracepoint category as a provider: category:::name.
         if !anyProvider, d.module.isEmpty || d.module == "*", d.function.isEmpty || d.function == "*" {
@@ -243,8 +234,8 @@ public final class KernelProbeCatalog: ProbeCatalog, @unchecked Sendable {
     }
 }
 
-/// A pthread mutex wrapper (Foundation-free) for the format cache.
-final class NSLockish: @unchecked Sendable {
+/// A pthread mutex (Foundation-free) guarding the format cache.
+final class PthreadMutex: @unchecked Sendable {
     var m = pthread_mutex_t()
     init() { pthread_mutex_init(&m, nil) }
     deinit { pthread_mutex_destroy(&m) }
