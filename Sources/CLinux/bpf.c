@@ -3,11 +3,9 @@
 #include <errno.h>
 #include <stdio.h>
 #include <string.h>
-#include <sys/ioctl.h>
 #include <sys/syscall.h>
 #include <unistd.h>
 #include <linux/bpf.h>
-#include <linux/perf_event.h>
 
 static long sys_bpf(int cmd, union bpf_attr *attr) {
     return syscall(__NR_bpf, cmd, attr, sizeof(*attr));
@@ -98,19 +96,6 @@ int clinux_bpf_prog_test_run(int prog_fd, const void *ctx, uint32_t ctx_size, ui
     return rc;
 }
 
-int clinux_bpf_raw_tracepoint_open(const char *name, int prog_fd) {
-    union bpf_attr attr;
-    memset(&attr, 0, sizeof(attr));
-    attr.raw_tracepoint.name = (uint64_t)(uintptr_t)name;
-    attr.raw_tracepoint.prog_fd = (uint32_t)prog_fd;
-    return (int)sys_bpf(BPF_RAW_TRACEPOINT_OPEN, &attr);
-}
-
-int clinux_bpf_attach_perf_event(int perf_fd, int prog_fd) {
-    if (ioctl(perf_fd, PERF_EVENT_IOC_SET_BPF, prog_fd) < 0) return -1;
-    return ioctl(perf_fd, PERF_EVENT_IOC_ENABLE, 0);
-}
-
 int clinux_bpf_possible_cpus(void) {
     // /sys/devices/system/cpu/possible reads like "0-1" or "0,2-3".
     FILE *f = fopen("/sys/devices/system/cpu/possible", "r");
@@ -132,28 +117,3 @@ int clinux_bpf_possible_cpus(void) {
     return count;
 }
 
-static int perf_open(struct perf_event_attr *attr, int pid, int cpu) {
-    return (int)syscall(__NR_perf_event_open, attr, pid, cpu, -1, PERF_FLAG_FD_CLOEXEC);
-}
-
-int clinux_bpf_perf_open_tracepoint(uint64_t tracepoint_id) {
-    struct perf_event_attr attr;
-    memset(&attr, 0, sizeof(attr));
-    attr.size = sizeof(attr);
-    attr.type = PERF_TYPE_TRACEPOINT;
-    attr.config = tracepoint_id;
-    attr.sample_period = 1;
-    attr.wakeup_events = 1;
-    return perf_open(&attr, -1, 0);
-}
-
-int clinux_bpf_perf_open_cpu_clock(int cpu, uint64_t value, int use_freq) {
-    struct perf_event_attr attr;
-    memset(&attr, 0, sizeof(attr));
-    attr.size = sizeof(attr);
-    attr.type = PERF_TYPE_SOFTWARE;
-    attr.config = PERF_COUNT_SW_CPU_CLOCK;
-    attr.freq = use_freq ? 1 : 0;
-    if (use_freq) attr.sample_freq = value; else attr.sample_period = value;
-    return perf_open(&attr, -1, cpu);
-}

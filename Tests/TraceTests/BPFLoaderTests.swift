@@ -66,8 +66,7 @@ struct BPFEncodingTests {
         a.mov(.r0, imm: 0)
         a.exit()
         let prog = try BPFProgram(.tracepoint, name: "test_getppid", instructions: try a.finish())
-        let id = try TraceFS.eventID(category: "syscalls", name: "sys_enter_getppid")
-        let attachment = try Attachment.tracepoint(id: id, program: prog, what: "syscalls:sys_enter_getppid")
+        let attachment = try ProbeAttach.tracepoint(TracepointName(category: "syscalls", name: "sys_enter_getppid"), program: prog.fd, tracefs: try Tracefs.locate())
         for _ in 0..<137 { _ = getppid() }
         withExtendedLifetime(attachment) {}
         let value = map.lookup([0, 0, 0, 0])?.first ?? []

@@ -21,6 +21,37 @@ extension ClauseGenerator {
             asm.mov(.r2, imm: Int64(limit))
             asm.call(.probeReadUserStr)
             return .string(d)
+        case "strjoin":
+            guard args.count == 2 else { throw typeError("strjoin( ) takes two strings", e) }
+            // The result is built in a 128-byte area so the second string can be copied at a
+            // variable offset (the length of the first) without leaving it; then truncated.
+            let mark = stackUsed
+            let area = try alloc(2 * Layout.stringSize, at: e.location)
+            zero(area, 2 * Layout.stringSize)
+            _ = try stringExpr(args[0], into: area)
+            let second = try stringExpr(args[1])
+            let measured = asm.newLabel()
+            asm.mov(.r0, imm: 0)
+            for i in 0..<(Layout.stringSize - 1) {
+                asm.load(.r1, .r10, offset: area + i, size: 1)
+                asm.jump(.jeq, .r1, imm: 0, measured)
+                asm.alu(.add, .r0, imm: 1)
+            }
+            asm.bind(measured)
+            framePointer(.r1, area)
+            asm.alu(.add, .r1, .r0)
+            asm.mov(.r2, imm: Int64(Layout.stringSize))
+            asm.alu(.sub, .r2, .r0)
+            framePointer(.r3, second)
+            asm.call(.probeReadKernelStr)
+            asm.store(.r10, offset: area + Layout.stringSize - 1, imm: 0, size: 1)
+            if let dest {
+                copy(from: area, to: dest, Layout.stringSize)
+                // The work area is dead once copied out: later code may reuse it.
+                stackUsed = mark
+                return .string(dest)
+            }
+            return .string(area)
         case "stringof":
             guard args.count == 1 else { throw typeError("stringof( ) takes one argument", e) }
             return .string(try stringExpr(args[0], into: dest))
@@ -46,7 +77,7 @@ extension ClauseGenerator {
                 throw typeError("\(f)( ) is an action and cannot be used in an expression", e)
             }
             if ["stack", "ustack", "jstack"].contains(f) {
-                throw typeError("\(f)( ) is not supported yet", e)
+                throw typeError("\(f)( ) can only be an aggregation key or the argument of trace( )", e)
             }
             throw typeError("failed to resolve \(f): Unknown function name", e)
         }
@@ -90,13 +121,22 @@ extension ClauseGenerator {
             guard compiler.aggregations[name] != nil else {
                 throw DCompileError(.type, "@\(name) is used in \(f)( ) but never assigned", at: loc)
             }
-            let extra = Array(rest.dropFirst())
-            if f == "printa" && !extra.isEmpty { throw DCompileError(.type, "printa( ) with several aggregations is not supported", at: loc) }
+            var extra = Array(rest.dropFirst())
+            var joined = [name]
+            if f == "printa" {
+                for a in extra {
+                    guard case .aggregation(let other) = a.kind, compiler.aggregations[other] != nil else {
+                        throw DCompileError(.type, "printa( ) arguments after the format must be aggregations", at: a.location)
+                    }
+                    joined.append(other)
+                }
+                extra = []
+            }
             if (f == "normalize") != (extra.count == 1) && f != "trunc" {
                 throw DCompileError(.type, "\(f)( ) takes \(f == "normalize" ? "an aggregation and a factor" : "one aggregation")", at: loc)
             }
             let kind: RecordKind = ["printa": .printa, "clear": .clear, "trunc": .trunc, "normalize": .normalize, "denormalize": .denormalize][f]!
-            let id = compiler.addAction(ActionSpec(kind: kind, format: format, argumentTypes: extra.map { _ in .int64 }, aggregation: name, location: loc))
+            let id = compiler.addAction(ActionSpec(kind: kind, format: format, argumentTypes: extra.map { _ in .int64 }, aggregation: name, location: loc, joined: joined))
             try emitRecord(kind: kind, id: id, args: extra, at: loc)
         default:
             return false
@@ -136,7 +176,9 @@ extension ClauseGenerator {
         let r = try alloc(size, at: loc)
         var off = Layout.recordHeader
         for (a, t) in zip(args, types) {
-            if t.isString {
+            if case .stack(let user) = t {
+                try emitStack(user: user, into: r + off, a)
+            } else if t.isString {
                 _ = try stringExpr(a, into: r + off)
             } else {
                 try intExpr(a)
@@ -144,7 +186,14 @@ extension ClauseGenerator {
             }
             off += t.storageSize
         }
-        asm.store(.r10, offset: r, imm: Int32(kind.rawValue), size: 4)
+        // Header word 0: kind | sequence-in-firing << 16.
+        asm.load(.r1, .r10, offset: recordSequenceSlot)
+        asm.mov(.r2, .r1)
+        asm.alu(.add, .r2, imm: 1)
+        asm.store(.r10, offset: recordSequenceSlot, .r2)
+        asm.alu(.lsh, .r1, imm: 16)
+        asm.alu(.or, .r1, imm: Int32(kind.rawValue))
+        asm.store(.r10, offset: r, .r1, size: 4)
         asm.store(.r10, offset: r + 4, imm: Int32(id), size: 4)
         asm.call(.getSmpProcessorId)
         asm.store(.r10, offset: r + 8, .r0, size: 4)
@@ -154,6 +203,45 @@ extension ClauseGenerator {
         asm.mov(.r3, imm: Int64(size))
         asm.mov(.r4, imm: 0)
         asm.call(.ringbufOutput)
+        let sent = asm.newLabel()
+        asm.jump(.jeq, .r0, imm: 0, sent)
+        try countDrop(0, at: loc)
+        asm.bind(sent)
+    }
+
+    /// drops[index] += 1 on this CPU (reported by user space as DTrace's drop notices).
+    mutating func countDrop(_ index: Int32, at loc: SourceLocation) throws(DCompileError) {
+        let slot = try alloc(8, at: loc)
+        asm.store(.r10, offset: slot, imm: index, size: 4)
+        asm.loadMap(.r1, map: compiler.dropsMap)
+        framePointer(.r2, slot)
+        asm.call(.mapLookupElem)
+        let skip = asm.newLabel()
+        asm.jump(.jeq, .r0, imm: 0, skip)
+        asm.load(.r1, .r0, offset: 0)
+        asm.alu(.add, .r1, imm: 1)
+        asm.store(.r0, offset: 0, .r1)
+        asm.bind(skip)
+    }
+
+    /// bpf_get_stack into buffer+8 (the kernel zero-fills unused frames); buffer+0 holds
+    /// the process id so user frames can be symbolized later.
+    mutating func emitStack(user: Bool, into buffer: Int, _ e: Expr) throws(DCompileError) {
+        if case .call(_, let args) = e.kind, !args.isEmpty {
+            throw typeError("stack( ) frame counts are not supported; \(Layout.stackFrames) frames are recorded", e)
+        }
+        if user {
+            asm.call(.getCurrentPidTgid)
+            asm.alu(.rsh, .r0, imm: 32)
+            asm.store(.r10, offset: buffer, .r0)
+        } else {
+            asm.store(.r10, offset: buffer, imm: 0)
+        }
+        asm.mov(.r1, .r6)
+        framePointer(.r2, buffer + 8)
+        asm.mov(.r3, imm: Int64(Layout.stackFrames * 8))
+        asm.mov(.r4, imm: user ? 1 << 8 : 0)  // BPF_F_USER_STACK
+        asm.call(.getStack)
     }
 
     // MARK: Aggregations
@@ -201,7 +289,10 @@ extension ClauseGenerator {
         asm.loadMap(.r1, map: spec.map)
         framePointer(.r2, key)
         asm.call(.mapLookupElem)
-        asm.jump(.jeq, .r0, imm: 0, exitLabel)
+        asm.jump(.jne, .r0, imm: 0, have)
+        // The aggregation's map is full: count an aggregation drop.
+        try countDrop(1, at: rhs.location)
+        asm.jump(exitLabel)
         asm.bind(have)
         asm.mov(.r7, .r0)
         func loadValue(_ g: inout ClauseGenerator, _ reg: Reg) { g.asm.load(reg, .r10, offset: valueSlot) }
@@ -227,24 +318,40 @@ extension ClauseGenerator {
             addAt(&self, 0, .r1)
             loadValue(&self, .r1)
             addAt(&self, 8, .r1)
-            // Sum of squares as 128 bits (low word at 16, high at 24), as DTrace keeps it.
+            // Sum of squares in 128 bits (low word at 16, high at 24), as DTrace keeps it:
+            // with |v| = h·2^32 + l, v² = h²·2^64 + hl·2^33 + l².
             loadValue(&self, .r1)
             let positive = asm.newLabel()
             asm.jump(.jsge, .r1, imm: 0, positive)
             asm.alu(.neg, .r1, imm: 0)
             asm.bind(positive)
-            // Square of a value below 2^32 fits; larger values square into the high word approximately.
+            asm.mov(.r2, .r1)
+            asm.alu(.rsh, .r2, imm: 32)          // h
+            asm.alu(.lsh, .r1, imm: 32)
+            asm.alu(.rsh, .r1, imm: 32)          // l
             asm.mov(.r3, .r1)
-            asm.alu(.mul, .r3, .r1)
-            asm.load(.r2, .r7, offset: 16)
+            asm.alu(.mul, .r3, .r1)              // lo = l²
             asm.mov(.r4, .r2)
-            asm.alu(.add, .r2, .r3)
-            asm.store(.r7, offset: 16, .r2)
-            let noCarry = asm.newLabel()
-            asm.jump(.jge, .r2, .r4, noCarry)
-            asm.mov(.r1, imm: 1)
-            addAt(&self, 24, .r1)
-            asm.bind(noCarry)
+            asm.alu(.mul, .r4, .r2)              // hi = h²
+            asm.mov(.r5, .r1)
+            asm.alu(.mul, .r5, .r2)              // hl
+            asm.mov(.r0, .r5)
+            asm.alu(.rsh, .r0, imm: 31)
+            asm.alu(.add, .r4, .r0)              // hi += hl >> 31
+            asm.alu(.lsh, .r5, imm: 33)
+            asm.alu(.add, .r3, .r5)              // lo += hl << 33
+            let noCarry1 = asm.newLabel()
+            asm.jump(.jge, .r3, .r5, noCarry1)
+            asm.alu(.add, .r4, imm: 1)
+            asm.bind(noCarry1)
+            asm.load(.r1, .r7, offset: 16)
+            asm.alu(.add, .r1, .r3)
+            asm.store(.r7, offset: 16, .r1)
+            let noCarry2 = asm.newLabel()
+            asm.jump(.jge, .r1, .r3, noCarry2)
+            asm.alu(.add, .r4, imm: 1)
+            asm.bind(noCarry2)
+            addAt(&self, 24, .r4)
         case .min, .max:
             let store = asm.newLabel(), skip = asm.newLabel()
             loadValue(&self, .r1)

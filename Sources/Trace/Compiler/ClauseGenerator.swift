@@ -15,6 +15,9 @@ struct ClauseGenerator {
     var locals: [String: (offset: Int, type: DType)] = [:]
     var exitLabel: Assembler.Label
     var usesGlobals = false
+    /// A per-firing record counter: the first record of a firing starts DTrace's
+    /// "CPU ID FUNCTION:NAME" line, later ones continue it.
+    var recordSequenceSlot = 0
 
     init(compiler: DCompiler, probe: ResolvedProbe, probeID: Int) {
         self.compiler = compiler
@@ -69,6 +72,8 @@ struct ClauseGenerator {
         let globalsEnd = asm.instructions.count
         try syscallFilter(clause.location)
         try declareLocals(clause)
+        recordSequenceSlot = try alloc(8, at: clause.location)
+        asm.store(.r10, offset: recordSequenceSlot, imm: 0)
         if let p = clause.predicate {
             asm.currentLine = p.location.line
             let mark = stackUsed

@@ -31,6 +31,7 @@ public struct CompiledScript: Sendable {
     public var pragmas: [(String, String?)]
     /// Well-known maps.
     public var ringBufferMap: Int
+    public var dropsMap: Int
     /// The zonename map (cgroup id -> name) the runtime fills, when the script uses zonename.
     public var zoneNameMap: Int?
     /// Whether a clause without actions exists (DTrace prints the default probe line).

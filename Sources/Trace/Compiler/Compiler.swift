@@ -14,6 +14,9 @@ public final class DCompiler {
     var actions: [ActionSpec] = []
     var globalsSize = 0
     let ringBufferMap: Int
+    /// Per-CPU drop counters: [0] records the ring buffer had no room for, [1] aggregation
+    /// updates that found the aggregation's map full.
+    let dropsMap: Int
     var globalsMap = -1
     var zeroMap = -1
     var zoneNameMap: Int?
@@ -21,6 +24,13 @@ public final class DCompiler {
     var syscallNames: [Int: String] = [:]
     /// CLOCK_REALTIME - CLOCK_MONOTONIC, so walltimestamp = ktime_get_ns() + offset.
     let wallClockOffset: Int64
+    /// task_struct offsets for ppid, from kernel BTF on first use (nil: not available).
+    lazy var parentOffsets: (realParent: Int, tgid: Int)? = {
+        guard let btf = try? KernelBTF.load(),
+              let parent = btf.offset(of: "real_parent", inStruct: "task_struct"),
+              let tgid = btf.offset(of: "tgid", inStruct: "task_struct") else { return nil }
+        return (parent, tgid)
+    }()
     /// Options: bufsize etc. do not change code; these do.
     public var destructiveAllowed = false
     public var aggregationEntries = 4096
@@ -38,6 +48,8 @@ public final class DCompiler {
         for (name, n) in syscallNumbers { syscallNames[n] = name }
         ringBufferMap = 0
         maps.append(MapSpec(name: "dt_events", kind: .ringBuffer, keySize: 0, valueSize: 0, maxEntries: size))
+        dropsMap = 1
+        maps.append(MapSpec(name: "dt_drops", kind: .perCPUArray, keySize: 4, valueSize: 8, maxEntries: 2))
     }
 
     func addMap(_ spec: MapSpec) -> Int {
@@ -89,7 +101,7 @@ public final class DCompiler {
             programs: programs, maps: maps, mapContents: mapContents,
             aggregations: aggregationOrder.compactMap { aggregations[$0] }, actions: actions,
             matched: matched, probes: probes, pragmas: program.pragmas,
-            ringBufferMap: ringBufferMap, zoneNameMap: zoneNameMap)
+            ringBufferMap: ringBufferMap, dropsMap: dropsMap, zoneNameMap: zoneNameMap)
     }
 
     func programKind(_ a: ProbeAttachPoint) -> BPFProgram.Kind {
@@ -97,6 +109,7 @@ public final class DCompiler {
         case .begin, .end, .error: return .rawTracepoint
         case .tracepoint, .allSyscalls: return .tracepoint
         case .profile, .tick: return .perfEvent
+        case .uprobe: return .kprobe
         }
     }
 
@@ -332,6 +345,8 @@ public final class DCompiler {
                 return fd.isCharArray || fd.isDataLocString ? .string : .integer(signed: fd.isSigned, size: fd.size)
             }
             return .int64
+        case .call(let f, _) where f == "stack" || f == "ustack":
+            return .stack(user: f == "ustack")
         case .call(let f, _):
             return ["copyinstr", "strjoin", "stringof", "lltostr", "basename", "dirname", "copyinstr"].contains(f) ? .string : .int64
         case .ternary(_, let a, _): return try staticType(a, context)

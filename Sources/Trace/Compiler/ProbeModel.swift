@@ -21,35 +21,15 @@ public struct TracepointField: Equatable, Sendable {
     /// `__data_loc char[] name`: a 32-bit (length << 16 | offset) pointing into the record.
     public var isDataLocString: Bool { cType.hasPrefix("__data_loc char") }
 
-    /// Parses the `field:` lines of a format file, skipping the common_ header fields.
+    /// The argument fields of a tracefs format file (the probes layer parses it).
     public static func parseFormat(_ text: String) -> [TracepointField] {
-        var out: [TracepointField] = []
-        for line in text.split(separator: "\n") {
-            let parts = line.split(separator: ";").map { $0.trimmingBlanks }
-            guard parts.count >= 4, parts[0].hasPrefix("field:") else { continue }
-            var decl = String(parts[0].dropFirst("field:".count))
-            var arraySuffix = ""
-            if let br = decl.firstIndex(of: "["), !decl.hasPrefix("__data_loc") {
-                arraySuffix = String(decl[br...])
-                decl = String(decl[..<br])
-            }
-            let words = decl.split(separator: " ")
-            guard var name = words.last.map(String.init) else { continue }
-            var cType = words.dropLast().joined(separator: " ")
-            while name.hasPrefix("*") { name.removeFirst(); cType += " *" }
-            if decl.hasPrefix("__data_loc") {
-                cType = words.dropLast().joined(separator: " ")
-                if let br = name.firstIndex(of: "[") { name = String(name[..<br]) }
-            }
-            cType += arraySuffix
-            func number(_ key: String) -> Int? {
-                parts.first(where: { $0.hasPrefix(key + ":") }).flatMap { Int($0.dropFirst(key.count + 1)) }
-            }
-            guard let off = number("offset"), let size = number("size") else { continue }
-            if name.hasPrefix("common_") { continue }
-            out.append(TracepointField(name: name, cType: cType, offset: off, size: size, isSigned: number("signed") == 1))
+        guard let format = try? TracepointFormat.parse(text) else { return [] }
+        return format.argumentFields.map { f in
+            var cType = f.type
+            if f.isDataLocation { cType = "__data_loc " + f.type + "[]" }
+            else if let n = f.arrayLength { cType += "[\(n)]" }
+            return TracepointField(name: f.name, cType: cType, offset: f.offset, size: f.size, isSigned: f.isSigned)
         }
-        return out
     }
 }
 
@@ -72,6 +52,9 @@ public enum ProbeAttachPoint: Hashable, Sendable {
     case profile(hz: UInt64)
     /// tick-N: a cpu-clock event with this period on one CPU.
     case tick(periodNs: UInt64)
+    /// A uprobe at a file offset (USDT probe or pid-provider function), in one process or
+    /// (pid nil) every process mapping the file; the semaphore is raised while attached.
+    case uprobe(path: String, offset: UInt64, pid: Int32?, isReturn: Bool, semaphore: UInt64?)
 }
 
 /// The data layout a program sees, which decides how arguments are read.
@@ -84,6 +67,13 @@ public enum ProbeContext: Equatable, Sendable {
     case tracepoint([TracepointField])
     /// bpf_perf_event_data: pt_regs first.
     case perfEvent
+    /// A USDT probe: pt_regs, arguments located as the stapsdt note says. A RIP-relative
+    /// argument (`8@counter(%rip)`) is found from the probe's own address at run time:
+    /// symbolOffsets holds symbol value minus the note's pc, so PIE load bases cancel out.
+    case usdt([USDTArgument], symbolOffsets: [String: Int64])
+    /// A user function's entry (arguments in the x86-64 argument registers) or return
+    /// (arg1 the return value, as in DTrace's pid provider).
+    case userFunction(isReturn: Bool)
 }
 
 /// A probe as DTrace names it, plus where it attaches.

@@ -4,6 +4,9 @@
 public enum DType: Equatable, Sendable, CustomStringConvertible {
     case integer(signed: Bool, size: Int)
     case string
+    /// stack() / ustack(): the process id (for symbolizing user frames) and up to
+    /// `Layout.stackFrames` return addresses, zero-padded. Only a key or traced value.
+    case stack(user: Bool)
 
     public static let int64 = DType.integer(signed: true, size: 8)
     public static let uint64 = DType.integer(signed: false, size: 8)
@@ -15,11 +18,20 @@ public enum DType: Equatable, Sendable, CustomStringConvertible {
         switch self {
         case .string: return "string"
         case .integer(let s, let size): return (s ? "int" : "uint") + "\(size * 8)_t"
+        case .stack(let user): return user ? "ustack" : "stack"
         }
     }
 
+    public var isStack: Bool { if case .stack = self { return true }; return false }
+
     /// Bytes this type takes in a map key, value or event record.
-    public var storageSize: Int { self == .string ? Layout.stringSize : 8 }
+    public var storageSize: Int {
+        switch self {
+        case .string: return Layout.stringSize
+        case .stack: return 8 + Layout.stackFrames * 8
+        case .integer: return 8
+        }
+    }
 }
 
 /// Sizes fixed by the 512-byte BPF stack.
@@ -27,6 +39,8 @@ public enum Layout {
     /// DTrace's default strsize is 256; the BPF stack allows 64 with room for keys and records.
     public static let stringSize = 64
     public static let recordHeader = 16
+    /// DTrace's default stackframes and ustackframes.
+    public static let stackFrames = 20
 }
 
 /// The aggregating functions (Dynamic Tracing Guide, "Aggregations").
@@ -81,4 +95,6 @@ public struct ActionSpec: Equatable, Sendable {
     /// The aggregation printa/clear/trunc/normalize name.
     public var aggregation: String?
     public var location: SourceLocation
+    /// printa(@a, @b, ...): every aggregation printed side by side (first is `aggregation`).
+    public var joined: [String] = []
 }

@@ -94,8 +94,28 @@ extension ClauseGenerator {
             storeLiteral("global", at: d)
             asm.bind(end)
             return .string(d)
-        case "ppid", "curthread":
-            throw typeError("\(n) is not available: it needs kernel type information this tracer does not read yet", e)
+        case "ppid":
+            // curthread->real_parent->tgid, with offsets from kernel BTF.
+            guard let (parentOff, tgidOff) = compiler.parentOffsets else {
+                throw typeError("ppid is not available: the kernel's BTF (/sys/kernel/btf/vmlinux) lacks task_struct", e)
+            }
+            let slot = try alloc(8, at: e.location)
+            asm.store(.r10, offset: slot, imm: 0)
+            asm.call(.getCurrentTask)
+            asm.mov(.r3, .r0)
+            asm.alu(.add, .r3, imm: Int32(parentOff))
+            framePointer(.r1, slot)
+            asm.mov(.r2, imm: 8)
+            asm.call(.probeReadKernel)
+            asm.load(.r3, .r10, offset: slot)
+            asm.store(.r10, offset: slot, imm: 0)
+            asm.alu(.add, .r3, imm: Int32(tgidOff))
+            framePointer(.r1, slot)
+            asm.mov(.r2, imm: 4)
+            asm.call(.probeReadKernel)
+            asm.load(.r0, .r10, offset: slot, size: 4)
+        case "curthread":
+            throw typeError("curthread is not available: kernel structures cannot be dereferenced in D here", e)
         default:
             if n.hasPrefix("arg"), let i = Int(n.dropFirst(3)), i >= 0, i < 10 {
                 return try argument(i, e)
@@ -147,8 +167,69 @@ extension ClauseGenerator {
             if i > 1 { asm.mov(.r0, imm: 0) }
         case .none:
             asm.mov(.r0, imm: 0)
+        case .userFunction(let isReturn):
+            // x86-64 pt_regs: rdi 112, rsi 104, rdx 96, rcx 88, r8 72, r9 64; rax 80.
+            let registers = [112, 104, 96, 88, 72, 64]
+            if isReturn {
+                if i == 1 { asm.load(.r0, .r6, offset: 80) } else { asm.mov(.r0, imm: 0) }
+            } else if i < registers.count {
+                asm.load(.r0, .r6, offset: registers[i])
+            } else {
+                asm.mov(.r0, imm: 0)
+            }
+        case .usdt(let args, let symbolOffsets):
+            guard i < args.count else {
+                asm.mov(.r0, imm: 0)
+                return .integer(.int64)
+            }
+            return .integer(try usdtArgument(args[i], symbolOffsets, e))
         }
         return .integer(.int64)
+    }
+
+    /// Reads a USDT argument as its note describes it ("-4@%ebx", "8@-16(%rbp)", "4@$5").
+    mutating func usdtArgument(_ a: USDTArgument, _ symbolOffsets: [String: Int64], _ e: Expr) throws(DCompileError) -> DType {
+        let size = [1, 2, 4, 8].contains(a.size) ? a.size : 8
+        let type = DType.integer(signed: a.isSigned, size: size)
+        switch a.location {
+        case .constant(let v):
+            asm.mov(.r0, imm: v)
+            return type
+        case .register(let r):
+            asm.load(.r0, .r6, offset: r.ptRegsOffset)
+            if r.isHighByte { asm.alu(.rsh, .r0, imm: 8) }
+        case .memory(let base, let index, let scale, let offset, let symbol):
+            let slot = try alloc(8, at: e.location)
+            asm.store(.r10, offset: slot, imm: 0)
+            if let symbol {
+                // At the uprobe, pt_regs ip is the probe's runtime address.
+                guard let delta = symbolOffsets[symbol] else {
+                    throw typeError("USDT argument \(a.spec) names symbol \(symbol), which the binary's symbol table lacks", e)
+                }
+                asm.load(.r3, .r6, offset: 128)
+                asm.mov(.r1, imm: delta)
+                asm.alu(.add, .r3, .r1)
+            } else if let base, base.canonical != "rip" {
+                asm.load(.r3, .r6, offset: base.ptRegsOffset)
+            } else {
+                asm.mov(.r3, imm: 0)
+            }
+            if let index {
+                asm.load(.r1, .r6, offset: index.ptRegsOffset)
+                if scale > 1 { asm.alu(.mul, .r1, imm: Int32(scale)) }
+                asm.alu(.add, .r3, .r1)
+            }
+            if offset != 0 {
+                asm.mov(.r1, imm: offset)
+                asm.alu(.add, .r3, .r1)
+            }
+            framePointer(.r1, slot)
+            asm.mov(.r2, imm: Int64(size))
+            asm.call(.probeReadUser)
+            asm.load(.r0, .r10, offset: slot)
+        }
+        extend(type)
+        return type
     }
 
     mutating func loadField(_ f: TracepointField) {
@@ -198,7 +279,9 @@ extension ClauseGenerator {
         if keys.isEmpty { asm.store(.r10, offset: k, imm: 0) }
         var off = 0
         for (key, t) in zip(keys, types) {
-            if t.isString {
+            if case .stack(let user) = t {
+                try emitStack(user: user, into: k + off, key)
+            } else if t.isString {
                 _ = try stringExpr(key, into: k + off)
             } else {
                 let kt = try intExpr(key)

@@ -50,6 +50,8 @@ public enum DTrace {
             macros["target"] = "\(p)"
         }
         defer { target?.abandon() }
+        catalog.targetPID = target?.pid ?? inv.pid
+        catalog.targetCommand = inv.command
 
         // Parse each source on its own (errors name it), then compile them as one program.
         var merged = DProgram(clauses: [], declarations: [], pragmas: [])
@@ -84,7 +86,7 @@ public enum DTrace {
         defer { if outFD != 1 { close(outFD) } }
 
         let session = try TraceSession(script: script, options: options, output: outFD)
-        session.zoneNames = ZoneNames.current()
+        session.zoneNames = ZoneNameMap.load()
         do {
             try session.load()
         } catch let e as DCompileError {
@@ -107,7 +109,8 @@ public enum DTrace {
             FD.writeAll(2, Array(notice.utf8))
         }
 
-        Interrupt.install()
+        let previousHandlers = Interrupt.install()
+        defer { Interrupt.restore(previousHandlers) }
         try session.run(.begin)
         if session.exitStatus == nil {
             try session.attach()
@@ -135,76 +138,28 @@ public enum DTrace {
         inv.sources.count == 1 ? inv.sources[0] : (inv.sources.first { $0.file != nil } ?? inv.sources[0])
     }
 
-    /// DTrace's wording: `-n` errors name the probe specifier, `-s` errors the script.
+    /// DTrace's wording: `-n` errors name the probe specifier (`invalid probe specifier
+    /// TEXT: ...`), `-s` errors the script (`failed to compile script FILE: line N: ...`);
+    /// both carry the line and column here.
     static func compileFailure(_ e: DCompileError, _ src: (text: String, file: String?)) -> LumosError {
         if let file = src.file {
             return LumosError(.failed, e.rendered(scriptName: file))
         }
-        if e.kind == .probe {
-            return LumosError(.failed, "invalid probe specifier \(src.text): \(e.description)")
-        }
-        return LumosError(.failed, e.rendered(scriptName: nil))
+        // One line: a multi-line -n program is shown with its newlines as spaces.
+        let text = src.text.split(separator: "\n", omittingEmptySubsequences: false).joined(separator: " ")
+        return LumosError(.failed, "invalid probe specifier \(text): \(e.description)")
     }
 
+    /// `dtrace -l [-n pattern ...] [-p pid]`: the probes layer's listing, USDT probes of
+    /// the -p process included.
     static func listProbes(_ inv: DTraceInvocation, _ catalog: KernelProbeCatalog) throws {
-        var rows: [(String, String, String, String)] = []
-        let descriptions: [ProbeDescription]
-        if inv.sources.isEmpty {
-            descriptions = [ProbeDescription(provider: "*", module: "", function: "", name: "", location: SourceLocation(line: 1, column: 1))]
-        } else {
-            var found: [ProbeDescription] = []
-            for src in inv.sources {
-                for part in src.text.split(separator: ",") {
-                    found.append(try ProbeDescription.parse(Substring(part).trimmingBlanks, at: SourceLocation(line: 1, column: 1)))
-                }
-            }
-            descriptions = found
-        }
-        for d in descriptions {
-            for p in catalog.list(d) where !rows.contains(where: { $0 == p }) { rows.append(p) }
-        }
-        var out = ProbeListText.header
-        for (i, r) in rows.enumerated() {
-            out += ProbeListText.row(id: i + 1, provider: r.0, module: r.1, function: r.2, name: r.3)
-        }
-        FD.writeAll(1, Array(out.utf8))
-    }
-}
-
-extension KernelProbeCatalog {
-    /// Every probe a description matches, one row per DTrace probe (syscall groups expanded).
-    func list(_ d: ProbeDescription) -> [(String, String, String, String)] {
-        var out: [(String, String, String, String)] = []
-        var all = d
-        if d.provider == "*" && d.name.isEmpty {
-            // Listing everything: each provider in turn.
-            for prov in ["dtrace", "syscall", "profile", "proc", "sched", "io"] + Files.list("\(root)/events").filter({ $0 != "syscalls" }) {
-                all.provider = prov
-                all.name = prov == "profile" ? "" : "*"
-                out += list(all)
-            }
-            return out
-        }
-        if globMatch(d.provider, "syscall") {
-            for s in syscalls where globMatch(d.function, s) {
-                for n in ["entry", "return"] where globMatch(d.name, n) { out.append(("syscall", "", s, n)) }
+        var patterns: [ProbePattern] = []
+        for src in inv.sources {
+            for part in src.text.split(separator: ",") {
+                patterns.append(try ProbePattern(parsing: Substring(part).trimmingBlanks))
             }
         }
-        if globMatch(d.provider, "profile") && !d.name.isEmpty && d.name != "*" {
-            if (try? profileProbe(d)) != nil { out.append(("profile", "", "", d.name)) }
-        } else if globMatch(d.provider, "profile") {
-            for n in ["profile-97", "profile-199", "profile-499", "profile-997", "profile-1999", "profile-4001", "profile-4999", "tick-1", "tick-10", "tick-100", "tick-500", "tick-1000", "tick-5000"] {
-                out.append(("profile", "", "", n))
-            }
-        }
-        var rest = d
-        if globMatch(d.provider, "syscall") && !d.provider.isEmpty && d.provider != "*" { return out }
-        rest.location = d.location
-        if let r = try? resolve(rest) {
-            for p in r.probes where p.provider != "syscall" && p.provider != "profile" {
-                out.append((p.provider, p.module, p.function, p.name))
-            }
-        }
-        return out
+        let probes = ProbeList.kernel(tracefs: try Tracefs.locate()) + ProbeList.usdt(pids: inv.pid.map { [$0] } ?? [])
+        FD.writeAll(1, Array(ProbeList.render(probes, matching: patterns).utf8))
     }
 }

@@ -7,13 +7,23 @@ public enum Interrupt {
 
     public static var requested: Bool { flag != 0 }
 
-    public static func install() {
+    /// Installs the handlers; call `restore` with the result when tracing ends.
+    public static func install() -> [sigaction] {
+        flag = 0
         var action = sigaction()
         action.__sigaction_handler.sa_handler = { _ in Interrupt.flag = 1 }
         sigemptyset(&action.sa_mask)
         // No SA_RESTART: poll() must return so the loop sees the flag.
         action.sa_flags = 0
-        sigaction(SIGINT, &action, nil)
-        sigaction(SIGTERM, &action, nil)
+        var old = [sigaction(), sigaction()]
+        sigaction(SIGINT, &action, &old[0])
+        sigaction(SIGTERM, &action, &old[1])
+        return old
+    }
+
+    public static func restore(_ old: [sigaction]) {
+        var o = old
+        sigaction(SIGINT, &o[0], nil)
+        sigaction(SIGTERM, &o[1], nil)
     }
 }

@@ -10,10 +10,13 @@ public final class KernelProbeCatalog: ProbeCatalog, @unchecked Sendable {
     public let syscalls: [String]
     public let syscallNumbers: [String: Int]
     var formats: [String: [TracepointField]] = [:]
-    let lock = NSLockish()
+    /// $target: the -p process, or the -c command's pid (its binary is `targetCommand`'s).
+    public var targetPID: Int32?
+    public var targetCommand: String?
+    let lock = PthreadMutex()
 
     public init() throws {
-        root = try TraceFS.root()
+        root = try Tracefs.locate().root
         let names = Files.list("\(root)/events/syscalls")
         syscalls = names.filter { $0.hasPrefix("sys_enter_") }.map { String($0.dropFirst("sys_enter_".count)) }.sorted()
         syscallNumbers = KernelProbeCatalog.readSyscallNumbers()
@@ -23,7 +26,7 @@ public final class KernelProbeCatalog: ProbeCatalog, @unchecked Sendable {
     static func readSyscallNumbers() -> [String: Int] {
         var out: [String: Int] = [:]
         for path in ["/usr/include/x86_64-linux-gnu/asm/unistd_64.h", "/usr/include/asm/unistd_64.h"] {
-            guard let text = TraceFS.read(path) else { continue }
+            guard let text = TextFile.read(path) else { continue }
             for line in text.split(separator: "\n") where line.hasPrefix("#define __NR_") {
                 let parts = line.split(separator: " ")
                 if parts.count == 3, let n = Int(parts[2]) { out[String(parts[1].dropFirst(5))] = n }
@@ -37,7 +40,7 @@ public final class KernelProbeCatalog: ProbeCatalog, @unchecked Sendable {
         lock.locked {
             let key = "\(category)/\(name)"
             if let f = formats[key] { return f }
-            let f = TracepointField.parseFormat(TraceFS.read("\(root)/events/\(key)/format") ?? "")
+            let f = TracepointField.parseFormat(TextFile.read("\(root)/events/\(key)/format") ?? "")
             formats[key] = f
             return f
         }
@@ -46,13 +49,6 @@ public final class KernelProbeCatalog: ProbeCatalog, @unchecked Sendable {
     func exists(_ category: String, _ name: String) -> Bool {
         access("\(root)/events/\(category)/\(name)/id", F_OK) == 0
     }
-
-    /// DTrace's stable providers mapped onto tracepoints.
-    static let aliases: [String: [String: (String, String)]] = [
-        "proc": ["exec": ("sched", "sched_process_exec"), "exit": ("sched", "sched_process_exit"), "create": ("sched", "sched_process_fork")],
-        "sched": ["on-cpu": ("sched", "sched_switch"), "off-cpu": ("sched", "sched_switch")],
-        "io": ["start": ("block", "block_rq_issue"), "done": ("block", "block_rq_complete")],
-    ]
 
     public func resolve(_ d: ProbeDescription) throws -> (probes: [ResolvedProbe], matched: Int) {
         var probes: [ResolvedProbe] = []
@@ -87,12 +83,10 @@ public final class KernelProbeCatalog: ProbeCatalog, @unchecked Sendable {
                 matched += fns.count
             }
         }
-        // Stable providers over tracepoints.
-        for (provider, names) in KernelProbeCatalog.aliases where globMatch(d.provider, provider) && !anyProvider {
-            for (name, (cat, tp)) in names.sorted(by: { $0.key < $1.key }) where globMatch(d.name, name) && exists(cat, tp) {
-                add(ResolvedProbe(provider: provider, function: "", name: name,
-                    attach: .tracepoint(category: cat, name: tp), context: .tracepoint(fields(category: cat, name: tp))))
-            }
+        // Stable providers over tracepoints (proc, sched, io), as the probes layer maps them.
+        for (probe, tp) in ProbeList.stableProbes where !anyProvider && globMatch(d.provider, probe.provider) && globMatch(d.name, probe.name) && exists(tp.category, tp.name) {
+            add(ResolvedProbe(provider: probe.provider, function: "", name: probe.name,
+                attach: .tracepoint(category: tp.category, name: tp.name), context: .tracepoint(fields(category: tp.category, name: tp.name))))
         }
         // Every tracepoint category as a provider: category:::name.
         if !anyProvider, d.module.isEmpty || d.module == "*", d.function.isEmpty || d.function == "*" {
@@ -104,7 +98,111 @@ public final class KernelProbeCatalog: ProbeCatalog, @unchecked Sendable {
                 }
             }
         }
+        if probes.isEmpty && !anyProvider {
+            for p in try userProbes(d) { add(p) }
+        }
         return (probes, matched)
+    }
+
+    /// pid<PID>::function:entry|return and USDT providers.
+    func userProbes(_ d: ProbeDescription) throws -> [ResolvedProbe] {
+        if d.provider.hasPrefix("pid"), let pid = Int32(d.provider.dropFirst(3)) {
+            return try functionProbes(pid: pid, d)
+        }
+        var out: [ResolvedProbe] = []
+        var seen = Set<String>()
+        for p in usdtCandidates(d.provider) {
+            guard globMatch(d.provider, p.provider) || globMatch(d.provider, p.dtraceProvider),
+                  globMatch(d.module, p.module), globMatch(d.function, p.function),
+                  globMatch(d.name, p.dtraceName) || globMatch(d.name, p.name) else { continue }
+            let key = "\(p.attachPath):\(p.fileOffset):\(p.pid ?? -1)"
+            if !seen.insert(key).inserted { continue }
+            out.append(ResolvedProbe(provider: p.dtraceProvider, module: p.module, function: p.function, name: p.dtraceName,
+                attach: .uprobe(path: p.attachPath, offset: p.fileOffset, pid: p.pid, isReturn: false, semaphore: p.semaphoreOffset),
+                context: .usdt(p.arguments, symbolOffsets: symbolOffsets(p))))
+        }
+        return out
+    }
+
+    /// For RIP-relative arguments: each named symbol's value minus the probe's address.
+    func symbolOffsets(_ p: USDTProbe) -> [String: Int64] {
+        var out: [String: Int64] = [:]
+        for a in p.arguments {
+            guard case .memory(_, _, _, _, let symbol?) = a.location,
+                  let elf = try? ELFFile(path: p.attachPath), let sym = try? elf.symbol(named: symbol) else { continue }
+            out[symbol] = Int64(bitPattern: sym.value &- p.address)
+        }
+        return out
+    }
+
+    /// USDT probes a provider pattern may name: NAME<pid> in that process; the -c command's
+    /// binary or the -p process; else every file mapped by a running process (attached
+    /// for all processes, so `postgresql*` covers every backend).
+    func usdtCandidates(_ provider: String) -> [USDTProbe] {
+        let digits = String(provider.reversed().prefix(while: { $0.isNumber }).reversed())
+        // The -c command is still a shell waiting to exec it: read its binary instead.
+        if !digits.isEmpty, let pid = Int32(digits), pid != targetPID || targetCommand == nil,
+           let found = try? USDT.probes(inProcess: pid), !found.isEmpty {
+            return found
+        }
+        if let cmd = targetCommand, let word = cmd.split(separator: " ").first,
+           let found = try? USDT.probes(forCommand: String(word)), !found.isEmpty {
+            return found.map { var p = $0; p.pid = targetPID; return p }
+        }
+        if let pid = targetPID, let found = try? USDT.probes(inProcess: pid), !found.isEmpty {
+            return found
+        }
+        var out: [USDTProbe] = []
+        var seenFiles = Set<String>()
+        for entry in Files.list("/proc") {
+            guard let pid = Int32(entry) else { continue }
+            for f in ProcessMaps.mappedFiles(pid: pid) {
+                let attach = ProcessMaps.attachPath(pid: pid, path: f)
+                var st = stat()
+                guard stat(attach, &st) == 0, seenFiles.insert("\(st.st_dev):\(st.st_ino)").inserted else { continue }
+                if let found = try? USDT.probes(inFile: attach, attachPath: attach, pid: nil) {
+                    out += found.map { var p = $0; p.path = f; return p }
+                }
+            }
+        }
+        return out
+    }
+
+    /// pid<PID>:module:function:entry|return: a uprobe on a function symbol of the
+    /// process's executable (module empty) or of the mapped files whose name matches.
+    func functionProbes(pid: Int32, _ d: ProbeDescription) throws -> [ResolvedProbe] {
+        var exe: String
+        var files: [String]
+        if pid == targetPID, let cmd = targetCommand, let word = cmd.split(separator: " ").first,
+           let path = ProcessMaps.resolveCommand(String(word)) {
+            // The -c command has not exec'd yet: its functions are in the binary it will run.
+            exe = path
+            files = [path]
+        } else {
+            var exeBuf = [CChar](repeating: 0, count: 4096)
+            let n = readlink("/proc/\(pid)/exe", &exeBuf, 4095)
+            guard n > 0 else { throw DCompileError(.probe, "failed to grab pid \(pid): no such process", at: d.location) }
+            exe = String(decoding: exeBuf.prefix(n).map { UInt8(bitPattern: $0) }, as: UTF8.self)
+            files = ProcessMaps.mappedFiles(pid: pid)
+        }
+        var out: [ResolvedProbe] = []
+        for f in files where d.module.isEmpty ? f == exe : globMatch(d.module, Files.basename(f)) {
+            let attach = files.count == 1 && f == exe && pid == targetPID && targetCommand != nil ? f : ProcessMaps.attachPath(pid: pid, path: f)
+            guard let elf = try? ELFFile(path: attach), let symbols = try? elf.symbols() else { continue }
+            var seen = Set<UInt64>()
+            for sym in symbols where sym.kind == .function && sym.value != 0 && globMatch(d.function, sym.name) {
+                guard let offset = elf.fileOffset(forAddress: sym.value), seen.insert(offset).inserted else { continue }
+                for (isReturn, name) in [(false, "entry"), (true, "return")] where globMatch(d.name, name) {
+                    out.append(ResolvedProbe(provider: "pid\(pid)", module: Files.basename(f), function: sym.name, name: name,
+                        attach: .uprobe(path: attach, offset: offset, pid: pid, isReturn: isReturn, semaphore: nil),
+                        context: .userFunction(isReturn: isReturn)))
+                }
+            }
+        }
+        if out.count > 1000 {
+            throw DCompileError(.probe, "probe description \(d) matches \(out.count) functions; narrow it (at most 1000)", at: d.location)
+        }
+        return out
     }
 
     /// profile-N / tick-N with DTrace's units (ns, us, ms, s, m, h, d, hz; default hz).
@@ -136,8 +234,8 @@ public final class KernelProbeCatalog: ProbeCatalog, @unchecked Sendable {
     }
 }
 
-/// A pthread mutex wrapper (Foundation-free) for the format cache.
-final class NSLockish: @unchecked Sendable {
+/// A pthread mutex (Foundation-free) guarding the format cache.
+final class PthreadMutex: @unchecked Sendable {
     var m = pthread_mutex_t()
     init() { pthread_mutex_init(&m, nil) }
     deinit { pthread_mutex_destroy(&m) }

@@ -10,12 +10,14 @@ public final class TraceSession {
     let output: Int32
     var maps: [BPFMap] = []
     var loaded: [(CompiledProgram, BPFProgram)] = []
-    var attachments: [Attachment] = []
+    var attachments: [ProbeLink] = []
+    var tracefs: Tracefs?
     var ring: RingBuffer?
     var printedHeading = false
     var printed: Set<String> = []
     var normals: [String: Int64] = [:]
     var formats: [Int: PrintfFormat] = [:]
+    let symbols = StackSymbols()
     /// Set when a clause called exit(): tracing stops with this status.
     public private(set) var exitStatus: Int32?
     /// Zone names by cgroup v2 id, written to the zonename map before tracing starts.
@@ -66,26 +68,35 @@ public final class TraceSession {
         }
     }
 
-    /// Attaches every program except BEGIN/END/ERROR, in clause order.
+    /// Attaches every program except BEGIN/END/ERROR, in clause order, with the probes
+    /// layer's attach code.
     public func attach() throws {
-        let cpus = (0..<BPFMap.possibleCPUs).filter { access("/sys/devices/system/cpu/cpu\($0)", F_OK) == 0 }
         for (p, prog) in loaded {
             switch p.probe.attach {
             case .begin, .end, .error:
                 continue
             case .tracepoint(let cat, let name):
-                attachments.append(try Attachment.tracepoint(id: try TraceFS.eventID(category: cat, name: name), program: prog, what: "\(cat):\(name)"))
+                attachments.append(try ProbeAttach.tracepoint(TracepointName(category: cat, name: name), program: prog.fd, tracefs: try kernelTracefs()))
             case .allSyscalls(let entry, _):
-                let name = entry ? "sys_enter" : "sys_exit"
-                attachments.append(try Attachment.tracepoint(id: try TraceFS.eventID(category: "raw_syscalls", name: name), program: prog, what: "raw_syscalls:\(name)"))
+                let tp = TracepointName(category: "raw_syscalls", name: entry ? "sys_enter" : "sys_exit")
+                attachments.append(try ProbeAttach.tracepoint(tp, program: prog.fd, tracefs: try kernelTracefs()))
             case .profile(let hz):
                 // Period mode, not frequency mode: the kernel's frequency adjustment starves an idle
                 // CPU of samples, while DTrace's profile-N fires on every CPU at N Hz, busy or idle.
-                attachments.append(try Attachment.cpuClock(cpus: cpus, periodNs: 1_000_000_000 / max(1, hz), program: prog))
+                attachments.append(try ProbeAttach.profile(.period(nanoseconds: 1_000_000_000 / max(1, hz)), program: prog.fd))
             case .tick(let period):
-                attachments.append(try Attachment.cpuClock(cpus: [cpus.first ?? 0], periodNs: period, program: prog))
+                attachments.append(try ProbeAttach.tick(.period(nanoseconds: period), program: prog.fd, cpu: OnlineCPUs.list().first ?? 0))
+            case .uprobe(let path, let offset, let pid, let isReturn, let semaphore):
+                attachments.append(try ProbeAttach.uprobe(path: path, offset: offset, returnProbe: isReturn, program: prog.fd, pid: pid ?? -1, semaphoreOffset: semaphore))
             }
         }
+    }
+
+    func kernelTracefs() throws -> Tracefs {
+        if let tracefs { return tracefs }
+        let t = try Tracefs.locate()
+        tracefs = t
+        return t
     }
 
     public func detach() { attachments.removeAll() }
@@ -114,62 +125,103 @@ public final class TraceSession {
         var out = ""
         let n = ring.drain { record in out += self.render(record) }
         write(out)
+        reportDrops()
         return n
+    }
+
+    var dropsSeen: [[UInt64]] = [[], []]
+    /// Total drops so far: records the ring buffer had no room for, and aggregation drops.
+    public private(set) var drops: (records: UInt64, aggregations: UInt64) = (0, 0)
+
+    /// DTrace's notices: "dtrace: N drops on CPU C", "dtrace: N aggregation drops on CPU C".
+    func reportDrops() {
+        guard maps.count > script.dropsMap else { return }
+        var notice = ""
+        for index in 0..<2 {
+            guard let perCPU = maps[script.dropsMap].lookup(le32(UInt32(index))) else { continue }
+            let counts = perCPU.map { UInt64(bitPattern: AggregationDecoder.int($0, 0)) }
+            let before = dropsSeen[index].count == counts.count ? dropsSeen[index] : [UInt64](repeating: 0, count: counts.count)
+            for (cpu, (now, then)) in zip(counts, before).enumerated() where now > then {
+                notice += "dtrace: \(now - then) \(index == 1 ? "aggregation " : "")drops on CPU \(cpu)\n"
+                if index == 0 { drops.records += now - then } else { drops.aggregations += now - then }
+            }
+            dropsSeen[index] = counts
+        }
+        if !notice.isEmpty { FD.writeAll(2, Array(notice.utf8)) }
     }
 
     func write(_ s: String) {
         if !s.isEmpty { FD.writeAll(output, Array(s.utf8)) }
     }
 
+    /// True while the last firing's line is still open (not quiet): the next firing or the
+    /// end of tracing closes it with a newline, as dtrace does after each firing's records.
+    var firingOpen = false
+
+    func closeFiring() -> String {
+        guard firingOpen else { return "" }
+        firingOpen = false
+        return TraceText.endOfFiring
+    }
+
     func render(_ record: UnsafeRawBufferPointer) -> String {
         guard record.count >= Layout.recordHeader else { return "" }
-        let kindRaw = record.loadUnaligned(fromByteOffset: 0, as: UInt32.self)
+        let word0 = record.loadUnaligned(fromByteOffset: 0, as: UInt32.self)
+        let kindRaw = word0 & 0xffff
+        let sequence = word0 >> 16
         let id = Int(record.loadUnaligned(fromByteOffset: 4, as: UInt32.self))
         let cpu = Int(record.loadUnaligned(fromByteOffset: 8, as: UInt32.self))
         let probeID = Int(record.loadUnaligned(fromByteOffset: 12, as: UInt32.self))
         guard let kind = RecordKind(rawValue: kindRaw) else { return "" }
         let probe = probeID < script.probes.count ? script.probes[probeID] : nil
         var prefix = ""
-        if !options.quiet, kind != .exit, kind != .clear, kind != .trunc, kind != .normalize, kind != .denormalize {
+        if !options.quiet && sequence == 0 {
+            prefix += closeFiring()
             if !printedHeading {
                 prefix += TraceText.heading
                 printedHeading = true
             }
             prefix += TraceText.probeColumn(cpu: cpu, id: probeID + 1, function: probe?.function ?? "", name: probe?.name ?? "")
+            firingOpen = true
         }
-        if kind == .probeFired { return prefix + TraceText.endOfFiring }
+        if kind == .probeFired { return prefix }
         guard id < script.actions.count else { return "" }
         let action = script.actions[id]
         let values = decode(record, action.argumentTypes)
-        let suffix = options.quiet ? "" : TraceText.endOfFiring
+        // printa's lines start below the probe column.
+        let suffix = prefix.isEmpty ? "" : "\n"
         switch kind {
         case .printf:
-            return prefix + (formats[id]?.render(values) ?? "") + suffix
+            return prefix + (formats[id]?.render(values) ?? "")
         case .trace:
-            return prefix + TraceText.trace(values[0], quiet: options.quiet) + suffix
+            return prefix + TraceText.trace(values[0], quiet: options.quiet)
         case .exit:
             if case .integer(let v, _, _)? = values.first { exitStatus = Int32(truncatingIfNeeded: v) }
-            return ""
+            return prefix
         case .printa:
-            let name = action.aggregation ?? ""
-            printed.insert(name)
-            let agg = snapshot(name)
-            if let f = formats[id] { return prefix + suffix + f.renderAggregation(agg) }
-            return prefix + suffix + AggregationText.defaultLayout(agg)
+            let names = action.joined.isEmpty ? [action.aggregation ?? ""] : action.joined
+            for n in names { printed.insert(n) }
+            let aggs = names.map { snapshot($0) }
+            if aggs.count > 1 {
+                if let f = formats[id] { return prefix + suffix + f.renderAggregations(aggs) }
+                return prefix + suffix + AggregationText.defaultLayout(joined: aggs)
+            }
+            if let f = formats[id] { return prefix + suffix + f.renderAggregation(aggs[0]) }
+            return prefix + suffix + AggregationText.defaultLayout(aggs[0])
         case .clear:
             clear(action.aggregation ?? "")
-            return ""
+            return prefix
         case .trunc:
             var n = 0
             if case .integer(let v, _, _)? = values.first { n = Int(v) }
             trunc(action.aggregation ?? "", keep: n)
-            return ""
+            return prefix
         case .normalize:
             if case .integer(let v, _, _)? = values.first, v != 0 { normals[action.aggregation ?? ""] = v }
-            return ""
+            return prefix
         case .denormalize:
             normals[action.aggregation ?? ""] = 1
-            return ""
+            return prefix
         case .probeFired:
             return ""
         }
@@ -181,6 +233,8 @@ public final class TraceSession {
         for t in types {
             guard off + t.storageSize <= record.count else { break }
             switch t {
+            case .stack(let user):
+                out.append(.stack(symbols.frames(record[off..<off + t.storageSize], user: user)))
             case .string:
                 let bytes = record[off..<off + Layout.stringSize].prefix(while: { $0 != 0 })
                 out.append(.string(String(decoding: bytes, as: UTF8.self)))
@@ -208,7 +262,7 @@ public final class TraceSession {
                 merged = merged.map { $0.merged(with: v) } ?? v
             }
             if let merged {
-                records.append(AggregationRecord(keys: AggregationDecoder.keys(spec, key), value: merged))
+                records.append(AggregationRecord(keys: AggregationDecoder.keys(spec, key, symbols), value: merged))
             }
         }
         return Aggregation(name: name, records: records, normal: normals[name] ?? 1)
@@ -239,7 +293,7 @@ public final class TraceSession {
                 guard let x = AggregationDecoder.value(spec, b) else { continue }
                 v = v.map { $0.merged(with: x) } ?? x
             }
-            if let v { rows.append((AggregationRecord(keys: AggregationDecoder.keys(spec, key), value: v), key)) }
+            if let v { rows.append((AggregationRecord(keys: AggregationDecoder.keys(spec, key, symbols), value: v), key)) }
         }
         let order = Aggregation(name: spec.name, records: rows.map(\.0)).sorted()
         let kept = n > 0 ? Array(order.suffix(n)) : Array(order.prefix(-n))
@@ -251,6 +305,7 @@ public final class TraceSession {
         detach()
         drain()
         try run(.end)
+        write(closeFiring())
         let rest = script.aggregations.filter { !printed.contains($0.name) }.map { snapshot($0.name) }.filter { !$0.records.isEmpty }
         if !rest.isEmpty {
             write("\n" + AggregationText.endOfTracing(rest))
@@ -289,11 +344,13 @@ enum AggregationDecoder {
         }
     }
 
-    static func keys(_ spec: AggregationSpec, _ key: [UInt8]) -> [AggregationKey] {
+    static func keys(_ spec: AggregationSpec, _ key: [UInt8], _ symbols: StackSymbols) -> [AggregationKey] {
         var off = 0
         var out: [AggregationKey] = []
         for t in spec.keyTypes {
             switch t {
+            case .stack(let user):
+                out.append(.stack(symbols.frames(key[off..<min(key.count, off + t.storageSize)], user: user)))
             case .string:
                 let bytes = key[off..<min(key.count, off + Layout.stringSize)].prefix(while: { $0 != 0 })
                 out.append(.string(String(decoding: bytes, as: UTF8.self)))
