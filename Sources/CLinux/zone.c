@@ -340,15 +340,14 @@ static int zone_child(void *arg) {
     const struct clinux_zone_config *cfg = arg;
     int sock = cfg->sync_fd;
     close(cfg->parent_fd);
-    int tree = -1;
+    int tree = -1, unused = -1;
+    // First release: the id maps are written and the rootfs tree (if any) comes along.
     if (!wait_release(sock, &tree)) _exit(1);
 
     STEP(sock, CLINUX_STEP_SETSID, setsid());
     STEP(sock, CLINUX_STEP_IDS, setresgid(0, 0, 0));
     STEP(sock, CLINUX_STEP_IDS, setgroups(0, NULL));
     STEP(sock, CLINUX_STEP_IDS, setresuid(0, 0, 0));
-    // After the parent joined us to the zone's cgroups, so /proc/self/cgroup shows "/".
-    STEP(sock, CLINUX_STEP_CGROUPNS, unshare(CLONE_NEWCGROUP));
     STEP(sock, CLINUX_STEP_MOUNT_PRIVATE, mount(NULL, "/", NULL, MS_REC | MS_SLAVE, NULL));
     if (tree >= 0) {
         STEP(sock, CLINUX_STEP_ROOTFS, syscall(SYS_move_mount, tree, "", AT_FDCWD, cfg->rootfs, MOVE_MOUNT_F_EMPTY_PATH));
@@ -378,6 +377,13 @@ static int zone_child(void *arg) {
     STEP(sock, CLINUX_STEP_PIVOT_ROOT, umount2(".", MNT_DETACH));
     STEP(sock, CLINUX_STEP_PIVOT_ROOT, chdir("/"));
     STEP(sock, CLINUX_STEP_HOSTNAME, sethostname(cfg->hostname, safe_strlen(cfg->hostname)));
+
+    // Second release: the parent has joined us to the zone's cgroups (meanwhile, the mounts
+    // above ran in parallel) and wired the network. Only now may the zone's code run.
+    if (!wait_release(sock, &unused)) _exit(1);
+    if (unused >= 0) close(unused);
+    // After joining the cgroups, so /proc/self/cgroup shows "/".
+    STEP(sock, CLINUX_STEP_CGROUPNS, unshare(CLONE_NEWCGROUP));
     if (cfg->memlock_bytes != UINT64_MAX) {
         struct rlimit rl = { cfg->memlock_bytes, cfg->memlock_bytes };
         STEP(sock, CLINUX_STEP_RLIMIT, setrlimit(RLIMIT_MEMLOCK, &rl));

@@ -53,7 +53,7 @@ struct ZoneRun: ParsableCommand {
         let root = global.stateRoot
         let id = uuid ?? randomUUID()
         let runtime = try ZoneRuntime()
-        let range = try ZoneIDRange.allocate(for: id, root: root)
+        let range = try ZoneIDRange.allocate(for: id, root: root, durable: detach)
         let argv = command.first == "--" ? Array(command.dropFirst()) : command
         let initProcess: ZoneInit = imageInit ? .image(argv) : .lumos(command: argv.isEmpty ? nil : argv)
         let spec = ZoneSpec(uuid: id, hostname: hostname ?? String(id.prefix(63)), rootfs: rootfs, initProcess: initProcess,

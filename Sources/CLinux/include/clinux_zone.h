@@ -4,10 +4,12 @@
 //
 // Protocol between parent and child, over one AF_UNIX SOCK_SEQPACKET pair (close-on-exec):
 //   1. clinux_zone_spawn / clinux_zone_enter clone the child, which blocks reading the pair.
-//   2. The parent writes uid_map/gid_map, joins the child to the zone's cgroups, wires the
-//      network, then calls clinux_zone_release (optionally passing one descriptor: the
-//      idmapped rootfs tree for spawn).
-//   3. The child sets itself up and execs. On failure it writes a clinux_zone_message of kind
+//   2. spawn: the parent writes uid_map/gid_map and calls clinux_zone_release passing the
+//      idmapped rootfs tree (or -1). The child builds its mounts and pivots into the root
+//      while the parent creates and joins the cgroups and wires the network (the first
+//      cgroup.procs write costs an RCU grace period: this overlaps it); then the parent calls
+//      clinux_zone_release a second time. enter: one release, after the cgroups are joined.
+//   3. The child finishes (cgroup namespace, capabilities, seccomp) and execs. On failure it writes a clinux_zone_message of kind
 //      CLINUX_ZONE_MSG_ERROR naming the step and errno, and exits 127; on success exec closes
 //      the pair, so the parent reads end-of-file (clinux_zone_wait_message returns 0).
 #ifndef CLINUX_ZONE_H

@@ -19,10 +19,12 @@
 //   runtime.cgroup(uuid).cgroupID                // the tracer's key for the zone
 //
 // start() order (FACTS.md): clone(NEWUSER|NEWNS|NEWPID|NEWUTS|NEWIPC|NEWNET) → the child waits
-// → the parent writes uid_map/gid_map, creates the cgroups, applies limits, joins the child,
-// builds the idmapped rootfs tree, calls beforeRelease → releases the child (passing the tree)
-// → the child sets up mounts, pivot_root, hostname, drops capabilities, sets no_new_privs,
-// loads seccomp and execs. Any failure kills the child and removes what was created.
+// → the parent writes uid_map/gid_map, builds the idmapped rootfs tree and releases the child
+// with it → the child sets up its mounts, pivot_root and hostname while the parent creates the
+// cgroups, applies limits, joins the child and calls beforeRelease → second release → the
+// child unshares its cgroup namespace, drops capabilities, sets no_new_privs, loads seccomp
+// and execs. Nothing of the zone's own code runs before the second release. Any failure kills
+// the child and removes what was created.
 import CLinux
 import Glibc
 import LumosCore
@@ -74,18 +76,21 @@ public struct ZoneRuntime: Sendable {
 
         let child = try ZoneChild(spec: spec, initBinary: initBinary)
         let pid = try child.spawn()
-        var released = false
         do {
             try writeIDMaps(pid, spec.idRange)
+            let tree = spec.idmapRootfs ? try idmappedRootfs(pid, spec) : -1
+            defer { if tree >= 0 { close(tree) } }
+            // The child builds its mounts now, in parallel with the cgroup work below.
+            try child.release(passing: tree)
             try cg.create()
             try cg.apply(spec.limits)
             try cg.join(pid)
-            var tree: Int32 = -1
-            defer { if tree >= 0 { close(tree) } }
-            if spec.idmapRootfs { tree = try idmappedRootfs(pid, spec) }
             try beforeRelease(pid)
-            try child.release(passing: tree)
-            released = true
+            // If the child already failed, its message says why: read it rather than the EPIPE.
+            if (try? child.release(passing: -1)) == nil {
+                try child.waitForExec()
+                throw LumosError.failed("zone \(spec.uuid): the zone's first process exited during setup")
+            }
             try child.waitForExec()
         } catch {
             Glibc.kill(pid, SIGKILL)
@@ -93,7 +98,7 @@ public struct ZoneRuntime: Sendable {
             cg.killAll()
             _ = cg.waitEmpty(timeout: 5)
             try? cg.remove()
-            if !released { child.closeParentEnd() }
+            child.closeParentEnd()
             throw error
         }
         Reaper.shared.add(pid)
