@@ -10,6 +10,7 @@
 #include <linux/filter.h>
 #include <linux/openat2.h>
 #include <linux/sched.h>
+#include <net/if.h>
 #include <linux/seccomp.h>
 #include <sched.h>
 #include <seccomp.h>
@@ -56,6 +57,7 @@ const char *clinux_zone_step_name(int step) {
     case CLINUX_STEP_SETNS: return "setns";
     case CLINUX_STEP_FORK: return "fork";
     case CLINUX_STEP_TTY: return "allocating a pseudo-terminal";
+    case CLINUX_STEP_LOOPBACK: return "bringing up lo";
     default: return "unknown step";
     }
 }
@@ -336,6 +338,24 @@ static int setup_proc_sys(int sock, int rootfd) {
     return 0;
 }
 
+// The new network namespace starts with lo down; a zone expects a working loopback.
+static int loopback_up(void) {
+    int s = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+    if (s < 0) return -1;
+    struct ifreq ifr;
+    memset(&ifr, 0, sizeof ifr);
+    memcpy(ifr.ifr_name, "lo", 3);
+    int rc = ioctl(s, SIOCGIFFLAGS, &ifr);
+    if (rc == 0) {
+        ifr.ifr_flags |= IFF_UP;
+        rc = ioctl(s, SIOCSIFFLAGS, &ifr);
+    }
+    int saved = errno;
+    close(s);
+    errno = saved;
+    return rc;
+}
+
 static int zone_child(void *arg) {
     const struct clinux_zone_config *cfg = arg;
     int sock = cfg->sync_fd;
@@ -377,6 +397,7 @@ static int zone_child(void *arg) {
     STEP(sock, CLINUX_STEP_PIVOT_ROOT, umount2(".", MNT_DETACH));
     STEP(sock, CLINUX_STEP_PIVOT_ROOT, chdir("/"));
     STEP(sock, CLINUX_STEP_HOSTNAME, sethostname(cfg->hostname, safe_strlen(cfg->hostname)));
+    STEP(sock, CLINUX_STEP_LOOPBACK, loopback_up());
 
     // Second release: the parent has joined us to the zone's cgroups (meanwhile, the mounts
     // above ran in parallel) and wired the network. Only now may the zone's code run.
@@ -637,4 +658,34 @@ int clinux_tty_copy_winsize(int from_fd, int to_fd) {
     struct winsize ws;
     if (ioctl(from_fd, TIOCGWINSZ, &ws) < 0) return -1;
     return ioctl(to_fd, TIOCSWINSZ, &ws);
+}
+
+// SIGWINCH → a byte on a pipe, so a poll loop can copy the new window size to a zone's pty.
+static int winch_write_fd = -1;
+
+static void on_winch(int sig) {
+    (void)sig;
+    int saved = errno;
+    char b = 'W';
+    if (winch_write_fd >= 0) (void)!write(winch_write_fd, &b, 1);
+    errno = saved;
+}
+
+int clinux_winch_pipe(void) {
+    int fds[2];
+    if (pipe2(fds, O_CLOEXEC | O_NONBLOCK) < 0) return -1;
+    winch_write_fd = fds[1];
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = on_winch;
+    sa.sa_flags = SA_RESTART;
+    sigaction(SIGWINCH, &sa, NULL);
+    return fds[0];
+}
+
+void clinux_winch_close(int read_fd) {
+    signal(SIGWINCH, SIG_DFL);
+    if (winch_write_fd >= 0) close(winch_write_fd);
+    winch_write_fd = -1;
+    if (read_fd >= 0) close(read_fd);
 }

@@ -31,6 +31,7 @@ enum clinux_zone_step {
     CLINUX_STEP_TMP, CLINUX_STEP_BIND, CLINUX_STEP_PIVOT_ROOT, CLINUX_STEP_HOSTNAME,
     CLINUX_STEP_RLIMIT, CLINUX_STEP_STDIO, CLINUX_STEP_CAPS, CLINUX_STEP_NO_NEW_PRIVS,
     CLINUX_STEP_SECCOMP, CLINUX_STEP_EXEC, CLINUX_STEP_SETNS, CLINUX_STEP_FORK, CLINUX_STEP_TTY,
+    CLINUX_STEP_LOOPBACK,
 };
 const char *clinux_zone_step_name(int step);
 
@@ -118,5 +119,8 @@ int clinux_pidfd_send_signal(int pidfd, int sig);
 int clinux_tty_set_raw(int fd, void *saved, size_t saved_len);
 int clinux_tty_restore(int fd, const void *saved, size_t saved_len);
 int clinux_tty_copy_winsize(int from_fd, int to_fd);
+// A pipe that gets a byte on every SIGWINCH (read end returned, non-blocking); undo with close.
+int clinux_winch_pipe(void);
+void clinux_winch_close(int read_fd);
 
 #endif

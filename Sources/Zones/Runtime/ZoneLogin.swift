@@ -92,15 +92,23 @@ struct TerminalRelay {
 
     func run() {
         var saved = [UInt8](repeating: 0, count: 256)
-        let raw = isatty(input) == 1 && clinux_tty_set_raw(input, &saved, saved.count) == 0
+        let terminal = isatty(input) == 1
+        let raw = terminal && clinux_tty_set_raw(input, &saved, saved.count) == 0
         defer { if raw { _ = clinux_tty_restore(input, saved, saved.count) } }
-        if isatty(input) == 1 { _ = clinux_tty_copy_winsize(input, master) }
-        var fds = [pollfd(fd: master, events: Int16(POLLIN), revents: 0), pollfd(fd: input, events: Int16(POLLIN), revents: 0)]
+        let winch = terminal ? clinux_winch_pipe() : -1
+        defer { if winch >= 0 { clinux_winch_close(winch) } }
+        if terminal { _ = clinux_tty_copy_winsize(input, master) }
+        var fds = [pollfd(fd: master, events: Int16(POLLIN), revents: 0), pollfd(fd: input, events: Int16(POLLIN), revents: 0),
+                   pollfd(fd: winch, events: Int16(POLLIN), revents: 0)]
         var buf = [UInt8](repeating: 0, count: 16384)
         while true {
-            if poll(&fds, 2, -1) < 0 {
+            if poll(&fds, 3, -1) < 0 {
                 if errno == EINTR { continue }
                 return
+            }
+            if fds[2].revents != 0 {
+                _ = buf.withUnsafeMutableBytes { read(winch, $0.baseAddress, $0.count) }
+                _ = clinux_tty_copy_winsize(input, master)
             }
             if fds[0].revents != 0 {
                 let n = buf.withUnsafeMutableBytes { read(master, $0.baseAddress, $0.count) }
