@@ -48,7 +48,7 @@ const char *clinux_zone_step_name(int step) {
     case CLINUX_STEP_BIND: return "bind-mounting a file system";
     case CLINUX_STEP_PIVOT_ROOT: return "pivot_root";
     case CLINUX_STEP_HOSTNAME: return "sethostname";
-    case CLINUX_STEP_RLIMIT: return "setrlimit";
+    case CLINUX_STEP_RLIMIT: return "setrlimit(RLIMIT_MEMLOCK)";
     case CLINUX_STEP_STDIO: return "setting up stdio";
     case CLINUX_STEP_CAPS: return "dropping capabilities";
     case CLINUX_STEP_NO_NEW_PRIVS: return "PR_SET_NO_NEW_PRIVS";
@@ -497,6 +497,10 @@ static int enter_child(void *arg) {
             STEP(sock, CLINUX_STEP_STDIO, setup_stdio(cfg->stdin_fd, cfg->stdout_fd, cfg->stderr_fd));
         }
         STEP(sock, CLINUX_STEP_STDIO, syscall(SYS_close_range, 3, ~0U, CLOSE_RANGE_CLOEXEC));
+        if (cfg->memlock_bytes != UINT64_MAX) {
+            struct rlimit rl = { cfg->memlock_bytes, cfg->memlock_bytes };
+            STEP(sock, CLINUX_STEP_RLIMIT, setrlimit(RLIMIT_MEMLOCK, &rl));
+        }
         restrict_self(sock, cfg->caps_keep, cfg->cap_last, cfg->seccomp, cfg->seccomp_len);
         reset_signals();
         exec_in_zone(cfg->argv, cfg->envp);

@@ -59,7 +59,7 @@ struct clinux_zone_config {
     int cap_last;                       // /proc/sys/kernel/cap_last_cap
     const struct sock_filter *seccomp;  // NULL: no filter
     unsigned short seccomp_len;
-    uint64_t memlock_bytes;             // RLIMIT_MEMLOCK; UINT64_MAX leaves it as inherited
+    uint64_t memlock_bytes;             // RLIMIT_MEMLOCK (soft = hard); UINT64_MAX: inherited
     int sync_fd;                        // the child's end of the pair
     int parent_fd;                      // the parent's end; the child closes it
 };
@@ -85,6 +85,7 @@ struct clinux_zone_enter_config {
     int cap_last;
     const struct sock_filter *seccomp;
     unsigned short seccomp_len;
+    uint64_t memlock_bytes;             // the zone's RLIMIT_MEMLOCK; UINT64_MAX: inherited
     int sync_fd;
     int parent_fd;
 };
@@ -111,7 +112,7 @@ int clinux_idmapped_tree(const char *path, int userns_fd);
 // malloc'd program (free it) or -1 with errno.
 int clinux_zone_seccomp_default(struct sock_filter **prog, unsigned short *len);
 
-// prlimit(RLIMIT_MEMLOCK) on a running process (live update of max_locked_memory).
+// prlimit(RLIMIT_MEMLOCK) on another process (needs CAP_SYS_RESOURCE over it).
 int clinux_set_memlock(pid_t pid, uint64_t bytes);
 
 int clinux_socketpair_seqpacket(int fds[2]);

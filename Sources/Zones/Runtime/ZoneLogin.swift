@@ -41,6 +41,12 @@ extension ZoneRuntime {
         config.cap_last = ZoneSecurity.lastCapability()
         config.seccomp = seccomp.filter
         config.seccomp_len = seccomp.count
+        // The session gets the zone's locked-memory limit, like every process the zone forks.
+        config.memlock_bytes = UInt64.max
+        if let zoneLimit = MemlockLimit.current(initPid) {
+            try MemlockLimit.allow(zoneLimit >> 20, zone: uuid)
+            config.memlock_bytes = zoneLimit
+        }
         config.sync_fd = pair[1]
         config.parent_fd = pair[0]
         let pid = args.withPointer { a in

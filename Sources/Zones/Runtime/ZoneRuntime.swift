@@ -74,6 +74,7 @@ public struct ZoneRuntime: Sendable {
         // Directories left by a start that was killed halfway: nothing runs in them.
         try cg.remove()
 
+        if let locked = spec.limits.maxLockedMemory { try MemlockLimit.allow(locked, zone: spec.uuid) }
         let child = try ZoneChild(spec: spec, initBinary: initBinary)
         let pid = try child.spawn()
         do {
@@ -233,12 +234,47 @@ public struct ZoneRuntime: Sendable {
         if let mem = limits.maxPhysicalMemory, let swap = limits.maxSwap, swap < mem {
             throw LumosError.invalid("zone \(uuid): max_swap (\(swap) MiB) must be at least max_physical_memory (\(mem) MiB)")
         }
-        try cg.apply(limits)
-        if let locked = limits.maxLockedMemory {
-            for pid in cg.processes() { _ = clinux_set_memlock(pid, locked << 20) }
+        if let locked = limits.maxLockedMemory, let pid = initPid(uuid), MemlockLimit.current(pid) != locked << 20 {
+            // Checked before anything changes: without CAP_SYS_RESOURCE the kernel refuses to
+            // set another user's limits, and the zone's processes are another user.
+            try MemlockLimit.allow(locked, zone: uuid)
+            guard clinux_set_memlock(pid, locked << 20) == 0 else {
+                throw LumosError.unsupported("zone \(uuid): max_locked_memory cannot change while the zone runs on this host (\(String(cString: strerror(errno))); lumos lacks CAP_SYS_RESOURCE); it applies at the next start")
+            }
+            for other in cg.processes() where other != pid { _ = clinux_set_memlock(other, locked << 20) }
         }
+        try cg.apply(limits)
     }
 }
+
+/// RLIMIT_MEMLOCK for zones. The zone's first process sets its own limit before exec; inside
+/// its user namespace it can only lower what it inherited, so a larger max_locked_memory needs
+/// our hard limit raised first, which takes CAP_SYS_RESOURCE (some sandboxes drop it).
+enum MemlockLimit {
+    static func allow(_ mib: UInt64, zone: String) throws {
+        let bytes = rlim_t(mib << 20)
+        var rl = rlimit()
+        getrlimit(RLIMIT_MEMLOCK_RESOURCE, &rl)
+        if rl.rlim_max == rlim_t.max || rl.rlim_max >= bytes { return }
+        var raised = rl
+        raised.rlim_max = bytes
+        if setrlimit(RLIMIT_MEMLOCK_RESOURCE, &raised) != 0 {
+            throw LumosError.unsupported("zone \(zone): max_locked_memory \(mib) MiB is above this host's hard RLIMIT_MEMLOCK (\(UInt64(rl.rlim_max) >> 20) MiB) and lumos lacks CAP_SYS_RESOURCE to raise it; use at most \(UInt64(rl.rlim_max) >> 20)")
+        }
+    }
+
+    /// A process's current hard RLIMIT_MEMLOCK in bytes, from /proc/<pid>/limits.
+    static func current(_ pid: pid_t) -> UInt64? {
+        guard let text = try? FD.readText("/proc/\(pid)/limits") else { return nil }
+        for line in text.split(separator: "\n") where line.hasPrefix("Max locked memory") {
+            let fields = line.split(separator: " ")
+            return fields.count >= 5 ? UInt64(fields[4]) : nil
+        }
+        return nil
+    }
+}
+
+private let RLIMIT_MEMLOCK_RESOURCE = __rlimit_resource_t(__RLIMIT_MEMLOCK.rawValue)
 
 /// Reaps zone inits started by this process once they exit (a long-lived caller such as a test
 /// run or a future daemon would otherwise collect zombies; the CLI exits and init adopts them).
