@@ -17,6 +17,25 @@
 //   try runtime.updateLimits(uuid, limits)       // live
 //   try runtime.cleanup(uuid)                    // idempotent; after crashes and on delete
 //   runtime.cgroup(uuid).cgroupID                // the tracer's key for the zone
+//   runtime.knownZones() -> [String]             // uuids with cgroups (running or debris)
+//
+// beforeRelease(pid) runs in the parent after the uid/gid maps are written, the cgroups are
+// joined and the limits applied, and before any of the zone's own code runs. The zone's
+// network namespace is /proc/<pid>/ns/net (owned by the zone's user namespace); the child
+// brings lo up itself. Throwing from it undoes the start.
+//
+// Isolation (always on): a user namespace mapping zone ids 0..<65536 to `ZoneIDRange`; new
+// mount, pid, uts, ipc, net and cgroup namespaces; the rootfs through an idmapped mount (or
+// chowned into the range, idmapRootfs: false) and pivot_root; a tmpfs /dev with only null,
+// zero, full, random, urandom, tty, a private devpts and /dev/shm; /proc with kcore, keys,
+// timer_list, sched_debug, kallsyms, sysrq-trigger masked and sys, irq, bus, fs read-only;
+// /sys read-only; Docker's default capabilities minus CAP_MKNOD (`ZoneSecurity`);
+// no_new_privs; the seccomp filter in zone.c; stdio of the caller's choosing, no other host
+// descriptor. The rootfs's parent directories must be searchable by others (validate says so).
+//
+// PID 1 is lumos-init (Sources/lumos-init) unless `.image(argv)` asks for the image's own
+// init. lumos-init is exec'd from a descriptor opened on the host before pivot_root
+// (execveat AT_EMPTY_PATH), so images need not contain it and cannot replace it.
 //
 // start() order (FACTS.md): clone(NEWUSER|NEWNS|NEWPID|NEWUTS|NEWIPC|NEWNET) → the child waits
 // → the parent writes uid_map/gid_map, builds the idmapped rootfs tree and releases the child
