@@ -70,6 +70,12 @@ struct ZoneRun: ParsableCommand {
             print("\(id) \(pid)")
             return
         }
+        // The zone runs in its own session: pass on what the terminal sends us (lumos-init
+        // forwards it to the command), so Ctrl-C ends the zone instead of orphaning it.
+        zoneRunInit = pid
+        for sig in [SIGINT, SIGTERM, SIGHUP, SIGQUIT] {
+            signal(sig) { received in if zoneRunInit > 0 { kill(zoneRunInit, received) } }
+        }
         let status = Exec.wait(pid)
         try runtime.cleanup(id)
         ZoneIDRange.release(id, root: root)
@@ -85,6 +91,9 @@ struct ZoneRun: ParsableCommand {
         return [h[0..<8], h[8..<12], h[12..<16], h[16..<20], h[20..<32]].map { String($0) }.joined(separator: "-")
     }
 }
+
+/// The init of the zone `lumos zone run` waits for (read by its signal handler).
+nonisolated(unsafe) private var zoneRunInit: pid_t = 0
 
 struct ZoneStop: ParsableCommand {
     static let configuration = CommandConfiguration(
