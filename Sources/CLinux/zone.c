@@ -86,20 +86,27 @@ static void fd_path(char out[32], int fd) {
     out[i] = 0;
 }
 
-static int open_beneath(int rootfd, const char *rel) {
+// Resolves `rel` with "/" and ".." pinned to the zone's root. `strict` also refuses symlinks:
+// the mount points Lumos itself creates (dev, proc, sys, tmp and below) must be real
+// directories, so an image cannot steer /proc or its masks somewhere else.
+static int open_beneath(int rootfd, const char *rel, int strict) {
     struct open_how how = { .flags = O_PATH | O_CLOEXEC, .resolve = RESOLVE_IN_ROOT | RESOLVE_NO_MAGICLINKS };
+    if (strict) how.resolve |= RESOLVE_NO_SYMLINKS;
     return (int)syscall(SYS_openat2, rootfd, rel, &how, sizeof how);
 }
 
-enum { MISSING_FAIL, MISSING_DIR, MISSING_FILE };
+// How open_in_root treats a missing path: fail, or create directories (and a file last).
+// STRICT (or-ed in) refuses symlinks on the way.
+enum { MISSING_FAIL = 0, MISSING_DIR = 1, MISSING_FILE = 2, STRICT = 0x10 };
 
 // Opens `rel` (relative to the zone root) with every component resolved inside the root, and
 // creates missing components as directories (the last as `missing` says). O_PATH result.
-static int open_in_root(int rootfd, const char *rel, int missing) {
+static int open_in_root(int rootfd, const char *rel, int how) {
+    int strict = how & STRICT, missing = how & ~STRICT;
     size_t len = safe_strlen(rel);
     char buf[4096];
     if (len >= sizeof buf) { errno = ENAMETOOLONG; return -1; }
-    int fd = open_beneath(rootfd, len ? rel : ".");
+    int fd = open_beneath(rootfd, len ? rel : ".", strict);
     if (fd >= 0 || errno != ENOENT || missing == MISSING_FAIL) return fd;
     int parent = (int)syscall(SYS_openat, rootfd, ".", O_PATH | O_DIRECTORY | O_CLOEXEC, 0);
     if (parent < 0) return -1;
@@ -116,7 +123,7 @@ static int open_in_root(int rootfd, const char *rel, int missing) {
         if (nlen >= sizeof name) { close(parent); errno = ENAMETOOLONG; return -1; }
         memcpy(name, rel + start, nlen);
         name[nlen] = 0;
-        int next = open_beneath(rootfd, buf);
+        int next = open_beneath(rootfd, buf, strict);
         if (next < 0 && errno == ENOENT) {
             int last = 1;
             for (size_t k = end; k < len; k++) if (rel[k] != '/') { last = 0; break; }
@@ -128,7 +135,7 @@ static int open_in_root(int rootfd, const char *rel, int missing) {
                 close(parent);
                 return -1;
             }
-            next = open_beneath(rootfd, buf);
+            next = open_beneath(rootfd, buf, strict);
         }
         close(parent);
         if (next < 0) return -1;
@@ -154,8 +161,8 @@ static int mount_in_root(int rootfd, const char *rel, int missing, const char *s
 
 // Makes the mount now at `rel` read-only. mount_setattr changes only this attribute, so the
 // flags the kernel locked for a less privileged mount namespace (nosuid, nodev, ...) stay.
-static int readonly_in_root(int rootfd, const char *rel, int recursive) {
-    int fd = open_in_root(rootfd, rel, MISSING_FAIL);
+static int readonly_in_root(int rootfd, const char *rel, int recursive, int how) {
+    int fd = open_in_root(rootfd, rel, how);
     if (fd < 0) return -1;
     struct mount_attr attr = { .attr_set = MOUNT_ATTR_RDONLY };
     int rc = (int)syscall(SYS_mount_setattr, fd, "", AT_EMPTY_PATH | (recursive ? AT_RECURSIVE : 0), &attr, sizeof attr);
@@ -167,7 +174,7 @@ static int readonly_in_root(int rootfd, const char *rel, int recursive) {
 
 static int bind_in_root(int rootfd, const char *source, const char *rel, int file, int read_only) {
     if (mount_in_root(rootfd, rel, file ? MISSING_FILE : MISSING_DIR, source, NULL, MS_BIND | MS_REC, NULL) < 0) return -1;
-    return read_only ? readonly_in_root(rootfd, rel, 1) : 0;
+    return read_only ? readonly_in_root(rootfd, rel, 1, MISSING_FAIL) : 0;
 }
 
 static int drop_caps(uint64_t keep, int cap_last) {
@@ -278,18 +285,18 @@ static const char *const proc_readonly[] = { "proc/sys", "proc/irq", "proc/bus",
 static const char *const dev_nodes[] = { "null", "zero", "full", "random", "urandom", "tty", NULL };
 
 static int setup_dev(int sock, int rootfd, const struct clinux_zone_config *cfg) {
-    STEP(sock, CLINUX_STEP_DEV, mount_in_root(rootfd, "dev", MISSING_DIR, "tmpfs", "tmpfs", MS_NOSUID | MS_NOEXEC | MS_STRICTATIME, cfg->dev_data));
+    STEP(sock, CLINUX_STEP_DEV, mount_in_root(rootfd, "dev", MISSING_DIR | STRICT, "tmpfs", "tmpfs", MS_NOSUID | MS_NOEXEC | MS_STRICTATIME, cfg->dev_data));
     // mknod is not allowed in a user namespace: bind the host's harmless nodes instead.
     for (int i = 0; dev_nodes[i]; i++) {
         char host[32] = "/dev/", rel[32] = "dev/";
         size_t n = safe_strlen(dev_nodes[i]);
         memcpy(host + 5, dev_nodes[i], n + 1);
         memcpy(rel + 4, dev_nodes[i], n + 1);
-        STEP(sock, CLINUX_STEP_DEVNODES, mount_in_root(rootfd, rel, MISSING_FILE, host, NULL, MS_BIND, NULL));
+        STEP(sock, CLINUX_STEP_DEVNODES, mount_in_root(rootfd, rel, MISSING_FILE | STRICT, host, NULL, MS_BIND, NULL));
     }
-    STEP(sock, CLINUX_STEP_DEVPTS, mount_in_root(rootfd, "dev/pts", MISSING_DIR, "devpts", "devpts", MS_NOSUID | MS_NOEXEC, "newinstance,ptmxmode=0666,mode=0620,gid=5"));
-    STEP(sock, CLINUX_STEP_SHM, mount_in_root(rootfd, "dev/shm", MISSING_DIR, "shm", "tmpfs", MS_NOSUID | MS_NODEV | MS_NOEXEC, cfg->shm_data));
-    int dev = open_in_root(rootfd, "dev", MISSING_FAIL);
+    STEP(sock, CLINUX_STEP_DEVPTS, mount_in_root(rootfd, "dev/pts", MISSING_DIR | STRICT, "devpts", "devpts", MS_NOSUID | MS_NOEXEC, "newinstance,ptmxmode=0666,mode=0620,gid=5"));
+    STEP(sock, CLINUX_STEP_SHM, mount_in_root(rootfd, "dev/shm", MISSING_DIR | STRICT, "shm", "tmpfs", MS_NOSUID | MS_NODEV | MS_NOEXEC, cfg->shm_data));
+    int dev = open_in_root(rootfd, "dev", MISSING_FAIL | STRICT);
     if (dev < 0) report(sock, CLINUX_STEP_DEV);
     // O_PATH descriptors are not enough for symlinkat; reopen the directory for real.
     char path[32];
@@ -309,30 +316,30 @@ static int setup_dev(int sock, int rootfd, const struct clinux_zone_config *cfg)
 }
 
 static int setup_proc_sys(int sock, int rootfd) {
-    STEP(sock, CLINUX_STEP_PROC, mount_in_root(rootfd, "proc", MISSING_DIR, "proc", "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC, NULL));
+    STEP(sock, CLINUX_STEP_PROC, mount_in_root(rootfd, "proc", MISSING_DIR | STRICT, "proc", "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC, NULL));
     for (int i = 0; proc_masked_files[i]; i++) {
-        if (mount_in_root(rootfd, proc_masked_files[i], MISSING_FAIL, "/dev/null", NULL, MS_BIND, NULL) < 0 && errno != ENOENT)
+        if (mount_in_root(rootfd, proc_masked_files[i], MISSING_FAIL | STRICT, "/dev/null", NULL, MS_BIND, NULL) < 0 && errno != ENOENT)
             report(sock, CLINUX_STEP_PROC_MASK);
     }
     for (int i = 0; proc_masked_dirs[i]; i++) {
-        if (mount_in_root(rootfd, proc_masked_dirs[i], MISSING_FAIL, "tmpfs", "tmpfs", MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC, "size=0") < 0 && errno != ENOENT)
+        if (mount_in_root(rootfd, proc_masked_dirs[i], MISSING_FAIL | STRICT, "tmpfs", "tmpfs", MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC, "size=0") < 0 && errno != ENOENT)
             report(sock, CLINUX_STEP_PROC_MASK);
     }
     for (int i = 0; proc_readonly[i]; i++) {
-        int fd = open_in_root(rootfd, proc_readonly[i], MISSING_FAIL);
+        int fd = open_in_root(rootfd, proc_readonly[i], MISSING_FAIL | STRICT);
         if (fd < 0) { if (errno == ENOENT) continue; report(sock, CLINUX_STEP_PROC_MASK); }
         char path[32];
         fd_path(path, fd);
         if (mount(path, path, NULL, MS_BIND | MS_REC, NULL) < 0) report(sock, CLINUX_STEP_PROC_MASK);
         close(fd);
-        if (readonly_in_root(rootfd, proc_readonly[i], 1) < 0) report(sock, CLINUX_STEP_PROC_MASK);
+        if (readonly_in_root(rootfd, proc_readonly[i], 1, STRICT) < 0) report(sock, CLINUX_STEP_PROC_MASK);
     }
     // A fresh read-only sysfs shows only the zone's own network devices. Where the kernel
     // refuses it, an empty read-only tmpfs stands in: nothing of the host shows through.
     unsigned long sysflags = MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC;
-    if (mount_in_root(rootfd, "sys", MISSING_DIR, "sysfs", "sysfs", sysflags, NULL) < 0) {
-        STEP(sock, CLINUX_STEP_SYS, mount_in_root(rootfd, "sys", MISSING_DIR, "tmpfs", "tmpfs", sysflags, "size=0"));
-    } else if (mount_in_root(rootfd, "sys/firmware", MISSING_FAIL, "tmpfs", "tmpfs", sysflags, "size=0") < 0 && errno != ENOENT) {
+    if (mount_in_root(rootfd, "sys", MISSING_DIR | STRICT, "sysfs", "sysfs", sysflags, NULL) < 0) {
+        STEP(sock, CLINUX_STEP_SYS, mount_in_root(rootfd, "sys", MISSING_DIR | STRICT, "tmpfs", "tmpfs", sysflags, "size=0"));
+    } else if (mount_in_root(rootfd, "sys/firmware", MISSING_FAIL | STRICT, "tmpfs", "tmpfs", sysflags, "size=0") < 0 && errno != ENOENT) {
         report(sock, CLINUX_STEP_SYS);
     }
     return 0;
@@ -384,7 +391,7 @@ static int zone_child(void *arg) {
     // (the kernel's mnt_already_visible check), so before the old root is detached.
     setup_proc_sys(sock, rootfd);
     if (cfg->tmp_data)
-        STEP(sock, CLINUX_STEP_TMP, mount_in_root(rootfd, "tmp", MISSING_DIR, "tmpfs", "tmpfs", MS_NOSUID | MS_NODEV, cfg->tmp_data));
+        STEP(sock, CLINUX_STEP_TMP, mount_in_root(rootfd, "tmp", MISSING_DIR | STRICT, "tmpfs", "tmpfs", MS_NOSUID | MS_NODEV, cfg->tmp_data));
     for (int i = 0; i < cfg->mount_count; i++) {
         const struct clinux_zone_mount *m = &cfg->mounts[i];
         struct stat st;

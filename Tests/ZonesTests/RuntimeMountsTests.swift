@@ -49,4 +49,19 @@ import Testing
         var st = stat()
         #expect(lstat(zone.rootfs + "/root/plain", &st) == 0 && st.st_uid == zone.range.base)
     }
+
+    @Test(.enabled(if: isRoot, "needs root")) func symlinkedSystemMountPointIsRefused() throws {
+        let zone = try BusyboxZone("procsymlink")
+        defer { zone.close() }
+        // An image that tries to steer /proc (and its masks) elsewhere.
+        rmdir(zone.rootfs + "/proc")
+        symlink("/tmp", zone.rootfs + "/proc")
+        do {
+            try zone.start()
+            Issue.record("a zone with /proc -> /tmp started")
+        } catch let error as LumosError {
+            #expect(error.message.contains("mounting /proc"), "\(error.message)")
+        }
+        #expect(!zone.runtime.cgroup(zone.uuid).exists)
+    }
 }
