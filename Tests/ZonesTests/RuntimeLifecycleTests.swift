@@ -123,4 +123,26 @@ func processesOwned(by range: ZoneIDRange) -> [pid_t] {
         let mounts = try FD.readText("/proc/self/mountinfo")
         #expect(!mounts.contains(zone.rootfs))
     }
+
+    @Test(.enabled(if: isRoot, "needs root")) func freezeAndThaw() throws {
+        let zone = try BusyboxZone("freeze")
+        defer { try? zone.runtime.thaw(zone.uuid); zone.close() }
+        try zone.start(.lumos(command: ["/bin/sh", "-c", "while :; do :; done"]))
+        let cg = zone.runtime.cgroup(zone.uuid)
+        func cpuUsedOver(_ micros: UInt32) -> UInt64 {
+            let before = cg.cpuUsageNanos() ?? 0
+            usleep(micros)
+            return (cg.cpuUsageNanos() ?? 0) - before
+        }
+        try zone.runtime.freeze(zone.uuid)
+        #expect(cg.isFrozen)
+        usleep(50_000)
+        // A frozen busy loop uses no CPU at all.
+        #expect(cpuUsedOver(300_000) == 0)
+        try zone.runtime.thaw(zone.uuid)
+        #expect(!cg.isFrozen)
+        #expect(cpuUsedOver(300_000) > 0)
+        #expect(try zone.sh("echo thawed").output == "thawed\n")
+        #expect(try zone.runtime.stop(zone.uuid, timeout: 10) == .exited)
+    }
 }

@@ -151,6 +151,32 @@ public struct ZoneCgroup: Sendable {
         }
     }
 
+    /// Stops (true) or resumes (false) every process of the zone: cgroup.freeze on v2, the v1
+    /// freezer otherwise. Waits until the kernel reports the new state.
+    public func setFrozen(_ frozen: Bool) throws {
+        if let dir = v2Directory, Files.exists("\(dir)/cgroup.freeze") {
+            try write("\(dir)/cgroup.freeze", frozen ? "1" : "0")
+            let deadline = Clock.now + 5
+            while isFrozen != frozen {
+                if Clock.now > deadline { throw LumosError.busy("zone \(uuid): the kernel did not \(frozen ? "freeze" : "thaw") it within 5 s") }
+                usleep(1_000)
+            }
+            return
+        }
+        guard let dir = directory(for: "freezer") else {
+            throw LumosError.unsupported("zone \(uuid): this host has no freezer (neither cgroup.freeze nor the v1 freezer)")
+        }
+        try write("\(dir)/freezer.state", frozen ? "FROZEN" : "THAWED")
+    }
+
+    /// True while the zone is frozen.
+    public var isFrozen: Bool {
+        if let dir = v2Directory, let events = try? FD.readText("\(dir)/cgroup.events") {
+            return events.split(separator: "\n").contains("frozen 1")
+        }
+        return value(controller: "freezer", file: "freezer.state") == "FROZEN"
+    }
+
     /// Waits up to `timeout` seconds for the zone to have no process left.
     public func waitEmpty(timeout: Double) -> Bool {
         let deadline = Clock.now + timeout

@@ -18,6 +18,7 @@
 //   try runtime.cleanup(uuid)                    // idempotent; after crashes and on delete
 //   runtime.cgroup(uuid).cgroupID                // the tracer's key for the zone
 //   runtime.knownZones() -> [String]             // uuids with cgroups (running or debris)
+//   try runtime.freeze(uuid) / thaw(uuid)        // cgroup.freeze (v1 freezer as fallback)
 //
 // beforeRelease(pid) runs in the parent after the uid/gid maps are written, the cgroups are
 // joined and the limits applied, and before any of the zone's own code runs. The zone's
@@ -191,6 +192,17 @@ public struct ZoneRuntime: Sendable {
             for name in Files.list(parent) where Files.isDirectory("\(parent)/\(name)") { names.insert(name) }
         }
         return names.sorted()
+    }
+
+    /// Pauses every process of a running zone (vmadm has no verb for it; the tracer and
+    /// `lumos doctor` use it to inspect a zone without it changing underneath).
+    public func freeze(_ uuid: String) throws {
+        guard cgroup(uuid).populated else { throw LumosError.invalid("zone \(uuid) is not running") }
+        try cgroup(uuid).setFrozen(true)
+    }
+
+    public func thaw(_ uuid: String) throws {
+        try cgroup(uuid).setFrozen(false)
     }
 
     // MARK: stop, kill, cleanup
