@@ -472,6 +472,10 @@ static int enter_child(void *arg) {
     const struct clinux_zone_enter_config *cfg = arg;
     int sock = cfg->sync_fd;
     close(cfg->parent_fd);
+    // Until exec, this process (and the fork below, visible inside the zone) holds host
+    // descriptors and full capabilities in the zone's user namespace. Not dumpable: zone
+    // processes cannot ptrace it or open its /proc files (exec resets this as usual).
+    STEP(sock, CLINUX_STEP_SETNS, prctl(PR_SET_DUMPABLE, 0, 0, 0, 0));
     int unused = -1;
     if (!wait_release(sock, &unused)) _exit(1);
     // The user namespace first: it grants the capabilities needed to join the others.

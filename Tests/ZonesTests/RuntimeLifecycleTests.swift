@@ -145,4 +145,17 @@ func processesOwned(by range: ZoneIDRange) -> [pid_t] {
         #expect(try zone.sh("echo thawed").output == "thawed\n")
         #expect(try zone.runtime.stop(zone.uuid, timeout: 10) == .exited)
     }
+
+    @Test(.enabled(if: isRoot, "needs root")) func rebootStartsAFreshInit() throws {
+        let zone = try BusyboxZone("reboot")
+        defer { zone.close() }
+        let first = try zone.start()
+        #expect(try zone.sh("touch /tmp/before-reboot").status == 0)
+        var wired: pid_t = 0
+        let second = try zone.runtime.reboot(zone.spec(), timeout: 5) { wired = $0 }
+        #expect(second != first && wired == second)
+        #expect(zone.runtime.initPid(zone.uuid) == second)
+        // /tmp is the image's directory here, so the file survives; the processes do not.
+        #expect(try zone.sh("test -e /tmp/before-reboot && ls /proc | grep -cE '^[0-9]+$'").output == "4\n")
+    }
 }

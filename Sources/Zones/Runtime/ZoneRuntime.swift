@@ -13,6 +13,7 @@
 //   runtime.initPid(uuid) -> pid_t?              // host pid of the zone's PID 1
 //   try runtime.stop(uuid, force: false, timeout: 30) -> StopOutcome   // SIGTERM, then SIGKILL all
 //   try runtime.kill(uuid, signal: SIGHUP)       // a signal to the zone's init
+//   try runtime.reboot(spec, timeout: 30) { pid in ... } -> pid_t       // stop + start
 //   try runtime.exec(uuid, ["/bin/sh"], tty: true) -> Int32             // zlogin
 //   try runtime.updateLimits(uuid, limits)       // live
 //   try runtime.cleanup(uuid)                    // idempotent; after crashes and on delete
@@ -233,6 +234,13 @@ public struct ZoneRuntime: Sendable {
         }
         try cleanup(uuid)
         return .killed
+    }
+
+    /// vmadm reboot: a stop (SIGTERM, SIGKILL after `timeout`), then a start of `spec`.
+    @discardableResult
+    public func reboot(_ spec: ZoneSpec, timeout: Double = 30, beforeRelease: (pid_t) throws -> Void = { _ in }) throws -> pid_t {
+        try stop(spec.uuid, timeout: timeout)
+        return try start(spec, beforeRelease: beforeRelease)
     }
 
     /// Sends `signal` to the zone's init (vmadm kill).
