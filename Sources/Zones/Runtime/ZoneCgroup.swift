@@ -43,15 +43,23 @@ public struct ZoneCgroup: Sendable {
 
     /// Creates every directory; on v2 enables the controllers Lumos uses for the zone's subtree.
     public func create() throws {
-        for dir in v1Directories { try Files.makeDirectories(dir) }
+        for dir in v1Directories { try makeDirectory(dir) }
         guard let v2 = layout.v2, let dir = v2Directory else { return }
         let wanted = ["memory", "cpu", "pids", "io"].filter { layout.v2Controllers.contains($0) && layout.v1[$0 == "io" ? "blkio" : $0] == nil }
-        try Files.makeDirectories("\(v2)/lumos")
+        try makeDirectory("\(v2)/lumos")
         if !wanted.isEmpty {
             let enable = wanted.map { "+\($0)" }.joined(separator: " ")
             try write("\(v2)/cgroup.subtree_control", enable)
             try write("\(v2)/lumos/cgroup.subtree_control", enable)
         }
+        try makeDirectory(dir)
+    }
+
+    /// mkdir of `<hierarchy>/lumos/<uuid>`, creating `lumos` the first time (one system call
+    /// in the common case: this is on every start's path).
+    private func makeDirectory(_ dir: String) throws {
+        if mkdir(dir, 0o755) == 0 || errno == EEXIST { return }
+        guard errno == ENOENT else { throw Errno(errno, "mkdir", dir) }
         try Files.makeDirectories(dir)
     }
 
