@@ -441,8 +441,24 @@ static pid_t clone_with_stack(int (*fn)(void *), void *arg, int flags, int *pidf
     return pid;
 }
 
-pid_t clinux_zone_spawn(const struct clinux_zone_config *cfg, int *pidfd) {
+// clone3 without a new stack (the child runs on its private copy of ours, like fork) and
+// CLONE_INTO_CGROUP: the child is born in the zone's cgroup v2 directory, so no cgroup.procs
+// write (which takes the global threadgroup lock: an RCU grace period) is needed for it.
+static pid_t clone3_into(int (*fn)(void *), void *arg, uint64_t flags, int cgroup_fd, int *pidfd) {
+    struct clone_args args;
+    memset(&args, 0, sizeof args);
+    args.flags = flags | CLONE_INTO_CGROUP | (pidfd ? CLONE_PIDFD : 0);
+    args.pidfd = (uint64_t)(uintptr_t)pidfd;
+    args.exit_signal = SIGCHLD;
+    args.cgroup = (uint64_t)cgroup_fd;
+    pid_t pid = (pid_t)syscall(SYS_clone3, &args, sizeof args);
+    if (pid == 0) _exit(fn(arg));
+    return pid;
+}
+
+pid_t clinux_zone_spawn(const struct clinux_zone_config *cfg, int cgroup_fd, int *pidfd) {
     int flags = CLONE_NEWUSER | CLONE_NEWNS | CLONE_NEWPID | CLONE_NEWUTS | CLONE_NEWIPC | CLONE_NEWNET;
+    if (cgroup_fd >= 0) return clone3_into(zone_child, (void *)cfg, (uint64_t)flags, cgroup_fd, pidfd);
     return clone_with_stack(zone_child, (void *)cfg, flags, pidfd);
 }
 
@@ -529,7 +545,8 @@ static int enter_child(void *arg) {
     return 0;
 }
 
-pid_t clinux_zone_enter(const struct clinux_zone_enter_config *cfg) {
+pid_t clinux_zone_enter(const struct clinux_zone_enter_config *cfg, int cgroup_fd) {
+    if (cgroup_fd >= 0) return clone3_into(enter_child, (void *)cfg, 0, cgroup_fd, NULL);
     return clone_with_stack(enter_child, (void *)cfg, 0, NULL);
 }
 

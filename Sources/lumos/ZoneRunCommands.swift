@@ -53,7 +53,9 @@ struct ZoneRun: ParsableCommand {
         let root = global.stateRoot
         let id = uuid ?? randomUUID()
         let runtime = try ZoneRuntime()
-        let range = try ZoneIDRange.allocate(for: id, root: root, durable: detach)
+        // Not fsynced: these zones do not outlive the host (a crash of the host ends them and
+        // frees the slot with them); only vmadm's tenants keep their range across reboots.
+        let range = try ZoneIDRange.allocate(for: id, root: root, durable: false)
         let argv = command.first == "--" ? Array(command.dropFirst()) : command
         let initProcess: ZoneInit = imageInit ? .image(argv) : .lumos(command: argv.isEmpty ? nil : argv)
         let spec = ZoneSpec(uuid: id, hostname: hostname ?? String(id.prefix(63)), rootfs: rootfs, initProcess: initProcess,

@@ -4,11 +4,11 @@
 //
 // Protocol between parent and child, over one AF_UNIX SOCK_SEQPACKET pair (close-on-exec):
 //   1. clinux_zone_spawn / clinux_zone_enter clone the child, which blocks reading the pair.
-//   2. spawn: the parent writes uid_map/gid_map and calls clinux_zone_release passing the
-//      idmapped rootfs tree (or -1). The child builds its mounts and pivots into the root
-//      while the parent creates and joins the cgroups and wires the network (the first
-//      cgroup.procs write costs an RCU grace period: this overlaps it); then the parent calls
-//      clinux_zone_release a second time. enter: one release, after the cgroups are joined.
+//   2. spawn: the child is born in the zone's cgroups (see cgroup_fd). The parent writes
+//      uid_map/gid_map and calls clinux_zone_release passing the idmapped rootfs tree (or -1).
+//      The child builds its mounts and pivots into the root while the parent applies limits
+//      and wires the network; then the parent calls clinux_zone_release a second time.
+//      enter: one release, once the child is in the zone's cgroups.
 //   3. The child finishes (cgroup namespace, capabilities, seccomp) and execs. On failure it writes a clinux_zone_message of kind
 //      CLINUX_ZONE_MSG_ERROR naming the step and errno, and exits 127; on success exec closes
 //      the pair, so the parent reads end-of-file (clinux_zone_wait_message returns 0).
@@ -66,7 +66,9 @@ struct clinux_zone_config {
 
 // Clones a child in new user, mount, pid, uts, ipc and net namespaces; it waits for
 // clinux_zone_release. Returns the child's pid (and a pidfd) or -1 with errno.
-pid_t clinux_zone_spawn(const struct clinux_zone_config *cfg, int *pidfd);
+// cgroup_fd >= 0: clone3(CLONE_INTO_CGROUP) into that cgroup v2 directory (the child inherits
+// the calling thread's v1 cgroups); -1: plain clone, the caller moves the child afterwards.
+pid_t clinux_zone_spawn(const struct clinux_zone_config *cfg, int cgroup_fd, int *pidfd);
 
 // Joining a running zone (zlogin). ns_fds are opened from /proc/<init>/ns in the order user,
 // mnt, pid, uts, ipc, net, cgroup (-1 skips one). The returned pid is an intermediate process
@@ -89,7 +91,7 @@ struct clinux_zone_enter_config {
     int sync_fd;
     int parent_fd;
 };
-pid_t clinux_zone_enter(const struct clinux_zone_enter_config *cfg);
+pid_t clinux_zone_enter(const struct clinux_zone_enter_config *cfg, int cgroup_fd);
 
 // Lets the child continue; pass_fd >= 0 is sent along (SCM_RIGHTS).
 int clinux_zone_release(int sock, int pass_fd);

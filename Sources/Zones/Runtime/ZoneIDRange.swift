@@ -34,8 +34,8 @@ public struct ZoneIDRange: Sendable, Equatable, Codable {
     }
 
     /// The range of `uuid`, allocating the lowest free slot the first time. `durable: false`
-    /// skips the fsync for zones that live only as long as the calling command (`lumos zone
-    /// run` in the foreground): after a crash such a slot is merely free again.
+    /// skips the fsync, for zones that do not outlive the host (`lumos zone run`): a host crash
+    /// ends them, and their slot is merely free again afterwards.
     public static func allocate(for uuid: String, root: StateRoot, durable: Bool = true) throws -> ZoneIDRange {
         let dir = directory(root)
         try Files.makeDirectories(dir, mode: 0o700)

@@ -49,23 +49,34 @@ extension ZoneRuntime {
         }
         config.sync_fd = pair[1]
         config.parent_fd = pair[0]
-        let pid = args.withPointer { a in
-            env.withPointer { e in
-                config.argv = a
-                config.envp = e
-                return clinux_zone_enter(&config)
+        // Born in the zone's cgroups, like the zone's init (see ZoneCgroup.withThreadInZone).
+        var e: Int32 = 0
+        let pid: pid_t
+        do {
+            pid = try cgroup(uuid).withThreadInZone { cgroupFD in
+                args.withPointer { a in
+                    env.withPointer { en in
+                        config.argv = a
+                        config.envp = en
+                        let pid = clinux_zone_enter(&config, cgroupFD)
+                        e = errno
+                        return pid
+                    }
+                }
             }
+        } catch {
+            close(pair[0])
+            close(pair[1])
+            throw error
         }
-        let e = errno
         close(pair[1])
         let sock = pair[0]
         defer { close(sock) }
-        if pid < 0 { throw Errno(e, "clone", "zlogin \(uuid)") }
+        if pid < 0 { throw Errno(e, "clone3", "zlogin \(uuid)") }
 
         var master: Int32 = -1
         defer { if master >= 0 { close(master) } }
         do {
-            try cgroup(uuid).join(pid)
             try sys("sendmsg", "zlogin \(uuid)") { clinux_zone_release(sock, -1) }
             while true {
                 var message = clinux_zone_message()

@@ -40,9 +40,10 @@
 // (execveat AT_EMPTY_PATH), so images need not contain it and cannot replace it.
 //
 // start() order (FACTS.md): clone(NEWUSER|NEWNS|NEWPID|NEWUTS|NEWIPC|NEWNET) → the child waits
-// → the parent writes uid_map/gid_map, builds the idmapped rootfs tree and releases the child
-// with it → the child sets up its mounts, pivot_root and hostname while the parent creates the
-// cgroups, applies limits, joins the child and calls beforeRelease → second release → the
+// (born in the zone's cgroups: ZoneCgroup.withThreadInZone + CLONE_INTO_CGROUP) → the parent
+// writes uid_map/gid_map, builds the idmapped rootfs tree and releases the child with it → the
+// child sets up its mounts, pivot_root and hostname while the parent applies the limits and
+// calls beforeRelease → second release → the
 // child unshares its cgroup namespace, drops capabilities, sets no_new_privs, loads seccomp
 // and execs. Nothing of the zone's own code runs before the second release. Any failure kills
 // the child and removes what was created.
@@ -97,16 +98,23 @@ public struct ZoneRuntime: Sendable {
 
         if let locked = spec.limits.maxLockedMemory { try MemlockLimit.allow(locked, zone: spec.uuid) }
         let child = try ZoneChild(spec: spec, initBinary: initBinary)
-        let pid = try child.spawn()
+        try cg.create()
+        let pid: pid_t
+        do {
+            // Born in the zone's cgroups: no cgroup.procs write, no global lock on the way.
+            pid = try cg.withThreadInZone { try child.spawn(cgroupFD: $0) }
+        } catch {
+            try? cg.remove()
+            throw error
+        }
         do {
             try writeIDMaps(pid, spec.idRange)
             let tree = spec.idmapRootfs ? try idmappedRootfs(pid, spec) : -1
             defer { if tree >= 0 { close(tree) } }
-            // The child builds its mounts now, in parallel with the cgroup work below.
+            // The child builds its mounts now, in parallel with the work below.
             try child.release(passing: tree)
-            try cg.create()
+            // Limits after the clone: the cloning thread itself briefly counted in pids.max.
             try cg.apply(spec.limits)
-            try cg.join(pid)
             try beforeRelease(pid)
             // If the child already failed, its message says why: read it rather than the EPIPE.
             if (try? child.release(passing: -1)) == nil {
