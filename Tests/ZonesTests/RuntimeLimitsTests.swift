@@ -86,6 +86,7 @@ import Testing
         try zone.runtime.updateLimits(zone.uuid, ZoneLimits(maxPhysicalMemory: 96, maxSwap: 128, maxLockedMemory: 4))
         #expect(cg.value(controller: "memory", file: "memory.limit_in_bytes") ?? cg.value(controller: "memory", file: "memory.max") == "\(96 << 20)")
         // The v2 directory exists for every zone: the tracer's key and the kill handle.
-        #expect(cg.cgroupID != nil)
+        let id = try #require(cg.cgroupID)
+        #expect(zone.runtime.zonesByCgroupID()[id] == zone.uuid)
     }
 }

@@ -18,6 +18,7 @@
 //   try runtime.updateLimits(uuid, limits)       // live
 //   try runtime.cleanup(uuid)                    // idempotent; after crashes and on delete
 //   runtime.cgroup(uuid).cgroupID                // the tracer's key for the zone
+//   runtime.zonesByCgroupID() -> [UInt64: String]                      // for the tracer
 //   runtime.knownZones() -> [String]             // uuids with cgroups (running or debris)
 //   try runtime.freeze(uuid) / thaw(uuid)        // cgroup.freeze (v1 freezer as fallback)
 //
@@ -201,6 +202,16 @@ public struct ZoneRuntime: Sendable {
             for name in Files.list(parent) where Files.isDirectory("\(parent)/\(name)") { names.insert(name) }
         }
         return names.sorted()
+    }
+
+    /// cgroup id (the v2 directory's inode, what bpf_get_current_cgroup_id() returns) → zone
+    /// uuid, for the tracer to name zones.
+    public func zonesByCgroupID() -> [UInt64: String] {
+        var map: [UInt64: String] = [:]
+        for uuid in knownZones() {
+            if let id = cgroup(uuid).cgroupID { map[id] = uuid }
+        }
+        return map
     }
 
     /// Pauses every process of a running zone (vmadm has no verb for it; the tracer and
