@@ -567,8 +567,15 @@ int clinux_zone_wait_message(int sock, struct clinux_zone_message *out) {
     msg.msg_control = control.buf;
     msg.msg_controllen = sizeof control.buf;
     ssize_t n;
-    do { n = recvmsg(sock, &msg, MSG_CMSG_CLOEXEC); } while (n < 0 && errno == EINTR);
-    if (n < 0) return -1;
+    int resets = 0;
+    for (;;) {
+        n = recvmsg(sock, &msg, MSG_CMSG_CLOEXEC);
+        if (n >= 0 || errno == EINTR) { if (n >= 0) break; continue; }
+        // A child that died with our release still unread makes the kernel report
+        // ECONNRESET once, ahead of the message it queued for us: read on to get that.
+        if (errno == ECONNRESET && resets++ == 0) continue;
+        return -1;
+    }
     if (n == 0) return 0;
     if ((size_t)n < sizeof m) { errno = EPROTO; return -1; }
     m.fd = -1;
