@@ -139,6 +139,7 @@ func processesOwned(by range: ZoneIDRange) -> [pid_t] {
         usleep(50_000)
         // A frozen busy loop uses no CPU at all.
         #expect(cpuUsedOver(300_000) == 0)
+        #expect(throws: LumosError.self) { try zone.runtime.exec(zone.uuid, ["true"], stdin: -1) }
         try zone.runtime.thaw(zone.uuid)
         #expect(!cg.isFrozen)
         #expect(cpuUsedOver(300_000) > 0)

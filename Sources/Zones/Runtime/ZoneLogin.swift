@@ -15,6 +15,11 @@ extension ZoneRuntime {
         guard let initPid = initPid(uuid) else {
             throw LumosError.invalid("zone \(uuid) is not running; start it with `vmadm start \(uuid)`")
         }
+        // A session born in a frozen zone would freeze with it (and so would our thread while
+        // it stands in the zone's v1 freezer cgroup to clone it).
+        if cgroup(uuid).isFrozen {
+            throw LumosError.busy("zone \(uuid) is frozen; thaw it first")
+        }
         var nsFDs: [Int32] = []
         defer { for fd in nsFDs { close(fd) } }
         for ns in ["user", "mnt", "pid", "uts", "ipc", "net", "cgroup"] {
