@@ -36,6 +36,10 @@
 // no_new_privs; the seccomp filter in zone.c; stdio of the caller's choosing, no other host
 // descriptor. The rootfs's parent directories must be searchable by others (validate says so).
 //
+// Callers serialize operations on one zone (vmadm holds the tenant's lock); different zones
+// may start concurrently. Needs Linux 5.14+ on hosts with cgroup2 (clone3 CLONE_INTO_CGROUP,
+// cgroup.kill; older kernels lack them and start fails with the kernel's error).
+//
 // PID 1 is lumos-init (Sources/lumos-init) unless `.image(argv)` asks for the image's own
 // init. lumos-init is exec'd from a descriptor opened on the host before pivot_root
 // (execveat AT_EMPTY_PATH), so images need not contain it and cannot replace it.
