@@ -37,8 +37,8 @@
 // descriptor. The rootfs's parent directories must be searchable by others (validate says so).
 //
 // Callers serialize operations on one zone (vmadm holds the tenant's lock); different zones
-// may start concurrently. Needs Linux 5.14+ on hosts with cgroup2 (clone3 CLONE_INTO_CGROUP,
-// cgroup.kill; older kernels lack them and start fails with the kernel's error).
+// may start concurrently. Hosts with cgroup2 need Linux 5.7+ (clone3 CLONE_INTO_CGROUP; start
+// fails with the kernel's error before); cgroup.kill (5.14) has a freezer-based fallback.
 //
 // PID 1 is lumos-init (Sources/lumos-init) unless `.image(argv)` asks for the image's own
 // init. lumos-init is exec'd from a descriptor opened on the host before pivot_root
