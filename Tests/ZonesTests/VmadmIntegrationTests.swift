@@ -78,6 +78,17 @@ struct VmadmIntegrationTests {
         #expect(try h.lumos(["vm", "lookup", "-1", "alias=itest"]).stdout == uuid + "\n")
         let get = try JSONValue.parse(try h.lumos(["vm", "get", uuid]).stdout, what: "get")
         #expect(get.lookup("max_physical_memory") == 128)
+        // kill sends a signal to init (busybox init re-reads inittab on HUP and keeps running);
+        // reboot gives the zone a new init.
+        let pid = get.lookup("pid")
+        #expect(try h.lumos(["vm", "kill", "-s", "HUP", uuid]).status == 0)
+        #expect(h.vmadm.zones.isRunning(uuid))
+        let reboot = try h.lumos(["vm", "reboot", uuid])
+        #expect(reboot.stderr == "Successfully completed reboot for VM \(uuid)\n")
+        #expect(h.vmadm.zones.isRunning(uuid))
+        #expect(try JSONValue.parse(try h.lumos(["vm", "get", uuid]).stdout, what: "get").lookup("pid") != pid)
+        let bad = try h.lumos(["vm", "kill", "-s", "NOPE", uuid])
+        #expect(bad.status == 2 && bad.stderr.contains("unknown signal"))
         #expect(try h.lumos(["vm", "delete", uuid]).status == 0)
         #expect(h.leftovers(uuid).isEmpty)
     }
