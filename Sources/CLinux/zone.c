@@ -185,6 +185,21 @@ static int drop_caps(uint64_t keep, int cap_last) {
     return (int)syscall(SYS_capset, &hdr, data);
 }
 
+// The caller's thread may block or ignore signals (a Swift runtime thread often does); both
+// survive exec, and a zone's processes must start with the defaults.
+static void reset_signals(void) {
+    struct sigaction dfl;
+    memset(&dfl, 0, sizeof dfl);
+    dfl.sa_handler = SIG_DFL;
+    for (int sig = 1; sig < _NSIG; sig++) {
+        if (sig == SIGKILL || sig == SIGSTOP) continue;
+        sigaction(sig, &dfl, NULL);
+    }
+    sigset_t none;
+    sigemptyset(&none);
+    sigprocmask(SIG_SETMASK, &none, NULL);
+}
+
 static int restrict_self(int sock, uint64_t keep, int cap_last, const struct sock_filter *filter, unsigned short len) {
     STEP(sock, CLINUX_STEP_CAPS, drop_caps(keep, cap_last));
     STEP(sock, CLINUX_STEP_NO_NEW_PRIVS, prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0));
@@ -371,6 +386,7 @@ static int zone_child(void *arg) {
     // Nothing of the host's descriptor table may reach the zone.
     STEP(sock, CLINUX_STEP_STDIO, syscall(SYS_close_range, 3, ~0U, CLOSE_RANGE_CLOEXEC));
     restrict_self(sock, cfg->caps_keep, cfg->cap_last, cfg->seccomp, cfg->seccomp_len);
+    reset_signals();
     if (cfg->init_fd >= 0) syscall(SYS_execveat, cfg->init_fd, "", cfg->argv, cfg->envp, AT_EMPTY_PATH);
     else execve(cfg->argv[0], cfg->argv, cfg->envp);
     report(sock, CLINUX_STEP_EXEC);
@@ -455,6 +471,7 @@ static int enter_child(void *arg) {
         }
         STEP(sock, CLINUX_STEP_STDIO, syscall(SYS_close_range, 3, ~0U, CLOSE_RANGE_CLOEXEC));
         restrict_self(sock, cfg->caps_keep, cfg->cap_last, cfg->seccomp, cfg->seccomp_len);
+        reset_signals();
         exec_in_zone(cfg->argv, cfg->envp);
         report(sock, CLINUX_STEP_EXEC);
     }

@@ -12,6 +12,7 @@ enum Btrfs {
         var receivedUUID: String
         var generation: UInt64
         var ctransid: UInt64
+        var otransid: UInt64
         var created: Int
         var readOnly: Bool
     }
@@ -74,7 +75,7 @@ enum Btrfs {
         return SubvolumeInfo(
             id: raw.id, parentID: raw.parent_id,
             uuid: uuidString(raw.uuid), parentUUID: uuidString(raw.parent_uuid), receivedUUID: uuidString(raw.received_uuid),
-            generation: raw.generation, ctransid: raw.ctransid, created: Int(raw.otime.tv_sec), readOnly: ro)
+            generation: raw.generation, ctransid: raw.ctransid, otransid: raw.otransid, created: Int(raw.otime.tv_sec), readOnly: ro)
     }
 
     /// Every subvolume below `top` (a mounted top-level), as paths relative to it.

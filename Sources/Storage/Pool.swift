@@ -24,7 +24,23 @@ public final class Pool: @unchecked Sendable {
 
     /// Known pools, from their saved configurations.
     public static func list(root: StateRoot) -> [PoolConfig] {
-        PoolConfig.all(root: root).sorted { $0.name < $1.name }
+        undoIncompleteCreates(root: root)
+        return PoolConfig.all(root: root).filter { $0.incomplete != true }.sorted { $0.name < $1.name }
+    }
+
+    /// Undoes creates that were killed: unmount, detach, remove the files they made.
+    static func undoIncompleteCreates(root: StateRoot) {
+        for cfg in PoolConfig.all(root: root) where cfg.incomplete == true {
+            guard let lock = try? FileLock(lockPath(root: root, name: cfg.name), wait: false) else { continue }
+            if isMounted(cfg.mountpoint) { umount2(cfg.mountpoint, Int32(MNT_DETACH)) }
+            rmdir(cfg.mountpoint)
+            for d in cfg.devices where isRegularFile(d) {
+                if let loop = LoopDevice.find(backing: d) { try? LoopDevice.detach(loop) }
+            }
+            for f in cfg.ownedFiles { unlink(f) }
+            unlink(PoolConfig.path(root: root, name: cfg.name))
+            _ = lock
+        }
     }
 
     static func lockPath(root: StateRoot, name: String) -> String { root.sub("locks", "pool-\(name).lock") }
@@ -49,13 +65,13 @@ public final class Pool: @unchecked Sendable {
         guard DatasetName.isValidPoolName(name) else {
             throw LumosError.invalid("invalid pool name '\(name)': start with a letter; use letters, digits and _ - . :")
         }
+        undoIncompleteCreates(root: root)
         let lock = try FileLock(lockPath(root: root, name: name))
         defer { _ = lock }
         if let old = try PoolConfig.load(root: root, name: name) {
             throw LumosError.exists("pool '\(name)' already exists (\(old.devices.joined(separator: ", "))); destroy it first or choose another name")
         }
         var devices = options.devices
-        var owned: [String] = []
         if devices.isEmpty {
             guard options.layout == .single else {
                 throw LumosError.invalid("--\(options.layout.rawValue) needs devices: lumos pool create \(name) --\(options.layout.rawValue) FILE|DEV FILE|DEV ...")
@@ -102,9 +118,10 @@ public final class Pool: @unchecked Sendable {
         var attached: [String] = []
         var created: [String] = []
         var mounted = false
-        var cfg = PoolConfig(name: name, uuid: "", layout: options.layout, checksum: options.checksum,
-                             devices: devices, ownedFiles: [], mountpoint: mountpoint,
-                             created: Int(time(nil)), exported: false, lastScrub: nil)
+        let cfg = PoolConfig(name: name, uuid: "", layout: options.layout, checksum: options.checksum,
+                             devices: devices, ownedFiles: toCreate, mountpoint: mountpoint,
+                             created: Int(time(nil)), exported: false, lastScrub: nil, incomplete: true)
+        try cfg.save(root: root)
         do {
             for d in toCreate {
                 try Files.makeDirectories(Files.parent(d))
@@ -114,8 +131,7 @@ public final class Pool: @unchecked Sendable {
                 close(fd)
                 if r != 0 { throw Errno(errno, "ftruncate", d) }
             }
-            owned = created
-            cfg.ownedFiles = owned
+            try crashPoint("pool.create.after-files")
             var blockDevices: [String] = []
             for d in devices {
                 if isRegularFile(d) {
@@ -146,12 +162,15 @@ public final class Pool: @unchecked Sendable {
             pool.config.uuid = Btrfs.uuidString(fsid.tuple16)
             if clinux_btrfs_quota_enable_best(fd) < 0 { throw Errno(errno, "BTRFS_IOC_QUOTA_CTL", "enable on \(mountpoint)") }
             try pool.initializeLayout()
+            try crashPoint("pool.create.before-commit")
+            pool.config.incomplete = nil
             try pool.config.save(root: root)
             return (pool, warnings)
         } catch {
             if mounted { umount2(mountpoint, 0); rmdir(mountpoint) }
             for l in attached { try? LoopDevice.detach(l) }
             for f in created { unlink(f) }
+            unlink(PoolConfig.path(root: root, name: name))
             throw error
         }
     }
@@ -160,7 +179,8 @@ public final class Pool: @unchecked Sendable {
 
     /// Opens a known pool, importing (attaching and mounting) it when it is not mounted.
     public static func open(_ name: String, root: StateRoot) throws -> Pool {
-        guard let cfg = try PoolConfig.load(root: root, name: name) else {
+        undoIncompleteCreates(root: root)
+        guard let cfg = try PoolConfig.load(root: root, name: name), cfg.incomplete != true else {
             let known = list(root: root).map(\.name)
             let hint = known.isEmpty ? "create one with: lumos pool create \(name)" : "known pools: \(known.joined(separator: ", "))"
             throw LumosError.notFound("pool '\(name)' does not exist; \(hint)")

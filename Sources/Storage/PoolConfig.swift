@@ -53,6 +53,9 @@ public struct PoolConfig: Codable, Sendable, Equatable {
     public var created: Int
     public var exported: Bool = false
     public var lastScrub: ScrubSummary?
+    /// Set while `pool create` runs: a configuration still marked incomplete when its lock is
+    /// free belongs to a killed create, which the next pool command undoes.
+    public var incomplete: Bool?
 
     static func path(root: StateRoot, name: String) -> String { root.sub("pools", "\(name).json") }
 

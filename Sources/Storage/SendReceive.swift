@@ -136,7 +136,7 @@ extension Pool {
     /// to hold the base snapshot and moves its head forward. A truncated or corrupt stream
     /// leaves nothing behind and says why.
     @discardableResult
-    public func receive(_ ds: DatasetName, from fd: Int32) throws -> DatasetName {
+    public func receive(_ ds: DatasetName, from fd: Int32, force: Bool = false) throws -> DatasetName {
         guard isatty(fd) == 0 else { throw LumosError.invalid("refusing to read a stream from a terminal; redirect from a file or pipe") }
         guard !ds.isSnapshot, ds.pool == name, !ds.isPoolRoot else { throw LumosError.invalid("receive needs a dataset name in pool '\(name)' like \(name)/NAME") }
         var reader = StreamReader(fd: fd)
@@ -167,6 +167,13 @@ extension Pool {
                 }
                 if let newer = snaps.last, newer.info.id > b.info.id {
                     throw LumosError.busy("'\(ds)' has snapshots newer than the stream's base '\(b.name)' (\(newer.name)); destroy them first")
+                }
+                // As zfs receive: the head must not have changed since the base, unless -F
+                // (its changes are then discarded). Taking a snapshot stamps the source's
+                // generation with the snapshot's transaction; any later write raises it.
+                let head = try entry(ds)
+                if !force && head.info.generation > max(b.info.otransid, head.info.otransid) {
+                    throw LumosError.busy("destination '\(ds)' has been modified since snapshot '\(b.name)'; roll it back (lumos dataset rollback \(b.name)) or receive with -F to discard the changes")
                 }
                 baseEntry = b
             } else {

@@ -29,12 +29,21 @@ static int exit_code(int status) {
     return 1;
 }
 
+static void ignore(int sig) { (void)sig; }
+
 int main(int argc, char **argv) {
-    sigset_t set, old;
+    sigset_t set;
     sigemptyset(&set);
     sigaddset(&set, SIGCHLD);
     for (int i = 0; i < FORWARDED_COUNT; i++) sigaddset(&set, forwarded[i]);
-    sigprocmask(SIG_BLOCK, &set, &old);
+    sigprocmask(SIG_BLOCK, &set, NULL);
+    // The kernel discards signals PID 1 leaves at SIG_DFL before they can even be pending, so
+    // each one gets a handler; they stay blocked and are taken with sigwaitinfo below.
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = ignore;
+    for (int i = 0; i < FORWARDED_COUNT; i++) sigaction(forwarded[i], &sa, NULL);
+    sigaction(SIGCHLD, &sa, NULL);
 
     pid_t child = -1;
     if (argc > 1) {
@@ -44,7 +53,12 @@ int main(int argc, char **argv) {
             return 1;
         }
         if (child == 0) {
-            sigprocmask(SIG_SETMASK, &old, NULL);
+            // Handlers do not survive exec, but restore the defaults before it anyway.
+            signal(SIGCHLD, SIG_DFL);
+            for (int i = 0; i < FORWARDED_COUNT; i++) signal(forwarded[i], SIG_DFL);
+            sigset_t none;
+            sigemptyset(&none);
+            sigprocmask(SIG_SETMASK, &none, NULL);
             // Its own process group, so a terminal's job control works inside the zone.
             setpgid(0, 0);
             execvp(argv[1], argv + 1);

@@ -267,11 +267,12 @@ struct DatasetCommand: ParsableCommand {
     struct Receive: ParsableCommand {
         static let configuration = CommandConfiguration(abstract: "Read a stream from stdin into a dataset.")
         @OptionGroup var global: GlobalOptions
+        @Flag(name: .customShort("F"), help: "Discard changes made to the destination since the stream's base snapshot.") var force = false
         @Argument var name: String
 
         func run() throws {
             let (pool, ds) = try DatasetCommand.open(name, global)
-            let snap = try pool.receive(ds, from: 0)
+            let snap = try pool.receive(ds, from: 0, force: force)
             FileHandle.standardError.write(Data("received \(snap)\n".utf8))
         }
     }

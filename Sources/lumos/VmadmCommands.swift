@@ -3,15 +3,15 @@ import Foundation
 import Glibc
 import Images
 import LumosCore
+import Net
 import Zones
-
-/// Where the lead plugs in the Net module: the NICs of every zone vmadm boots.
-nonisolated(unsafe) var tenantNetwork: TenantNetwork = NoTenantNetwork()
 
 /// Opens the host's tenants: the `zones` pool and the zone runtime.
 func openVmadm(_ root: StateRoot) throws -> Vmadm {
     let datasets = try PoolDatasets.open(root: root)
-    let vmadm = Vmadm(root: root, datasets: datasets, zones: try RuntimeZones(root: root), network: tenantNetwork)
+    // NICs go on switches in the host's network namespace, or in $LUMOS_NET_NETNS when set.
+    let network = NetAttachment(host: NetworkHost.fromEnvironment(root: root))
+    let vmadm = Vmadm(root: root, datasets: datasets, zones: try RuntimeZones(root: root), network: network)
     // Every command first finishes or undoes what a killed command left (DESIGN.md).
     try vmadm.recover()
     return vmadm

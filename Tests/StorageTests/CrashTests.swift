@@ -21,6 +21,19 @@ struct CrashTests {
         [pool.tmpDir, pool.trashDir, pool.journalDir, pool.receiveDir].flatMap { d in Files.list(d).map { d + "/" + $0 } }
     }
 
+    @Test(arguments: ["pool.create.after-files", "pool.create.before-commit"])
+    func killedPoolCreateIsUndone(step: String) throws {
+        let s = try Scratch()
+        defer { s.cleanup() }
+        try crash(s, at: step, ["pool", "create", "--size", "256M", "tank"])
+        let r = try s.lumos(["pool", "list", "-H", "-o", "name"])
+        #expect(r.stdout.isEmpty, "no half pool is listed")
+        #expect(LoopDevice.all().filter { $0.backing.hasPrefix(s.dir) }.isEmpty, "no loop device left")
+        #expect(!Files.exists(s.root.sub("pools", "tank.img")))
+        _ = try s.pool("tank")
+        #expect(Pool.list(root: s.root).map(\.name) == ["tank"])
+    }
+
     @Test func createCloneAndSnapshotAreAllOrNothing() throws {
         let s = try Scratch()
         defer { s.cleanup() }

@@ -48,6 +48,18 @@ struct SendReceiveTests {
         #expect(treeDigest(try dst.mountpoint(target)) == treeDigest(try src.mountpoint(ds.at("s1"))))
         #expect(try dst.get(target, "lumos:owner") == "test", "user properties travel with the stream")
 
+        // The received head is unmodified, so an incremental may move it forward; once changed, only -F may.
+        try writeFile(try dst.mountpoint(target) + "/local-change", [1])
+        try writeFile(dir + "/tmp1", [2])
+        try src.snapshot(ds.at("probe"))
+        let probe = try sendToBytes(src, ds.at("probe"), from: ds.at("s1"), dir: s.dir)
+        do { _ = try receiveBytes(dst, target, probe, dir: s.dir); Issue.record("modified destination accepted") } catch let e as LumosError {
+            #expect(e.message.contains("has been modified"))
+        }
+        try dst.rollback(target.at("s1"))
+        try src.destroy(ds.at("probe"))
+        unlink(dir + "/tmp1")
+
         // Change, add, delete; then an incremental.
         try writeFile(dir + "/etc/hosts", Array("10.0.0.1 changed\n".utf8))
         try writeFile(dir + "/added", randomBytes(10 << 20))

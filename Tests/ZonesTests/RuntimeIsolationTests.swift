@@ -134,3 +134,29 @@ import Testing
         #expect(try FD.readText(path).hasPrefix("/dev/pts/0"))
     }
 }
+
+/// Datasets live on btrfs: the idmapped rootfs must work there too (btrfs has FS_ALLOW_IDMAP).
+@Suite("Zone rootfs on btrfs") struct RuntimeBtrfsTests {
+    @Test(.enabled(if: isRoot && Exec.which("mkfs.btrfs") != nil, "needs root and mkfs.btrfs"))
+    func idmappedRootfsOnBtrfs() throws {
+        let zone = try BusyboxZone("btrfs")
+        defer { zone.close() }
+        let image = zone.dir + "/fs.img", mnt = zone.dir + "/btrfs"
+        try Files.makeDirectories(mnt)
+        try Exec.run(["truncate", "-s", "160M", image])
+        try Exec.run(["mkfs.btrfs", "-q", image])
+        try Exec.run(["mount", "-o", "loop", image, mnt])
+        defer { _ = try? Exec.run(["umount", mnt], check: false) }
+        chmod(mnt, 0o755)
+        let rootfs = mnt + "/root"
+        try BusyboxZone.makeRootfs(rootfs)
+        var spec = zone.spec()
+        spec.rootfs = rootfs
+        try zone.runtime.start(spec)
+        defer { try? zone.runtime.cleanup(zone.uuid) }
+        let r = try zone.sh("id -u; touch /root/on-btrfs && ls -ln /root/on-btrfs")
+        #expect(r.output.hasPrefix("0\n"), "\(r.output)")
+        var st = stat()
+        #expect(lstat(rootfs + "/root/on-btrfs", &st) == 0 && st.st_uid == 0)
+    }
+}

@@ -97,7 +97,23 @@ public struct ZoneRuntime: Sendable {
             throw error
         }
         Reaper.shared.add(pid)
+        if case .lumos = spec.initProcess { waitForSignalHandlers(pid) }
         return pid
+    }
+
+    /// PID 1 of a pid namespace drops signals it has no handler for, so a stop issued right
+    /// after start would be lost while lumos-init is still starting. Return only once its
+    /// SIGTERM handler is in place (a few hundred microseconds after exec).
+    private func waitForSignalHandlers(_ pid: pid_t) {
+        let deadline = Clock.now + 1
+        let sigterm = UInt64(1) << UInt64(SIGTERM - 1)
+        while Clock.now < deadline {
+            guard let status = try? FD.readText("/proc/\(pid)/status") else { return }
+            for line in status.split(separator: "\n") where line.hasPrefix("SigCgt:") {
+                if let mask = UInt64(String(line.dropFirst("SigCgt:".count)).trimmingSpaces(), radix: 16), mask & sigterm != 0 { return }
+            }
+            usleep(100)
+        }
     }
 
     private func writeIDMaps(_ pid: pid_t, _ range: ZoneIDRange) throws {
@@ -140,6 +156,16 @@ public struct ZoneRuntime: Sendable {
             }
         }
         return nil
+    }
+
+    /// Zones with a cgroup on this host (running, or left behind by a crash), by uuid.
+    public func knownZones() -> [String] {
+        let parents = (layout.v2.map { ["\($0)/lumos"] } ?? []) + Set(layout.v1.values).sorted().map { "\($0)/lumos" }
+        var names = Set<String>()
+        for parent in parents {
+            for name in Files.list(parent) where Files.isDirectory("\(parent)/\(name)") { names.insert(name) }
+        }
+        return names.sorted()
     }
 
     // MARK: stop, kill, cleanup

@@ -1,0 +1,217 @@
+import Glibc
+import LumosCore
+
+/// The host's virtual network: switches (Linux bridges) in one network namespace, the Lumos
+/// anti-spoofing table there, hand-made VNICs, and the state under `$LUMOS_ROOT/net/`.
+/// `namespace` is the real host (`.current`) in production; tests and benchmarks give a
+/// namespace they created so nothing touches the host's own network.
+public struct NetworkHost: Sendable {
+    public let root: StateRoot
+    public let namespace: NetNamespace
+    public let store: NetStore
+    public let tools: NetTools
+    /// The `lumos` executable that runs `lumos net dhcpd` (nil: this process, when it is lumos).
+    public let executable: String?
+
+    public init(root: StateRoot, namespace: NetNamespace = .current, executable: String? = nil) {
+        self.root = root
+        self.namespace = namespace
+        self.store = NetStore(root: root)
+        self.tools = NetTools(namespace)
+        self.executable = executable
+    }
+
+    /// The host namespace named by `$LUMOS_NET_NETNS` (a pid, path or `ip netns` name), else the
+    /// current one: lets the CLI and bench/net work on a switch inside a test namespace.
+    public static func fromEnvironment(root: StateRoot) -> NetworkHost {
+        if let v = getenv("LUMOS_NET_NETNS"), v.pointee != 0 {
+            return NetworkHost(root: root, namespace: NetNamespace.parse(String(cString: v)))
+        }
+        return NetworkHost(root: root)
+    }
+
+    // MARK: Switches
+
+    /// `dladm create-etherstub`: a switch with no uplink.
+    @discardableResult
+    public func createEtherstub(_ name: String, mtu: Int? = nil) throws -> VirtualSwitch {
+        try createSwitch(VirtualSwitch(name: name, mtu: mtu))
+    }
+
+    /// A nic tag over a physical link (nictagadm add NAME LINK): the link is enslaved to the bridge.
+    @discardableResult
+    public func createNicTag(_ name: String, uplink: String, mtu: Int? = nil) throws -> VirtualSwitch {
+        try createSwitch(VirtualSwitch(name: name, uplink: uplink, mtu: mtu))
+    }
+
+    func createSwitch(_ sw: VirtualSwitch) throws -> VirtualSwitch {
+        guard SwitchName.isValid(sw.name) else {
+            throw LumosError.invalid("\(sw.name): not a valid switch name (1-15 characters a-z, 0-9, _ . -, starting with a letter)")
+        }
+        if let m = sw.mtu, !(576...65535).contains(m) { throw LumosError.invalid("\(sw.name): mtu \(m) is out of range (576-65535)") }
+        try namespace.check()
+        let lock = try store.lock()
+        defer { withExtendedLifetime(lock) {} }
+        if try store.switchConfig(sw.name) != nil { throw LumosError.exists("switch \(sw.name) already exists; see `dladm show-etherstub`") }
+        if try tools.link(sw.name) != nil { throw LumosError.exists("\(sw.name): a link with this name already exists; pick another name") }
+        if let up = sw.uplink {
+            guard let link = try tools.link(up) else { throw LumosError.notFound("uplink \(up) does not exist; see `dladm show-link`") }
+            if let m = link.master { throw LumosError.busy("uplink \(up) is already on \(m); remove it from there first") }
+        }
+        try store.save(sw)
+        do {
+            try plumb(sw)
+        } catch {
+            _ = try? tools.ip(["link", "del", sw.bridge], check: false)
+            store.removeSwitch(sw.name)
+            throw error
+        }
+        return sw
+    }
+
+    /// Creates the bridge of a configured switch (again, e.g. after a reboot).
+    func plumb(_ sw: VirtualSwitch) throws {
+        var lines = ["link add \(sw.bridge)\(sw.mtu.map { " mtu \($0)" } ?? "") type bridge"]
+        if let up = sw.uplink { lines += ["link set \(up) master \(sw.bridge)", "link set \(up) up"] }
+        for a in sw.hostAddresses { lines.append("addr add \(a) dev \(sw.bridge)") }
+        lines.append("link set \(sw.bridge) up")
+        try tools.ipBatch(lines)
+    }
+
+    /// Makes sure a switch's bridge exists; returns its config. Lock held by the caller.
+    func ensureSwitch(_ name: String) throws -> VirtualSwitch {
+        guard let sw = try store.switchConfig(name) else {
+            throw LumosError.notFound("nic tag \(name) does not exist; create it with `dladm create-etherstub \(name)`")
+        }
+        if try tools.link(sw.bridge) == nil { try plumb(sw) }
+        return sw
+    }
+
+    /// Removes a switch that no tenant or VNIC uses.
+    public func deleteSwitch(_ name: String) throws {
+        let lock = try store.lock()
+        defer { withExtendedLifetime(lock) {} }
+        guard let sw = try store.switchConfig(name) else { throw LumosError.notFound("switch \(name) does not exist; see `dladm show-etherstub`") }
+        if let t = try store.tenants().first(where: { $0.nics.contains { $0.switchName == name } }) {
+            throw LumosError.busy("switch \(name) is used by tenant \(t.uuid); delete the tenant's NICs on it first")
+        }
+        if let v = try store.vnics().first(where: { $0.switchName == name }) {
+            throw LumosError.busy("switch \(name) is used by vnic \(v.name); run `dladm delete-vnic \(v.name)` first")
+        }
+        try DHCPService(host: self).stop(switchName: name)
+        _ = try tools.ip(["link", "del", sw.bridge], check: false)
+        store.removeSwitch(name)
+    }
+
+    public func switches() throws -> [VirtualSwitch] { try store.switches() }
+
+    /// Gives the host an address on a switch (the global zone's leg on the admin network).
+    public func addHostAddress(_ switchName: String, _ cidr: String) throws {
+        guard let net = IPNetwork(cidr, bareIsHost: false) else { throw LumosError.invalid("\(cidr): not an address with prefix (use 10.0.0.1/24)") }
+        let lock = try store.lock()
+        defer { withExtendedLifetime(lock) {} }
+        var sw = try ensureSwitch(switchName)
+        if sw.hostAddresses.contains(net.description) { throw LumosError.exists("\(switchName) already has host address \(net)") }
+        try tools.ip(["addr", "add", net.description, "dev", sw.bridge])
+        sw.hostAddresses.append(net.description)
+        try store.save(sw)
+    }
+
+    public func removeHostAddress(_ switchName: String, _ cidr: String) throws {
+        let lock = try store.lock()
+        defer { withExtendedLifetime(lock) {} }
+        guard var sw = try store.switchConfig(switchName) else { throw LumosError.notFound("switch \(switchName) does not exist") }
+        guard let net = IPNetwork(cidr), let i = sw.hostAddresses.firstIndex(of: net.description) else {
+            throw LumosError.notFound("\(switchName) has no host address \(cidr); see `lumos net show-addr`")
+        }
+        _ = try tools.ip(["addr", "del", net.description, "dev", sw.bridge], check: false)
+        sw.hostAddresses.remove(at: i)
+        try store.save(sw)
+    }
+
+    // MARK: Hand-made VNICs
+
+    /// `dladm create-vnic -l SWITCH NAME`: a veth whose end NAME stays in the host namespace
+    /// (for the operator to use or move) and whose other end is a port on the switch.
+    @discardableResult
+    public func createVNIC(_ name: String, over switchName: String, mac: MACAddress? = nil) throws -> HandmadeVNIC {
+        guard SwitchName.isValid(name, maxLength: 13) else {
+            throw LumosError.invalid("\(name): not a valid vnic name (1-13 characters a-z, 0-9, _ . -, starting with a letter)")
+        }
+        if let mac, mac.isMulticast || mac.isZero { throw LumosError.invalid("\(mac): a VNIC needs a unicast MAC address") }
+        let lock = try store.lock()
+        defer { withExtendedLifetime(lock) {} }
+        let sw = try ensureSwitch(switchName)
+        if try tools.link(name) != nil { throw LumosError.exists("\(name): a link with this name already exists") }
+        let used = try store.usedMACs()
+        if let mac, used.contains(mac) { throw LumosError.exists("\(mac) is already used by another NIC on this host") }
+        let vnic = HandmadeVNIC(name: name, switchName: switchName, mac: mac ?? .generate(avoiding: used))
+        try store.save(vnic)
+        do {
+            try tools.ipBatch([
+                "link add \(name) address \(vnic.mac) type veth peer name \(vnic.port)",
+                "link set \(vnic.port) master \(sw.bridge)",
+                "link set \(vnic.port) up",
+                "link set \(name) up",
+            ])
+        } catch {
+            _ = try? tools.ip(["link", "del", vnic.port], check: false)
+            store.removeVNIC(name)
+            throw error
+        }
+        return vnic
+    }
+
+    public func deleteVNIC(_ name: String) throws {
+        let lock = try store.lock()
+        defer { withExtendedLifetime(lock) {} }
+        guard let v = try store.vnics().first(where: { $0.name == name }) else {
+            if try store.tenants().contains(where: { $0.nics.contains { $0.hostLink == name } }) {
+                throw LumosError.busy("\(name) belongs to a tenant; remove it with `vmadm update` (remove_nics) or delete the tenant")
+            }
+            throw LumosError.notFound("vnic \(name) does not exist; see `dladm show-vnic`")
+        }
+        _ = try tools.ip(["link", "del", v.port], check: false)
+        store.removeVNIC(name)
+    }
+
+    // MARK: Anti-spoofing table
+
+    /// Creates the Lumos table (with every known port) when it is missing. Lock held by caller.
+    func ensureAntispoofTable() throws {
+        let r = try tools.nftCommand(["list", "table", Antispoof.family, Antispoof.table], check: false)
+        if r.status != 0 { try rebuildAntispoof() }
+    }
+
+    /// Replaces the table with exactly the ports of every recorded tenant (atomic).
+    func rebuildAntispoof(excluding tenant: String? = nil) throws {
+        let ports = try store.tenants().filter { $0.uuid != tenant }.flatMap { $0.nics.map(\.portPolicy) }
+        try tools.nft(Antispoof.rebuildScript(ports))
+    }
+
+    // MARK: Repair
+
+    /// Brings the kernel in line with the records: removes tenant links no record owns (left by a
+    /// crash), drops records whose NICs all vanished with their namespace, rebuilds the nft table
+    /// and restarts or stops DHCP responders. Safe to run at any time.
+    public func repair() throws {
+        let lock = try store.lock()
+        defer { withExtendedLifetime(lock) {} }
+        try namespace.check()
+        var records = try store.tenants()
+        let links = try tools.links()
+        let names = Set(links.map(\.name))
+        // A tenant whose namespace died took its veths with it: only its record, ifbs, set
+        // elements and leases remain.
+        for r in records where !r.nics.isEmpty && r.nics.allSatisfy({ !names.contains($0.hostLink) }) {
+            store.removeTenant(r.uuid)
+        }
+        records = try store.tenants()
+        let owned = Set(records.flatMap { $0.nics.flatMap { [$0.hostLink, $0.ifbLink] } })
+        let orphans = links.map(\.name).filter { TenantNetwork.isTenantLink($0) && !owned.contains($0) }
+        try tools.ipBatch(orphans.map { "link del \($0)" }, force: true)
+        try rebuildAntispoof()
+        let dhcp = DHCPService(host: self)
+        for sw in try store.switches() { try dhcp.refresh(switchName: sw.name) }
+    }
+}

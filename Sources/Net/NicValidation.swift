@@ -1,0 +1,80 @@
+import LumosCore
+
+/// Checks a tenant's nics[] before anything is changed; every error is one line naming the
+/// NIC and property, what is wrong and what to do (DESIGN.md "Errors").
+public enum NicValidation {
+    static let interfaceLimit = 100
+    static let maxMTU = 65535
+
+    /// Validates one NIC; `index` is its position in nics[] for the message.
+    public static func validate(_ nic: NicSpec, index: Int) throws {
+        let at = "nics[\(index)]"
+        if nic.nicTag.isEmpty { throw LumosError.invalid("\(at).nic_tag: missing; name the switch (see `dladm show-etherstub`)") }
+        if !SwitchName.isValid(nic.nicTag) {
+            throw LumosError.invalid("\(at).nic_tag: \(nic.nicTag) is not a valid tag (1-15 characters a-z, 0-9, _ . -)")
+        }
+        if let i = nic.interface {
+            guard i.hasPrefix("net"), let n = Int(i.dropFirst(3)), n >= 0, n < interfaceLimit, String(n) == String(i.dropFirst(3)) else {
+                throw LumosError.invalid("\(at).interface: \(i) is not netN (N 0-\(interfaceLimit - 1))")
+            }
+        }
+        if let mac = nic.mac, mac.isMulticast || mac.isZero {
+            throw LumosError.invalid("\(at).mac: \(mac) is a multicast or zero address; use a unicast MAC or leave it out to generate one")
+        }
+        for ip in nic.ips where ip != "dhcp" && ip != "addrconf" {
+            guard let net = IPNetwork(ip, bareIsHost: false) else {
+                throw LumosError.invalid("\(at).ips: \(ip) is not an address with prefix, dhcp or addrconf (use 10.0.0.5/24)")
+            }
+            if net.address == net.network && net.prefix < (net.isIPv4 ? 31 : 127) {
+                throw LumosError.invalid("\(at).ips: \(ip) is the network address of its subnet; use a host address")
+            }
+        }
+        if nic.usesDHCP && nic.ipv4Addresses.isEmpty && nic.allowedNetworks.filter(\.isIPv4).isEmpty && nic.allowIPSpoofing != true {
+            throw LumosError.invalid("\(at).ips: dhcp without a static IPv4 address leaves anti-spoofing nothing to allow; add the address to ips (the built-in DHCP server hands it out), add the outside DHCP range to allowed_ips, or set allow_ip_spoofing")
+        }
+        for gw in nic.gateways {
+            guard let g = IPAddress(gw) else { throw LumosError.invalid("\(at).gateways: \(gw) is not an IP address") }
+            if !nic.addresses.contains(where: { $0.contains(g) }) && !nic.usesDHCP && !(nic.usesAddrconf && !g.isIPv4) {
+                throw LumosError.invalid("\(at).gateways: \(gw) is outside every subnet in ips; add a matching address or fix the gateway")
+            }
+        }
+        for a in nic.allowedIPs where IPNetwork(a) == nil {
+            throw LumosError.invalid("\(at).allowed_ips: \(a) is not an address or CIDR range")
+        }
+        if let mtu = nic.mtu, !(576...maxMTU).contains(mtu) {
+            throw LumosError.invalid("\(at).mtu: \(mtu) is out of range (576-\(maxMTU))")
+        }
+        if let v = nic.vlanID, !(0...4094).contains(v) {
+            throw LumosError.invalid("\(at).vlan_id: \(v) is out of range (0-4094)")
+        }
+        for p in nic.blockedOutgoingPorts where !(1...65535).contains(p) {
+            throw LumosError.invalid("\(at).blocked_outgoing_ports: \(p) is not a port (1-65535)")
+        }
+        for (key, v) in [("lumos_rx_maxbw_mbps", nic.rxMaxbwMbps), ("lumos_tx_maxbw_mbps", nic.txMaxbwMbps)] {
+            if let v, !(v > 0 && v <= 1_000_000) {
+                throw LumosError.invalid("\(at).\(key): \(v) is not a rate in Mbit/s (more than 0, at most 1000000)")
+            }
+        }
+    }
+
+    /// Validates a whole nics[] list: each NIC, then what must hold across them.
+    public static func validate(_ nics: [NicSpec]) throws {
+        for (i, n) in nics.enumerated() { try validate(n, index: i) }
+        let primaries = nics.indices.filter { nics[$0].isPrimary }
+        if primaries.count > 1 {
+            throw LumosError.invalid("nics[\(primaries[1])].primary: nics[\(primaries[0])] is already primary; only one NIC may be primary")
+        }
+        var interfaces: [String: Int] = [:]
+        var macs: [MACAddress: Int] = [:]
+        for (i, n) in nics.enumerated() {
+            if let name = n.interface {
+                if let j = interfaces[name] { throw LumosError.invalid("nics[\(i)].interface: \(name) is already used by nics[\(j)]") }
+                interfaces[name] = i
+            }
+            if let m = n.mac {
+                if let j = macs[m] { throw LumosError.invalid("nics[\(i)].mac: \(m) is already used by nics[\(j)]") }
+                macs[m] = i
+            }
+        }
+    }
+}

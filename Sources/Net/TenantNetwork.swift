@@ -1,0 +1,308 @@
+import Glibc
+import LumosCore
+
+/// A tenant's NICs: veth pairs whose host side is a port on the NIC's switch and whose other
+/// side is `netN` inside the tenant's network namespace, with anti-spoofing, bandwidth caps and
+/// DHCP service on the host side where the tenant cannot touch them.
+///
+/// Every operation holds the net lock, records its intent before touching the kernel, and on
+/// failure undoes itself with `cleanup`, so a failed or killed attach leaves no link, set
+/// element, qdisc or lease behind after the next command.
+public struct TenantNetwork: Sendable {
+    public let host: NetworkHost
+
+    public init(host: NetworkHost) { self.host = host }
+
+    // MARK: Names
+
+    /// `lz` + the first 8 hex digits of the tenant uuid: the prefix of all its host links.
+    public static func linkPrefix(tenant: String) throws -> String {
+        let hex = tenant.lowercased().filter { $0.isHexDigit }
+        guard hex.count >= 8, tenant.allSatisfy({ $0.isHexDigit || $0 == "-" }) else {
+            throw LumosError.invalid("\(tenant): not a tenant uuid (hex digits and dashes, at least 8 digits)")
+        }
+        return "lz" + hex.prefix(8)
+    }
+
+    /// Host side of netN: `lz<uuid8><N>` (at most 12 characters; IFNAMSIZ is 16).
+    public static func hostLinkName(tenant: String, interface: String) throws -> String {
+        try linkPrefix(tenant: tenant) + interface.dropFirst(3)
+    }
+
+    /// The ifb of a host link: `lz<uuid8>i<N>`.
+    public static func ifbName(hostLink: String) -> String {
+        String(hostLink.prefix(10)) + "i" + hostLink.dropFirst(10)
+    }
+
+    /// True for names Lumos gives tenant links (`lz` + 8 hex + [i] + digits).
+    public static func isTenantLink(_ name: String) -> Bool {
+        guard name.hasPrefix("lz"), name.count > 10 else { return false }
+        let hex = name.dropFirst(2).prefix(8)
+        var rest = name.dropFirst(10)
+        if rest.first == "i" { rest = rest.dropFirst() }
+        return hex.allSatisfy { $0.isHexDigit && !$0.isUppercase } && !rest.isEmpty && rest.allSatisfy(\.isNumber)
+    }
+
+    // MARK: Queries
+
+    public func nics(tenant: String) throws -> [TenantNIC] { try host.store.tenant(tenant)?.nics ?? [] }
+
+    // MARK: Attach
+
+    /// Wires NICs into a running tenant (a zone's init pid). See `attach(tenant:nics:netns:...)`.
+    @discardableResult
+    public func attach(tenant: String, nics: [NicSpec], netnsPid: pid_t, hostname: String? = nil,
+                       resolvers: [String] = [], addressesByDHCP: Bool = false) throws -> [TenantNIC] {
+        try attach(tenant: tenant, nics: nics, netns: .pid(netnsPid), hostname: hostname, resolvers: resolvers, addressesByDHCP: addressesByDHCP)
+    }
+
+    /// Creates one veth per NIC, moves its peer into `netns` as netN with the NIC's MAC and MTU,
+    /// configures addresses and the default route inside (unless `addressesByDHCP`: then the
+    /// built-in DHCP responder hands them out), and installs anti-spoofing, caps and DHCP service.
+    /// Returns the NICs with their generated MACs and interface names (write them back to the manifest).
+    @discardableResult
+    public func attach(tenant: String, nics: [NicSpec], netns: NetNamespace, hostname: String? = nil,
+                       resolvers: [String] = [], addressesByDHCP: Bool = false) throws -> [TenantNIC] {
+        try NicValidation.validate(nics)
+        for r in resolvers where IPAddress(r) == nil { throw LumosError.invalid("resolvers: \(r) is not an IP address") }
+        _ = try Self.linkPrefix(tenant: tenant)
+        try netns.check()
+        try host.namespace.check()
+        let lock = try host.store.lock()
+        defer { withExtendedLifetime(lock) {} }
+        if try host.store.tenant(tenant) != nil {
+            throw LumosError.exists("tenant \(tenant) already has NICs attached; use update, or detach first")
+        }
+        try checkPrefixFree(tenant)
+        var record = TenantRecord(uuid: tenant, hostname: hostname, resolvers: resolvers, addressesByDHCP: addressesByDHCP, nics: [])
+        let added = try resolve(nics, tenant: tenant, existing: [])
+        try preflight(added)
+        record.nics = added
+        try host.store.save(record)
+        do {
+            try plumb(added, record: record, netns: netns)
+        } catch {
+            try? cleanupLocked(tenant)
+            throw error
+        }
+        return added
+    }
+
+    /// Assigns interface names, host link names and MACs.
+    func resolve(_ specs: [NicSpec], tenant: String, existing: [TenantNIC]) throws -> [TenantNIC] {
+        var used = try host.store.usedMACs()
+        var taken = Set(existing.map(\.interface))
+        for s in specs { if let i = s.interface { taken.insert(i) } }
+        var out: [TenantNIC] = []
+        for (i, var spec) in specs.enumerated() {
+            if let m = spec.mac, used.contains(m) {
+                throw LumosError.exists("nics[\(i)].mac: \(m) is already used by another NIC on this host; pick another or leave it out")
+            }
+            let iface: String
+            if let given = spec.interface {
+                if existing.contains(where: { $0.interface == given }) {
+                    throw LumosError.exists("nics[\(i)].interface: \(given) already exists on tenant \(tenant)")
+                }
+                iface = given
+            } else {
+                var n = 0
+                while taken.contains("net\(n)") { n += 1 }
+                iface = "net\(n)"
+                taken.insert(iface)
+            }
+            let generated = spec.mac == nil
+            let mac = spec.mac ?? MACAddress.generate(avoiding: used)
+            used.insert(mac)
+            spec.mac = mac
+            spec.interface = iface
+            out.append(TenantNIC(tenant: tenant, interface: iface, hostLink: try Self.hostLinkName(tenant: tenant, interface: iface), mac: mac, spec: spec, macGenerated: generated))
+        }
+        return out
+    }
+
+    /// Checks what can only be checked against the host before anything changes.
+    func preflight(_ nics: [TenantNIC]) throws {
+        for (i, n) in nics.enumerated() {
+            let sw = try host.ensureSwitch(n.switchName)
+            if let v = n.spec.vlanID, v != 0 {
+                // Tagging a port needs bridge VLAN filtering (802.1Q); probe it on the switch.
+                let r = try host.tools.ip(["link", "set", sw.bridge, "type", "bridge", "vlan_filtering", "1"], check: false)
+                if r.status != 0 {
+                    throw LumosError.unsupported("nics[\(i)].vlan_id \(v): this kernel has no 802.1Q VLAN support on bridges (CONFIG_BRIDGE_VLAN_FILTERING); remove vlan_id or run a kernel with it")
+                }
+            }
+        }
+    }
+
+    func checkPrefixFree(_ tenant: String) throws {
+        let prefix = try Self.linkPrefix(tenant: tenant)
+        if let other = try host.store.tenants().first(where: { $0.uuid != tenant && (try? Self.linkPrefix(tenant: $0.uuid)) == prefix }) {
+            throw LumosError.exists("tenant \(tenant) shares its first 8 uuid digits with tenant \(other.uuid); Lumos names links by them: use another uuid")
+        }
+    }
+
+    /// The kernel side of attach for `nics` (already recorded).
+    func plumb(_ nics: [TenantNIC], record: TenantRecord, netns: NetNamespace) throws {
+        try host.ensureAntispoofTable()
+        var hostLines: [String] = []
+        var zoneLines: [String] = ["link set lo up"]
+        var tcLines: [String] = []
+        var bridgeLines: [String] = []
+        let zoneInHostTerms = netns.iprouteReference
+        let hostRef = host.namespace.iprouteReference
+        var createInZone: [String] = []
+        for n in nics {
+            let sw = try host.ensureSwitch(n.switchName)
+            let mtu = n.spec.mtu ?? sw.mtu ?? 1500
+            if let ref = zoneInHostTerms {
+                hostLines.append("link add \(n.hostLink) mtu \(mtu) type veth peer name \(n.interface) address \(n.mac) mtu \(mtu) netns \(ref)")
+            } else if let hostRef {
+                createInZone.append("link add \(n.interface) address \(n.mac) mtu \(mtu) type veth peer name \(n.hostLink) mtu \(mtu) netns \(hostRef)")
+            } else {
+                throw LumosError.unsupported("\(netns) and the host \(host.namespace) are both given only by path; give the tenant by pid")
+            }
+            if n.spec.txMaxbwMbps != nil {
+                hostLines += ["link add \(n.ifbLink) type ifb", "link set \(n.ifbLink) up"]
+            }
+            tcLines += Bandwidth.lines(hostLink: n.hostLink, ifb: n.ifbLink, rxMbps: n.spec.rxMaxbwMbps, txMbps: n.spec.txMaxbwMbps)
+            if let v = n.spec.vlanID, v != 0 {
+                bridgeLines += ["vlan add dev \(n.hostLink) vid \(v) pvid untagged", "vlan del dev \(n.hostLink) vid 1"]
+                if let up = sw.uplink { bridgeLines.append("vlan add dev \(up) vid \(v)") }
+            }
+            zoneLines.append("link set \(n.interface) up")
+            if !record.addressesByDHCP {
+                for a in n.spec.addresses { zoneLines.append("addr add \(a) dev \(n.interface)") }
+                if n.spec.isPrimary {
+                    for g in n.spec.gatewayAddresses { zoneLines.append("route replace default via \(g) dev \(n.interface)") }
+                }
+            }
+        }
+        // Order: links exist before they join the bridge; anti-spoofing is in place before the
+        // port comes up, so the tenant never sends one unchecked frame.
+        let zoneTools = NetTools(netns)
+        if !createInZone.isEmpty { try zoneTools.ipBatch(createInZone) }
+        try host.tools.ipBatch(hostLines)
+        try host.tools.nft(Antispoof.addScript(nics.map(\.portPolicy)))
+        var portLines: [String] = []
+        for n in nics {
+            let sw = try host.ensureSwitch(n.switchName)
+            portLines += ["link set \(n.hostLink) addrgenmode none", "link set \(n.hostLink) master \(sw.bridge)"]
+        }
+        try host.tools.ipBatch(portLines)
+        try host.tools.tcBatch(tcLines)
+        if !bridgeLines.isEmpty {
+            try Exec.run(host.namespace.command(["bridge", "-batch", "-"]), input: Array((bridgeLines.joined(separator: "\n") + "\n").utf8))
+        }
+        try host.tools.ipBatch(nics.map { "link set \($0.hostLink) up" })
+        try zoneTools.ipBatch(zoneLines)
+        let dhcp = DHCPService(host: host)
+        for s in Set(nics.map(\.switchName)) { try dhcp.refresh(switchName: s) }
+    }
+
+    // MARK: Detach and cleanup
+
+    /// Removes every NIC of a tenant and all that came with them. Fails when nothing is attached.
+    public func detach(tenant: String) throws {
+        let lock = try host.store.lock()
+        defer { withExtendedLifetime(lock) {} }
+        guard try host.store.tenant(tenant) != nil else {
+            throw LumosError.notFound("tenant \(tenant) has no NICs attached")
+        }
+        try cleanupLocked(tenant)
+    }
+
+    /// Idempotent crash recovery: removes the tenant's links (by name, recorded or not), its set
+    /// elements, qdiscs (they go with the links), leases and record. Succeeds when nothing is left.
+    public func cleanup(tenant: String) throws {
+        let lock = try host.store.lock()
+        defer { withExtendedLifetime(lock) {} }
+        try cleanupLocked(tenant)
+    }
+
+    func cleanupLocked(_ tenant: String) throws {
+        let prefix = try Self.linkPrefix(tenant: tenant)
+        let record = try host.store.tenant(tenant)
+        try host.namespace.check()
+        // Deleting the host side of a veth deletes its peer inside the tenant too.
+        let links = try host.tools.links().map(\.name).filter { $0.hasPrefix(prefix) && Self.isTenantLink($0) }
+        try host.tools.ipBatch(links.map { "link del \($0)" }, force: true)
+        if let record, !record.nics.isEmpty {
+            let del = Antispoof.deleteScript(record.nics.map(\.portPolicy))
+            // A delete fails as a whole when one element is missing: rebuild without the tenant.
+            if (try? host.tools.nft(del)) == nil { try host.rebuildAntispoof(excluding: tenant) }
+        } else {
+            let r = try host.tools.nftCommand(["list", "table", Antispoof.family, Antispoof.table], check: false)
+            if r.status == 0 && r.stdout.contains("\"\(prefix)") { try host.rebuildAntispoof(excluding: tenant) }
+        }
+        host.store.removeTenant(tenant)
+        let dhcp = DHCPService(host: host)
+        for s in Set(record?.nics.map(\.switchName) ?? []) where try host.store.switchConfig(s) != nil {
+            try dhcp.refresh(switchName: s)
+        }
+    }
+
+    // MARK: Update
+
+    /// `vmadm update` for NICs of a running tenant: `remove` takes MACs (vmadm remove_nics),
+    /// `update` entries are matched by mac and re-plumbed with their new properties (vmadm
+    /// update_nics), `add` are new NICs (vmadm add_nics). Validated as a whole first.
+    @discardableResult
+    public func update(tenant: String, netns: NetNamespace, add: [NicSpec] = [], remove: [MACAddress] = [], update: [NicSpec] = []) throws -> [TenantNIC] {
+        try netns.check()
+        let lock = try host.store.lock()
+        defer { withExtendedLifetime(lock) {} }
+        guard var record = try host.store.tenant(tenant) else {
+            throw LumosError.notFound("tenant \(tenant) has no NICs attached; attach them first")
+        }
+        for m in remove where !record.nics.contains(where: { $0.mac == m }) {
+            throw LumosError.notFound("remove_nics: tenant \(tenant) has no NIC with mac \(m)")
+        }
+        var changed: [TenantNIC] = []
+        for (i, u) in update.enumerated() {
+            guard let m = u.mac, let old = record.nics.first(where: { $0.mac == m }) else {
+                throw LumosError.notFound("update_nics[\(i)]: tenant \(tenant) has no NIC with mac \(u.mac?.description ?? "(none)"); name the NIC by its mac")
+            }
+            var spec = u
+            spec.interface = old.interface
+            var nic = old
+            nic.spec = spec
+            changed.append(nic)
+        }
+        let keep = record.nics.filter { n in !remove.contains(n.mac) && !changed.contains(where: { $0.mac == n.mac }) }
+        let addSpecs = add
+        try NicValidation.validate(keep.map(\.spec) + changed.map(\.spec) + addSpecs)
+        let added = try resolve(addSpecs, tenant: tenant, existing: keep + changed)
+        try preflight(changed + added)
+        let gone = record.nics.filter { n in remove.contains(n.mac) || changed.contains(where: { $0.mac == n.mac }) }
+        // Take down what goes or changes, then plumb what comes or changed.
+        try unplumb(gone, record: record)
+        record.nics = keep
+        try host.store.save(record)
+        let incoming = changed + added
+        record.nics = (keep + incoming).sorted { Int($0.interface.dropFirst(3)) ?? 0 < Int($1.interface.dropFirst(3)) ?? 0 }
+        try host.store.save(record)
+        do {
+            try plumb(incoming, record: record, netns: netns)
+        } catch {
+            try? unplumb(incoming, record: record)
+            record.nics = keep
+            try? host.store.save(record)
+            throw error
+        }
+        let dhcp = DHCPService(host: host)
+        for s in Set(gone.map(\.switchName)) where try host.store.switchConfig(s) != nil { try dhcp.refresh(switchName: s) }
+        return record.nics
+    }
+
+    /// Removes some NICs of a tenant (links, elements, leases); the record is the caller's.
+    func unplumb(_ nics: [TenantNIC], record: TenantRecord) throws {
+        if nics.isEmpty { return }
+        try host.tools.ipBatch(nics.flatMap { ["link del \($0.hostLink)", "link del \($0.ifbLink)"] }, force: true)
+        if (try? host.tools.nft(Antispoof.deleteScript(nics.map(\.portPolicy)))) == nil {
+            var rest = record
+            rest.nics.removeAll { n in nics.contains { $0.hostLink == n.hostLink } }
+            try host.store.save(rest)
+            try host.rebuildAntispoof()
+        }
+    }
+}

@@ -1,6 +1,0 @@
-import Testing
-@testable import Net
-
-@Test func moduleIsNamed() {
-    #expect(NetModule.name == "Net")
-}
