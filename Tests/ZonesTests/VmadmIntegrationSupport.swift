@@ -35,11 +35,11 @@ final class RealHost {
     }
 
     /// Runs the built `lumos` executable (next to the test bundle) with this state root.
-    func lumos(_ args: [String], stdin: String? = nil, env: [String: String] = [:]) throws -> Exec.Result {
+    func lumos(_ args: [String], stdin: String? = nil, stdinBytes: [UInt8]? = nil, env: [String: String] = [:]) throws -> Exec.Result {
         let exe = Files.parent(Self.selfExe()) + "/lumos"
         var argv = ["env", "LUMOS_ROOT=\(dir)"]
         for (k, v) in env { argv.append("\(k)=\(v)") }
-        return try Exec.run(argv + [exe] + args, input: stdin.map { Array($0.utf8) }, check: false)
+        return try Exec.run(argv + [exe] + args, input: stdinBytes ?? stdin.map { Array($0.utf8) }, check: false)
     }
 
     static func selfExe() -> String {

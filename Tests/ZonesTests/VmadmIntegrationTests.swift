@@ -128,4 +128,35 @@ struct VmadmCrashTests {
             #expect(h.leftovers(b) == [], "\(step)")
         }
     }
+
+    @Test func killedRollbackAndReceiveAreRepaired() throws {
+        let h = try RealHost("crash3")
+        defer { h.close() }
+        let a = try h.vmadm.create(h.payload()).uuid
+        let motd = try h.vmadm.rootfs(a) + "/etc/motd"
+        try h.vmadm.createSnapshot(a, "clean")
+        try Files.writeAtomically(motd, "changed\n")
+        let r = try h.lumos(["vm", "rollback-snapshot", a, "clean"], env: ["LUMOS_TEST_CRASH_AT": "rollback.stopped"])
+        #expect(r.status == 137, "\(r.stderr)")
+        #expect(!h.vmadm.zones.isRunning(a))
+        #expect(try h.lumos(["vm", "list"]).status == 0)
+        // Rolled forward: the snapshot's files, and running again as before the rollback.
+        #expect(!Files.exists(try h.vmadm.rootfs(a) + "/etc/motd"))
+        #expect(h.vmadm.zones.isRunning(a))
+        #expect(h.vmadm.store.journal.pendingSubjects().isEmpty)
+
+        try h.vmadm.stop(a, force: true, timeout: 1)
+        let stream = h.dir + "/a.stream"
+        let out = open(stream, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o600)
+        try h.vmadm.send(a, to: out)
+        Glibc.close(out)
+        try h.vmadm.delete(a)
+        let text = try FD.readFile(stream)
+        // The receiver dies mid-stream: our write must fail with EPIPE, not kill the test run.
+        signal(SIGPIPE, SIG_IGN)
+        let recv = try h.lumos(["vm", "receive"], stdinBytes: text, env: ["LUMOS_TEST_CRASH_AT": "receive.received"])
+        #expect(recv.status == 137, "\(recv.stderr)")
+        #expect(try h.lumos(["vm", "list"]).status == 0)
+        #expect(h.leftovers(a) == [])
+    }
 }
