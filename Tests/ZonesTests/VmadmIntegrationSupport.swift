@@ -13,6 +13,7 @@ final class RealHost {
     let pool: Pool
     let vmadm: Vmadm
     let imageUUID: String
+    var lastCloseError: String?
 
     init(_ name: String) throws {
         dir = "/tmp/lumos-vmadm-\(name)-\(getpid())-\(UInt32.random(in: 0...UInt32.max))"
@@ -64,7 +65,16 @@ final class RealHost {
     func close() {
         for uuid in vmadm.store.uuids() { try? vmadm.delete(uuid) }
         try? vmadm.recover()
-        try? pool.destroy(force: true)
+        // A zone's last process can hold the pool's mount for a moment after its cgroup
+        // empties; retry before giving up, and say so rather than leak silently.
+        var destroyed = false
+        for _ in 0..<20 where !destroyed {
+            do { try pool.destroy(force: true); destroyed = true } catch {
+                lastCloseError = "\(error)"
+                usleep(100_000)
+            }
+        }
+        if !destroyed { print("RealHost.close: pool in \(dir) not destroyed: \(lastCloseError ?? "")") }
         _ = try? Exec.run(["rm", "-rf", dir], check: false)
     }
 }
