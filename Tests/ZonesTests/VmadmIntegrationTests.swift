@@ -66,6 +66,32 @@ struct VmadmIntegrationTests {
         #expect(try h.vmadm.datasets.snapshots(of: "zones/\(h.imageUUID)") == ["final"])
     }
 
+    @Test func cliImgadmListGetCreateDelete() throws {
+        let h = try RealHost("img")
+        defer { h.close() }
+        let list = try h.lumos(["img", "list", "-H", "-o", "uuid,name,type"])
+        #expect(list.stdout.split(separator: "\n").map { $0.split(separator: " ").map(String.init) } == [[h.imageUUID, "busybox", "lx-dataset"]])
+        let get = try JSONValue.parse(try h.lumos(["img", "get", h.imageUUID]).stdout, what: "get")
+        #expect(get.lookup("manifest.uuid")?.stringValue == h.imageUUID)
+        #expect(get.lookup("zpool") == "zones")
+        let vm = try h.vmadm.create(h.payload(["autoboot": false])).uuid
+        try Files.writeAtomically(try h.vmadm.rootfs(vm) + "/etc/motd", "made into an image\n")
+        let made = try h.lumos(["img", "create", "-c", "zstd", "-o", h.dir + "/web", "-i", vm, "name=web", "version=1.0"])
+        #expect(made.status == 0, "\(made.stderr)")
+        #expect(Files.exists(h.dir + "/web.json") && Files.exists(h.dir + "/web.tar.zst"))
+        let images = try JSONValue.parse(try h.lumos(["img", "list", "-j"]).stdout, what: "list").arrayValue ?? []
+        #expect(images.count == 2)
+        let inUse = try h.lumos(["img", "delete", h.imageUUID])
+        #expect(inUse.status != 0 && inUse.stderr.contains("is used by VM \(vm)"))
+        guard let web = images.compactMap({ $0.lookup("manifest.uuid")?.stringValue }).first(where: { $0 != h.imageUUID }) else {
+            Issue.record("new image not listed"); return
+        }
+        let child = try h.vmadm.create(h.payload(["image_uuid": .string(web), "autoboot": false])).uuid
+        #expect(try FD.readText(try h.vmadm.rootfs(child) + "/etc/motd") == "made into an image\n")
+        try h.vmadm.delete(child)
+        #expect(try h.lumos(["img", "delete", web]).stdout == "Deleted image \(web)\n")
+    }
+
     @Test func cliCreateListGetDelete() throws {
         let h = try RealHost("cli")
         defer { h.close() }
