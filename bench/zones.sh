@@ -82,7 +82,9 @@ done
 per_zone=$(echo "scale=0; ($after - $before) / $zones" | bc)
 rss_zone=$(echo "scale=0; $rss / $zones" | bc)
 charged_zone=$(echo "scale=0; $charged / $zones" | bc)
-lumos_procs=$(pgrep -x lumos | wc -l || true)
+# Processes running this build of lumos (other users of the machine may run their own).
+lumos_procs=0
+for d in /proc/[0-9]*; do [[ $(readlink "$d/exe" 2>/dev/null) == "$lumos" ]] && lumos_procs=$((lumos_procs + 1)); done
 
 c=$(printf '%s\n' "${create[@]}" | median)
 s=$(printf '%s\n' "${start[@]}" | median)
