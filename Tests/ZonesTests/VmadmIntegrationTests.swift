@@ -104,6 +104,7 @@ struct VmadmIntegrationTests {
         #expect(try h.lumos(["vm", "lookup", "-1", "alias=itest"]).stdout == uuid + "\n")
         let get = try JSONValue.parse(try h.lumos(["vm", "get", uuid]).stdout, what: "get")
         #expect(get.lookup("max_physical_memory") == 128)
+        #expect(get.lookup("boot_timestamp")?.stringValue?.hasPrefix("20") == true)
         // kill sends a signal to init (busybox init re-reads inittab on HUP and keeps running);
         // reboot gives the zone a new init.
         let pid = get.lookup("pid")

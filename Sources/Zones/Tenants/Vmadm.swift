@@ -271,6 +271,7 @@ public final class Vmadm {
         if running, let pid = zones.initPid(uuid) {
             p["pid"] = .number(Double(pid))
             p["zoneid"] = .number(Double(pid))
+            if let t = ProcessStart.timestamp(pid) { p["boot_timestamp"] = .string(t) }
         }
         if withSnapshots, let snaps = try? datasets.snapshots(of: dataset(uuid)) {
             p["snapshots"] = .array(snaps.map { ["name": .string($0)] })
