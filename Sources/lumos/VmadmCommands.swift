@@ -94,7 +94,7 @@ struct VmadmCommand: ParsableCommand {
         static let configuration = CommandConfiguration(abstract: "Stop a VM: SIGTERM to its init, SIGKILL to all after the timeout.")
         @OptionGroup var global: GlobalOptions
         @Flag(name: .customShort("F"), help: "Kill at once.") var force = false
-        @Option(name: .short, help: "Seconds to wait before SIGKILL (default 180 as vmadm; 30 here).") var t: Double = 30
+        @Option(name: .short, help: "Seconds to wait for init to exit before SIGKILL to everything.") var t: Double = 30
         @Argument var uuid: String
         func run() throws {
             let v = try openVmadm(global.stateRoot)
