@@ -45,6 +45,16 @@ int clinux_btrfs_quota_enable(int fs_fd) {
     return ioctl(fs_fd, BTRFS_IOC_QUOTA_CTL, &a);
 }
 
+int clinux_btrfs_quota_enable_best(int fs_fd) {
+    // BTRFS_QUOTA_CTL_ENABLE_SIMPLE_QUOTA is 4 (linux/btrfs.h >= 6.7; Debian 12's headers predate it).
+    struct btrfs_ioctl_quota_ctl_args a = { .cmd = 4 };
+    if (ioctl(fs_fd, BTRFS_IOC_QUOTA_CTL, &a) == 0) return 1;
+    if (errno != EINVAL && errno != EOPNOTSUPP) return -1;
+    a.cmd = BTRFS_QUOTA_CTL_ENABLE;
+    a.status = 0;
+    return ioctl(fs_fd, BTRFS_IOC_QUOTA_CTL, &a) == 0 ? 0 : -1;
+}
+
 int clinux_btrfs_qgroup_create(int fs_fd, uint64_t qgroupid, int create) {
     struct btrfs_ioctl_qgroup_create_args a = { .create = (uint64_t)create, .qgroupid = qgroupid };
     return ioctl(fs_fd, BTRFS_IOC_QGROUP_CREATE, &a);
@@ -56,14 +66,14 @@ int clinux_btrfs_qgroup_assign(int fs_fd, uint64_t src, uint64_t dst, int assign
     return ioctl(fs_fd, BTRFS_IOC_QGROUP_ASSIGN, &a);
 }
 
-int clinux_btrfs_qgroup_limit(int fs_fd, uint64_t qgroupid, uint64_t max_rfer, uint64_t max_excl) {
+int clinux_btrfs_qgroup_limit(int fs_fd, uint64_t qgroupid, int set_rfer, uint64_t max_rfer, int set_excl, uint64_t max_excl) {
     struct btrfs_ioctl_qgroup_limit_args a;
     memset(&a, 0, sizeof a);
     a.qgroupid = qgroupid;
-    a.lim.flags = BTRFS_QGROUP_LIMIT_MAX_RFER | BTRFS_QGROUP_LIMIT_MAX_EXCL;
-    // The kernel treats 0 as "no limit" (btrfs-progs writes 0 for "none").
-    a.lim.max_rfer = max_rfer == UINT64_MAX ? 0 : max_rfer;
-    a.lim.max_excl = max_excl == UINT64_MAX ? 0 : max_excl;
+    // Only the flagged fields change; UINT64_MAX means "no limit" (what btrfs-progs writes
+    // for "none"). A flagged 0 would be a limit of zero bytes.
+    if (set_rfer) { a.lim.flags |= BTRFS_QGROUP_LIMIT_MAX_RFER; a.lim.max_rfer = max_rfer; }
+    if (set_excl) { a.lim.flags |= BTRFS_QGROUP_LIMIT_MAX_EXCL; a.lim.max_excl = max_excl; }
     return ioctl(fs_fd, BTRFS_IOC_QGROUP_LIMIT, &a);
 }
 
@@ -201,4 +211,8 @@ int clinux_btrfs_scrub_progress(int fs_fd, uint64_t devid, uint64_t out[15]) {
 
 int clinux_btrfs_scrub_cancel(int fs_fd) {
     return ioctl(fs_fd, BTRFS_IOC_SCRUB_CANCEL, 0);
+}
+
+int clinux_loop_set_capacity(int loop_fd) {
+    return ioctl(loop_fd, LOOP_SET_CAPACITY, 0);
 }

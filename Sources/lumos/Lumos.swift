@@ -5,6 +5,6 @@ struct Lumos: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "lumos",
         abstract: "A hypervisor host for Linux: zones, VMs, virtual networks, ZFS-like storage and D tracing.",
-        subcommands: [NetCommand.self]
+        subcommands: [PoolCommand.self, DatasetCommand.self, VolumeCommand.self, NetCommand.self]
     )
 }

@@ -9,6 +9,8 @@ let invokedAs = Files.basename(CommandLine.arguments.first ?? "lumos")
 let args = Array(CommandLine.arguments.dropFirst())
 
 switch invokedAs {
+case "zfs": CLI.run(DatasetCommand.self, args, name: "zfs")
+case "zpool": CLI.run(PoolCommand.self, args, name: "zpool")
 case "dladm": CLI.run(Dladm.self, args, name: "dladm")
 default: CLI.run(Lumos.self, args, name: "lumos")
 }

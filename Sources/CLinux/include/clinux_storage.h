@@ -13,6 +13,7 @@
 int clinux_loop_control_get_free(int control_fd);
 int clinux_loop_configure(int loop_fd, int backing_fd, int read_only, int direct_io, int autoclear);
 int clinux_loop_clear(int loop_fd);
+int clinux_loop_set_capacity(int loop_fd);
 // Fills the backing file name and returns 0, or -1 with errno (ENXIO when unbound).
 int clinux_loop_backing(int loop_fd, char *path, size_t len, uint64_t *inode, uint64_t *device);
 
@@ -20,8 +21,8 @@ int clinux_loop_backing(int loop_fd, char *path, size_t len, uint64_t *inode, ui
 int clinux_btrfs_quota_enable(int fs_fd);
 int clinux_btrfs_qgroup_create(int fs_fd, uint64_t qgroupid, int create);
 int clinux_btrfs_qgroup_assign(int fs_fd, uint64_t src, uint64_t dst, int assign);
-// Set limits on qgroupid; a value of UINT64_MAX means "no limit" for that field.
-int clinux_btrfs_qgroup_limit(int fs_fd, uint64_t qgroupid, uint64_t max_rfer, uint64_t max_excl);
+// Set the flagged limits on qgroupid; a value of UINT64_MAX means "no limit".
+int clinux_btrfs_qgroup_limit(int fs_fd, uint64_t qgroupid, int set_rfer, uint64_t max_rfer, int set_excl, uint64_t max_excl);
 int clinux_btrfs_quota_rescan_wait(int fs_fd);
 int clinux_btrfs_quota_rescan(int fs_fd);
 
@@ -60,5 +61,11 @@ int clinux_ficlone(int dst_fd, int src_fd);
 int clinux_btrfs_scrub(int fs_fd, uint64_t devid, int readonly, uint64_t out[15]);
 int clinux_btrfs_scrub_progress(int fs_fd, uint64_t devid, uint64_t out[15]);
 int clinux_btrfs_scrub_cancel(int fs_fd);
+
+
+// Enables simple quotas (kernel >= 6.7: extents charged to the subvolume that wrote them,
+// like ZFS charges a clone's shared blocks to its origin); falls back to full qgroups.
+// Returns 1 for simple quotas, 0 for full qgroups, -1 with errno on failure.
+int clinux_btrfs_quota_enable_best(int fs_fd);
 
 #endif

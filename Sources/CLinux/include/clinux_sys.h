@@ -3,6 +3,14 @@
 #define CLINUX_SYS_H
 #include <stdint.h>
 #include <sys/types.h>
+#include <sys/xattr.h>
+#include <sys/mount.h>
+#include <sys/vfs.h>
+#include <sys/file.h>
 
 int clinux_pipe2(int fds[2], int flags);
+
+// CRC-32C (Castagnoli), used to seal Lumos send streams. `crc` starts at 0.
+uint32_t clinux_crc32c(uint32_t crc, const void *buf, size_t len);
+
 #endif

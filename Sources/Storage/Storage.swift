@@ -1,2 +1,0 @@
-/// ZFS-like storage on btrfs: pools, datasets, snapshots, clones, send/receive, volumes.
-public enum StorageModule {}
