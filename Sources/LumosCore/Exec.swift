@@ -41,10 +41,22 @@ public enum Exec {
             case .fd(let fd): posix_spawn_file_actions_adddup2(&actions, fd, target)
             }
         }
+        // The child starts with no blocked signals and default handlers: a caller thread that
+        // blocks signals (test runners, worker threads) would otherwise pass the mask on, and a
+        // tool's own alarm() timeout (ping -w, udhcpc) would never fire.
+        var attr = posix_spawnattr_t()
+        posix_spawnattr_init(&attr)
+        defer { posix_spawnattr_destroy(&attr) }
+        var none = sigset_t(), all = sigset_t()
+        sigemptyset(&none)
+        sigfillset(&all)
+        posix_spawnattr_setsigmask(&attr, &none)
+        posix_spawnattr_setsigdefault(&attr, &all)
+        posix_spawnattr_setflags(&attr, Int16(POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF))
         var cargs: [UnsafeMutablePointer<CChar>?] = argv.map { strdup($0) } + [nil]
         defer { for p in cargs { free(p) } }
         var pid: pid_t = 0
-        let rc = posix_spawn(&pid, path, &actions, nil, &cargs, environ)
+        let rc = posix_spawn(&pid, path, &actions, &attr, &cargs, environ)
         if rc != 0 { throw Errno(rc, "posix_spawn", path) }
         return pid
     }
