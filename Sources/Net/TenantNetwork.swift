@@ -244,8 +244,10 @@ public struct TenantNetwork: Sendable {
     // MARK: Update
 
     /// `vmadm update` for NICs of a running tenant: `remove` takes MACs (vmadm remove_nics),
-    /// `update` entries are matched by mac and re-plumbed with their new properties (vmadm
-    /// update_nics), `add` are new NICs (vmadm add_nics). Validated as a whole first.
+    /// `update` entries are matched by mac (vmadm update_nics), `add` are new NICs (vmadm
+    /// add_nics). Validated as a whole first. A change of addresses, allow_* properties,
+    /// allowed_ips, blocked ports or caps is applied in place (the tenant's netN and its sockets
+    /// stay); a change of nic_tag, mtu or vlan_id re-plumbs the NIC with the same netN and MAC.
     @discardableResult
     public func update(tenant: String, netns: NetNamespace, add: [NicSpec] = [], remove: [MACAddress] = [], update: [NicSpec] = []) throws -> [TenantNIC] {
         try netns.check()
@@ -257,41 +259,94 @@ public struct TenantNetwork: Sendable {
         for m in remove where !record.nics.contains(where: { $0.mac == m }) {
             throw LumosError.notFound("remove_nics: tenant \(tenant) has no NIC with mac \(m)")
         }
-        var changed: [TenantNIC] = []
+        var changed: [(old: TenantNIC, new: TenantNIC)] = []
         for (i, u) in update.enumerated() {
             guard let m = u.mac, let old = record.nics.first(where: { $0.mac == m }) else {
                 throw LumosError.notFound("update_nics[\(i)]: tenant \(tenant) has no NIC with mac \(u.mac?.description ?? "(none)"); name the NIC by its mac")
             }
-            var spec = u
-            spec.interface = old.interface
             var nic = old
-            nic.spec = spec
-            changed.append(nic)
+            nic.spec = u
+            nic.spec.interface = old.interface
+            changed.append((old, nic))
         }
-        let keep = record.nics.filter { n in !remove.contains(n.mac) && !changed.contains(where: { $0.mac == n.mac }) }
-        let addSpecs = add
-        try NicValidation.validate(keep.map(\.spec) + changed.map(\.spec) + addSpecs)
-        let added = try resolve(addSpecs, tenant: tenant, existing: keep + changed)
-        try preflight(changed + added)
-        let gone = record.nics.filter { n in remove.contains(n.mac) || changed.contains(where: { $0.mac == n.mac }) }
-        // Take down what goes or changes, then plumb what comes or changed.
+        let keep = record.nics.filter { n in !remove.contains(n.mac) && !changed.contains(where: { $0.old.mac == n.mac }) }
+        try NicValidation.validate(keep.map(\.spec) + changed.map(\.new.spec) + add)
+        let added = try resolve(add, tenant: tenant, existing: keep + changed.map(\.new))
+        let replug = changed.filter { Self.needsReplug($0.old.spec, $0.new.spec) }
+        let inPlace = changed.filter { !Self.needsReplug($0.old.spec, $0.new.spec) }
+        try preflight(replug.map(\.new) + added)
+        let gone = record.nics.filter { n in remove.contains(n.mac) || replug.contains(where: { $0.old.mac == n.mac }) }
+
+        // Take down what goes or is re-plumbed, change in place, then plumb what comes.
         try unplumb(gone, record: record)
-        record.nics = keep
+        record.nics = keep + inPlace.map(\.old)
         try host.store.save(record)
-        let incoming = changed + added
-        record.nics = (keep + incoming).sorted { Int($0.interface.dropFirst(3)) ?? 0 < Int($1.interface.dropFirst(3)) ?? 0 }
+        for c in inPlace { try change(c.old, to: c.new, record: &record, netns: netns) }
+        let incoming = replug.map(\.new) + added
+        record.nics = Self.ordered(keep + inPlace.map(\.new) + incoming)
         try host.store.save(record)
         do {
             try plumb(incoming, record: record, netns: netns)
         } catch {
             try? unplumb(incoming, record: record)
-            record.nics = keep
+            record.nics = Self.ordered(keep + inPlace.map(\.new))
             try? host.store.save(record)
             throw error
         }
         let dhcp = DHCPService(host: host)
-        for s in Set(gone.map(\.switchName)) where try host.store.switchConfig(s) != nil { try dhcp.refresh(switchName: s) }
+        for s in Set((gone + inPlace.map(\.old)).map(\.switchName)) where try host.store.switchConfig(s) != nil {
+            try dhcp.refresh(switchName: s)
+        }
         return record.nics
+    }
+
+    static func ordered(_ nics: [TenantNIC]) -> [TenantNIC] {
+        nics.sorted { (Int($0.interface.dropFirst(3)) ?? 0) < (Int($1.interface.dropFirst(3)) ?? 0) }
+    }
+
+    /// Properties that are part of the link itself; the rest can change under a live NIC.
+    static func needsReplug(_ a: NicSpec, _ b: NicSpec) -> Bool {
+        a.nicTag != b.nicTag || a.mtu != b.mtu || (a.vlanID ?? 0) != (b.vlanID ?? 0)
+    }
+
+    /// Applies a NIC's new policy, caps and addresses without touching its link.
+    func change(_ old: TenantNIC, to new: TenantNIC, record: inout TenantRecord, netns: NetNamespace) throws {
+        // Old and new elements swap in one transaction, so there is no moment without a rule.
+        let swap = Antispoof.deleteScript([old.portPolicy]) + Antispoof.addScript([new.portPolicy])
+        if record.nics.firstIndex(where: { $0.mac == old.mac }).map({ record.nics[$0] = new }) == nil { record.nics.append(new) }
+        if (try? host.tools.nft(swap)) == nil {
+            try host.store.save(record)
+            try host.rebuildAntispoof()
+        }
+        var ipLines: [String] = []
+        var tcLines: [String] = []
+        if old.spec.rxMaxbwMbps != new.spec.rxMaxbwMbps {
+            tcLines += new.spec.rxMaxbwMbps.map { [Bandwidth.tbf(dev: new.hostLink, mbps: $0)] } ?? Bandwidth.removalLines(hostLink: new.hostLink, rx: true, tx: false)
+        }
+        if old.spec.txMaxbwMbps != new.spec.txMaxbwMbps {
+            if let tx = new.spec.txMaxbwMbps {
+                if old.spec.txMaxbwMbps == nil { ipLines += ["link add \(new.ifbLink) type ifb", "link set \(new.ifbLink) up"] }
+                tcLines += Bandwidth.ingressCap(dev: new.hostLink, ifb: new.ifbLink, mbps: tx)
+            } else {
+                tcLines += Bandwidth.removalLines(hostLink: new.hostLink, rx: false, tx: true)
+            }
+        }
+        try host.tools.ipBatch(ipLines)
+        try host.tools.tcBatch(tcLines, force: true)
+        if old.spec.txMaxbwMbps != nil && new.spec.txMaxbwMbps == nil {
+            try host.tools.ipBatch(["link del \(new.ifbLink)"], force: true)
+        }
+        if !record.addressesByDHCP {
+            let iface = new.interface
+            let oldAddrs = Set(old.spec.addresses), newAddrs = Set(new.spec.addresses)
+            var zone = oldAddrs.subtracting(newAddrs).map { "addr del \($0) dev \(iface)" }
+            zone += newAddrs.subtracting(oldAddrs).map { "addr add \($0) dev \(iface)" }
+            if old.spec.isPrimary != new.spec.isPrimary || old.spec.gateways != new.spec.gateways {
+                if old.spec.isPrimary { zone += old.spec.gatewayAddresses.map { "route del default via \($0) dev \(iface)" } }
+                if new.spec.isPrimary { zone += new.spec.gatewayAddresses.map { "route replace default via \($0) dev \(iface)" } }
+            }
+            try NetTools(netns).ipBatch(zone, force: true)
+        }
     }
 
     /// Removes some NICs of a tenant (links, elements, leases); the record is the caller's.
