@@ -166,6 +166,33 @@ struct TenantNetworkTests {
         #expect(!DHCPService.isRunning(pid))
     }
 
+    /// Mbit/s the receiver of an iperf3 run measured (`-O 1` leaves TCP slow start out).
+    func iperf(_ lab: NetLab, from ns: String, to server: String, reverse: Bool) throws -> Double {
+        var argv = ["iperf3", "-c", server, "-t", "4", "-O", "1", "-J"]
+        if reverse { argv.append("-R") }
+        let r = try lab.run(ns, argv)
+        let json = try JSONSerialization.jsonObject(with: Data(r.stdout.utf8)) as? [String: Any]
+        let end = json?["end"] as? [String: Any]
+        let received = end?["sum_received"] as? [String: Any]
+        return ((received?["bits_per_second"] as? NSNumber)?.doubleValue ?? 0) / 1e6
+    }
+
+    @Test func tenMbitCapHoldsInEachDirection() throws {
+        let lab = try NetLab()
+        defer { lab.teardown() }
+        try lab.host.createEtherstub("stub0")
+        let a = try lab.tenantNamespace("a"), b = try lab.tenantNamespace("b")
+        let net = TenantNetwork(host: lab.host)
+        try net.attach(tenant: lab.uuid(), nics: [NicSpec(nicTag: "stub0", ips: ["10.77.0.10/24"], rxMaxbwMbps: 10, txMaxbwMbps: 10)], netns: .named(a))
+        try net.attach(tenant: lab.uuid(), nics: [NicSpec(nicTag: "stub0", ips: ["10.77.0.11/24"])], netns: .named(b))
+        _ = try lab.spawn(b, ["iperf3", "-s", "-B", "10.77.0.11"])
+        for _ in 0..<50 where try !lab.run(b, ["ss", "-ltn"]).stdout.contains(":5201") { usleep(20_000) }
+        let sent = try iperf(lab, from: a, to: "10.77.0.11", reverse: false)
+        let received = try iperf(lab, from: a, to: "10.77.0.11", reverse: true)
+        #expect(abs(sent - 10) <= 1, "tenant's sending rate \(sent) Mbit/s under a 10 Mbit/s cap")
+        #expect(abs(received - 10) <= 1, "tenant's receiving rate \(received) Mbit/s under a 10 Mbit/s cap")
+    }
+
     @Test func addAndRemoveNICsOnARunningTenant() throws {
         let lab = try NetLab()
         defer { lab.teardown() }
