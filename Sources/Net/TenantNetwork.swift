@@ -122,8 +122,10 @@ public struct TenantNetwork: Sendable {
 
     /// Checks what can only be checked against the host before anything changes.
     func preflight(_ nics: [TenantNIC]) throws {
+        var checked: [String: VirtualSwitch] = [:]
         for (i, n) in nics.enumerated() {
-            let sw = try host.ensureSwitch(n.switchName)
+            let sw = try checked[n.switchName] ?? host.ensureSwitch(n.switchName)
+            checked[n.switchName] = sw
             if let v = n.spec.vlanID, v != 0 {
                 // Tagging a port needs bridge VLAN filtering (802.1Q); probe it on the switch.
                 let r = try host.tools.ip(["link", "set", sw.bridge, "type", "bridge", "vlan_filtering", "1"], check: false)
@@ -143,20 +145,31 @@ public struct TenantNetwork: Sendable {
 
     /// The kernel side of attach for `nics` (already recorded).
     func plumb(_ nics: [TenantNIC], record: TenantRecord, netns: NetNamespace) throws {
-        try host.ensureAntispoofTable()
+        if nics.isEmpty { return }
+        // Anti-spoofing is in place before a port joins its bridge, so the tenant never sends
+        // one unchecked frame (ifname matching does not need the link to exist yet). The record
+        // already holds these NICs, so a missing table is rebuilt with them.
+        if (try? host.tools.nft(Antispoof.addScript(nics.map(\.portPolicy)))) == nil {
+            try host.rebuildAntispoof()
+        }
+        var switches: [String: VirtualSwitch] = [:]
+        for name in Set(nics.map(\.switchName)) {
+            guard let sw = try host.store.switchConfig(name) else { throw LumosError.notFound("nic tag \(name) does not exist") }
+            switches[name] = sw
+        }
         var hostLines: [String] = []
+        var portLines: [String] = []
+        var upLines: [String] = []
         var zoneLines: [String] = ["link set lo up"]
         var tcLines: [String] = []
         var bridgeLines: [String] = []
-        let zoneInHostTerms = netns.iprouteReference
-        let hostRef = host.namespace.iprouteReference
         var createInZone: [String] = []
         for n in nics {
-            let sw = try host.ensureSwitch(n.switchName)
+            let sw = switches[n.switchName]!
             let mtu = n.spec.mtu ?? sw.mtu ?? 1500
-            if let ref = zoneInHostTerms {
+            if let ref = netns.iprouteReference {
                 hostLines.append("link add \(n.hostLink) mtu \(mtu) type veth peer name \(n.interface) address \(n.mac) mtu \(mtu) netns \(ref)")
-            } else if let hostRef {
+            } else if let hostRef = host.namespace.iprouteReference {
                 createInZone.append("link add \(n.interface) address \(n.mac) mtu \(mtu) type veth peer name \(n.hostLink) mtu \(mtu) netns \(hostRef)")
             } else {
                 throw LumosError.unsupported("\(netns) and the host \(host.namespace) are both given only by path; give the tenant by pid")
@@ -164,6 +177,8 @@ public struct TenantNetwork: Sendable {
             if n.spec.txMaxbwMbps != nil {
                 hostLines += ["link add \(n.ifbLink) type ifb", "link set \(n.ifbLink) up"]
             }
+            portLines += ["link set \(n.hostLink) addrgenmode none", "link set \(n.hostLink) master \(sw.bridge)"]
+            upLines.append("link set \(n.hostLink) up")
             tcLines += Bandwidth.lines(hostLink: n.hostLink, ifb: n.ifbLink, rxMbps: n.spec.rxMaxbwMbps, txMbps: n.spec.txMaxbwMbps)
             if let v = n.spec.vlanID, v != 0 {
                 bridgeLines += ["vlan add dev \(n.hostLink) vid \(v) pvid untagged", "vlan del dev \(n.hostLink) vid 1"]
@@ -177,23 +192,19 @@ public struct TenantNetwork: Sendable {
                 }
             }
         }
-        // Order: links exist before they join the bridge; anti-spoofing is in place before the
-        // port comes up, so the tenant never sends one unchecked frame.
+        // Caps and VLANs are set before the port comes up; without them one batch does it all.
         let zoneTools = NetTools(netns)
         if !createInZone.isEmpty { try zoneTools.ipBatch(createInZone) }
-        try host.tools.ipBatch(hostLines)
-        try host.tools.nft(Antispoof.addScript(nics.map(\.portPolicy)))
-        var portLines: [String] = []
-        for n in nics {
-            let sw = try host.ensureSwitch(n.switchName)
-            portLines += ["link set \(n.hostLink) addrgenmode none", "link set \(n.hostLink) master \(sw.bridge)"]
+        if tcLines.isEmpty && bridgeLines.isEmpty {
+            try host.tools.ipBatch(hostLines + portLines + upLines)
+        } else {
+            try host.tools.ipBatch(hostLines + portLines)
+            try host.tools.tcBatch(tcLines)
+            if !bridgeLines.isEmpty {
+                try Exec.run(host.namespace.command(["bridge", "-batch", "-"]), input: Array((bridgeLines.joined(separator: "\n") + "\n").utf8))
+            }
+            try host.tools.ipBatch(upLines)
         }
-        try host.tools.ipBatch(portLines)
-        try host.tools.tcBatch(tcLines)
-        if !bridgeLines.isEmpty {
-            try Exec.run(host.namespace.command(["bridge", "-batch", "-"]), input: Array((bridgeLines.joined(separator: "\n") + "\n").utf8))
-        }
-        try host.tools.ipBatch(nics.map { "link set \($0.hostLink) up" })
         try zoneTools.ipBatch(zoneLines)
         let dhcp = DHCPService(host: host)
         for s in Set(nics.map(\.switchName)) { try dhcp.refresh(switchName: s) }
