@@ -31,7 +31,7 @@ trap cleanup EXIT
 mkns "$id-h"
 "$lumos" net create-etherstub stub0
 "$lumos" net create-addr -a 10.88.0.1/24 stub0
-nic() { echo "[{\"nic_tag\":\"stub0\",\"ips\":[\"$1/24\"],\"gateways\":[\"10.88.0.1\"],\"primary\":true$2}]" > "$work/nic.json"; echo "$work/nic.json"; }
+nic() { echo "[{\"nic_tag\":\"stub0\",\"ips\":[\"$1/24\"],\"gateways\":[\"10.88.0.1\"],\"primary\":true${2:-}}]" > "$work/nic.json"; echo "$work/nic.json"; }
 
 # Tenants with anti-spoofing.
 mkns "$id-a"; mkns "$id-b"
