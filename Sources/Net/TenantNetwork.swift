@@ -372,3 +372,12 @@ public struct TenantNetwork: Sendable {
         }
     }
 }
+
+extension TenantNetwork {
+    /// /etc/resolv.conf for a zone whose addresses Lumos sets (vmadm `resolvers`); the zone
+    /// runtime writes it into the zone's root. DHCP tenants get the resolvers as option 6.
+    public static func resolvConf(resolvers: [String], search: String? = nil) -> String {
+        (search.map { ["search \($0)"] } ?? []).joined() + (search == nil ? "" : "\n")
+            + resolvers.map { "nameserver \($0)\n" }.joined()
+    }
+}
