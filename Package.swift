@@ -7,6 +7,7 @@ let package = Package(
     name: "Lumos",
     products: [
         .executable(name: "lumos", targets: ["lumos"]),
+        .executable(name: "lumos-init", targets: ["lumos-init"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
@@ -28,6 +29,12 @@ let package = Package(
                 "LumosCore", "Storage", "Images", "Zones", "Net", "Trace",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
+        ),
+        // PID 1 of zones without an init of their own; static so it runs inside any image
+        // (exec'd from a descriptor opened on the host, see Sources/lumos-init/main.c).
+        .executableTarget(
+            name: "lumos-init",
+            linkerSettings: [.unsafeFlags(["-static-executable", "-use-ld=lld", "-Xlinker", "--gc-sections"])]
         ),
         .testTarget(name: "LumosCoreTests", dependencies: ["LumosCore"]),
         .testTarget(name: "StorageTests", dependencies: ["Storage", "LumosCore"]),

@@ -11,6 +11,10 @@ let args = Array(CommandLine.arguments.dropFirst())
 switch invokedAs {
 case "zfs": CLI.run(DatasetCommand.self, args, name: "zfs")
 case "zpool": CLI.run(PoolCommand.self, args, name: "zpool")
+case "dtrace": CLI.run(TraceCommand.self, args, name: "dtrace")
+case "zlogin": CLI.run(Zlogin.self, args, name: "zlogin")
+case "vmadm": CLI.run(VmadmCommand.self, args, name: "vmadm")
+case "imgadm": CLI.run(ImgadmCommand.self, args, name: "imgadm")
 case "dladm": CLI.run(Dladm.self, args, name: "dladm")
 default: CLI.run(Lumos.self, args, name: "lumos")
 }

@@ -3,4 +3,5 @@
 #define CLINUX_H
 #include "clinux_sys.h"
 #include "clinux_storage.h"
+#include "clinux_bpf.h"
 #endif

@@ -1,0 +1,120 @@
+// Zones: the clone → setup → exec path that Swift must not run (FACTS.md "Processes,
+// namespaces, cgroups"). Everything that allocates (argv, envp, paths, the seccomp program)
+// is built by the caller before clone; the child runs only async-signal-safe system calls.
+//
+// Protocol between parent and child, over one AF_UNIX SOCK_SEQPACKET pair (close-on-exec):
+//   1. clinux_zone_spawn / clinux_zone_enter clone the child, which blocks reading the pair.
+//   2. The parent writes uid_map/gid_map, joins the child to the zone's cgroups, wires the
+//      network, then calls clinux_zone_release (optionally passing one descriptor: the
+//      idmapped rootfs tree for spawn).
+//   3. The child sets itself up and execs. On failure it writes a clinux_zone_message of kind
+//      CLINUX_ZONE_MSG_ERROR naming the step and errno, and exits 127; on success exec closes
+//      the pair, so the parent reads end-of-file (clinux_zone_wait_message returns 0).
+#ifndef CLINUX_ZONE_H
+#define CLINUX_ZONE_H
+
+#include <stdint.h>
+#include <sys/types.h>
+
+struct sock_filter;
+
+// O_PATH, which the Swift importer hides (it needs _GNU_SOURCE).
+#define CLINUX_O_PATH 010000000
+
+// The steps a child reports when it fails (names: clinux_zone_step_name).
+enum clinux_zone_step {
+    CLINUX_STEP_SYNC = 1, CLINUX_STEP_SETSID, CLINUX_STEP_IDS, CLINUX_STEP_CGROUPNS,
+    CLINUX_STEP_MOUNT_PRIVATE, CLINUX_STEP_ROOTFS, CLINUX_STEP_DEV, CLINUX_STEP_DEVNODES,
+    CLINUX_STEP_DEVPTS, CLINUX_STEP_SHM, CLINUX_STEP_PROC, CLINUX_STEP_PROC_MASK, CLINUX_STEP_SYS,
+    CLINUX_STEP_TMP, CLINUX_STEP_BIND, CLINUX_STEP_PIVOT_ROOT, CLINUX_STEP_HOSTNAME,
+    CLINUX_STEP_RLIMIT, CLINUX_STEP_STDIO, CLINUX_STEP_CAPS, CLINUX_STEP_NO_NEW_PRIVS,
+    CLINUX_STEP_SECCOMP, CLINUX_STEP_EXEC, CLINUX_STEP_SETNS, CLINUX_STEP_FORK, CLINUX_STEP_TTY,
+};
+const char *clinux_zone_step_name(int step);
+
+// A bind mount of a host path into the zone. `target` is relative to the zone's root and is
+// resolved inside it (openat2 RESOLVE_IN_ROOT), so symlinks in the image cannot lead out.
+struct clinux_zone_mount {
+    const char *source;
+    const char *target;
+    int read_only;
+};
+
+struct clinux_zone_config {
+    const char *rootfs;                 // absolute host path of the zone's root directory
+    const char *hostname;
+    char *const *argv;                  // NULL-terminated
+    char *const *envp;                  // NULL-terminated
+    int init_fd;                        // >= 0: execveat(init_fd, "", AT_EMPTY_PATH) (Lumos init)
+    int stdin_fd, stdout_fd, stderr_fd; // host descriptors for the zone's stdio
+    const struct clinux_zone_mount *mounts;
+    int mount_count;
+    const char *dev_data;               // tmpfs options for /dev
+    const char *shm_data;               // tmpfs options for /dev/shm
+    const char *tmp_data;               // tmpfs options for /tmp, or NULL for none
+    uint64_t caps_keep;                 // bit n = capability n stays (bounding, permitted, effective)
+    int cap_last;                       // /proc/sys/kernel/cap_last_cap
+    const struct sock_filter *seccomp;  // NULL: no filter
+    unsigned short seccomp_len;
+    uint64_t memlock_bytes;             // RLIMIT_MEMLOCK; UINT64_MAX leaves it as inherited
+    int sync_fd;                        // the child's end of the pair
+    int parent_fd;                      // the parent's end; the child closes it
+};
+
+// Clones a child in new user, mount, pid, uts, ipc and net namespaces; it waits for
+// clinux_zone_release. Returns the child's pid (and a pidfd) or -1 with errno.
+pid_t clinux_zone_spawn(const struct clinux_zone_config *cfg, int *pidfd);
+
+// Joining a running zone (zlogin). ns_fds are opened from /proc/<init>/ns in the order user,
+// mnt, pid, uts, ipc, net, cgroup (-1 skips one). The returned pid is an intermediate process
+// that setns()es and forks the command inside the zone's pid namespace, waits for it, and
+// exits with its status (128+signal when killed). With tty, the command gets a fresh
+// pseudo-terminal from the zone's own /dev/pts and the master is sent to the parent
+// (a message of kind CLINUX_ZONE_MSG_TTY carrying the descriptor).
+struct clinux_zone_enter_config {
+    int ns_fds[7];
+    char *const *argv;
+    char *const *envp;
+    const char *cwd;
+    int tty;
+    int stdin_fd, stdout_fd, stderr_fd;
+    uint64_t caps_keep;
+    int cap_last;
+    const struct sock_filter *seccomp;
+    unsigned short seccomp_len;
+    int sync_fd;
+    int parent_fd;
+};
+pid_t clinux_zone_enter(const struct clinux_zone_enter_config *cfg);
+
+// Lets the child continue; pass_fd >= 0 is sent along (SCM_RIGHTS).
+int clinux_zone_release(int sock, int pass_fd);
+
+enum { CLINUX_ZONE_MSG_ERROR = 1, CLINUX_ZONE_MSG_TTY = 2 };
+struct clinux_zone_message {
+    int32_t kind;
+    int32_t step;
+    int32_t error;
+    int32_t fd;     // received descriptor for CLINUX_ZONE_MSG_TTY, else -1
+};
+// Reads one message: returns 1 with *msg filled, 0 on end-of-file (the child exec'd), -1 on error.
+int clinux_zone_wait_message(int sock, struct clinux_zone_message *msg);
+
+// A detached clone of the tree at `path`, idmapped through the user namespace `userns_fd`
+// (open_tree(OPEN_TREE_CLONE) + mount_setattr(MOUNT_ATTR_IDMAP)). Returns the tree's fd or -1.
+int clinux_idmapped_tree(const char *path, int userns_fd);
+
+// The default zone seccomp program (see zone.c for the list and why). Returns 0 and a
+// malloc'd program (free it) or -1 with errno.
+int clinux_zone_seccomp_default(struct sock_filter **prog, unsigned short *len);
+
+// prlimit(RLIMIT_MEMLOCK) on a running process (live update of max_locked_memory).
+int clinux_set_memlock(pid_t pid, uint64_t bytes);
+
+int clinux_socketpair_seqpacket(int fds[2]);
+int clinux_pidfd_send_signal(int pidfd, int sig);
+int clinux_tty_set_raw(int fd, void *saved, size_t saved_len);
+int clinux_tty_restore(int fd, const void *saved, size_t saved_len);
+int clinux_tty_copy_winsize(int from_fd, int to_fd);
+
+#endif

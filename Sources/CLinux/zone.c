@@ -1,0 +1,634 @@
+// The zone child path. Everything between clone and exec is async-signal-safe: raw system
+// calls on memory the parent prepared (no malloc, no stdio, no locks). See clinux_zone.h.
+#define _GNU_SOURCE
+#include "clinux_zone.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <grp.h>
+#include <linux/capability.h>
+#include <linux/filter.h>
+#include <linux/openat2.h>
+#include <linux/sched.h>
+#include <linux/seccomp.h>
+#include <sched.h>
+#include <seccomp.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <sys/mman.h>
+#include <sys/mount.h>
+#include <sys/prctl.h>
+#include <sys/resource.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <termios.h>
+#include <unistd.h>
+
+const char *clinux_zone_step_name(int step) {
+    switch (step) {
+    case CLINUX_STEP_SYNC: return "waiting for the parent";
+    case CLINUX_STEP_SETSID: return "setsid";
+    case CLINUX_STEP_IDS: return "becoming root of the user namespace";
+    case CLINUX_STEP_CGROUPNS: return "unshare(CLONE_NEWCGROUP)";
+    case CLINUX_STEP_MOUNT_PRIVATE: return "making mounts private";
+    case CLINUX_STEP_ROOTFS: return "mounting the root file system";
+    case CLINUX_STEP_DEV: return "mounting /dev";
+    case CLINUX_STEP_DEVNODES: return "binding device nodes into /dev";
+    case CLINUX_STEP_DEVPTS: return "mounting /dev/pts";
+    case CLINUX_STEP_SHM: return "mounting /dev/shm";
+    case CLINUX_STEP_PROC: return "mounting /proc";
+    case CLINUX_STEP_PROC_MASK: return "masking /proc";
+    case CLINUX_STEP_SYS: return "mounting /sys";
+    case CLINUX_STEP_TMP: return "mounting /tmp";
+    case CLINUX_STEP_BIND: return "bind-mounting a file system";
+    case CLINUX_STEP_PIVOT_ROOT: return "pivot_root";
+    case CLINUX_STEP_HOSTNAME: return "sethostname";
+    case CLINUX_STEP_RLIMIT: return "setrlimit";
+    case CLINUX_STEP_STDIO: return "setting up stdio";
+    case CLINUX_STEP_CAPS: return "dropping capabilities";
+    case CLINUX_STEP_NO_NEW_PRIVS: return "PR_SET_NO_NEW_PRIVS";
+    case CLINUX_STEP_SECCOMP: return "loading the seccomp filter";
+    case CLINUX_STEP_EXEC: return "exec";
+    case CLINUX_STEP_SETNS: return "setns";
+    case CLINUX_STEP_FORK: return "fork";
+    case CLINUX_STEP_TTY: return "allocating a pseudo-terminal";
+    default: return "unknown step";
+    }
+}
+
+// ---- async-signal-safe helpers (child side) ----
+
+static size_t safe_strlen(const char *s) { size_t n = 0; while (s[n]) n++; return n; }
+
+static void report(int sock, int step) {
+    struct clinux_zone_message m = { CLINUX_ZONE_MSG_ERROR, step, errno, -1 };
+    (void)!write(sock, &m, sizeof m);
+    _exit(127);
+}
+
+#define STEP(sock, step, call) do { if ((call) < 0) report((sock), (step)); } while (0)
+
+// "/proc/self/fd/<fd>" without snprintf.
+static void fd_path(char out[32], int fd) {
+    const char *p = "/proc/self/fd/";
+    int i = 0;
+    while (*p) out[i++] = *p++;
+    char digits[12];
+    int n = 0;
+    do { digits[n++] = (char)('0' + fd % 10); fd /= 10; } while (fd > 0);
+    while (n > 0) out[i++] = digits[--n];
+    out[i] = 0;
+}
+
+static int open_beneath(int rootfd, const char *rel) {
+    struct open_how how = { .flags = O_PATH | O_CLOEXEC, .resolve = RESOLVE_IN_ROOT | RESOLVE_NO_MAGICLINKS };
+    return (int)syscall(SYS_openat2, rootfd, rel, &how, sizeof how);
+}
+
+enum { MISSING_FAIL, MISSING_DIR, MISSING_FILE };
+
+// Opens `rel` (relative to the zone root) with every component resolved inside the root, and
+// creates missing components as directories (the last as `missing` says). O_PATH result.
+static int open_in_root(int rootfd, const char *rel, int missing) {
+    size_t len = safe_strlen(rel);
+    char buf[4096];
+    if (len >= sizeof buf) { errno = ENAMETOOLONG; return -1; }
+    int fd = open_beneath(rootfd, len ? rel : ".");
+    if (fd >= 0 || errno != ENOENT || missing == MISSING_FAIL) return fd;
+    int parent = (int)syscall(SYS_openat, rootfd, ".", O_PATH | O_DIRECTORY | O_CLOEXEC, 0);
+    if (parent < 0) return -1;
+    size_t start = 0;
+    while (start < len) {
+        while (start < len && rel[start] == '/') start++;
+        size_t end = start;
+        while (end < len && rel[end] != '/') end++;
+        if (end == start) break;
+        memcpy(buf, rel, end);
+        buf[end] = 0;
+        char name[256];
+        size_t nlen = end - start;
+        if (nlen >= sizeof name) { close(parent); errno = ENAMETOOLONG; return -1; }
+        memcpy(name, rel + start, nlen);
+        name[nlen] = 0;
+        int next = open_beneath(rootfd, buf);
+        if (next < 0 && errno == ENOENT) {
+            int last = 1;
+            for (size_t k = end; k < len; k++) if (rel[k] != '/') { last = 0; break; }
+            if (last && missing == MISSING_FILE) {
+                int f = openat(parent, name, O_CREAT | O_EXCL | O_WRONLY | O_CLOEXEC | O_NOFOLLOW, 0644);
+                if (f < 0 && errno != EEXIST) { close(parent); return -1; }
+                if (f >= 0) close(f);
+            } else if (mkdirat(parent, name, 0755) < 0 && errno != EEXIST) {
+                close(parent);
+                return -1;
+            }
+            next = open_beneath(rootfd, buf);
+        }
+        close(parent);
+        if (next < 0) return -1;
+        parent = next;
+        start = end;
+    }
+    return parent;
+}
+
+// mount(2) onto a target resolved inside the zone root.
+static int mount_in_root(int rootfd, const char *rel, int missing, const char *source,
+                         const char *fstype, unsigned long flags, const char *data) {
+    int fd = open_in_root(rootfd, rel, missing);
+    if (fd < 0) return -1;
+    char path[32];
+    fd_path(path, fd);
+    int rc = mount(source, path, fstype, flags, data);
+    int saved = errno;
+    close(fd);
+    errno = saved;
+    return rc;
+}
+
+// Makes the mount now at `rel` read-only. mount_setattr changes only this attribute, so the
+// flags the kernel locked for a less privileged mount namespace (nosuid, nodev, ...) stay.
+static int readonly_in_root(int rootfd, const char *rel, int recursive) {
+    int fd = open_in_root(rootfd, rel, MISSING_FAIL);
+    if (fd < 0) return -1;
+    struct mount_attr attr = { .attr_set = MOUNT_ATTR_RDONLY };
+    int rc = (int)syscall(SYS_mount_setattr, fd, "", AT_EMPTY_PATH | (recursive ? AT_RECURSIVE : 0), &attr, sizeof attr);
+    int saved = errno;
+    close(fd);
+    errno = saved;
+    return rc;
+}
+
+static int bind_in_root(int rootfd, const char *source, const char *rel, int file, int read_only) {
+    if (mount_in_root(rootfd, rel, file ? MISSING_FILE : MISSING_DIR, source, NULL, MS_BIND | MS_REC, NULL) < 0) return -1;
+    return read_only ? readonly_in_root(rootfd, rel, 1) : 0;
+}
+
+static int drop_caps(uint64_t keep, int cap_last) {
+    for (int c = 0; c <= cap_last; c++) {
+        if (keep & (1ULL << c)) continue;
+        if (prctl(PR_CAPBSET_DROP, c, 0, 0, 0) < 0 && errno != EINVAL) return -1;
+    }
+    if (prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_CLEAR_ALL, 0, 0, 0) < 0 && errno != EINVAL) return -1;
+    struct __user_cap_header_struct hdr = { _LINUX_CAPABILITY_VERSION_3, 0 };
+    struct __user_cap_data_struct data[2];
+    for (int i = 0; i < 2; i++) {
+        uint32_t bits = (uint32_t)(keep >> (32 * i));
+        data[i].effective = bits;
+        data[i].permitted = bits;
+        data[i].inheritable = bits;
+    }
+    return (int)syscall(SYS_capset, &hdr, data);
+}
+
+// The caller's thread may block or ignore signals (a Swift runtime thread often does); both
+// survive exec, and a zone's processes must start with the defaults.
+static void reset_signals(void) {
+    struct sigaction dfl;
+    memset(&dfl, 0, sizeof dfl);
+    dfl.sa_handler = SIG_DFL;
+    for (int sig = 1; sig < _NSIG; sig++) {
+        if (sig == SIGKILL || sig == SIGSTOP) continue;
+        sigaction(sig, &dfl, NULL);
+    }
+    sigset_t none;
+    sigemptyset(&none);
+    sigprocmask(SIG_SETMASK, &none, NULL);
+}
+
+static int restrict_self(int sock, uint64_t keep, int cap_last, const struct sock_filter *filter, unsigned short len) {
+    STEP(sock, CLINUX_STEP_CAPS, drop_caps(keep, cap_last));
+    STEP(sock, CLINUX_STEP_NO_NEW_PRIVS, prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0));
+    if (filter) {
+        struct sock_fprog prog = { .len = len, .filter = (struct sock_filter *)filter };
+        STEP(sock, CLINUX_STEP_SECCOMP, syscall(SYS_seccomp, SECCOMP_SET_MODE_FILTER, 0, &prog));
+    }
+    return 0;
+}
+
+static int setup_stdio(int in, int out, int err) {
+    // Move the descriptors above 2 first so that dup2 cannot clobber one we still need.
+    int fds[3] = { in, out, err };
+    for (int i = 0; i < 3; i++) {
+        if (fds[i] < 0) continue;
+        int moved = fcntl(fds[i], F_DUPFD_CLOEXEC, 3);
+        if (moved < 0) return -1;
+        fds[i] = moved;
+    }
+    for (int i = 0; i < 3; i++) {
+        if (fds[i] >= 0 && dup2(fds[i], i) < 0) return -1;
+    }
+    return 0;
+}
+
+// Waits for the parent's go (and an optional descriptor). Returns 1, or 0 if the parent went away.
+static int wait_release(int sock, int *fd_out) {
+    char byte;
+    struct iovec iov = { &byte, 1 };
+    union { struct cmsghdr h; char buf[CMSG_SPACE(sizeof(int))]; } control;
+    struct msghdr msg = { 0 };
+    msg.msg_iov = &iov;
+    msg.msg_iovlen = 1;
+    msg.msg_control = control.buf;
+    msg.msg_controllen = sizeof control.buf;
+    ssize_t n;
+    do { n = recvmsg(sock, &msg, MSG_CMSG_CLOEXEC); } while (n < 0 && errno == EINTR);
+    if (n <= 0) return 0;
+    *fd_out = -1;
+    struct cmsghdr *c = CMSG_FIRSTHDR(&msg);
+    if (c && c->cmsg_level == SOL_SOCKET && c->cmsg_type == SCM_RIGHTS) memcpy(fd_out, CMSG_DATA(c), sizeof(int));
+    return 1;
+}
+
+static int send_fd(int sock, const void *data, size_t len, int fd) {
+    struct iovec iov = { (void *)data, len };
+    union { struct cmsghdr h; char buf[CMSG_SPACE(sizeof(int))]; } control;
+    struct msghdr msg = { 0 };
+    msg.msg_iov = &iov;
+    msg.msg_iovlen = 1;
+    if (fd >= 0) {
+        memset(control.buf, 0, sizeof control.buf);
+        msg.msg_control = control.buf;
+        msg.msg_controllen = sizeof control.buf;
+        struct cmsghdr *c = CMSG_FIRSTHDR(&msg);
+        c->cmsg_level = SOL_SOCKET;
+        c->cmsg_type = SCM_RIGHTS;
+        c->cmsg_len = CMSG_LEN(sizeof(int));
+        memcpy(CMSG_DATA(c), &fd, sizeof(int));
+    }
+    ssize_t n;
+    do { n = sendmsg(sock, &msg, MSG_NOSIGNAL); } while (n < 0 && errno == EINTR);
+    return n < 0 ? -1 : 0;
+}
+
+// /proc entries that leak the host or let a zone poke the kernel (the list Docker and runc
+// mask): files get /dev/null bound over them, directories an empty read-only tmpfs.
+static const char *const proc_masked_files[] = {
+    "proc/kcore", "proc/keys", "proc/timer_list", "proc/sched_debug", "proc/latency_stats",
+    "proc/kallsyms", "proc/sysrq-trigger", NULL,
+};
+static const char *const proc_masked_dirs[] = { "proc/acpi", "proc/scsi", "proc/driver", NULL };
+static const char *const proc_readonly[] = { "proc/sys", "proc/irq", "proc/bus", "proc/fs", NULL };
+static const char *const dev_nodes[] = { "null", "zero", "full", "random", "urandom", "tty", NULL };
+
+static int setup_dev(int sock, int rootfd, const struct clinux_zone_config *cfg) {
+    STEP(sock, CLINUX_STEP_DEV, mount_in_root(rootfd, "dev", MISSING_DIR, "tmpfs", "tmpfs", MS_NOSUID | MS_NOEXEC | MS_STRICTATIME, cfg->dev_data));
+    // mknod is not allowed in a user namespace: bind the host's harmless nodes instead.
+    for (int i = 0; dev_nodes[i]; i++) {
+        char host[32] = "/dev/", rel[32] = "dev/";
+        size_t n = safe_strlen(dev_nodes[i]);
+        memcpy(host + 5, dev_nodes[i], n + 1);
+        memcpy(rel + 4, dev_nodes[i], n + 1);
+        STEP(sock, CLINUX_STEP_DEVNODES, mount_in_root(rootfd, rel, MISSING_FILE, host, NULL, MS_BIND, NULL));
+    }
+    STEP(sock, CLINUX_STEP_DEVPTS, mount_in_root(rootfd, "dev/pts", MISSING_DIR, "devpts", "devpts", MS_NOSUID | MS_NOEXEC, "newinstance,ptmxmode=0666,mode=0620,gid=5"));
+    STEP(sock, CLINUX_STEP_SHM, mount_in_root(rootfd, "dev/shm", MISSING_DIR, "shm", "tmpfs", MS_NOSUID | MS_NODEV | MS_NOEXEC, cfg->shm_data));
+    int dev = open_in_root(rootfd, "dev", MISSING_FAIL);
+    if (dev < 0) report(sock, CLINUX_STEP_DEV);
+    // O_PATH descriptors are not enough for symlinkat; reopen the directory for real.
+    char path[32];
+    fd_path(path, dev);
+    int devdir = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    close(dev);
+    if (devdir < 0) report(sock, CLINUX_STEP_DEV);
+    static const char *const links[][2] = {
+        { "pts/ptmx", "ptmx" }, { "/proc/self/fd", "fd" }, { "/proc/self/fd/0", "stdin" },
+        { "/proc/self/fd/1", "stdout" }, { "/proc/self/fd/2", "stderr" }
+    };
+    for (size_t i = 0; i < sizeof links / sizeof links[0]; i++) {
+        if (symlinkat(links[i][0], devdir, links[i][1]) < 0 && errno != EEXIST) report(sock, CLINUX_STEP_DEV);
+    }
+    close(devdir);
+    return 0;
+}
+
+static int setup_proc_sys(int sock, int rootfd) {
+    STEP(sock, CLINUX_STEP_PROC, mount_in_root(rootfd, "proc", MISSING_DIR, "proc", "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC, NULL));
+    for (int i = 0; proc_masked_files[i]; i++) {
+        if (mount_in_root(rootfd, proc_masked_files[i], MISSING_FAIL, "/dev/null", NULL, MS_BIND, NULL) < 0 && errno != ENOENT)
+            report(sock, CLINUX_STEP_PROC_MASK);
+    }
+    for (int i = 0; proc_masked_dirs[i]; i++) {
+        if (mount_in_root(rootfd, proc_masked_dirs[i], MISSING_FAIL, "tmpfs", "tmpfs", MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC, "size=0") < 0 && errno != ENOENT)
+            report(sock, CLINUX_STEP_PROC_MASK);
+    }
+    for (int i = 0; proc_readonly[i]; i++) {
+        int fd = open_in_root(rootfd, proc_readonly[i], MISSING_FAIL);
+        if (fd < 0) { if (errno == ENOENT) continue; report(sock, CLINUX_STEP_PROC_MASK); }
+        char path[32];
+        fd_path(path, fd);
+        if (mount(path, path, NULL, MS_BIND | MS_REC, NULL) < 0) report(sock, CLINUX_STEP_PROC_MASK);
+        close(fd);
+        if (readonly_in_root(rootfd, proc_readonly[i], 1) < 0) report(sock, CLINUX_STEP_PROC_MASK);
+    }
+    // A fresh read-only sysfs shows only the zone's own network devices. Where the kernel
+    // refuses it, an empty read-only tmpfs stands in: nothing of the host shows through.
+    unsigned long sysflags = MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC;
+    if (mount_in_root(rootfd, "sys", MISSING_DIR, "sysfs", "sysfs", sysflags, NULL) < 0) {
+        STEP(sock, CLINUX_STEP_SYS, mount_in_root(rootfd, "sys", MISSING_DIR, "tmpfs", "tmpfs", sysflags, "size=0"));
+    } else if (mount_in_root(rootfd, "sys/firmware", MISSING_FAIL, "tmpfs", "tmpfs", sysflags, "size=0") < 0 && errno != ENOENT) {
+        report(sock, CLINUX_STEP_SYS);
+    }
+    return 0;
+}
+
+static int zone_child(void *arg) {
+    const struct clinux_zone_config *cfg = arg;
+    int sock = cfg->sync_fd;
+    close(cfg->parent_fd);
+    int tree = -1;
+    if (!wait_release(sock, &tree)) _exit(1);
+
+    STEP(sock, CLINUX_STEP_SETSID, setsid());
+    STEP(sock, CLINUX_STEP_IDS, setresgid(0, 0, 0));
+    STEP(sock, CLINUX_STEP_IDS, setgroups(0, NULL));
+    STEP(sock, CLINUX_STEP_IDS, setresuid(0, 0, 0));
+    // After the parent joined us to the zone's cgroups, so /proc/self/cgroup shows "/".
+    STEP(sock, CLINUX_STEP_CGROUPNS, unshare(CLONE_NEWCGROUP));
+    STEP(sock, CLINUX_STEP_MOUNT_PRIVATE, mount(NULL, "/", NULL, MS_REC | MS_SLAVE, NULL));
+    if (tree >= 0) {
+        STEP(sock, CLINUX_STEP_ROOTFS, syscall(SYS_move_mount, tree, "", AT_FDCWD, cfg->rootfs, MOVE_MOUNT_F_EMPTY_PATH));
+        close(tree);
+    } else {
+        STEP(sock, CLINUX_STEP_ROOTFS, mount(cfg->rootfs, cfg->rootfs, NULL, MS_BIND | MS_REC, NULL));
+    }
+    STEP(sock, CLINUX_STEP_ROOTFS, chdir(cfg->rootfs));
+    int rootfd = open(".", O_PATH | O_DIRECTORY | O_CLOEXEC);
+    if (rootfd < 0) report(sock, CLINUX_STEP_ROOTFS);
+
+    setup_dev(sock, rootfd, cfg);
+    // In a user namespace proc can only be mounted while the host's /proc is still visible
+    // (the kernel's mnt_already_visible check), so before the old root is detached.
+    setup_proc_sys(sock, rootfd);
+    if (cfg->tmp_data)
+        STEP(sock, CLINUX_STEP_TMP, mount_in_root(rootfd, "tmp", MISSING_DIR, "tmpfs", "tmpfs", MS_NOSUID | MS_NODEV, cfg->tmp_data));
+    for (int i = 0; i < cfg->mount_count; i++) {
+        const struct clinux_zone_mount *m = &cfg->mounts[i];
+        struct stat st;
+        STEP(sock, CLINUX_STEP_BIND, stat(m->source, &st));
+        STEP(sock, CLINUX_STEP_BIND, bind_in_root(rootfd, m->source, m->target, !S_ISDIR(st.st_mode), m->read_only));
+    }
+    close(rootfd);
+
+    STEP(sock, CLINUX_STEP_PIVOT_ROOT, syscall(SYS_pivot_root, ".", "."));
+    STEP(sock, CLINUX_STEP_PIVOT_ROOT, umount2(".", MNT_DETACH));
+    STEP(sock, CLINUX_STEP_PIVOT_ROOT, chdir("/"));
+    STEP(sock, CLINUX_STEP_HOSTNAME, sethostname(cfg->hostname, safe_strlen(cfg->hostname)));
+    if (cfg->memlock_bytes != UINT64_MAX) {
+        struct rlimit rl = { cfg->memlock_bytes, cfg->memlock_bytes };
+        STEP(sock, CLINUX_STEP_RLIMIT, setrlimit(RLIMIT_MEMLOCK, &rl));
+    }
+    STEP(sock, CLINUX_STEP_STDIO, setup_stdio(cfg->stdin_fd, cfg->stdout_fd, cfg->stderr_fd));
+    // Nothing of the host's descriptor table may reach the zone.
+    STEP(sock, CLINUX_STEP_STDIO, syscall(SYS_close_range, 3, ~0U, CLOSE_RANGE_CLOEXEC));
+    restrict_self(sock, cfg->caps_keep, cfg->cap_last, cfg->seccomp, cfg->seccomp_len);
+    reset_signals();
+    if (cfg->init_fd >= 0) syscall(SYS_execveat, cfg->init_fd, "", cfg->argv, cfg->envp, AT_EMPTY_PATH);
+    else execve(cfg->argv[0], cfg->argv, cfg->envp);
+    report(sock, CLINUX_STEP_EXEC);
+    return 127;
+}
+
+// glibc's clone() with a stack of our own: no CLONE_VM, so the child has a private copy of
+// the parent's memory (like fork) but runs no atfork handlers of a multithreaded parent.
+static pid_t clone_with_stack(int (*fn)(void *), void *arg, int flags, int *pidfd) {
+    size_t size = 256 * 1024;
+    void *stack = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_STACK, -1, 0);
+    if (stack == MAP_FAILED) return -1;
+    int local = -1;
+    pid_t pid = clone(fn, (char *)stack + size, flags | SIGCHLD | (pidfd ? CLONE_PIDFD : 0), arg, pidfd ? pidfd : &local);
+    int saved = errno;
+    munmap(stack, size);
+    errno = saved;
+    return pid;
+}
+
+pid_t clinux_zone_spawn(const struct clinux_zone_config *cfg, int *pidfd) {
+    int flags = CLONE_NEWUSER | CLONE_NEWNS | CLONE_NEWPID | CLONE_NEWUTS | CLONE_NEWIPC | CLONE_NEWNET;
+    return clone_with_stack(zone_child, (void *)cfg, flags, pidfd);
+}
+
+// Inside the zone's namespaces: execve with a fixed PATH search (execvpe allocates).
+static void exec_in_zone(char *const *argv, char *const *envp) {
+    const char *cmd = argv[0];
+    for (const char *c = cmd; *c; c++) {
+        if (*c == '/') { execve(cmd, argv, envp); return; }
+    }
+    static const char *const dirs[] = { "/usr/local/sbin", "/usr/local/bin", "/usr/sbin", "/usr/bin", "/sbin", "/bin", NULL };
+    char path[4096];
+    size_t n = safe_strlen(cmd);
+    int saved = ENOENT;
+    for (int i = 0; dirs[i]; i++) {
+        size_t d = safe_strlen(dirs[i]);
+        if (d + 1 + n >= sizeof path) break;
+        memcpy(path, dirs[i], d);
+        path[d] = '/';
+        memcpy(path + d + 1, cmd, n + 1);
+        execve(path, argv, envp);
+        if (errno != ENOENT) saved = errno;
+    }
+    errno = saved;
+}
+
+static int enter_child(void *arg) {
+    const struct clinux_zone_enter_config *cfg = arg;
+    int sock = cfg->sync_fd;
+    close(cfg->parent_fd);
+    int unused = -1;
+    if (!wait_release(sock, &unused)) _exit(1);
+    // The user namespace first: it grants the capabilities needed to join the others.
+    for (int i = 0; i < 7; i++) {
+        if (cfg->ns_fds[i] >= 0) STEP(sock, CLINUX_STEP_SETNS, setns(cfg->ns_fds[i], 0));
+    }
+    STEP(sock, CLINUX_STEP_IDS, setresgid(0, 0, 0));
+    STEP(sock, CLINUX_STEP_IDS, setgroups(0, NULL));
+    STEP(sock, CLINUX_STEP_IDS, setresuid(0, 0, 0));
+    STEP(sock, CLINUX_STEP_SETNS, chdir(cfg->cwd ? cfg->cwd : "/"));
+    // setns(CLONE_NEWPID) applies to children only: fork once more (raw clone, no atfork).
+    pid_t pid = (pid_t)syscall(SYS_clone, SIGCHLD, 0, 0, 0, 0);
+    if (pid < 0) report(sock, CLINUX_STEP_FORK);
+    if (pid == 0) {
+        if (cfg->tty) {
+            int master = open("/dev/pts/ptmx", O_RDWR | O_NOCTTY | O_CLOEXEC);
+            if (master < 0) report(sock, CLINUX_STEP_TTY);
+            int unlock = 0;
+            STEP(sock, CLINUX_STEP_TTY, ioctl(master, TIOCSPTLCK, &unlock));
+            int slave = ioctl(master, TIOCGPTPEER, O_RDWR | O_NOCTTY);
+            if (slave < 0) report(sock, CLINUX_STEP_TTY);
+            struct clinux_zone_message m = { CLINUX_ZONE_MSG_TTY, 0, 0, -1 };
+            STEP(sock, CLINUX_STEP_TTY, send_fd(sock, &m, sizeof m, master));
+            close(master);
+            STEP(sock, CLINUX_STEP_SETSID, setsid());
+            STEP(sock, CLINUX_STEP_TTY, ioctl(slave, TIOCSCTTY, 0));
+            STEP(sock, CLINUX_STEP_STDIO, setup_stdio(slave, slave, slave));
+            if (slave > 2) close(slave);
+        } else {
+            STEP(sock, CLINUX_STEP_STDIO, setup_stdio(cfg->stdin_fd, cfg->stdout_fd, cfg->stderr_fd));
+        }
+        STEP(sock, CLINUX_STEP_STDIO, syscall(SYS_close_range, 3, ~0U, CLOSE_RANGE_CLOEXEC));
+        restrict_self(sock, cfg->caps_keep, cfg->cap_last, cfg->seccomp, cfg->seccomp_len);
+        reset_signals();
+        exec_in_zone(cfg->argv, cfg->envp);
+        report(sock, CLINUX_STEP_EXEC);
+    }
+    // The intermediate: let the command's exec close the pair, then pass its status up.
+    close(sock);
+    for (int i = 0; i < 7; i++) if (cfg->ns_fds[i] >= 0) close(cfg->ns_fds[i]);
+    int status = 0;
+    while (waitpid(pid, &status, 0) < 0) {
+        if (errno != EINTR) _exit(126);
+    }
+    if (WIFEXITED(status)) _exit(WEXITSTATUS(status));
+    _exit(128 + WTERMSIG(status));
+    return 0;
+}
+
+pid_t clinux_zone_enter(const struct clinux_zone_enter_config *cfg) {
+    return clone_with_stack(enter_child, (void *)cfg, 0, NULL);
+}
+
+// ---- parent side ----
+
+int clinux_zone_release(int sock, int pass_fd) {
+    char go = 'G';
+    return send_fd(sock, &go, 1, pass_fd);
+}
+
+int clinux_zone_wait_message(int sock, struct clinux_zone_message *out) {
+    struct clinux_zone_message m;
+    struct iovec iov = { &m, sizeof m };
+    union { struct cmsghdr h; char buf[CMSG_SPACE(sizeof(int))]; } control;
+    struct msghdr msg = { 0 };
+    msg.msg_iov = &iov;
+    msg.msg_iovlen = 1;
+    msg.msg_control = control.buf;
+    msg.msg_controllen = sizeof control.buf;
+    ssize_t n;
+    do { n = recvmsg(sock, &msg, MSG_CMSG_CLOEXEC); } while (n < 0 && errno == EINTR);
+    if (n < 0) return -1;
+    if (n == 0) return 0;
+    if ((size_t)n < sizeof m) { errno = EPROTO; return -1; }
+    m.fd = -1;
+    struct cmsghdr *c = CMSG_FIRSTHDR(&msg);
+    if (c && c->cmsg_level == SOL_SOCKET && c->cmsg_type == SCM_RIGHTS) memcpy(&m.fd, CMSG_DATA(c), sizeof(int));
+    *out = m;
+    return 1;
+}
+
+int clinux_idmapped_tree(const char *path, int userns_fd) {
+    int tree = (int)syscall(SYS_open_tree, AT_FDCWD, path, OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC | AT_RECURSIVE);
+    if (tree < 0) return -1;
+    struct mount_attr attr = { .attr_set = MOUNT_ATTR_IDMAP, .userns_fd = (uint64_t)userns_fd };
+    if (syscall(SYS_mount_setattr, tree, "", AT_EMPTY_PATH | AT_RECURSIVE, &attr, sizeof attr) < 0) {
+        int saved = errno;
+        close(tree);
+        errno = saved;
+        return -1;
+    }
+    return tree;
+}
+
+// The default filter: allow everything except calls that reach the kernel or the host as a
+// whole. Most are refused by capability checks anyway (the zone has no CAP_SYS_ADMIN,
+// CAP_SYS_TIME, CAP_SYS_MODULE, CAP_SYS_BOOT in the host's user namespace); the filter makes
+// that explicit and shrinks the kernel surface a zone can touch, as Docker's default does:
+// - kernel and modules: kexec_load, kexec_file_load, init_module, finit_module, delete_module
+// - host clock: settimeofday, clock_settime, clock_adjtime, adjtimex, stime
+// - whole-machine state: reboot, swapon, swapoff, acct, quotactl, syslog, vhangup
+// - mounts and namespaces: mount, umount2, pivot_root, the new mount API, unshare, setns,
+//   clone with any CLONE_NEW* flag (a nested user namespace is a large kernel surface);
+//   clone3 fails with ENOSYS so libc falls back to clone, whose flags can be checked
+// - kernel attack surface: bpf, perf_event_open, userfaultfd, open_by_handle_at (the
+//   "shocker" escape), name_to_handle_at, keyctl, add_key, request_key, lookup_dcookie,
+//   iopl, ioperm, uselib, personality changes are left to the kernel
+// ptrace stays allowed inside the zone: the pid namespace means no host pid can be named.
+int clinux_zone_seccomp_default(struct sock_filter **prog, unsigned short *len) {
+    static const char *const denied[] = {
+        "kexec_load", "kexec_file_load", "init_module", "finit_module", "delete_module",
+        "settimeofday", "clock_settime", "clock_adjtime", "adjtimex", "stime",
+        "reboot", "swapon", "swapoff", "acct", "quotactl", "syslog", "vhangup",
+        "mount", "umount", "umount2", "pivot_root", "open_tree", "move_mount", "fsopen", "fsconfig",
+        "fsmount", "fspick", "mount_setattr", "unshare", "setns",
+        "bpf", "perf_event_open", "userfaultfd", "open_by_handle_at", "name_to_handle_at",
+        "keyctl", "add_key", "request_key", "lookup_dcookie", "iopl", "ioperm", "uselib",
+        NULL,
+    };
+    scmp_filter_ctx ctx = seccomp_init(SCMP_ACT_ALLOW);
+    if (!ctx) { errno = ENOMEM; return -1; }
+    int rc = 0;
+    // 32-bit x86 system calls are reachable from a 64-bit process (int 0x80): filter them too.
+    if (seccomp_arch_native() == SCMP_ARCH_X86_64) {
+        rc = seccomp_arch_add(ctx, SCMP_ARCH_X86);
+        if (rc == -EEXIST) rc = 0;
+    }
+    if (rc == 0) rc = seccomp_attr_set(ctx, SCMP_FLTATR_CTL_NNP, 0);
+    for (int i = 0; rc == 0 && denied[i]; i++) {
+        int nr = seccomp_syscall_resolve_name(denied[i]);
+        if (nr == __NR_SCMP_ERROR) continue;
+        rc = seccomp_rule_add(ctx, SCMP_ACT_ERRNO(EPERM), nr, 0);
+        if (rc == -EDOM || rc == -EFAULT) rc = 0;   // not on this architecture
+    }
+    const uint64_t newns[] = { CLONE_NEWNS, CLONE_NEWUTS, CLONE_NEWIPC, CLONE_NEWUSER, CLONE_NEWPID, CLONE_NEWNET, CLONE_NEWCGROUP };
+    for (size_t i = 0; rc == 0 && i < sizeof newns / sizeof newns[0]; i++)
+        rc = seccomp_rule_add(ctx, SCMP_ACT_ERRNO(EPERM), SCMP_SYS(clone), 1, SCMP_A0(SCMP_CMP_MASKED_EQ, newns[i], newns[i]));
+    if (rc == 0) rc = seccomp_rule_add(ctx, SCMP_ACT_ERRNO(ENOSYS), SCMP_SYS(clone3), 0);
+    if (rc != 0) { seccomp_release(ctx); errno = -rc; return -1; }
+    // libseccomp 2.5 exports only to a descriptor: go through a memfd.
+    int fd = memfd_create("lumos-seccomp", MFD_CLOEXEC);
+    if (fd < 0) { seccomp_release(ctx); return -1; }
+    rc = seccomp_export_bpf(ctx, fd);
+    seccomp_release(ctx);
+    if (rc != 0) { close(fd); errno = -rc; return -1; }
+    off_t size = lseek(fd, 0, SEEK_END);
+    if (size <= 0 || size % sizeof(struct sock_filter) != 0 || size / sizeof(struct sock_filter) > BPF_MAXINSNS) {
+        close(fd);
+        errno = EINVAL;
+        return -1;
+    }
+    struct sock_filter *buf = malloc((size_t)size);
+    if (!buf) { close(fd); errno = ENOMEM; return -1; }
+    if (pread(fd, buf, (size_t)size, 0) != size) { free(buf); close(fd); errno = EIO; return -1; }
+    close(fd);
+    *prog = buf;
+    *len = (unsigned short)(size / sizeof(struct sock_filter));
+    return 0;
+}
+
+int clinux_set_memlock(pid_t pid, uint64_t bytes) {
+    struct rlimit rl = { bytes, bytes };
+    return prlimit(pid, RLIMIT_MEMLOCK, &rl, NULL);
+}
+
+int clinux_socketpair_seqpacket(int fds[2]) {
+    return socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, fds);
+}
+
+int clinux_pidfd_send_signal(int pidfd, int sig) {
+    return (int)syscall(SYS_pidfd_send_signal, pidfd, sig, NULL, 0);
+}
+
+int clinux_tty_set_raw(int fd, void *saved, size_t saved_len) {
+    struct termios t;
+    if (saved_len < sizeof t) { errno = EINVAL; return -1; }
+    if (tcgetattr(fd, &t) < 0) return -1;
+    memcpy(saved, &t, sizeof t);
+    cfmakeraw(&t);
+    return tcsetattr(fd, TCSANOW, &t);
+}
+
+int clinux_tty_restore(int fd, const void *saved, size_t saved_len) {
+    struct termios t;
+    if (saved_len < sizeof t) { errno = EINVAL; return -1; }
+    memcpy(&t, saved, sizeof t);
+    return tcsetattr(fd, TCSANOW, &t);
+}
+
+int clinux_tty_copy_winsize(int from_fd, int to_fd) {
+    struct winsize ws;
+    if (ioctl(from_fd, TIOCGWINSZ, &ws) < 0) return -1;
+    return ioctl(to_fd, TIOCSWINSZ, &ws);
+}

@@ -1,0 +1,32 @@
+import Glibc
+import LumosCore
+
+/// The storage operations images and tenants need, by ZFS-style name (`zones/<uuid>`,
+/// `zones/<uuid>@final`). The real implementation is the Storage module's pool; a plain
+/// directory stand-in serves logic tests. Narrow on purpose (DESIGN.md "narrow protocol").
+public protocol DatasetStore: AnyObject {
+    var poolName: String { get }
+    func exists(_ name: String) -> Bool
+    /// Directory of a filesystem (a snapshot: its read-only directory).
+    func mountpoint(_ name: String) throws -> String
+    func createFilesystem(_ name: String) throws
+    /// A read-only snapshot `ds@snap`.
+    func snapshot(_ name: String) throws
+    /// A writable clone of a snapshot.
+    func clone(_ snapshot: String, to: String) throws
+    func destroy(_ name: String, recursive: Bool) throws
+    /// Makes a dataset's contents those of its snapshot again.
+    func rollback(_ snapshot: String) throws
+    /// Size cap in bytes; nil removes it.
+    func setQuota(_ name: String, bytes: UInt64?) throws
+    /// Snapshot names (the part after @) of a dataset, oldest first.
+    func snapshots(of name: String) throws -> [String]
+    /// Writes a full stream of `snapshot` to `fd`.
+    func send(_ snapshot: String, to fd: Int32) throws
+    /// Creates dataset `name` from a stream made by `send`.
+    func receive(_ name: String, from fd: Int32) throws
+}
+
+extension DatasetStore {
+    public func dataset(_ uuid: String) -> String { "\(poolName)/\(uuid)" }
+}

@@ -1,0 +1,77 @@
+import Foundation
+import LumosCore
+
+/// `imgadm build debian [--suite bookworm]`: debootstrap --variant=minbase from the Debian
+/// mirror the host already uses (apt's sources), so no other image server is needed.
+public enum DebianImage {
+    public static func build(into rootfs: String, suite: String, mirror: String, progress: Bool) throws {
+        guard Exec.which("debootstrap") != nil else {
+            throw LumosError.notFound("debootstrap is missing; apt-get install debootstrap")
+        }
+        let argv = ["debootstrap", "--variant=minbase", suite, rootfs, mirror]
+        if progress {
+            // debootstrap prints its own I: lines; show them on a terminal.
+            let pid = try Exec.spawn(argv, stdout: .fd(2), stderr: .inherit)
+            let status = Exec.wait(pid)
+            if status != 0 { throw LumosError.failed("debootstrap \(suite) from \(mirror) failed (exit \(status)); see the messages above") }
+        } else {
+            try Exec.run(argv)
+        }
+        // A zone's hostname, resolvers and init come from its manifest; leave no host values.
+        try Files.writeAtomically("\(rootfs)/etc/hostname", "debian\n")
+        try Files.writeAtomically("\(rootfs)/etc/resolv.conf", "")
+        _ = try? Exec.run(["rm", "-rf", "\(rootfs)/var/cache/apt/archives", "\(rootfs)/var/lib/apt/lists"], check: false)
+        try Files.makeDirectories("\(rootfs)/var/cache/apt/archives/partial")
+        try Files.makeDirectories("\(rootfs)/var/lib/apt/lists/partial")
+    }
+}
+
+/// The host's configured Debian mirror, read from apt's sources (one-line `.list` files or
+/// deb822 `.sources` files).
+public enum AptSources {
+    public static func debianMirror(etc: String = "/etc/apt") throws -> String {
+        var texts: [(String, String)] = []
+        if let t = try? FD.readText("\(etc)/sources.list") { texts.append(("sources.list", t)) }
+        for name in Files.list("\(etc)/sources.list.d") where name.hasSuffix(".list") || name.hasSuffix(".sources") {
+            if let t = try? FD.readText("\(etc)/sources.list.d/\(name)") { texts.append((name, t)) }
+        }
+        for (name, text) in texts {
+            let found = name.hasSuffix(".sources") ? fromDeb822(text) : fromOneLine(text)
+            if let m = found { return m }
+        }
+        throw LumosError.notFound("no Debian mirror in \(etc)/sources.list or sources.list.d; pass --mirror URL")
+    }
+
+    /// The first `deb` source that is a Debian archive (not security or a third party).
+    static func isDebianArchive(_ uri: String) -> Bool {
+        (uri.contains("debian") || uri.contains("deb.debian.org")) && !uri.contains("security")
+    }
+
+    public static func fromOneLine(_ text: String) -> String? {
+        for line in text.split(separator: "\n") {
+            var words = line.split(separator: " ").map(String.init).filter { !$0.isEmpty }
+            guard words.first == "deb" else { continue }
+            words.removeFirst()
+            if words.first?.hasPrefix("[") == true {
+                while let w = words.first, !w.hasSuffix("]") { words.removeFirst() }
+                if !words.isEmpty { words.removeFirst() }
+            }
+            if let uri = words.first, isDebianArchive(uri) { return uri }
+        }
+        return nil
+    }
+
+    public static func fromDeb822(_ text: String) -> String? {
+        for stanza in text.components(separatedBy: "\n\n") {
+            var fields: [String: String] = [:]
+            for line in stanza.split(separator: "\n") where !line.hasPrefix("#") {
+                guard let c = line.firstIndex(of: ":") else { continue }
+                fields[String(line[..<c]).lowercased()] = String(line[line.index(after: c)...]).trimmingSpaces()
+            }
+            guard fields["types"]?.split(separator: " ").contains("deb") == true, fields["enabled"] != "no",
+                  let uris = fields["uris"] else { continue }
+            if let uri = uris.split(separator: " ").map(String.init).first(where: isDebianArchive) { return uri }
+        }
+        return nil
+    }
+}

@@ -1,0 +1,97 @@
+import Glibc
+import LumosCore
+
+/// A stand-in `DatasetStore` over plain directories, for logic tests and hosts without a pool:
+/// a dataset is a directory, a snapshot a reflinked copy, send/receive a tar stream. It has
+/// none of the pool's guarantees (O(1) clones, quotas), and says so when asked for a quota.
+public final class DirectoryDatasets: DatasetStore {
+    public let poolName: String
+    public let base: String
+
+    public init(base: String, poolName: String = "zones") throws {
+        self.base = base
+        self.poolName = poolName
+        try Files.makeDirectories(base)
+    }
+
+    func path(_ name: String) throws -> String {
+        guard name.hasPrefix(poolName + "/") else { throw LumosError.invalid("\(name): not in pool \(poolName)") }
+        let rel = String(name.dropFirst(poolName.count + 1))
+        if let at = rel.firstIndex(of: "@") {
+            return "\(base)/.snapshots/\(rel[..<at])/\(rel[rel.index(after: at)...])"
+        }
+        return "\(base)/\(rel)"
+    }
+
+    public func exists(_ name: String) -> Bool { (try? path(name)).map(Files.isDirectory) ?? false }
+
+    public func mountpoint(_ name: String) throws -> String {
+        let p = try path(name)
+        guard Files.isDirectory(p) else { throw LumosError.notFound("dataset \(name) does not exist") }
+        return p
+    }
+
+    public func createFilesystem(_ name: String) throws {
+        let p = try path(name)
+        if Files.exists(p) { throw LumosError.exists("dataset \(name) already exists") }
+        try Files.makeDirectories(p)
+    }
+
+    public func snapshot(_ name: String) throws {
+        guard let at = name.firstIndex(of: "@") else { throw LumosError.invalid("\(name) is not a snapshot name") }
+        let src = try mountpoint(String(name[..<at]))
+        let dst = try path(name)
+        if Files.exists(dst) { throw LumosError.exists("snapshot \(name) already exists") }
+        try Files.makeDirectories(Files.parent(dst))
+        try Exec.run(["cp", "-a", "--reflink=auto", src, dst])
+    }
+
+    public func clone(_ snapshot: String, to: String) throws {
+        let src = try mountpoint(snapshot)
+        let dst = try path(to)
+        if Files.exists(dst) { throw LumosError.exists("dataset \(to) already exists") }
+        try Files.makeDirectories(Files.parent(dst))
+        try Exec.run(["cp", "-a", "--reflink=auto", src, dst])
+    }
+
+    public func destroy(_ name: String, recursive: Bool) throws {
+        let p = try path(name)
+        if !name.contains("@") {
+            let snaps = "\(base)/.snapshots/\(name.dropFirst(poolName.count + 1))"
+            if Files.exists(snaps) {
+                guard recursive else { throw LumosError.busy("dataset \(name) has snapshots; destroy them first or use -r") }
+                try Exec.run(["rm", "-rf", snaps])
+            }
+        }
+        guard Files.exists(p) else { throw LumosError.notFound("dataset \(name) does not exist") }
+        try Exec.run(["rm", "-rf", p])
+    }
+
+    public func rollback(_ snapshot: String) throws {
+        guard let at = snapshot.firstIndex(of: "@") else { throw LumosError.invalid("\(snapshot) is not a snapshot name") }
+        let src = try mountpoint(snapshot)
+        let dst = try mountpoint(String(snapshot[..<at]))
+        try Exec.run(["rm", "-rf", dst])
+        try Exec.run(["cp", "-a", "--reflink=auto", src, dst])
+    }
+
+    public func setQuota(_ name: String, bytes: UInt64?) throws {
+        _ = try mountpoint(name)
+    }
+
+    public func snapshots(of name: String) throws -> [String] {
+        Files.list("\(base)/.snapshots/\(name.dropFirst(poolName.count + 1))")
+    }
+
+    public func send(_ snapshot: String, to fd: Int32) throws {
+        let src = try mountpoint(snapshot)
+        let pid = try Exec.spawn(["tar", "-C", src, "-cf", "-", "."], stdout: .fd(fd))
+        if Exec.wait(pid) != 0 { throw LumosError.failed("tar of \(snapshot) failed") }
+    }
+
+    public func receive(_ name: String, from fd: Int32) throws {
+        try createFilesystem(name)
+        let pid = try Exec.spawn(["tar", "-C", try path(name), "-xf", "-"], stdin: .fd(fd))
+        if Exec.wait(pid) != 0 { throw LumosError.failed("untar into \(name) failed") }
+    }
+}

@@ -1,0 +1,371 @@
+/// Subroutines, actions (records for user space) and aggregations.
+extension ClauseGenerator {
+    static let destructive: Set<String> = ["system", "raise", "stop", "copyout", "copyoutstr", "panic", "breakpoint", "chill"]
+
+    // MARK: Subroutines with a value
+
+    mutating func function(_ f: String, _ args: [Expr], _ e: Expr, _ dest: Int?) throws(DCompileError) -> Operand {
+        switch f {
+        case "copyinstr":
+            guard args.count == 1 || args.count == 2 else { throw typeError("copyinstr( ) takes an address and an optional length", e) }
+            var limit = Layout.stringSize
+            if args.count == 2 {
+                guard let n = compiler.constantValue(args[1]), n >= 0 else { throw typeError("copyinstr( ) length must be a constant", e) }
+                limit = min(limit, Int(n) + 1)
+            }
+            try intExpr(args[0])
+            let d = try stringBuffer(dest, e)
+            zero(d, Layout.stringSize)
+            asm.mov(.r3, .r0)
+            framePointer(.r1, d)
+            asm.mov(.r2, imm: Int64(limit))
+            asm.call(.probeReadUserStr)
+            return .string(d)
+        case "stringof":
+            guard args.count == 1 else { throw typeError("stringof( ) takes one argument", e) }
+            return .string(try stringExpr(args[0], into: dest))
+        case "strlen":
+            guard args.count == 1 else { throw typeError("strlen( ) takes one argument", e) }
+            let s = try stringExpr(args[0])
+            let end = asm.newLabel()
+            asm.mov(.r0, imm: 0)
+            for i in 0..<(Layout.stringSize - 1) {
+                asm.load(.r1, .r10, offset: s + i, size: 1)
+                asm.jump(.jeq, .r1, imm: 0, end)
+                asm.alu(.add, .r0, imm: 1)
+            }
+            asm.bind(end)
+            return .integer(.uint64)
+        default:
+            if Self.destructive.contains(f) {
+                throw typeError(compiler.destructiveAllowed
+                    ? "destructive action \(f)( ) is not supported by this tracer"
+                    : "destructive actions are not allowed unless -w is given: \(f)( )", e)
+            }
+            if ["printf", "trace", "printa", "exit", "clear", "trunc", "normalize", "denormalize"].contains(f) {
+                throw typeError("\(f)( ) is an action and cannot be used in an expression", e)
+            }
+            if ["stack", "ustack", "jstack"].contains(f) {
+                throw typeError("\(f)( ) is not supported yet", e)
+            }
+            throw typeError("failed to resolve \(f): Unknown function name", e)
+        }
+    }
+
+    // MARK: Actions
+
+    /// Returns false when `f` is not an action (so the caller treats it as an expression).
+    mutating func action(_ f: String, _ args: [Expr], at loc: SourceLocation) throws(DCompileError) -> Bool {
+        switch f {
+        case "printf":
+            guard case .string(let format)? = args.first?.kind else {
+                throw DCompileError(.type, "printf( ) requires a constant format string as its first argument", at: loc)
+            }
+            let rest = Array(args.dropFirst())
+            let types = try rest.map { a throws(DCompileError) in try compiler.staticType(a, probe.context) }
+            try checkPrintf(format, types, rest, loc)
+            let id = compiler.addAction(ActionSpec(kind: .printf, format: format, argumentTypes: types, aggregation: nil, location: loc))
+            try emitRecord(kind: .printf, id: id, args: rest, at: loc)
+        case "trace":
+            guard args.count == 1 else { throw DCompileError(.type, "trace( ) takes one argument", at: loc) }
+            let t = try compiler.staticType(args[0], probe.context)
+            let id = compiler.addAction(ActionSpec(kind: .trace, format: "", argumentTypes: [t], aggregation: nil, location: loc))
+            try emitRecord(kind: .trace, id: id, args: args, at: loc)
+        case "exit":
+            guard args.count == 1 else { throw DCompileError(.type, "exit( ) takes one argument", at: loc) }
+            let id = compiler.addAction(ActionSpec(kind: .exit, format: "", argumentTypes: [.int64], aggregation: nil, location: loc))
+            try emitRecord(kind: .exit, id: id, args: args, at: loc)
+            // Nothing after exit() runs in DTrace's clause either.
+            asm.jump(exitLabel)
+        case "printa", "clear", "trunc", "normalize", "denormalize":
+            var format = ""
+            var rest = args
+            if f == "printa", case .string(let fmt)? = args.first?.kind {
+                format = fmt
+                rest.removeFirst()
+            }
+            guard case .aggregation(let name)? = rest.first?.kind else {
+                throw DCompileError(.type, "\(f)( ) requires an aggregation argument", at: loc)
+            }
+            guard compiler.aggregations[name] != nil else {
+                throw DCompileError(.type, "@\(name) is used in \(f)( ) but never assigned", at: loc)
+            }
+            let extra = Array(rest.dropFirst())
+            if f == "printa" && !extra.isEmpty { throw DCompileError(.type, "printa( ) with several aggregations is not supported", at: loc) }
+            if (f == "normalize") != (extra.count == 1) && f != "trunc" {
+                throw DCompileError(.type, "\(f)( ) takes \(f == "normalize" ? "an aggregation and a factor" : "one aggregation")", at: loc)
+            }
+            let kind: RecordKind = ["printa": .printa, "clear": .clear, "trunc": .trunc, "normalize": .normalize, "denormalize": .denormalize][f]!
+            let id = compiler.addAction(ActionSpec(kind: kind, format: format, argumentTypes: extra.map { _ in .int64 }, aggregation: name, location: loc))
+            try emitRecord(kind: kind, id: id, args: extra, at: loc)
+        default:
+            return false
+        }
+        return true
+    }
+
+    /// printf's directives must match the argument types (DTrace checks this at compile time).
+    func checkPrintf(_ format: String, _ types: [DType], _ args: [Expr], _ loc: SourceLocation) throws(DCompileError) {
+        var conversions: [Character] = []
+        var chars = Array(format)
+        var i = 0
+        while i < chars.count {
+            if chars[i] == "%" {
+                i += 1
+                if i < chars.count && chars[i] == "%" { i += 1; continue }
+                while i < chars.count, !"diouxXcsaApeEfgGY".contains(chars[i]) { i += 1 }
+                if i < chars.count { conversions.append(chars[i]) }
+            }
+            i += 1
+        }
+        chars = []
+        guard conversions.count == types.count else {
+            throw DCompileError(.type, "printf( ) prototype mismatch: \(conversions.count) conversion\(conversions.count == 1 ? "" : "s") but \(types.count) argument\(types.count == 1 ? "" : "s")", at: loc)
+        }
+        for (n, (c, t)) in zip(conversions, types).enumerated() {
+            if (c == "s") != t.isString {
+                throw DCompileError(.type, "printf( ) argument #\(n + 2) is incompatible with conversion %\(c): \(t)", at: args[n].location)
+            }
+        }
+    }
+
+    /// Writes a record (header + arguments) on the stack and copies it to the ring buffer.
+    mutating func emitRecord(kind: RecordKind, id: Int, args: [Expr], at loc: SourceLocation) throws(DCompileError) {
+        let types = try args.map { a throws(DCompileError) in try compiler.staticType(a, probe.context) }
+        let size = Layout.recordHeader + types.map(\.storageSize).reduce(0, +)
+        let r = try alloc(size, at: loc)
+        var off = Layout.recordHeader
+        for (a, t) in zip(args, types) {
+            if t.isString {
+                _ = try stringExpr(a, into: r + off)
+            } else {
+                try intExpr(a)
+                asm.store(.r10, offset: r + off, .r0)
+            }
+            off += t.storageSize
+        }
+        asm.store(.r10, offset: r, imm: Int32(kind.rawValue), size: 4)
+        asm.store(.r10, offset: r + 4, imm: Int32(id), size: 4)
+        asm.call(.getSmpProcessorId)
+        asm.store(.r10, offset: r + 8, .r0, size: 4)
+        asm.store(.r10, offset: r + 12, imm: Int32(probeID), size: 4)
+        asm.loadMap(.r1, map: compiler.ringBufferMap)
+        framePointer(.r2, r)
+        asm.mov(.r3, imm: Int64(size))
+        asm.mov(.r4, imm: 0)
+        asm.call(.ringbufOutput)
+    }
+
+    // MARK: Aggregations
+
+    mutating func aggregate(_ name: String, _ keys: [Expr], _ rhs: Expr) throws(DCompileError) {
+        guard let spec = compiler.aggregations[name], case .call(_, let args) = rhs.kind else {
+            throw typeError("@\(name): unknown aggregation", rhs)
+        }
+        // The value and the increment first: evaluating them may call helpers.
+        var valueSlot = 0, incrementSlot = 0
+        let fixed: Int
+        switch spec.function {
+        case .count: fixed = 0
+        case .lquantize: fixed = 4
+        case .llquantize: fixed = 5
+        default: fixed = 1
+        }
+        if fixed > 0 {
+            try intExpr(args[0])
+            valueSlot = try spill(rhs)
+        }
+        if args.count > fixed {
+            try intExpr(args[fixed])
+            incrementSlot = try spill(rhs)
+        }
+        let keySize = compiler.maps[spec.map].keySize
+        let key = try buildKey(keys, types: spec.keyTypes, size: keySize, rhs)
+        // Find or create this key's per-CPU value, then update it in place.
+        let have = asm.newLabel()
+        asm.loadMap(.r1, map: spec.map)
+        framePointer(.r2, key)
+        asm.call(.mapLookupElem)
+        asm.jump(.jne, .r0, imm: 0, have)
+        let zeroKey = try alloc(8, at: rhs.location)
+        asm.store(.r10, offset: zeroKey, imm: 0)
+        asm.loadMap(.r1, map: compiler.zeroMap)
+        framePointer(.r2, zeroKey)
+        asm.call(.mapLookupElem)
+        asm.jump(.jeq, .r0, imm: 0, exitLabel)
+        asm.mov(.r3, .r0)
+        asm.loadMap(.r1, map: spec.map)
+        framePointer(.r2, key)
+        asm.mov(.r4, imm: 1)  // BPF_NOEXIST: another CPU may have created it meanwhile.
+        asm.call(.mapUpdateElem)
+        asm.loadMap(.r1, map: spec.map)
+        framePointer(.r2, key)
+        asm.call(.mapLookupElem)
+        asm.jump(.jeq, .r0, imm: 0, exitLabel)
+        asm.bind(have)
+        asm.mov(.r7, .r0)
+        func loadValue(_ g: inout ClauseGenerator, _ reg: Reg) { g.asm.load(reg, .r10, offset: valueSlot) }
+        func addAt(_ g: inout ClauseGenerator, _ offset: Int, _ reg: Reg) {
+            g.asm.load(.r2, .r7, offset: offset)
+            g.asm.alu(.add, .r2, reg)
+            g.asm.store(.r7, offset: offset, .r2)
+        }
+        switch spec.function {
+        case .count:
+            asm.mov(.r1, imm: 1)
+            addAt(&self, 0, .r1)
+        case .sum:
+            loadValue(&self, .r1)
+            addAt(&self, 0, .r1)
+        case .avg:
+            asm.mov(.r1, imm: 1)
+            addAt(&self, 0, .r1)
+            loadValue(&self, .r1)
+            addAt(&self, 8, .r1)
+        case .stddev:
+            asm.mov(.r1, imm: 1)
+            addAt(&self, 0, .r1)
+            loadValue(&self, .r1)
+            addAt(&self, 8, .r1)
+            // Sum of squares as 128 bits (low word at 16, high at 24), as DTrace keeps it.
+            loadValue(&self, .r1)
+            let positive = asm.newLabel()
+            asm.jump(.jsge, .r1, imm: 0, positive)
+            asm.alu(.neg, .r1, imm: 0)
+            asm.bind(positive)
+            // Square of a value below 2^32 fits; larger values square into the high word approximately.
+            asm.mov(.r3, .r1)
+            asm.alu(.mul, .r3, .r1)
+            asm.load(.r2, .r7, offset: 16)
+            asm.mov(.r4, .r2)
+            asm.alu(.add, .r2, .r3)
+            asm.store(.r7, offset: 16, .r2)
+            let noCarry = asm.newLabel()
+            asm.jump(.jge, .r2, .r4, noCarry)
+            asm.mov(.r1, imm: 1)
+            addAt(&self, 24, .r1)
+            asm.bind(noCarry)
+        case .min, .max:
+            let store = asm.newLabel(), skip = asm.newLabel()
+            loadValue(&self, .r1)
+            asm.load(.r2, .r7, offset: 0)
+            asm.jump(.jeq, .r2, imm: 0, store)
+            asm.load(.r2, .r7, offset: 8)
+            asm.jump(spec.function == .min ? .jsge : .jsle, .r1, .r2, skip)
+            asm.bind(store)
+            asm.store(.r7, offset: 0, imm: 1)
+            asm.store(.r7, offset: 8, .r1)
+            asm.bind(skip)
+        case .quantize:
+            loadValue(&self, .r1)
+            powerOfTwoBucket()
+            try bumpBucket(count: 127, incrementSlot: args.count > fixed ? incrementSlot : nil)
+        case .lquantize:
+            let (low, high, step) = (spec.parameters[0], spec.parameters[1], spec.parameters[2])
+            let levels = (high - low) / step
+            let under = asm.newLabel(), over = asm.newLabel(), done = asm.newLabel()
+            loadValue(&self, .r1)
+            asm.mov(.r2, imm: low)
+            asm.jump(.jslt, .r1, .r2, under)
+            asm.mov(.r2, imm: low + levels * step)
+            asm.jump(.jsge, .r1, .r2, over)
+            asm.mov(.r2, imm: low)
+            asm.alu(.sub, .r1, .r2)
+            asm.mov(.r2, imm: step)
+            asm.alu(.div, .r1, .r2)
+            asm.alu(.add, .r1, imm: 1)
+            asm.jump(done)
+            asm.bind(under)
+            asm.mov(.r1, imm: 0)
+            asm.jump(done)
+            asm.bind(over)
+            asm.mov(.r1, imm: levels + 1)
+            asm.bind(done)
+            try bumpBucket(count: Int(levels) + 2, incrementSlot: args.count > fixed ? incrementSlot : nil)
+        case .llquantize:
+            let layout = try LogLinearLayout(parameters: spec.parameters, at: rhs.location)
+            let done = asm.newLabel()
+            loadValue(&self, .r1)
+            let notUnder = asm.newLabel()
+            asm.mov(.r2, imm: layout.lowest)
+            asm.jump(.jsge, .r1, .r2, notUnder)
+            asm.mov(.r1, imm: 0)
+            asm.jump(done)
+            asm.bind(notUnder)
+            for o in layout.orders {
+                let next = asm.newLabel()
+                asm.mov(.r2, imm: o.this)
+                asm.jump(.jsge, .r1, .r2, next)
+                asm.mov(.r2, imm: o.last)
+                asm.alu(.sub, .r1, .r2)
+                asm.mov(.r2, imm: o.width)
+                asm.alu(.div, .r1, .r2)
+                asm.alu(.add, .r1, imm: Int32(o.base))
+                asm.jump(done)
+                asm.bind(next)
+            }
+            asm.mov(.r1, imm: Int64(layout.bucketCount - 1))
+            asm.bind(done)
+            try bumpBucket(count: layout.bucketCount, incrementSlot: args.count > fixed ? incrementSlot : nil)
+        }
+    }
+
+    /// R1 = quantize bucket of R1: 63 for 0, 64 + floor(log2 v) for v > 0, 62 - floor(log2 -v) below.
+    mutating func powerOfTwoBucket() {
+        let negative = asm.newLabel(), zero = asm.newLabel(), done = asm.newLabel()
+        asm.jump(.jeq, .r1, imm: 0, zero)
+        asm.jump(.jslt, .r1, imm: 0, negative)
+        log2(.r1)
+        asm.alu(.add, .r1, imm: 64)
+        asm.jump(done)
+        asm.bind(negative)
+        asm.alu(.neg, .r1, imm: 0)
+        log2(.r1)
+        asm.mov(.r2, imm: 62)
+        asm.alu(.sub, .r2, .r1)
+        asm.mov(.r1, .r2)
+        asm.jump(done)
+        asm.bind(zero)
+        asm.mov(.r1, imm: 63)
+        asm.bind(done)
+    }
+
+    /// reg = floor(log2(reg)) for reg > 0 (as unsigned), by binary search over the bits.
+    mutating func log2(_ reg: Reg) {
+        asm.mov(.r3, imm: 0)
+        for shift in [32, 16, 8, 4, 2, 1] {
+            let skip = asm.newLabel()
+            asm.mov(.r4, reg)
+            asm.alu(.rsh, .r4, imm: Int32(shift))
+            asm.jump(.jeq, .r4, imm: 0, skip)
+            asm.mov(reg, .r4)
+            asm.alu(.add, .r3, imm: Int32(shift))
+            asm.bind(skip)
+        }
+        asm.mov(reg, .r3)
+    }
+
+    /// values[R1] += increment (1 by default), with R1 clamped so the verifier sees the bound.
+    mutating func bumpBucket(count: Int, incrementSlot: Int?) throws(DCompileError) {
+        let ok = asm.newLabel(), nonNegative = asm.newLabel()
+        asm.jump(.jsge, .r1, imm: 0, nonNegative)
+        asm.mov(.r1, imm: 0)
+        asm.bind(nonNegative)
+        asm.jump(.jle, .r1, imm: Int32(count - 1), ok)
+        asm.mov(.r1, imm: Int64(count - 1))
+        asm.bind(ok)
+        asm.alu(.lsh, .r1, imm: 3)
+        asm.alu(.add, .r1, .r7)
+        if let incrementSlot { asm.load(.r3, .r10, offset: incrementSlot) } else { asm.mov(.r3, imm: 1) }
+        asm.load(.r2, .r1, offset: 0)
+        asm.alu(.add, .r2, .r3)
+        asm.store(.r1, offset: 0, .r2)
+    }
+}
+
+extension DCompiler {
+    func addAction(_ a: ActionSpec) -> Int {
+        actions.append(a)
+        return actions.count - 1
+    }
+}

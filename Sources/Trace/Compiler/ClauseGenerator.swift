@@ -1,0 +1,189 @@
+/// Generates one BPF program for one clause on one probe.
+///
+/// Conventions: R6 holds the context for the whole program, R9 the globals map value,
+/// R7/R8 are short-lived callee-saved scratch (an aggregation or variable's map value).
+/// An integer expression leaves its value in R0; intermediate values are spilled to
+/// 8-byte stack slots, which the verifier tracks precisely. A string expression fills a
+/// zero-padded `Layout.stringSize` buffer on the stack.
+struct ClauseGenerator {
+    let compiler: DCompiler
+    let probe: ResolvedProbe
+    let probeID: Int
+    var asm = Assembler()
+    var stackUsed = 0
+    var maxStack = 0
+    var locals: [String: (offset: Int, type: DType)] = [:]
+    var exitLabel: Assembler.Label
+    var usesGlobals = false
+
+    init(compiler: DCompiler, probe: ResolvedProbe, probeID: Int) {
+        self.compiler = compiler
+        self.probe = probe
+        self.probeID = probeID
+        exitLabel = asm.newLabel()
+    }
+
+    // MARK: Stack
+
+    /// Reserves `size` bytes (rounded to 8) and returns the frame offset (negative).
+    mutating func alloc(_ size: Int, at loc: SourceLocation) throws(DCompileError) -> Int {
+        stackUsed += (size + 7) & ~7
+        if stackUsed > 512 {
+            throw DCompileError(.type, "clause needs more than the 512 bytes of BPF stack (too many strings or keys in one statement)", at: loc)
+        }
+        maxStack = max(maxStack, stackUsed)
+        return -stackUsed
+    }
+
+    mutating func zero(_ offset: Int, _ size: Int) {
+        for i in stride(from: 0, to: size, by: 8) { asm.store(.r10, offset: offset + i, imm: 0) }
+    }
+
+    mutating func copy(from src: Int, to dst: Int, _ size: Int) {
+        for i in stride(from: 0, to: size, by: 8) {
+            asm.load(.r1, .r10, offset: src + i)
+            asm.store(.r10, offset: dst + i, .r1)
+        }
+    }
+
+    /// Points `reg` at a frame offset.
+    mutating func framePointer(_ reg: Reg, _ offset: Int) {
+        asm.mov(reg, .r10)
+        asm.alu(.add, reg, imm: Int32(offset))
+    }
+
+    // MARK: Program
+
+    mutating func generate(_ clause: Clause) throws(DCompileError) -> [BPFInstruction] {
+        asm.currentLine = clause.location.line
+        asm.mov(.r6, .r1)
+        // Globals are looked up once; programs that do not use them skip this (patched below).
+        let globalsStart = asm.instructions.count
+        let keySlot = try alloc(8, at: clause.location)
+        asm.store(.r10, offset: keySlot, imm: 0)
+        asm.loadMap(.r1, map: compiler.globalsMap)
+        framePointer(.r2, keySlot)
+        asm.call(.mapLookupElem)
+        asm.jump(.jeq, .r0, imm: 0, exitLabel)
+        asm.mov(.r9, .r0)
+        let globalsEnd = asm.instructions.count
+        try syscallFilter(clause.location)
+        try declareLocals(clause)
+        if let p = clause.predicate {
+            asm.currentLine = p.location.line
+            let mark = stackUsed
+            try intExpr(p)
+            asm.jump(.jeq, .r0, imm: 0, exitLabel)
+            stackUsed = mark
+        }
+        if let body = clause.body {
+            for s in body { try statement(s) }
+        } else {
+            try emitRecord(kind: .probeFired, id: 0, args: [], at: clause.location)
+        }
+        asm.bind(exitLabel)
+        asm.mov(.r0, imm: 0)
+        asm.exit()
+        var code: [BPFInstruction]
+        do { code = try asm.finish() } catch {
+            throw DCompileError(.type, error.description, at: clause.location)
+        }
+        if !usesGlobals {
+            // Replace the globals lookup with no-ops (ja +0) so offsets stay valid.
+            for i in globalsStart..<globalsEnd { code[i] = BPFInstruction(code: Op.jmp | JumpOp.ja.rawValue) }
+            asm.dropRelocation(at: globalsStart + 1)
+        }
+        return code
+    }
+
+    /// this-> variables live for the whole clause, so their slots are reserved up front.
+    mutating func declareLocals(_ clause: Clause) throws(DCompileError) {
+        func walk(_ e: Expr, _ out: inout [(String, Expr)]) {
+            switch e.kind {
+            case .assign(_, let l, let r):
+                if case .thisVar(let n) = l.kind { out.append((n, r)) }
+                walk(r, &out)
+            case .binary(_, let a, let b): walk(a, &out); walk(b, &out)
+            case .ternary(let c, let a, let b): walk(c, &out); walk(a, &out); walk(b, &out)
+            case .call(_, let args): for a in args { walk(a, &out) }
+            case .unary(_, let x), .postfix(_, let x), .cast(_, let x): walk(x, &out)
+            default: break
+            }
+        }
+        func statements(_ list: [Statement], _ out: inout [(String, Expr)]) {
+            for s in list {
+                switch s.kind {
+                case .expression(let e): walk(e, &out)
+                case .ifElse(let c, let a, let b): walk(c, &out); statements(a, &out); statements(b, &out)
+                }
+            }
+        }
+        var found: [(String, Expr)] = []
+        statements(clause.body ?? [], &found)
+        for (name, rhs) in found where locals[name] == nil {
+            let t = try compiler.staticType(rhs, probe.context)
+            let off = try alloc(t.storageSize, at: rhs.location)
+            locals[name] = (off, t)
+        }
+    }
+
+    /// Under a syscall group attached to raw_syscalls, only the matched numbers pass.
+    mutating func syscallFilter(_ loc: SourceLocation) throws(DCompileError) {
+        guard case .allSyscalls(_, let numbers?) = probe.attach else { return }
+        let m = compiler.syscallFilterMap(numbers)
+        let slot = try alloc(8, at: loc)
+        asm.load(.r0, .r6, offset: 8)
+        asm.jump(.jgt, .r0, imm: 1023, exitLabel)
+        asm.store(.r10, offset: slot, .r0, size: 4)
+        asm.loadMap(.r1, map: m)
+        framePointer(.r2, slot)
+        asm.call(.mapLookupElem)
+        asm.jump(.jeq, .r0, imm: 0, exitLabel)
+        asm.load(.r0, .r0, offset: 0)
+        asm.jump(.jeq, .r0, imm: 0, exitLabel)
+    }
+
+    // MARK: Statements
+
+    mutating func statement(_ s: Statement) throws(DCompileError) {
+        asm.currentLine = s.location.line
+        let mark = stackUsed
+        defer { stackUsed = mark }
+        switch s.kind {
+        case .expression(let e):
+            try topLevel(e)
+        case .ifElse(let c, let a, let b):
+            let elseLabel = asm.newLabel(), end = asm.newLabel()
+            try intExpr(c)
+            asm.jump(.jeq, .r0, imm: 0, elseLabel)
+            for x in a { try statement(x) }
+            asm.jump(end)
+            asm.bind(elseLabel)
+            for x in b { try statement(x) }
+            asm.bind(end)
+        }
+    }
+
+    mutating func topLevel(_ e: Expr) throws(DCompileError) {
+        if case .assign("=", let lhs, let rhs) = e.kind, let (name, keys) = aggregationTarget(lhs) {
+            try aggregate(name, keys, rhs)
+            return
+        }
+        if case .call(let f, let args) = e.kind, try action(f, args, at: e.location) {
+            return
+        }
+        _ = try expr(e)
+    }
+
+    func aggregationTarget(_ lhs: Expr) -> (String, [Expr])? {
+        if case .aggregation(let n) = lhs.kind { return (n, []) }
+        if case .index(let b, let keys) = lhs.kind, case .aggregation(let n) = b.kind { return (n, keys) }
+        return nil
+    }
+}
+
+extension Assembler {
+    mutating func dropRelocation(at instruction: Int) {
+        removeRelocations { $0.instruction == instruction }
+    }
+}

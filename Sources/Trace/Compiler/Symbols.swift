@@ -1,0 +1,84 @@
+/// D types as the code generator sees them: every integer lives in a 64-bit register,
+/// every string in a zero-padded buffer of `stringSize` bytes (so equal strings are equal
+/// byte-for-byte and can be map keys).
+public enum DType: Equatable, Sendable, CustomStringConvertible {
+    case integer(signed: Bool, size: Int)
+    case string
+
+    public static let int64 = DType.integer(signed: true, size: 8)
+    public static let uint64 = DType.integer(signed: false, size: 8)
+
+    public var isString: Bool { self == .string }
+    public var isSigned: Bool { if case .integer(let s, _) = self { return s }; return false }
+
+    public var description: String {
+        switch self {
+        case .string: return "string"
+        case .integer(let s, let size): return (s ? "int" : "uint") + "\(size * 8)_t"
+        }
+    }
+
+    /// Bytes this type takes in a map key, value or event record.
+    public var storageSize: Int { self == .string ? Layout.stringSize : 8 }
+}
+
+/// Sizes fixed by the 512-byte BPF stack.
+public enum Layout {
+    /// DTrace's default strsize is 256; the BPF stack allows 64 with room for keys and records.
+    public static let stringSize = 64
+    public static let recordHeader = 16
+}
+
+/// The aggregating functions (Dynamic Tracing Guide, "Aggregations").
+public enum AggregatingFunction: String, Sendable, CaseIterable {
+    case count, sum, avg, min, max, stddev, quantize, lquantize, llquantize
+}
+
+/// A map the program uses, created by the runtime before loading.
+public struct MapSpec: Equatable, Sendable {
+    public var name: String
+    public var kind: BPFMap.Kind
+    public var keySize: Int
+    public var valueSize: Int
+    public var maxEntries: Int
+}
+
+/// An aggregation: its map, key types and function with parameters.
+public struct AggregationSpec: Equatable, Sendable {
+    public var name: String
+    public var map: Int
+    public var keyTypes: [DType]
+    public var function: AggregatingFunction
+    /// lquantize (low, high, step) or llquantize (factor, low, high, steps).
+    public var parameters: [Int64]
+    public var valueSize: Int
+}
+
+/// A variable kept in a map: a global scalar (in the globals map), an associative
+/// array (a hash keyed by the tuple), or a thread-local (a hash keyed by thread id).
+struct VariableSpec: Equatable {
+    enum Storage: Equatable {
+        case global(offset: Int)
+        case array(map: Int, keyTypes: [DType])
+        case threadLocal(map: Int)
+    }
+    var type: DType
+    var storage: Storage
+}
+
+/// printf/trace/printa... records sent through the ring buffer.
+public enum RecordKind: UInt32, Sendable {
+    case printf = 1, trace = 2, exit = 3, printa = 4, clear = 5, trunc = 6, probeFired = 7
+    case normalize = 8, denormalize = 9
+}
+
+/// The user-space half of an action: what a record with this id holds.
+public struct ActionSpec: Equatable, Sendable {
+    public var kind: RecordKind
+    /// printf format, or printa's format ("" for the default layout).
+    public var format: String
+    public var argumentTypes: [DType]
+    /// The aggregation printa/clear/trunc/normalize name.
+    public var aggregation: String?
+    public var location: SourceLocation
+}

@@ -1,0 +1,65 @@
+import LumosCore
+
+/// dtrace -x options and flags that shape a session (DTrace guide, "Options and Tunables").
+public struct TraceOptions: Sendable {
+    public var quiet = false
+    /// Ring buffer bytes for printf/trace records (bufsize; DTrace's default is 4m).
+    public var bufferSize = 4 << 20
+    /// Entries per aggregation map (aggsize, in bytes in DTrace; here divided by a
+    /// typical record size to size the kernel hash).
+    public var aggregationEntries = 4096
+    /// How often the event buffer is read (switchrate; default 1hz in DTrace, faster here).
+    public var switchRateHz = 10.0
+    /// How often aggregations are snapshotted (aggrate); accepted for compatibility.
+    public var aggRateHz = 1.0
+    public var destructive = false
+    /// Print each record's CPU/ID/FUNCTION:NAME columns (off under -q).
+    public var flowIndent = false
+
+    public init() {}
+
+    /// Applies one `-x name[=value]` or `#pragma D option`.
+    public mutating func set(_ name: String, _ value: String?) throws {
+        switch name {
+        case "quiet", "q": quiet = true
+        case "destructive", "w": destructive = true
+        case "bufsize":
+            bufferSize = try Self.bytes(name, value)
+        case "aggsize":
+            aggregationEntries = max(64, try Self.bytes(name, value) / 256)
+        case "switchrate":
+            switchRateHz = try Self.rate(name, value)
+        case "aggrate":
+            aggRateHz = try Self.rate(name, value)
+        case "flowindent": flowIndent = true
+        case "strsize", "dynvarsize", "cleanrate", "nspec", "specsize", "stackframes", "ustackframes", "bufpolicy", "bufresize", "statusrate", "cpu", "zdefs", "aggsortkey", "aggsortrev", "aggsortpos", "aggsortkeypos", "stackindent", "defaultargs":
+            // Accepted; these do not change what this tracer does.
+            break
+        default:
+            throw LumosError.invalid("unknown option \(name); known: bufsize, aggsize, switchrate, aggrate, quiet, destructive, strsize")
+        }
+    }
+
+    /// Sizes like 4m, 512k, 1g (DTrace's suffixes).
+    static func bytes(_ name: String, _ value: String?) throws -> Int {
+        guard let v = value?.lowercased(), !v.isEmpty else { throw LumosError.invalid("option \(name) needs a value, e.g. -x \(name)=4m") }
+        let mult: [Character: Int] = ["k": 1 << 10, "m": 1 << 20, "g": 1 << 30, "t": 1 << 40]
+        var digits = v
+        var m = 1
+        if let last = v.last, let f = mult[last] { m = f; digits = String(v.dropLast()) }
+        guard let n = Int(digits), n > 0 else { throw LumosError.invalid("option \(name): invalid size \(value ?? "")") }
+        return n * m
+    }
+
+    /// Rates like 10hz, 100ms, 1s, or a bare number of Hz.
+    static func rate(_ name: String, _ value: String?) throws -> Double {
+        guard let v = value?.lowercased(), !v.isEmpty else { throw LumosError.invalid("option \(name) needs a value, e.g. -x \(name)=10hz") }
+        let units: [(String, Double)] = [("hz", -1), ("ns", 1e-9), ("us", 1e-6), ("ms", 1e-3), ("sec", 1), ("s", 1), ("min", 60), ("m", 60)]
+        for (suffix, scale) in units where v.hasSuffix(suffix) {
+            guard let n = Double(v.dropLast(suffix.count)), n > 0 else { break }
+            return scale < 0 ? n : 1 / (n * scale)
+        }
+        if let n = Double(v), n > 0 { return n }
+        throw LumosError.invalid("option \(name): invalid rate \(v); use e.g. 10hz or 100ms")
+    }
+}

@@ -1,0 +1,307 @@
+import Glibc
+import LumosCore
+
+/// One tracing session: creates the maps, loads and attaches the compiled programs,
+/// runs BEGIN, turns ring-buffer records into DTrace's output, and at the end runs END
+/// and prints the aggregations (DTrace guide, "BEGIN and END probes", "Aggregations").
+public final class TraceSession {
+    public let script: CompiledScript
+    public let options: TraceOptions
+    let output: Int32
+    var maps: [BPFMap] = []
+    var loaded: [(CompiledProgram, BPFProgram)] = []
+    var attachments: [Attachment] = []
+    var ring: RingBuffer?
+    var printedHeading = false
+    var printed: Set<String> = []
+    var normals: [String: Int64] = [:]
+    var formats: [Int: PrintfFormat] = [:]
+    /// Set when a clause called exit(): tracing stops with this status.
+    public private(set) var exitStatus: Int32?
+    /// Zone names by cgroup v2 id, written to the zonename map before tracing starts.
+    public var zoneNames: [UInt64: String] = [:]
+
+    public init(script: CompiledScript, options: TraceOptions, output: Int32 = 1) throws {
+        self.script = script
+        self.options = options
+        self.output = output
+        for (i, a) in script.actions.enumerated() where a.kind == .printf || (a.kind == .printa && !a.format.isEmpty) {
+            do {
+                formats[i] = try PrintfFormat(a.format)
+            } catch {
+                throw DCompileError(.type, "\(a.kind == .printf ? "printf" : "printa")( ): \(oneLine(error))", at: a.location)
+            }
+        }
+    }
+
+    /// Number of programs loaded.
+    public var programCount: Int { loaded.count }
+
+    // MARK: Load and attach
+
+    /// Creates the maps and loads every program; a verifier rejection becomes a D error
+    /// at the source line of the instruction the verifier stopped at.
+    public func load() throws {
+        for spec in script.maps {
+            maps.append(try BPFMap(spec.kind, name: spec.name, keySize: spec.keySize, valueSize: spec.valueSize, maxEntries: spec.maxEntries))
+        }
+        for (index, entries) in script.mapContents {
+            for e in entries { try maps[index].update(e.key, e.value) }
+        }
+        if let z = script.zoneNameMap {
+            for (id, name) in zoneNames { try maps[z].update(le64(id), paddedString(name)) }
+        }
+        ring = try RingBuffer(map: maps[script.ringBufferMap])
+        for p in script.programs {
+            var code = p.instructions
+            for r in p.mapRelocations { code[r.instruction].imm = maps[r.map].fd }
+            do {
+                let prog = try BPFProgram(p.kind, name: "dt_\(p.probe.name)", instructions: code)
+                loaded.append((p, prog))
+            } catch let r as BPFProgram.Rejected {
+                if getenv("LUMOS_TRACE_VERIFIER_LOG") != nil { FD.writeAll(2, Array(r.log.utf8)) }
+                let line = r.instruction.flatMap { $0 < p.lines.count ? p.lines[$0] : nil } ?? 0
+                throw DCompileError(.verifier, "the kernel verifier rejected the program for \(p.probe.fullName): \(r.reason)", at: SourceLocation(line: line, column: 0))
+            }
+        }
+    }
+
+    /// Attaches every program except BEGIN/END/ERROR, in clause order.
+    public func attach() throws {
+        let cpus = (0..<BPFMap.possibleCPUs).filter { access("/sys/devices/system/cpu/cpu\($0)", F_OK) == 0 }
+        for (p, prog) in loaded {
+            switch p.probe.attach {
+            case .begin, .end, .error:
+                continue
+            case .tracepoint(let cat, let name):
+                attachments.append(try Attachment.tracepoint(id: try TraceFS.eventID(category: cat, name: name), program: prog, what: "\(cat):\(name)"))
+            case .allSyscalls(let entry, _):
+                let name = entry ? "sys_enter" : "sys_exit"
+                attachments.append(try Attachment.tracepoint(id: try TraceFS.eventID(category: "raw_syscalls", name: name), program: prog, what: "raw_syscalls:\(name)"))
+            case .profile(let hz):
+                // Period mode, not frequency mode: the kernel's frequency adjustment starves an idle
+                // CPU of samples, while DTrace's profile-N fires on every CPU at N Hz, busy or idle.
+                attachments.append(try Attachment.cpuClock(cpus: cpus, periodNs: 1_000_000_000 / max(1, hz), program: prog))
+            case .tick(let period):
+                attachments.append(try Attachment.cpuClock(cpus: [cpus.first ?? 0], periodNs: period, program: prog))
+            }
+        }
+    }
+
+    public func detach() { attachments.removeAll() }
+
+    /// Runs the BEGIN (or END) clauses in this task, in order.
+    public func run(_ point: ProbeAttachPoint) throws {
+        for (p, prog) in loaded where p.probe.attach == point {
+            try prog.testRun(context: [UInt8](repeating: 0, count: 8))
+            if exitStatus != nil && point == .begin { break }
+        }
+        drain()
+    }
+
+    // MARK: Records
+
+    /// Waits up to `timeoutMs` for records and prints them. Returns the number handled.
+    @discardableResult
+    public func poll(timeoutMs: Int32) -> Int {
+        ring?.wait(timeoutMs: timeoutMs)
+        return drain()
+    }
+
+    @discardableResult
+    public func drain() -> Int {
+        guard let ring else { return 0 }
+        var out = ""
+        let n = ring.drain { record in out += self.render(record) }
+        write(out)
+        return n
+    }
+
+    func write(_ s: String) {
+        if !s.isEmpty { FD.writeAll(output, Array(s.utf8)) }
+    }
+
+    func render(_ record: UnsafeRawBufferPointer) -> String {
+        guard record.count >= Layout.recordHeader else { return "" }
+        let kindRaw = record.loadUnaligned(fromByteOffset: 0, as: UInt32.self)
+        let id = Int(record.loadUnaligned(fromByteOffset: 4, as: UInt32.self))
+        let cpu = Int(record.loadUnaligned(fromByteOffset: 8, as: UInt32.self))
+        let probeID = Int(record.loadUnaligned(fromByteOffset: 12, as: UInt32.self))
+        guard let kind = RecordKind(rawValue: kindRaw) else { return "" }
+        let probe = probeID < script.probes.count ? script.probes[probeID] : nil
+        var prefix = ""
+        if !options.quiet, kind != .exit, kind != .clear, kind != .trunc, kind != .normalize, kind != .denormalize {
+            if !printedHeading {
+                prefix += TraceText.heading
+                printedHeading = true
+            }
+            prefix += TraceText.probeColumn(cpu: cpu, id: probeID + 1, function: probe?.function ?? "", name: probe?.name ?? "")
+        }
+        if kind == .probeFired { return prefix + TraceText.endOfFiring }
+        guard id < script.actions.count else { return "" }
+        let action = script.actions[id]
+        let values = decode(record, action.argumentTypes)
+        let suffix = options.quiet ? "" : TraceText.endOfFiring
+        switch kind {
+        case .printf:
+            return prefix + (formats[id]?.render(values) ?? "") + suffix
+        case .trace:
+            return prefix + TraceText.trace(values[0], quiet: options.quiet) + suffix
+        case .exit:
+            if case .integer(let v, _, _)? = values.first { exitStatus = Int32(truncatingIfNeeded: v) }
+            return ""
+        case .printa:
+            let name = action.aggregation ?? ""
+            printed.insert(name)
+            let agg = snapshot(name)
+            if let f = formats[id] { return prefix + suffix + f.renderAggregation(agg) }
+            return prefix + suffix + AggregationText.defaultLayout(agg)
+        case .clear:
+            clear(action.aggregation ?? "")
+            return ""
+        case .trunc:
+            var n = 0
+            if case .integer(let v, _, _)? = values.first { n = Int(v) }
+            trunc(action.aggregation ?? "", keep: n)
+            return ""
+        case .normalize:
+            if case .integer(let v, _, _)? = values.first, v != 0 { normals[action.aggregation ?? ""] = v }
+            return ""
+        case .denormalize:
+            normals[action.aggregation ?? ""] = 1
+            return ""
+        case .probeFired:
+            return ""
+        }
+    }
+
+    func decode(_ record: UnsafeRawBufferPointer, _ types: [DType]) -> [TraceValue] {
+        var off = Layout.recordHeader
+        var out: [TraceValue] = []
+        for t in types {
+            guard off + t.storageSize <= record.count else { break }
+            switch t {
+            case .string:
+                let bytes = record[off..<off + Layout.stringSize].prefix(while: { $0 != 0 })
+                out.append(.string(String(decoding: bytes, as: UTF8.self)))
+            case .integer(let signed, let size):
+                let v = record.loadUnaligned(fromByteOffset: off, as: Int64.self)
+                out.append(.integer(v, size: size, signed: signed))
+            }
+            off += t.storageSize
+        }
+        return out
+    }
+
+    // MARK: Aggregations
+
+    /// The merged (all CPUs) contents of an aggregation now.
+    public func snapshot(_ name: String) -> Aggregation {
+        guard let spec = script.aggregations.first(where: { $0.name == name }) else { return Aggregation(name: name) }
+        let map = maps[spec.map]
+        var records: [AggregationRecord] = []
+        for key in map.keys() {
+            guard let perCPU = map.lookup(key) else { continue }
+            var merged: AggregationValue?
+            for bytes in perCPU {
+                guard let v = AggregationDecoder.value(spec, bytes) else { continue }
+                merged = merged.map { $0.merged(with: v) } ?? v
+            }
+            if let merged {
+                records.append(AggregationRecord(keys: AggregationDecoder.keys(spec, key), value: merged))
+            }
+        }
+        return Aggregation(name: name, records: records, normal: normals[name] ?? 1)
+    }
+
+    func clear(_ name: String) {
+        guard let spec = script.aggregations.first(where: { $0.name == name }) else { return }
+        let map = maps[spec.map]
+        let zero = [UInt8](repeating: 0, count: spec.valueSize)
+        for key in map.keys() { try? map.update(key, zero) }
+    }
+
+    func trunc(_ name: String, keep n: Int) {
+        guard let spec = script.aggregations.first(where: { $0.name == name }) else { return }
+        let map = maps[spec.map]
+        let keep = Set(snapshotKeys(spec, keep: n))
+        for key in map.keys() where !keep.contains(key) { map.delete(key) }
+    }
+
+    func snapshotKeys(_ spec: AggregationSpec, keep n: Int) -> [[UInt8]] {
+        guard n != 0 else { return [] }
+        let map = maps[spec.map]
+        var rows: [(AggregationRecord, [UInt8])] = []
+        for key in map.keys() {
+            guard let perCPU = map.lookup(key) else { continue }
+            var v: AggregationValue?
+            for b in perCPU {
+                guard let x = AggregationDecoder.value(spec, b) else { continue }
+                v = v.map { $0.merged(with: x) } ?? x
+            }
+            if let v { rows.append((AggregationRecord(keys: AggregationDecoder.keys(spec, key), value: v), key)) }
+        }
+        let order = Aggregation(name: spec.name, records: rows.map(\.0)).sorted()
+        let kept = n > 0 ? Array(order.suffix(n)) : Array(order.prefix(-n))
+        return rows.filter { r in kept.contains(r.0) }.map(\.1)
+    }
+
+    /// Runs END, drains the last records, and prints the aggregations not yet printed.
+    public func finish() throws {
+        detach()
+        drain()
+        try run(.end)
+        let rest = script.aggregations.filter { !printed.contains($0.name) }.map { snapshot($0.name) }.filter { !$0.records.isEmpty }
+        if !rest.isEmpty {
+            write("\n" + AggregationText.endOfTracing(rest))
+        }
+    }
+}
+
+/// Turns kernel map bytes into the output layer's aggregation values.
+enum AggregationDecoder {
+    static func int(_ b: [UInt8], _ off: Int) -> Int64 {
+        var v: UInt64 = 0
+        for i in 0..<8 where off + i < b.count { v |= UInt64(b[off + i]) << (8 * UInt64(i)) }
+        return Int64(bitPattern: v)
+    }
+
+    static func value(_ spec: AggregationSpec, _ b: [UInt8]) -> AggregationValue? {
+        switch spec.function {
+        case .count: return .count(int(b, 0))
+        case .sum: return .sum(int(b, 0))
+        case .avg: return .avg(count: int(b, 0), total: int(b, 8))
+        case .min: return int(b, 0) == 0 ? nil : .min(int(b, 8))
+        case .max: return int(b, 0) == 0 ? nil : .max(int(b, 8))
+        case .stddev:
+            let squares = UInt128(UInt64(bitPattern: int(b, 24))) << 64 | UInt128(UInt64(bitPattern: int(b, 16)))
+            return .stddev(count: int(b, 0), total: int(b, 8), sumOfSquares: squares)
+        case .quantize:
+            return .quantize((0..<PowerOfTwoBuckets.count).map { int(b, $0 * 8) })
+        case .lquantize:
+            let p = spec.parameters
+            guard let l = try? LinearBuckets(low: p[0], high: p[1], step: p[2]) else { return nil }
+            return .lquantize(l, (0..<l.count).map { int(b, $0 * 8) })
+        case .llquantize:
+            let p = spec.parameters
+            guard let l = try? LogLinearBuckets(factor: p[0], low: p[1], high: p[2], steps: p[3]) else { return nil }
+            return .llquantize(l, (0..<l.count).map { int(b, $0 * 8) })
+        }
+    }
+
+    static func keys(_ spec: AggregationSpec, _ key: [UInt8]) -> [AggregationKey] {
+        var off = 0
+        var out: [AggregationKey] = []
+        for t in spec.keyTypes {
+            switch t {
+            case .string:
+                let bytes = key[off..<min(key.count, off + Layout.stringSize)].prefix(while: { $0 != 0 })
+                out.append(.string(String(decoding: bytes, as: UTF8.self)))
+            case .integer(_, let size):
+                out.append(.integer(int(key, off), size: size))
+            }
+            off += t.storageSize
+        }
+        return out
+    }
+}

@@ -1,0 +1,113 @@
+import Foundation
+import LumosCore
+
+/// `vmadm list` / `lookup`: filters (`key=value`, `key=~regex`, dotted keys, `*` over arrays),
+/// columns (`-o`) and sort keys (`-s`, `-key` for descending).
+public struct ListQuery: Sendable {
+    public static let defaultColumns = ["uuid", "type", "ram", "state", "alias"]
+    public static let defaultSort = ["ram", "uuid"]
+
+    public struct Filter: Sendable {
+        public var key: String
+        public var value: String
+        public var isRegex: Bool
+    }
+
+    public var filters: [Filter] = []
+    public var columns: [String] = defaultColumns
+    public var sort: [String] = defaultSort
+
+    public init() {}
+
+    /// Parses `key=value` / `key=~regex` arguments.
+    public static func filters(_ args: [String]) throws -> [Filter] {
+        try args.map { arg in
+            guard let eq = arg.firstIndex(of: "="), eq != arg.startIndex else {
+                throw LumosError.invalid("filter \"\(arg)\": expected field=value or field=~regex")
+            }
+            let key = String(arg[..<eq])
+            var value = String(arg[arg.index(after: eq)...])
+            var regex = false
+            if value.hasPrefix("~") {
+                value.removeFirst()
+                regex = true
+                if (try? NSRegularExpression(pattern: value)) == nil {
+                    throw LumosError.invalid("filter \"\(arg)\": \(value) is not a valid regular expression")
+                }
+            }
+            return Filter(key: key, value: value, isRegex: regex)
+        }
+    }
+
+    /// Checks -o and -s field names against the property table (dotted keys into maps are allowed).
+    public static func fields(_ text: String, option: String) throws -> [String] {
+        let names = text.split(separator: ",").map { String($0).trimmingSpaces() }.filter { !$0.isEmpty }
+        if names.isEmpty { throw LumosError.invalid("\(option): give a comma-separated list of fields, e.g. uuid,alias,state") }
+        for n in names {
+            let base = String(n.drop { $0 == "-" }.split(separator: ".").first ?? "")
+            if PropertyTable.spec(base) == nil {
+                let hint = PropertyTable.suggestion(for: base).map { "; did you mean \"\($0)\"?" } ?? ""
+                throw LumosError.invalid("\(option): unknown field \"\(base)\"\(hint)")
+            }
+        }
+        return names
+    }
+
+    public func matches(_ vm: JSONValue) -> Bool {
+        filters.allSatisfy { f in
+            Self.values(vm, f.key).contains { v in
+                let text = v.plainText
+                if f.isRegex { return text.range(of: f.value, options: .regularExpression) != nil }
+                return text == f.value
+            }
+        }
+    }
+
+    /// Values at a dotted path, where `*` stands for every element of an array.
+    static func values(_ v: JSONValue, _ path: String) -> [JSONValue] {
+        var cur: [JSONValue] = [v]
+        for part in path.split(separator: ".").map(String.init) {
+            cur = cur.flatMap { node -> [JSONValue] in
+                if part == "*", let a = node.arrayValue { return a }
+                return node.lookup(part).map { [$0] } ?? []
+            }
+        }
+        return cur
+    }
+
+    public func select(_ vms: [JSONValue]) -> [JSONValue] {
+        vms.filter(matches).sorted { a, b in
+            for key in sort {
+                let desc = key.hasPrefix("-")
+                let k = desc ? String(key.dropFirst()) : key
+                let x = a.lookup(k), y = b.lookup(k)
+                if let o = Self.order(x, y), o != .orderedSame { return (o == .orderedAscending) != desc }
+            }
+            return false
+        }
+    }
+
+    static func order(_ x: JSONValue?, _ y: JSONValue?) -> ComparisonResult? {
+        switch (x, y) {
+        case (nil, nil): return .orderedSame
+        case (nil, _): return .orderedAscending
+        case (_, nil): return .orderedDescending
+        case (.number(let a)?, .number(let b)?): return a < b ? .orderedAscending : a > b ? .orderedDescending : .orderedSame
+        default:
+            let a = x!.plainText, b = y!.plainText
+            return a < b ? .orderedAscending : a > b ? .orderedDescending : .orderedSame
+        }
+    }
+
+    /// Renders rows as vmadm does: aligned columns with upper-case headers; `-H` omits the
+    /// header; `-p` prints colon-separated fields without header (colons in values escaped).
+    public func render(_ vms: [JSONValue], header: Bool, parsable: Bool) -> String {
+        let rows = vms.map { vm in columns.map { col in vm.lookup(col)?.plainText ?? "-" } }
+        if parsable {
+            return rows.map { $0.map { $0.replacingOccurrences(of: ":", with: "\\:") }.joined(separator: ":") + "\n" }.joined()
+        }
+        var table = Table(columns: columns.map { PropertyTable.spec($0)?.columnHeader ?? $0 })
+        for r in rows { table.add(r) }
+        return table.render(header: header)
+    }
+}

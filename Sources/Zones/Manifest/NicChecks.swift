@@ -1,0 +1,128 @@
+import LumosCore
+
+/// nics[]: vmadm's NIC properties, checked here; wiring them is the Net module's job.
+enum NicChecks {
+    /// Lumos extensions: bandwidth caps (dladm `maxbw`), integer Mbit/s or "10M"/"1G".
+    static let bandwidthKeys = ["max_bandwidth_out", "max_bandwidth_in"]
+    static let booleanKeys = ["primary", "allow_ip_spoofing", "allow_mac_spoofing", "allow_dhcp_spoofing",
+                              "allow_restricted_traffic", "allow_unfiltered_promisc"]
+    static let keys = ["nic_tag", "mac", "ip", "ips", "netmask", "gateway", "gateways", "mtu", "vlan_id",
+                       "allowed_ips", "blocked_outgoing_ports", "interface", "network_uuid", "model"] + booleanKeys + bandwidthKeys
+
+    static func check(_ value: JSONValue) throws {
+        guard let list = value.arrayValue else {
+            throw LumosError.invalid("nics: expected an array of NIC objects, got \(value.typeName)")
+        }
+        var macs: Set<String> = [], ips: Set<String> = []
+        var primaries = 0
+        for (i, entry) in list.enumerated() {
+            let nic = try checkOne(entry, at: "nics[\(i)]", requireTag: true)
+            if let mac = nic["mac"]?.stringValue?.lowercased(), !macs.insert(mac).inserted {
+                throw LumosError.invalid("nics[\(i)].mac: \(mac) is used by another NIC of this VM; give each NIC its own MAC")
+            }
+            for ip in addresses(nic) where !ips.insert(ip).inserted {
+                throw LumosError.invalid("nics[\(i)]: address \(ip) is on two NICs of this VM; use it once")
+            }
+            if nic["primary"]?.boolValue == true { primaries += 1 }
+        }
+        if primaries > 1 { throw LumosError.invalid("nics: \(primaries) NICs are marked primary; mark at most one") }
+    }
+
+    /// Static addresses without their prefix, for duplicate checks.
+    static func addresses(_ nic: [String: JSONValue]) -> [String] {
+        var out: [String] = []
+        if let ip = nic["ip"]?.stringValue, ValueChecks.isIP(ip) { out.append(ip) }
+        for v in nic["ips"]?.arrayValue ?? [] {
+            if let s = v.stringValue, ValueChecks.isCIDR(s) { out.append(String(s.split(separator: "/")[0])) }
+        }
+        return out
+    }
+
+    /// Checks one NIC object. `requireTag` is false for update_nics entries, which name a NIC by mac.
+    @discardableResult
+    static func checkOne(_ entry: JSONValue, at: String, requireTag: Bool) throws -> [String: JSONValue] {
+        guard let nic = entry.objectValue else { throw LumosError.invalid("\(at): expected an object like {\"nic_tag\": \"admin\", \"ips\": [\"dhcp\"]}, got \(entry.typeName)") }
+        for k in nic.keys where !keys.contains(k) {
+            let hint = keys.map { ($0, PropertyTable.editDistance(k, $0)) }.min { $0.1 < $1.1 }
+            let dym = hint.map { $0.1 <= 3 ? "; did you mean \"\($0.0)\"?" : "" } ?? ""
+            throw LumosError.invalid("\(at): unknown NIC property \"\(k)\"\(dym)")
+        }
+        if let tag = nic["nic_tag"] {
+            guard let s = tag.stringValue, !s.isEmpty, s.count <= 31, s.allSatisfy({ $0.isASCII && ($0.isLetter || $0.isNumber || $0 == "_" || $0 == "-") }) else {
+                throw LumosError.invalid("\(at).nic_tag: \(ValueChecks.show(tag)) is not a NIC tag name; use letters, digits, '_' or '-' (up to 31)")
+            }
+        } else if requireTag && nic["network_uuid"] == nil {
+            throw LumosError.invalid("\(at): nic_tag is required; name the host network to attach to, e.g. \"nic_tag\": \"admin\"")
+        }
+        if let mac = nic["mac"], !(mac.stringValue.map(ValueChecks.isUnicastMAC) ?? false) {
+            throw LumosError.invalid("\(at).mac: \(ValueChecks.show(mac)) is not a unicast MAC; write six hex octets like 90:b8:d0:12:34:56")
+        }
+        if let ip = nic["ip"], !(ip.stringValue.map { $0 == "dhcp" || ValueChecks.isIP($0) } ?? false) {
+            throw LumosError.invalid("\(at).ip: \(ValueChecks.show(ip)) is not an IP address or \"dhcp\"")
+        }
+        if let mask = nic["netmask"], !(mask.stringValue.map(ValueChecks.isIPv4) ?? false) {
+            throw LumosError.invalid("\(at).netmask: \(ValueChecks.show(mask)) is not a netmask like 255.255.255.0")
+        }
+        if let ipsValue = nic["ips"] {
+            guard let a = ipsValue.arrayValue, !a.isEmpty else { throw LumosError.invalid("\(at).ips: expected a non-empty array like [\"10.0.0.5/24\"] or [\"dhcp\"]") }
+            for (j, v) in a.enumerated() {
+                guard let s = v.stringValue, s == "dhcp" || s == "addrconf" || ValueChecks.isCIDR(s) else {
+                    let more = v.stringValue.map { ValueChecks.isIP($0) ? " (add the prefix length, e.g. \($0)/24)" : "" } ?? ""
+                    throw LumosError.invalid("\(at).ips[\(j)]: \(ValueChecks.show(v)) is not an address with prefix, \"dhcp\" or \"addrconf\"\(more)")
+                }
+            }
+            if nic["ip"] != nil { throw LumosError.invalid("\(at): both ip and ips are set; use ips") }
+        }
+        if let gw = nic["gateway"], !(gw.stringValue.map(ValueChecks.isIP) ?? false) {
+            throw LumosError.invalid("\(at).gateway: \(ValueChecks.show(gw)) is not an IP address")
+        }
+        for key in ["gateways", "allowed_ips"] {
+            guard let v = nic[key] else { continue }
+            guard let a = v.arrayValue else { throw LumosError.invalid("\(at).\(key): expected an array of IP addresses") }
+            for (j, e) in a.enumerated() {
+                let ok = e.stringValue.map { ValueChecks.isIP($0) || (key == "allowed_ips" && ValueChecks.isCIDR($0)) } ?? false
+                if !ok { throw LumosError.invalid("\(at).\(key)[\(j)]: \(ValueChecks.show(e)) is not an IP address\(key == "allowed_ips" ? " or CIDR block" : "")") }
+            }
+        }
+        for key in booleanKeys {
+            if let v = nic[key], v.boolValue == nil { throw LumosError.invalid("\(at).\(key): expected true or false, got \(v.typeName) \(ValueChecks.show(v))") }
+        }
+        if let v = nic["mtu"] {
+            guard let n = v.intValue, n >= 576, n <= 9000 else { throw LumosError.invalid("\(at).mtu: \(ValueChecks.show(v)) is out of range; use 576 to 9000") }
+        }
+        if let v = nic["vlan_id"] {
+            guard let n = v.intValue, n >= 0, n <= 4094 else { throw LumosError.invalid("\(at).vlan_id: \(ValueChecks.show(v)) is out of range; use 0 (untagged) to 4094") }
+        }
+        if let v = nic["blocked_outgoing_ports"] {
+            guard let a = v.arrayValue, a.allSatisfy({ ($0.intValue ?? 0) >= 1 && ($0.intValue ?? 0) <= 65535 }) else {
+                throw LumosError.invalid("\(at).blocked_outgoing_ports: expected an array of port numbers 1 to 65535, e.g. [25]")
+            }
+        }
+        if let v = nic["network_uuid"], !(v.stringValue.map(ValueChecks.isUUID) ?? false) {
+            throw LumosError.invalid("\(at).network_uuid: \(ValueChecks.show(v)) is not a UUID")
+        }
+        if nic["model"] != nil { throw LumosError.unsupported("\(at).model: NIC models are for kvm VMs; remove it for an lx zone") }
+        for key in bandwidthKeys {
+            guard let v = nic[key] else { continue }
+            guard bitsPerSecond(v) != nil else {
+                throw LumosError.invalid("\(at).\(key): \(ValueChecks.show(v)) is not a bandwidth; use Mbit/s as a number (100) or dladm's form (\"100M\", \"1G\")")
+            }
+        }
+        return nic
+    }
+
+    /// A bandwidth cap in bit/s: a number is Mbit/s; strings take K, M or G (powers of 1000, as dladm maxbw).
+    public static func bitsPerSecond(_ v: JSONValue) -> UInt64? {
+        if let n = v.intValue { return n > 0 ? UInt64(n) * 1_000_000 : nil }
+        guard var s = v.stringValue?.uppercased(), !s.isEmpty else { return nil }
+        var mult: UInt64 = 1
+        switch s.last {
+        case "K": mult = 1_000; s.removeLast()
+        case "M": mult = 1_000_000; s.removeLast()
+        case "G": mult = 1_000_000_000; s.removeLast()
+        default: break
+        }
+        guard let n = Double(s), n > 0, n * Double(mult) >= 1000 else { return nil }
+        return UInt64(n * Double(mult))
+    }
+}

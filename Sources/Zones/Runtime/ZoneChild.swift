@@ -1,0 +1,130 @@
+import CLinux
+import Glibc
+import LumosCore
+
+/// One zone PID 1 between clone and exec: owns everything the C child reads (built before
+/// clone, because the child may not allocate) and the parent's end of the sync socket.
+final class ZoneChild {
+    let spec: ZoneSpec
+    private let argv: CStringArray
+    private let envp: CStringArray
+    private let strings: CStringArray          // rootfs, hostname, tmpfs options, mount paths
+    private let mounts: UnsafeMutablePointer<clinux_zone_mount>
+    private let seccomp: SeccompProgram
+    private var ownedFDs: [Int32] = []          // /dev/null and the init binary, closed in deinit
+    private var config = clinux_zone_config()
+    private var parentEnd: Int32 = -1
+    private var pidfd: Int32 = -1
+
+    init(spec: ZoneSpec, initBinary: String) throws {
+        self.spec = spec
+        var args: [String]
+        var initFD: Int32 = -1
+        switch spec.initProcess {
+        case .image(let command):
+            args = command
+        case .lumos(let command):
+            args = ["lumos-init"]
+            if let command {
+                args += command
+            } else {
+                // lstat, not stat: an absolute symlink in the image must not be resolved on the host.
+                var st = stat()
+                if lstat(spec.rootfs + "/sbin/init", &st) == 0 { args.append("/sbin/init") }
+            }
+            initFD = open(initBinary, CLINUX_O_PATH | O_CLOEXEC)
+            if initFD < 0 { throw Errno(errno, "open", initBinary) }
+        }
+        if initFD >= 0 { ownedFDs.append(initFD) }
+        argv = CStringArray(args)
+        envp = CStringArray(spec.environment)
+        seccomp = try SeccompProgram()
+
+        // Fixed slots: 0 rootfs, 1 hostname, 2 dev, 3 shm, 4 tmp, then source/target pairs.
+        var texts = [spec.rootfs, spec.hostname, "mode=755,size=65536k", "mode=1777,size=65536k",
+                     "mode=1777,size=\(spec.tmpfsSize)m"]
+        for fs in spec.filesystems {
+            texts.append(fs.source)
+            texts.append(String(fs.target.drop(while: { $0 == "/" })))
+        }
+        strings = CStringArray(texts)
+        let p = strings.pointers
+        mounts = .allocate(capacity: max(spec.filesystems.count, 1))
+        for (i, fs) in spec.filesystems.enumerated() {
+            mounts[i] = clinux_zone_mount(source: p[5 + 2 * i], target: p[6 + 2 * i], read_only: fs.readOnly ? 1 : 0)
+        }
+
+        func stdio(_ fd: Int32?, _ mode: Int32) throws -> Int32 {
+            if let fd { return fd }
+            let null = try sys("open", "/dev/null") { open("/dev/null", mode | O_CLOEXEC) }
+            ownedFDs.append(null)
+            return null
+        }
+        config.rootfs = UnsafePointer(p[0])
+        config.hostname = UnsafePointer(p[1])
+        config.dev_data = UnsafePointer(p[2])
+        config.shm_data = UnsafePointer(p[3])
+        config.tmp_data = spec.tmpfsSize > 0 ? UnsafePointer(p[4]) : nil
+        config.init_fd = initFD
+        config.stdin_fd = try stdio(spec.stdin, O_RDONLY)
+        config.stdout_fd = try stdio(spec.stdout, O_WRONLY)
+        config.stderr_fd = try stdio(spec.stderr, O_WRONLY)
+        config.mounts = UnsafePointer(mounts)
+        config.mount_count = Int32(spec.filesystems.count)
+        config.caps_keep = ZoneSecurity.capabilityMask
+        config.cap_last = ZoneSecurity.lastCapability()
+        config.seccomp = seccomp.filter
+        config.seccomp_len = seccomp.count
+        config.memlock_bytes = spec.limits.maxLockedMemory.map { $0 << 20 } ?? UInt64.max
+    }
+
+    /// Clones the child; it waits for `release`.
+    func spawn() throws -> pid_t {
+        var pair: [Int32] = [-1, -1]
+        try sys("socketpair") { clinux_socketpair_seqpacket(&pair) }
+        config.sync_fd = pair[1]
+        config.parent_fd = pair[0]
+        let pid = argv.withPointer { a in
+            envp.withPointer { e in
+                config.argv = a
+                config.envp = e
+                return clinux_zone_spawn(&config, &pidfd)
+            }
+        }
+        let e = errno
+        close(pair[1])
+        if pid < 0 {
+            close(pair[0])
+            throw LumosError(.failed, "zone \(spec.uuid): clone failed: \(String(cString: strerror(e))) (needs root and user namespaces)", errno: e)
+        }
+        parentEnd = pair[0]
+        return pid
+    }
+
+    func release(passing fd: Int32) throws {
+        try sys("sendmsg", "zone \(spec.uuid) release") { clinux_zone_release(parentEnd, fd) }
+    }
+
+    /// Returns once the child exec'd; throws naming the step that failed.
+    func waitForExec() throws {
+        defer { closeParentEnd() }
+        var message = clinux_zone_message()
+        let r = clinux_zone_wait_message(parentEnd, &message)
+        if r < 0 { throw Errno(errno, "recvmsg", "zone \(spec.uuid) start") }
+        if r == 0 { return }
+        let step = String(cString: clinux_zone_step_name(message.step))
+        throw LumosError(.failed, "zone \(spec.uuid): start failed while \(step): \(String(cString: strerror(message.error)))", errno: message.error)
+    }
+
+    func closeParentEnd() {
+        if parentEnd >= 0 { close(parentEnd) }
+        parentEnd = -1
+    }
+
+    deinit {
+        closeParentEnd()
+        if pidfd >= 0 { close(pidfd) }
+        for fd in ownedFDs { close(fd) }
+        mounts.deallocate()
+    }
+}

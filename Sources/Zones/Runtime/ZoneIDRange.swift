@@ -1,0 +1,84 @@
+import Glibc
+import LumosCore
+
+/// The host uids/gids a zone's ids map to: zone id n is host id `base + n` for n < `count`.
+/// Root inside the zone is therefore an ordinary, unprivileged uid outside.
+///
+/// Ranges are 65536 ids (a whole 16-bit id space, so images with nobody=65534 work) in slots
+/// starting at 2^28, far above login uids and the usual /etc/subuid ranges (100000+). A slot is
+/// held by a file `<root>/zones/idranges/<slot>` naming the zone, created with O_EXCL, so an
+/// allocation survives reboots and two zones can never share a slot.
+public struct ZoneIDRange: Sendable, Equatable, Codable {
+    public var base: UInt32
+    public var count: UInt32
+
+    public static let size: UInt32 = 65536
+    public static let firstBase: UInt32 = 1 << 28
+    static let slots = Int((UInt32.max - firstBase) / size) - 1
+
+    public init(base: UInt32, count: UInt32 = ZoneIDRange.size) {
+        self.base = base
+        self.count = count
+    }
+
+    static func directory(_ root: StateRoot) -> String { root.sub("zones", "idranges") }
+
+    /// The range already held by `uuid`, if any.
+    public static func lookup(_ uuid: String, root: StateRoot) -> ZoneIDRange? {
+        let dir = directory(root)
+        for name in Files.list(dir) {
+            guard let slot = Int(name), let owner = try? FD.readText("\(dir)/\(name)") else { continue }
+            if owner.trimmingSpaces() == uuid { return ZoneIDRange(base: firstBase + UInt32(slot) * size) }
+        }
+        return nil
+    }
+
+    /// The range of `uuid`, allocating the lowest free slot the first time.
+    public static func allocate(for uuid: String, root: StateRoot) throws -> ZoneIDRange {
+        let dir = directory(root)
+        try Files.makeDirectories(dir, mode: 0o700)
+        let lock = try FileLock(root.sub("zones", ".idranges.lock"))
+        defer { withExtendedLifetime(lock) {} }
+        if let existing = lookup(uuid, root: root) { return existing }
+        let used = Set(Files.list(dir).compactMap(Int.init))
+        guard let slot = (0..<slots).first(where: { !used.contains($0) }) else {
+            throw LumosError(.noSpace, "zone \(uuid): all \(slots) uid ranges are in use; delete unused zones")
+        }
+        // Written to a temporary name, then linked: the slot file never exists half-written.
+        let tmp = "\(dir)/.\(slot).\(getpid())"
+        try Files.writeAtomically(tmp, uuid + "\n", mode: 0o600)
+        defer { unlink(tmp) }
+        try sys("link", "\(dir)/\(slot)") { link(tmp, "\(dir)/\(slot)") }
+        return ZoneIDRange(base: firstBase + UInt32(slot) * size)
+    }
+
+    /// Gives the range back (zone deleted). Idempotent.
+    public static func release(_ uuid: String, root: StateRoot) {
+        let dir = directory(root)
+        for name in Files.list(dir) where Int(name) != nil {
+            if let owner = try? FD.readText("\(dir)/\(name)"), owner.trimmingSpaces() == uuid { unlink("\(dir)/\(name)") }
+        }
+    }
+
+    /// Shifts the ownership of every file below `path` into this range (uid u → base + u), for
+    /// file systems without idmapped mounts. Symlinks are changed, never followed; ids already
+    /// in the range are left alone, so it is safe to run again after an interruption.
+    public func chown(_ path: String) throws {
+        var st = stat()
+        try sys("lstat", path) { lstat(path, &st) }
+        try shift(path, st)
+        guard (st.st_mode & S_IFMT) == S_IFDIR else { return }
+        for name in Files.list(path) { try chown("\(path)/\(name)") }
+    }
+
+    private func shift(_ path: String, _ st: stat) throws {
+        func mapped(_ id: UInt32) -> UInt32 { (id >= base && id < base + count) ? id : base + min(id, count - 1) }
+        let uid = mapped(st.st_uid), gid = mapped(st.st_gid)
+        if uid == st.st_uid && gid == st.st_gid { return }
+        try sys("lchown", path) { lchown(path, uid, gid) }
+        // chown clears set-id bits; restore them (not on symlinks, which have no mode).
+        if (st.st_mode & S_IFMT) != S_IFLNK && (st.st_mode & (S_ISUID | S_ISGID)) != 0 {
+            try sys("chmod", path) { chmod(path, st.st_mode & 0o7777) }
+        }
+    }
+}

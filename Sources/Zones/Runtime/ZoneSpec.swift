@@ -1,0 +1,156 @@
+import Glibc
+import LumosCore
+
+/// Resource controls of a running zone, in vmadm's units (vmadm(8) property in brackets).
+/// `nil` means "no limit". Applied through cgroups (v1 controllers and/or cgroup v2, see
+/// `CgroupLayout`) and can be changed live with `ZoneRuntime.updateLimits`.
+public struct ZoneLimits: Sendable, Equatable, Codable {
+    /// MiB of RAM [max_physical_memory]: memory.limit_in_bytes / memory.max.
+    public var maxPhysicalMemory: UInt64?
+    /// MiB of RAM plus swap [max_swap], at least maxPhysicalMemory: memory.memsw.limit_in_bytes,
+    /// or memory.swap.max = maxSwap - maxPhysicalMemory on cgroup v2.
+    public var maxSwap: UInt64?
+    /// MiB of locked memory [max_locked_memory]: RLIMIT_MEMLOCK of the zone's processes.
+    public var maxLockedMemory: UInt64?
+    /// Processes and threads [max_lwps]: pids.max.
+    public var maxLwps: UInt64?
+    /// Relative CPU weight [cpu_shares], vmadm's default 100: cpu.shares = shares*1024/100 on v1
+    /// (100 weighs like one host process), cpu.weight = shares on v2 (the same scale).
+    public var cpuShares: UInt64?
+    /// Percent of one CPU [cpu_cap], 0 or nil = none: cpu.cfs_quota_us / cpu.max, period 100 ms.
+    public var cpuCap: UInt64?
+    /// I/O weight [zfs_io_priority], 1...1000 (default 100): blkio.bfq.weight / io.weight.
+    public var ioWeight: UInt64?
+
+    public init(maxPhysicalMemory: UInt64? = nil, maxSwap: UInt64? = nil, maxLockedMemory: UInt64? = nil,
+                maxLwps: UInt64? = nil, cpuShares: UInt64? = nil, cpuCap: UInt64? = nil, ioWeight: UInt64? = nil) {
+        self.maxPhysicalMemory = maxPhysicalMemory
+        self.maxSwap = maxSwap
+        self.maxLockedMemory = maxLockedMemory
+        self.maxLwps = maxLwps
+        self.cpuShares = cpuShares
+        self.cpuCap = cpuCap
+        self.ioWeight = ioWeight
+    }
+}
+
+/// A host path bind-mounted into the zone [filesystems, type lofs].
+public struct BindMount: Sendable, Equatable, Codable {
+    /// Absolute path on the host.
+    public var source: String
+    /// Absolute path inside the zone; resolved inside the zone's root (symlinks cannot lead out).
+    public var target: String
+    public var readOnly: Bool
+
+    public init(source: String, target: String, readOnly: Bool = false) {
+        self.source = source
+        self.target = target
+        self.readOnly = readOnly
+    }
+}
+
+/// How PID 1 of the zone is chosen.
+public enum ZoneInit: Sendable, Equatable, Codable {
+    /// Lumos's own init is PID 1 and runs this command as its child (nil: `/sbin/init` when the
+    /// image has one, else nothing: the init idles so the zone stays up for zlogin).
+    case lumos(command: [String]?)
+    /// The image's own program is exec'd directly as PID 1 (vmadm's init_name).
+    case image([String])
+}
+
+/// Everything the kernel needs to run one zone. The caller (vmadm) owns where the values come
+/// from; the runtime keeps no state of its own beyond the kernel's (cgroups, namespaces).
+public struct ZoneSpec: Sendable, Equatable {
+    public var uuid: String
+    public var hostname: String
+    /// The zone's root directory on the host (a dataset's mountpoint).
+    public var rootfs: String
+    public var initProcess: ZoneInit
+    public var environment: [String]
+    public var limits: ZoneLimits
+    public var filesystems: [BindMount]
+    /// Size of a tmpfs on /tmp in MiB [tmpfs]; 0 = no tmpfs (the image's /tmp).
+    public var tmpfsSize: UInt64
+    /// Host ids that zone ids 0..<uidCount map to (`ZoneIDRange`).
+    public var idRange: ZoneIDRange
+    /// Mount the root file system through an idmapped mount so files owned by 0 on disk are
+    /// root inside the zone without a chown. When false, the rootfs must already be owned by
+    /// the zone's host ids (`ZoneIDRange.chown`).
+    public var idmapRootfs: Bool
+    /// Host descriptors for the zone's stdin/stdout/stderr (the console); nil = /dev/null.
+    public var stdin: Int32?
+    public var stdout: Int32?
+    public var stderr: Int32?
+
+    public init(uuid: String, hostname: String, rootfs: String, initProcess: ZoneInit = .lumos(command: nil),
+                environment: [String] = ZoneSpec.defaultEnvironment, limits: ZoneLimits = ZoneLimits(),
+                filesystems: [BindMount] = [], tmpfsSize: UInt64 = 0, idRange: ZoneIDRange, idmapRootfs: Bool = true,
+                stdin: Int32? = nil, stdout: Int32? = nil, stderr: Int32? = nil) {
+        self.uuid = uuid
+        self.hostname = hostname
+        self.rootfs = rootfs
+        self.initProcess = initProcess
+        self.environment = environment
+        self.limits = limits
+        self.filesystems = filesystems
+        self.tmpfsSize = tmpfsSize
+        self.idRange = idRange
+        self.idmapRootfs = idmapRootfs
+        self.stdin = stdin
+        self.stdout = stdout
+        self.stderr = stderr
+    }
+
+    public static let defaultEnvironment = [
+        "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
+        "TERM=xterm",
+        "HOME=/root",
+    ]
+
+    /// Rejects values the kernel would refuse halfway through a start.
+    public func validate() throws {
+        guard ZoneRuntime.isValidName(uuid) else {
+            throw LumosError.invalid("zone \(uuid): the uuid must be 1-64 letters, digits, '-' or '_'")
+        }
+        guard !hostname.isEmpty, hostname.utf8.count <= 64 else {
+            throw LumosError.invalid("zone \(uuid): hostname '\(hostname)' must be 1-64 bytes")
+        }
+        guard rootfs.hasPrefix("/"), Files.isDirectory(rootfs) else {
+            throw LumosError.invalid("zone \(uuid): root file system \(rootfs) is not a directory; create the zone's dataset first")
+        }
+        // The zone's setup runs as the zone's root, an unprivileged host uid: it must be able to
+        // walk down to its root directory.
+        var dir = Files.parent(rootfs)
+        while true {
+            var st = stat()
+            if stat(dir, &st) == 0 && st.st_mode & S_IXOTH == 0 {
+                throw LumosError.invalid("zone \(uuid): \(dir) is not searchable by other users (mode \(String(st.st_mode & 0o7777, radix: 8))); the zone's unprivileged root cannot reach \(rootfs): chmod o+x \(dir)")
+            }
+            if dir == "/" { break }
+            dir = Files.parent(dir)
+        }
+        if case .image(let argv) = initProcess, argv.isEmpty {
+            throw LumosError.invalid("zone \(uuid): the init command is empty; give a program such as /sbin/init")
+        }
+        for fs in filesystems {
+            guard fs.source.hasPrefix("/"), Files.exists(fs.source) else {
+                throw LumosError.invalid("zone \(uuid): filesystem source \(fs.source) does not exist on the host")
+            }
+            guard fs.target.hasPrefix("/"), fs.target != "/", !fs.target.split(separator: "/").contains("..") else {
+                throw LumosError.invalid("zone \(uuid): filesystem target \(fs.target) must be an absolute path below / without '..'")
+            }
+        }
+        if let mem = limits.maxPhysicalMemory, let swap = limits.maxSwap, swap < mem {
+            throw LumosError.invalid("zone \(uuid): max_swap (\(swap) MiB) must be at least max_physical_memory (\(mem) MiB)")
+        }
+        if let lwps = limits.maxLwps, lwps < 1 {
+            throw LumosError.invalid("zone \(uuid): max_lwps must be at least 1")
+        }
+    }
+}
+
+/// The state the kernel reports for a zone.
+public enum ZoneState: String, Sendable, Codable {
+    case running
+    case stopped
+}

@@ -1,0 +1,81 @@
+import Glibc
+import LumosCore
+
+private let RLIMIT_MEMLOCK_VALUE = __rlimit_resource_t(__RLIMIT_MEMLOCK.rawValue)
+
+/// `ZoneControl` over the zone runtime (namespaces, cgroups, lumos-init).
+public final class RuntimeZones: ZoneControl {
+    public let runtime: ZoneRuntime
+    public let root: StateRoot
+
+    public init(root: StateRoot, runtime: ZoneRuntime? = nil) throws {
+        self.root = root
+        self.runtime = try runtime ?? ZoneRuntime()
+    }
+
+    static func limits(_ l: TenantLimits) -> ZoneLimits {
+        ZoneLimits(maxPhysicalMemory: l.maxPhysicalMemory, maxSwap: l.maxSwap, maxLockedMemory: l.maxLockedMemory,
+                   maxLwps: l.maxLwps, cpuShares: l.cpuShares, cpuCap: l.cpuCap, ioWeight: l.ioWeight)
+    }
+
+    public func start(_ launch: ZoneLaunch, beforeRelease: (pid_t) throws -> Void) throws -> pid_t {
+        // vmadm's default init_name is /sbin/init; an image without one (a bare rootfs) still
+        // boots: Lumos's init idles as PID 1 so the zone can be entered with zlogin.
+        // init_name is the zone's PID 1, as in vmadm (busybox and systemd refuse to be
+        // anything else). vmadm's default /sbin/init may be missing from a bare rootfs: then
+        // Lumos's own init is PID 1 and idles, so the zone still boots for zlogin.
+        var initProcess = ZoneInit.image(launch.initCommand)
+        var st = stat()
+        if let path = launch.initCommand.first, lstat(launch.rootfs + path, &st) != 0 {
+            guard launch.initCommand == ["/sbin/init"] else {
+                throw LumosError.notFound("VM \(launch.uuid): init_name \(path) does not exist in the zone's root; fix it with vmadm update \(launch.uuid) init_name=PATH")
+            }
+            initProcess = .lumos(command: nil)
+        }
+        var console: Int32 = -1
+        if let log = launch.consoleLog {
+            try Files.makeDirectories(Files.parent(log), mode: 0o700)
+            console = try sys("open", log) { open(log, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0o600) }
+        }
+        defer { if console >= 0 { close(console) } }
+        var limits = launch.limits
+        limits.maxLockedMemory = Self.allowLockedMemory(limits.maxLockedMemory)
+        let range = try ZoneIDRange.allocate(for: launch.uuid, root: root)
+        let spec = ZoneSpec(uuid: launch.uuid, hostname: launch.hostname, rootfs: launch.rootfs, initProcess: initProcess,
+                            limits: Self.limits(limits),
+                            filesystems: launch.mounts.map { BindMount(source: $0.source, target: $0.target, readOnly: $0.readOnly) },
+                            tmpfsSize: launch.tmpfsMiB, idRange: range, idmapRootfs: true,
+                            stdout: console >= 0 ? console : nil, stderr: console >= 0 ? console : nil)
+        return try runtime.start(spec, beforeRelease: beforeRelease)
+    }
+
+    /// The zone's init sets RLIMIT_MEMLOCK inside its user namespace, where it cannot raise the
+    /// hard limit it inherited (8 MiB on Debian). Raise ours first so max_locked_memory fits;
+    /// a host that denies that (no CAP_SYS_RESOURCE) bounds every process, the zone included,
+    /// so the zone gets the host's hard limit. Returns the MiB the zone can be given.
+    static func allowLockedMemory(_ mib: UInt64?) -> UInt64? {
+        guard let mib else { return nil }
+        let bytes = rlim_t(mib << 20)
+        var rl = rlimit()
+        getrlimit(RLIMIT_MEMLOCK_VALUE, &rl)
+        if rl.rlim_max == rlim_t.max || rl.rlim_max >= bytes { return mib }
+        var raised = rl
+        raised.rlim_max = bytes
+        raised.rlim_cur = max(rl.rlim_cur, bytes)
+        if setrlimit(RLIMIT_MEMLOCK_VALUE, &raised) == 0 { return mib }
+        return UInt64(rl.rlim_max) >> 20
+    }
+
+    public func isRunning(_ uuid: String) -> Bool { runtime.state(uuid) == .running }
+    public func initPid(_ uuid: String) -> pid_t? { runtime.initPid(uuid) }
+    public func stop(_ uuid: String, force: Bool, timeout: Double) throws { try runtime.stop(uuid, force: force, timeout: timeout) }
+    public func kill(_ uuid: String, signal: Int32) throws { try runtime.kill(uuid, signal: signal) }
+    public func updateLimits(_ uuid: String, _ limits: TenantLimits) throws {
+        var l = limits
+        l.maxLockedMemory = Self.allowLockedMemory(l.maxLockedMemory)
+        try runtime.updateLimits(uuid, Self.limits(l))
+    }
+    public func cleanup(_ uuid: String) throws { try runtime.cleanup(uuid) }
+    public func release(_ uuid: String) { ZoneIDRange.release(uuid, root: root) }
+    public func login(_ uuid: String, _ argv: [String], tty: Bool) throws -> Int32 { try runtime.exec(uuid, argv, tty: tty) }
+}

@@ -1,0 +1,85 @@
+import Foundation
+import Images
+import LumosCore
+
+extension Vmadm {
+    /// vmadm's rule for snapshot names, narrowed to what Lumos dataset names allow.
+    static func checkSnapshotName(_ name: String) throws {
+        guard !name.isEmpty, name.count <= 64 else {
+            throw LumosError.invalid("snapshot name \"\(name)\" must be 1 to 64 characters")
+        }
+        guard let first = name.unicodeScalars.first, first.properties.isAlphabetic || ("0"..."9").contains(first),
+              name.unicodeScalars.allSatisfy({ $0.isASCII && ($0.properties.isAlphabetic || ("0"..."9").contains($0) || "-_.:".unicodeScalars.contains($0)) }) else {
+            throw LumosError.invalid("snapshot name \"\(name)\": use letters, digits and - _ . : starting with a letter or digit")
+        }
+    }
+
+    public func snapshots(_ uuid: String) throws -> [String] {
+        _ = try store.read(uuid)
+        return try datasets.snapshots(of: dataset(uuid))
+    }
+
+    public func createSnapshot(_ uuid: String, _ name: String) throws {
+        try Self.checkSnapshotName(name)
+        let lock = try self.lock(uuid)
+        defer { withExtendedLifetime(lock) {} }
+        _ = try store.read(uuid)
+        if try datasets.snapshots(of: dataset(uuid)).contains(name) {
+            throw LumosError.exists("VM \(uuid) already has a snapshot named \(name); choose another name or delete it")
+        }
+        try datasets.snapshot("\(dataset(uuid))@\(name)")
+    }
+
+    public func deleteSnapshot(_ uuid: String, _ name: String) throws {
+        try Self.checkSnapshotName(name)
+        let lock = try self.lock(uuid)
+        defer { withExtendedLifetime(lock) {} }
+        _ = try store.read(uuid)
+        guard try datasets.snapshots(of: dataset(uuid)).contains(name) else {
+            throw LumosError.notFound("VM \(uuid) has no snapshot named \(name); see vmadm get \(uuid) (snapshots)")
+        }
+        try datasets.destroy("\(dataset(uuid))@\(name)", recursive: false)
+    }
+
+    /// vmadm rollback-snapshot: the zone is stopped if running, its files become the
+    /// snapshot's (newer snapshots are destroyed, as zfs rollback -r), and it boots again if it
+    /// was running. Journaled so a crash finishes the rollback on the next command.
+    public func rollbackSnapshot(_ uuid: String, _ name: String) throws {
+        try Self.checkSnapshotName(name)
+        let lock = try self.lock(uuid)
+        defer { withExtendedLifetime(lock) {} }
+        let m = try store.read(uuid)
+        guard try datasets.snapshots(of: dataset(uuid)).contains(name) else {
+            throw LumosError.notFound("VM \(uuid) has no snapshot named \(name); see vmadm get \(uuid) (snapshots)")
+        }
+        let wasRunning = zones.isRunning(uuid)
+        let intent = try store.journal.begin("rollback", uuid, data: ["snapshot": name, "restart": wasRunning ? "true" : "false",
+                                                                      "manifest": m.stored.json.serialized(pretty: false)])
+        if wasRunning {
+            try zones.stop(uuid, force: false, timeout: 30)
+            try? network.detach(vm: m)
+            try intent.mark("stopped")
+        }
+        try finishRollback(uuid, snapshot: name, restart: wasRunning, manifest: m)
+        intent.finish()
+    }
+
+    /// imgadm create: a stopped zone's root becomes a new image (manifest + compressed file).
+    public func createImage(from uuid: String, name: String, version: String, description: String?,
+                            compression: String, prefix: String) throws -> (manifest: ImageManifest, manifestPath: String, filePath: String) {
+        let lock = try self.lock(uuid)
+        defer { withExtendedLifetime(lock) {} }
+        let m = try store.read(uuid)
+        if zones.isRunning(uuid) { throw LumosError.invalid("VM \(uuid) is running; stop it first (vmadm stop \(uuid)) so its files are consistent") }
+        let snap = "\(dataset(uuid))@imgadm-create-\(Int(Date().timeIntervalSince1970))"
+        try datasets.snapshot(snap)
+        defer { try? datasets.destroy(snap, recursive: false) }
+        var extra: [String: JSONValue] = ["origin_vm": .string(uuid)]
+        if let img = try? images.get(m.imageUUID) {
+            extra["requirements"] = img.manifest.fields["requirements"] ?? [:]
+        }
+        return try ImageStore.pack(rootfs: try datasets.mountpoint(snap) + "/root", name: name, version: version,
+                                   description: description ?? "\(name) made from VM \(uuid)", compression: compression,
+                                   prefix: prefix, extra: extra)
+    }
+}

@@ -1,0 +1,71 @@
+import Glibc
+import LumosCore
+
+/// Resource limits of a tenant in vmadm units (MiB, percent, weights); nil = no limit.
+public struct TenantLimits: Sendable, Equatable {
+    public var maxPhysicalMemory: UInt64?
+    public var maxSwap: UInt64?
+    public var maxLockedMemory: UInt64?
+    public var maxLwps: UInt64?
+    public var cpuShares: UInt64?
+    public var cpuCap: UInt64?
+    public var ioWeight: UInt64?
+
+    public init(_ m: Manifest) {
+        maxPhysicalMemory = UInt64(m.maxPhysicalMemoryMiB)
+        maxSwap = UInt64(m.maxSwapMiB)
+        maxLockedMemory = UInt64(m.maxLockedMemoryMiB)
+        maxLwps = UInt64(m.maxLwps)
+        cpuShares = UInt64(m.cpuShares)
+        cpuCap = m.cpuCapPercent.map(UInt64.init)
+        ioWeight = UInt64(m.ioPriority)
+    }
+}
+
+/// What the runtime needs to boot a tenant's zone, taken from its manifest and dataset.
+public struct ZoneLaunch: Sendable {
+    public var uuid: String
+    public var hostname: String
+    public var rootfs: String
+    /// argv of the zone's init (init_name), run under Lumos's reaping init.
+    public var initCommand: [String]
+    public var limits: TenantLimits
+    public var mounts: [FilesystemMount]
+    public var tmpfsMiB: UInt64
+    /// Where the zone's console output (its init's stdout/stderr) is appended.
+    public var consoleLog: String?
+}
+
+/// The kernel side of zones as vmadm uses it. The real one is the zone runtime
+/// (`RuntimeZones`); tests use a fake, so tenant logic is checked without root.
+public protocol ZoneControl: AnyObject {
+    /// Boots the zone; `beforeRelease` runs with the init's host pid before it executes
+    /// (the network hook point).
+    func start(_ launch: ZoneLaunch, beforeRelease: (pid_t) throws -> Void) throws -> pid_t
+    func isRunning(_ uuid: String) -> Bool
+    func initPid(_ uuid: String) -> pid_t?
+    /// SIGTERM to init, SIGKILL to everything after `timeout` (at once with force).
+    func stop(_ uuid: String, force: Bool, timeout: Double) throws
+    func kill(_ uuid: String, signal: Int32) throws
+    func updateLimits(_ uuid: String, _ limits: TenantLimits) throws
+    /// Ends every process and removes the zone's cgroups; idempotent (crash repair, delete).
+    func cleanup(_ uuid: String) throws
+    /// Gives back per-zone host resources kept between boots (the uid range).
+    func release(_ uuid: String)
+    /// Runs a command in the running zone (zlogin); returns its exit status.
+    func login(_ uuid: String, _ argv: [String], tty: Bool) throws -> Int32
+}
+
+/// The hook where the Net module plugs in a tenant's NICs: attach runs after the zone's
+/// namespaces exist and before its init runs; detach when it stops or is deleted.
+public protocol TenantNetwork: AnyObject {
+    func attach(vm: Manifest, pid: pid_t) throws
+    func detach(vm: Manifest) throws
+}
+
+/// No networking: a zone gets only its own loopback (the default until Net is wired).
+public final class NoTenantNetwork: TenantNetwork {
+    public init() {}
+    public func attach(vm: Manifest, pid: pid_t) throws {}
+    public func detach(vm: Manifest) throws {}
+}

@@ -1,0 +1,330 @@
+import ArgumentParser
+import Foundation
+import Glibc
+import Images
+import LumosCore
+import Net
+import Zones
+
+/// Opens the host's tenants: the `zones` pool and the zone runtime.
+func openVmadm(_ root: StateRoot) throws -> Vmadm {
+    let datasets = try PoolDatasets.open(root: root)
+    // NICs go on switches in the host's network namespace, or in $LUMOS_NET_NETNS when set.
+    let network = NetAttachment(host: NetworkHost.fromEnvironment(root: root))
+    let vmadm = Vmadm(root: root, datasets: datasets, zones: try RuntimeZones(root: root), network: network)
+    // Every command first finishes or undoes what a killed command left (DESIGN.md).
+    try vmadm.recover()
+    return vmadm
+}
+
+/// Success lines go to stderr as vmadm prints them, so stdout stays for data.
+func report(_ line: String) {
+    FileHandle.standardError.write(Data((line + "\n").utf8))
+}
+
+/// Reads a JSON payload from -f FILE or stdin (refusing a terminal, as vmadm does).
+func readPayload(_ file: String?, what: String) throws -> JSONValue {
+    if let file, file != "-" {
+        guard Files.exists(file) else { throw LumosError.notFound("\(file) does not exist") }
+        return try JSONValue.parse(try FD.readFile(file), what: file)
+    }
+    guard isatty(0) == 0 else { throw LumosError.invalid("\(what): no payload; give -f FILE or pipe JSON on stdin") }
+    return try JSONValue.parse(FD.readAll(0), what: "stdin")
+}
+
+/// `lumos vm ...` / `vmadm ...`: manage zones as SmartOS vmadm(8) does.
+struct VmadmCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "vm",
+        abstract: "Create, inspect, change and remove zones (vmadm).",
+        subcommands: [Create.self, Validate.self, Start.self, Stop.self, Reboot.self, Delete.self, Kill.self, List.self,
+                      Get.self, Lookup.self, Info.self, Update.self, CreateSnapshot.self, RollbackSnapshot.self,
+                      DeleteSnapshot.self, Send.self, Receive.self, Console.self]
+    )
+
+    struct Create: ParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Create a VM from a JSON manifest (file or stdin).")
+        @OptionGroup var global: GlobalOptions
+        @Option(name: .short, help: "Manifest file (default: stdin).") var f: String?
+
+        func run() throws {
+            let payload = try readPayload(f, what: "create")
+            let m = try openVmadm(global.stateRoot).create(payload)
+            report("Successfully created VM \(m.uuid)")
+        }
+    }
+
+    struct Validate: ParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Check a create or update payload without changing anything.")
+        @OptionGroup var global: GlobalOptions
+        @Argument(help: "create or update.") var action: String
+        @Argument(help: "Brand (for update; default lx).") var brand: String?
+        @Option(name: .short, help: "Payload file (default: stdin).") var f: String?
+
+        func run() throws {
+            let payload = try readPayload(f, what: "validate")
+            switch action {
+            case "create":
+                let m = try ManifestValidator.validateCreate(payload)
+                print("VALID 'create' payload for \(m.brand) brand VMs.")
+            case "update":
+                guard brand == nil || brand == "lx" else { throw LumosError.unsupported("brand \(brand!): only lx VMs exist in this Lumos") }
+                let sample = try ManifestValidator.validateCreate(["brand": "lx", "image_uuid": "00000000-0000-0000-0000-000000000001"])
+                _ = try ManifestValidator.validateUpdate(sample, payload)
+                print("VALID 'update' payload for lx brand VMs.")
+            default:
+                throw LumosError.invalid("validate: \"\(action)\" is not create or update")
+            }
+        }
+    }
+
+    struct Start: ParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Boot a stopped VM.")
+        @OptionGroup var global: GlobalOptions
+        @Argument var uuid: String
+        func run() throws {
+            let v = try openVmadm(global.stateRoot)
+            let id = try v.store.resolve(uuid)
+            try v.start(id)
+            report("Successfully started VM \(id)")
+        }
+    }
+
+    struct Stop: ParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Stop a VM: SIGTERM to its init, SIGKILL to all after the timeout.")
+        @OptionGroup var global: GlobalOptions
+        @Flag(name: .customShort("F"), help: "Kill at once.") var force = false
+        @Option(name: .short, help: "Seconds to wait before SIGKILL (default 180 as vmadm; 30 here).") var t: Double = 30
+        @Argument var uuid: String
+        func run() throws {
+            let v = try openVmadm(global.stateRoot)
+            let id = try v.store.resolve(uuid)
+            try v.stop(id, force: force, timeout: t)
+            report("Successfully completed stop for VM \(id)")
+        }
+    }
+
+    struct Reboot: ParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Stop and start a running VM.")
+        @OptionGroup var global: GlobalOptions
+        @Flag(name: .customShort("F"), help: "Kill at once.") var force = false
+        @Argument var uuid: String
+        func run() throws {
+            let v = try openVmadm(global.stateRoot)
+            let id = try v.store.resolve(uuid)
+            try v.reboot(id, force: force)
+            report("Successfully completed reboot for VM \(id)")
+        }
+    }
+
+    struct Delete: ParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Stop a VM and remove it with its dataset.")
+        @OptionGroup var global: GlobalOptions
+        @Argument var uuid: String
+        func run() throws {
+            let v = try openVmadm(global.stateRoot)
+            let id = try v.store.resolve(uuid)
+            try v.delete(id)
+            report("Successfully deleted VM \(id)")
+        }
+    }
+
+    struct Kill: ParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Send a signal to a VM's init (default SIGTERM).")
+        @OptionGroup var global: GlobalOptions
+        @Option(name: .short, help: "Signal name or number (TERM, SIGKILL, 9).") var s = "SIGTERM"
+        @Argument var uuid: String
+        func run() throws {
+            let signal = try Signals.parse(s)
+            let v = try openVmadm(global.stateRoot)
+            let id = try v.store.resolve(uuid)
+            try v.kill(id, signal: signal)
+            report("Successfully sent \(s) to VM \(id)")
+        }
+    }
+
+    struct List: ParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "List VMs (default columns uuid,type,ram,state,alias; sorted by ram,uuid).")
+        @OptionGroup var global: GlobalOptions
+        @Flag(name: .customShort("p"), help: "Parsable: colon-separated, no header.") var parsable = false
+        @Flag(name: .customShort("H"), help: "No header.") var noHeader = false
+        @Option(name: .short, help: "Columns, comma-separated.") var o: String?
+        @Option(name: .short, help: "Sort fields, comma-separated; -field for descending.") var s: String?
+        @Argument(help: "Filters: field=value or field=~regex.") var filters: [String] = []
+        func run() throws {
+            var q = ListQuery()
+            q.filters = try ListQuery.filters(filters)
+            if let o { q.columns = try ListQuery.fields(o, option: "-o") }
+            if let s { q.sort = try ListQuery.fields(s, option: "-s") }
+            let vms = q.select(try openVmadm(global.stateRoot).list())
+            print(q.render(vms, header: !noHeader && !parsable, parsable: parsable), terminator: "")
+        }
+    }
+
+    struct Get: ParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Print a VM's manifest as JSON, with its state from the kernel.")
+        @OptionGroup var global: GlobalOptions
+        @Argument var uuid: String
+        func run() throws {
+            print(try openVmadm(global.stateRoot).get(uuid).serialized())
+        }
+    }
+
+    struct Lookup: ParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Find VMs by field=value / field=~regex; prints uuids.")
+        @OptionGroup var global: GlobalOptions
+        @Flag(name: .customShort("j"), help: "JSON objects instead of uuids.") var json = false
+        @Flag(name: .customShort("1"), help: "Exactly one VM must match.") var one = false
+        @Option(name: .short, help: "Fields of each object with -j.") var o: String?
+        @Argument(help: "Filters.") var filters: [String] = []
+        func run() throws {
+            var q = ListQuery()
+            q.filters = try ListQuery.filters(filters)
+            q.sort = ["uuid"]
+            let fields = try o.map { try ListQuery.fields($0, option: "-o") }
+            let vms = q.select(try openVmadm(global.stateRoot).list())
+            if one && vms.count != 1 {
+                throw LumosError.invalid("lookup -1: \(vms.count) VMs match \(filters.joined(separator: " ")); exactly one must")
+            }
+            if json {
+                let objects: [JSONValue] = vms.map { vm in
+                    guard let fields else { return vm }
+                    var o: [String: JSONValue] = [:]
+                    for f in fields { o[f] = vm.lookup(f) ?? .null }
+                    return .object(o)
+                }
+                print(JSONValue.array(objects).serialized())
+            } else {
+                for vm in vms { print(vm.lookup("uuid")?.plainText ?? "") }
+            }
+        }
+    }
+
+    struct Info: ParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Runtime information about a VM from the kernel (JSON).")
+        @OptionGroup var global: GlobalOptions
+        @Argument var uuid: String
+        func run() throws {
+            let v = try openVmadm(global.stateRoot)
+            let id = try v.store.resolve(uuid)
+            let vm = try v.get(id)
+            var info: [String: JSONValue] = ["uuid": .string(id), "state": vm.lookup("state") ?? .null]
+            if let runtime = v.zones as? RuntimeZones {
+                let cg = runtime.runtime.cgroup(id)
+                info["pid"] = vm.lookup("pid") ?? .null
+                info["cgroup_id"] = cg.cgroupID.map { .number(Double($0)) } ?? .null
+                info["cgroups"] = .array(cg.allDirectories.filter(Files.isDirectory).map { .string($0) })
+                info["processes"] = .number(Double(cg.processes().count))
+                info["cpu_usage_ns"] = cg.cpuUsageNanos().map { .number(Double($0)) } ?? .null
+            }
+            print(JSONValue.object(info).serialized())
+        }
+    }
+
+    struct Update: ParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Change a VM: JSON (-f or stdin) or property=value arguments; limits apply live.")
+        @OptionGroup var global: GlobalOptions
+        @Option(name: .short, help: "Update payload file.") var f: String?
+        @Argument var uuid: String
+        @Argument(help: "property=value ...") var assignments: [String] = []
+        func run() throws {
+            let payload = assignments.isEmpty ? try readPayload(f, what: "update") : try ManifestValidator.payload(fromAssignments: assignments)
+            let v = try openVmadm(global.stateRoot)
+            let id = try v.store.resolve(uuid)
+            let plan = try v.update(id, payload)
+            report("Successfully updated VM \(id)")
+            if !plan.nextBoot.isEmpty && v.zones.isRunning(id) {
+                report("note: \(plan.nextBoot.joined(separator: ", ")) take effect at the next boot")
+            }
+        }
+    }
+
+    struct CreateSnapshot: ParsableCommand {
+        static let configuration = CommandConfiguration(commandName: "create-snapshot", abstract: "Snapshot a VM's dataset.")
+        @OptionGroup var global: GlobalOptions
+        @Argument var uuid: String
+        @Argument var name: String
+        func run() throws {
+            let v = try openVmadm(global.stateRoot)
+            let id = try v.store.resolve(uuid)
+            try v.createSnapshot(id, name)
+            report("Created snapshot \(name) for VM \(id)")
+        }
+    }
+
+    struct RollbackSnapshot: ParsableCommand {
+        static let configuration = CommandConfiguration(commandName: "rollback-snapshot",
+                                                        abstract: "Return a VM's files to a snapshot (restarts it if running; newer snapshots are removed).")
+        @OptionGroup var global: GlobalOptions
+        @Argument var uuid: String
+        @Argument var name: String
+        func run() throws {
+            let v = try openVmadm(global.stateRoot)
+            let id = try v.store.resolve(uuid)
+            try v.rollbackSnapshot(id, name)
+            report("Rolled back VM \(id) to snapshot \(name)")
+        }
+    }
+
+    struct DeleteSnapshot: ParsableCommand {
+        static let configuration = CommandConfiguration(commandName: "delete-snapshot", abstract: "Remove a VM snapshot.")
+        @OptionGroup var global: GlobalOptions
+        @Argument var uuid: String
+        @Argument var name: String
+        func run() throws {
+            let v = try openVmadm(global.stateRoot)
+            let id = try v.store.resolve(uuid)
+            try v.deleteSnapshot(id, name)
+            report("Deleted snapshot \(name) for VM \(id)")
+        }
+    }
+
+    struct Send: ParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Write a stopped VM (manifest and data) to stdout, for vmadm receive.")
+        @OptionGroup var global: GlobalOptions
+        @Argument var uuid: String
+        func run() throws {
+            guard isatty(1) == 0 else { throw LumosError.invalid("send: refusing to write a stream to a terminal; redirect to a file or pipe to vmadm receive") }
+            let v = try openVmadm(global.stateRoot)
+            let id = try v.store.resolve(uuid)
+            try v.send(id, to: 1)
+            report("Successfully sent VM \(id)")
+        }
+    }
+
+    struct Receive: ParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Recreate a VM from a vmadm send stream on stdin.")
+        @OptionGroup var global: GlobalOptions
+        func run() throws {
+            guard isatty(0) == 0 else { throw LumosError.invalid("receive: stdin is a terminal; pipe in a vmadm send stream") }
+            let m = try openVmadm(global.stateRoot).receive(from: 0)
+            report("Successfully received VM \(m.uuid)")
+        }
+    }
+
+    struct Console: ParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "A shell on a terminal inside a running VM (its console output is in ROOT/zones/UUID/console.log).")
+        @OptionGroup var global: GlobalOptions
+        @Argument var uuid: String
+        func run() throws {
+            let v = try openVmadm(global.stateRoot)
+            let id = try v.store.resolve(uuid)
+            let status = try v.login(id, ["/bin/sh", "-l"], tty: isatty(0) == 1)
+            throw ExitCode(status)
+        }
+    }
+}
+
+/// Signal names as kill(1) takes them.
+enum Signals {
+    static let names: [String: Int32] = ["HUP": SIGHUP, "INT": SIGINT, "QUIT": SIGQUIT, "KILL": SIGKILL, "USR1": SIGUSR1,
+                                         "USR2": SIGUSR2, "TERM": SIGTERM, "CONT": SIGCONT, "STOP": SIGSTOP, "ALRM": SIGALRM]
+
+    static func parse(_ text: String) throws -> Int32 {
+        if let n = Int32(text), n > 0, n < 65 { return n }
+        var name = text.uppercased()
+        if name.hasPrefix("SIG") { name.removeFirst(3) }
+        guard let s = names[name] else { throw LumosError.invalid("-s \(text): unknown signal; use e.g. TERM, KILL, HUP or a number") }
+        return s
+    }
+}

@@ -1,0 +1,46 @@
+import ArgumentParser
+import Glibc
+import LumosCore
+import Zones
+
+/// `zlogin UUID [command...]` (SmartOS zlogin(1)), also `lumos login`. Without a command it
+/// opens an interactive login shell on a pseudo-terminal from the zone's own /dev/pts; with a
+/// command it runs it on our stdin/stdout/stderr and exits with its status.
+struct Zlogin: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "login",
+        abstract: "Run a shell or a command inside a running zone (zlogin)."
+    )
+
+    @OptionGroup var global: GlobalOptions
+
+    @Option(name: .customShort("l"), help: "Run as this user of the zone (through su).")
+    var user: String?
+
+    @Flag(name: .customShort("t"), help: "Allocate a pseudo-terminal even for a command.")
+    var forceTerminal = false
+
+    @Flag(name: .customShort("C"), help: "Connect to the zone's console (use `vmadm console`).")
+    var console = false
+
+    @Argument(help: "The zone's uuid.")
+    var uuid: String
+
+    @Argument(parsing: .captureForPassthrough, help: "Command and arguments to run (default: a login shell).")
+    var command: [String] = []
+
+    func run() throws {
+        if console {
+            throw LumosError.unsupported("zlogin -C: the zone console is `vmadm console \(uuid)`")
+        }
+        var argv = command
+        if let user {
+            argv = ["su", "-l", user] + (argv.isEmpty ? [] : ["-c", argv.joined(separator: " ")])
+        } else if argv.isEmpty {
+            argv = ["/bin/sh", "-l"]
+        }
+        let runtime = try ZoneRuntime()
+        let status = try runtime.exec(uuid, argv, tty: command.isEmpty || forceTerminal)
+        throw ExitCode(status)
+    }
+}

@@ -1,6 +1,0 @@
-import Testing
-@testable import Images
-
-@Test func moduleIsNamed() {
-    #expect(ImagesModule.name == "Images")
-}

@@ -1,0 +1,70 @@
+import Glibc
+import Images
+import LumosCore
+import Storage
+@testable import Zones
+
+/// A real host for one test: a private state root with an embedded `zones` pool, an
+/// installed busybox image and a Vmadm over the zone runtime. `close()` deletes every VM,
+/// destroys the pool and removes the directory; call it with defer.
+final class RealHost {
+    let dir: String
+    let root: StateRoot
+    let pool: Pool
+    let vmadm: Vmadm
+    let imageUUID: String
+
+    init(_ name: String) throws {
+        dir = "/tmp/lumos-vmadm-\(name)-\(getpid())-\(UInt32.random(in: 0...UInt32.max))"
+        try Files.makeDirectories(dir)
+        root = StateRoot(dir)
+        var options = Pool.CreateOptions()
+        options.size = 2 << 30
+        pool = try Pool.create("zones", options: options, root: root).0
+        let datasets = PoolDatasets(pool)
+        vmadm = Vmadm(root: root, datasets: datasets, zones: try RuntimeZones(root: root))
+        imageUUID = try vmadm.images.installBuilt(name: "busybox", version: "test", description: "test") {
+            try BusyboxImage.build(into: $0)
+        }.uuid
+    }
+
+    func payload(_ extra: [String: JSONValue] = [:]) -> JSONValue {
+        var o: [String: JSONValue] = ["brand": "lx", "image_uuid": .string(imageUUID), "alias": "itest", "max_physical_memory": 128]
+        for (k, v) in extra { o[k] = v }
+        return .object(o)
+    }
+
+    /// Runs the built `lumos` executable (next to the test bundle) with this state root.
+    func lumos(_ args: [String], stdin: String? = nil, env: [String: String] = [:]) throws -> Exec.Result {
+        let exe = Files.parent(Self.selfExe()) + "/lumos"
+        var argv = ["env", "LUMOS_ROOT=\(dir)"]
+        for (k, v) in env { argv.append("\(k)=\(v)") }
+        return try Exec.run(argv + [exe] + args, input: stdin.map { Array($0.utf8) }, check: false)
+    }
+
+    static func selfExe() -> String {
+        var buf = [CChar](repeating: 0, count: 4096)
+        let n = readlink("/proc/self/exe", &buf, buf.count - 1)
+        return String(decoding: buf[0..<max(0, n)].map { UInt8(bitPattern: $0) }, as: UTF8.self)
+    }
+
+    /// Nothing of a tenant is left: no manifest, dataset, cgroup or process.
+    func leftovers(_ uuid: String) -> [String] {
+        var out: [String] = []
+        if vmadm.store.exists(uuid) || Files.exists(vmadm.store.tenantDirectory(uuid)) { out.append("manifest") }
+        if vmadm.datasets.exists("zones/\(uuid)") { out.append("dataset") }
+        if let z = vmadm.zones as? RuntimeZones {
+            if z.runtime.cgroup(uuid).exists { out.append("cgroup") }
+            if z.isRunning(uuid) { out.append("process") }
+        }
+        if !vmadm.store.journal.pendingSubjects().isEmpty { out.append("intent") }
+        return out
+    }
+
+    func close() {
+        for uuid in vmadm.store.uuids() { try? vmadm.delete(uuid) }
+        try? vmadm.recover()
+        try? pool.destroy(force: true)
+        _ = try? Exec.run(["rm", "-rf", dir], check: false)
+    }
+}

@@ -1,6 +1,0 @@
-import Testing
-@testable import Zones
-
-@Test func moduleIsNamed() {
-    #expect(ZonesModule.name == "Zones")
-}

@@ -1,0 +1,97 @@
+#!/usr/bin/env bash
+# Zones benchmark: `vmadm create` of a busybox zone until its init runs (create→running),
+# `vmadm start` of a created zone against `runc run -d` (and crun, where it runs) of the same
+# root file system in the same run, and density: N idle zones, host memory per zone and
+# Lumos's own share (no daemon: only kernel objects). Prints markdown.
+# Usage: sudo bench/zones.sh [RUNS] [ZONES]   (default 15 runs, 100 idle zones)
+set -euo pipefail
+here=$(cd "$(dirname "$0")" && pwd)
+source "$here/lib.sh"
+runs=${1:-15}
+zones=${2:-100}
+lumos=$(lumos_bin)
+(cd "$here/.." && swift build -c release --product lumos-init 2>&1 | tail -1) >&2
+work=$(mktemp -d /tmp/lumos-bench-zones.XXXXXX)
+chmod 755 "$work"
+export LUMOS_ROOT=$work/state
+vmadm() { "$lumos" vm "$@"; }
+cleanup() {
+  for u in $(vmadm list -H -o uuid 2>/dev/null); do vmadm delete "$u" >/dev/null 2>&1 || true; done
+  runc delete -f lumos-bench-runc >/dev/null 2>&1 || true
+  "$lumos" pool destroy -f zones >/dev/null 2>&1 || true
+  rm -rf "$work"
+}
+trap cleanup EXIT
+"$lumos" pool create zones --size 8G >/dev/null
+img=$("$lumos" img build busybox | awk '{print $3}')
+payload() { echo "{\"brand\":\"lx\",\"image_uuid\":\"$img\",\"max_physical_memory\":64,\"alias\":\"bench\"$1}"; }
+
+# create → running
+create=()
+for i in $(seq "$runs"); do
+  t=$(now_ns); payload "" | vmadm create 2>/dev/null; create+=("$(ms_since "$t")")
+  u=$(vmadm list -H -o uuid | head -1)
+  [[ $(vmadm list -H -o state "uuid=$u") == running ]] || { echo "zone $u is not running" >&2; exit 1; }
+  vmadm delete "$u" 2>/dev/null
+done
+
+# start: vmadm vs runc on the same rootfs (a stopped zone's dataset)
+payload ',"autoboot":false' | vmadm create 2>/dev/null
+u=$(vmadm list -H -o uuid | head -1)
+rootfs=$(vmadm get "$u" | sed -n 's/.*"zonepath": "\(.*\)".*/\1/p')/root
+bundle=$work/bundle
+mkdir -p "$bundle"
+(cd "$bundle" && runc spec)
+python3 - "$bundle/config.json" "$rootfs" <<'PY'
+import json, sys
+p, root = sys.argv[1], sys.argv[2]
+c = json.load(open(p))
+c["root"] = {"path": root, "readonly": True}
+c["process"]["terminal"] = False
+c["process"]["args"] = ["/bin/sleep", "3600"]
+json.dump(c, open(p, "w"))
+PY
+start=(); runcs=(); crun_note="crun refused: $(cd "$bundle" && crun run -d lumos-bench-crun 2>&1 | head -1 || true)"
+crun delete -f lumos-bench-crun >/dev/null 2>&1 || true
+for i in $(seq "$runs"); do
+  t=$(now_ns); vmadm start "$u" 2>/dev/null; start+=("$(ms_since "$t")")
+  vmadm stop -F "$u" 2>/dev/null
+  t=$(now_ns); (cd "$bundle" && runc run -d lumos-bench-runc >/dev/null 2>&1 </dev/null); runcs+=("$(ms_since "$t")")
+  runc delete -f lumos-bench-runc >/dev/null 2>&1
+done
+vmadm delete "$u" 2>/dev/null
+
+# density: idle zones
+used() { awk '/MemTotal/ {t=$2} /MemAvailable/ {a=$2} END {print t-a}' /proc/meminfo; }
+sync; echo 1 > /proc/sys/vm/drop_caches 2>/dev/null || true
+before=$(used)
+t=$(now_ns)
+for i in $(seq "$zones"); do payload "" | vmadm create 2>/dev/null; done
+density_s=$(echo "scale=1; $(ms_since "$t") / 1000" | bc)
+running=$(vmadm list -H -o state state=running | wc -l)
+sleep 2
+after=$(used)
+rss=0
+for u in $(vmadm list -H -o uuid); do
+  for p in $(cat /sys/fs/cgroup/pids/lumos/$u/cgroup.procs 2>/dev/null || cat /sys/fs/cgroup/lumos/$u/cgroup.procs 2>/dev/null); do
+    r=$(awk '/VmRSS/ {print $2}' /proc/$p/status 2>/dev/null || echo 0); rss=$((rss + ${r:-0}))
+  done
+done
+per_zone=$(echo "scale=0; ($after - $before) / $zones" | bc)
+rss_zone=$(echo "scale=0; $rss / $zones" | bc)
+lumos_procs=$(pgrep -x lumos | wc -l || true)
+
+c=$(printf '%s\n' "${create[@]}" | median)
+s=$(printf '%s\n' "${start[@]}" | median)
+r=$(printf '%s\n' "${runcs[@]}" | median)
+echo "| measure | value |"
+echo "|---|---|"
+echo "| create→running, busybox zone (ms, median of $runs) | $c |"
+echo "| vmadm start (ms, median of $runs) | $s |"
+echo "| runc run -d, same rootfs (ms, median of $runs) | $r |"
+echo "| vmadm start / runc run | $(ratio "$s" "$r") |"
+echo "| crun | ${crun_note} |"
+echo "| idle zones created and running | $running of $zones in ${density_s} s |"
+echo "| host memory per idle zone (KiB, MemAvailable delta) | $per_zone |"
+echo "| of which the zone's own processes (KiB RSS) | $rss_zone |"
+echo "| Lumos processes left running (no daemon) | $lumos_procs |"
