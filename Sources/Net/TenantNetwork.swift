@@ -381,3 +381,32 @@ extension TenantNetwork {
             + resolvers.map { "nameserver \($0)\n" }.joined()
     }
 }
+
+extension TenantNetwork {
+    /// Brings a running tenant's NICs to `desired` (its manifest's nics[] after vmadm applied
+    /// add_nics/remove_nics/update_nics): NICs are matched by mac; those gone are removed,
+    /// changed ones updated, new ones (no mac, or an unknown mac) added. Attaches when nothing
+    /// is attached yet and detaches when `desired` is empty.
+    @discardableResult
+    public func apply(tenant: String, nics desired: [NicSpec], netns: NetNamespace, hostname: String? = nil,
+                      resolvers: [String] = [], addressesByDHCP: Bool = false) throws -> [TenantNIC] {
+        guard let record = try host.store.tenant(tenant) else {
+            if desired.isEmpty { return [] }
+            return try attach(tenant: tenant, nics: desired, netns: netns, hostname: hostname, resolvers: resolvers, addressesByDHCP: addressesByDHCP)
+        }
+        if desired.isEmpty { try detach(tenant: tenant); return [] }
+        let current = Dictionary(record.nics.map { ($0.mac, $0) }, uniquingKeysWith: { a, _ in a })
+        let wanted = Set(desired.compactMap(\.mac))
+        let remove = record.nics.map(\.mac).filter { !wanted.contains($0) }
+        var add: [NicSpec] = []
+        var change: [NicSpec] = []
+        for d in desired {
+            guard let m = d.mac, let old = current[m] else { add.append(d); continue }
+            var same = d
+            same.interface = old.interface
+            if same != old.spec { change.append(d) }
+        }
+        if remove.isEmpty && add.isEmpty && change.isEmpty { return record.nics }
+        return try update(tenant: tenant, netns: netns, add: add, remove: remove, update: change)
+    }
+}

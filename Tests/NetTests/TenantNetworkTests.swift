@@ -221,6 +221,30 @@ struct TenantNetworkTests {
         #expect(try lab.protectedPorts() == [after[1].hostLink])
     }
 
+    @Test func applyBringsNICsToTheManifest() throws {
+        let lab = try NetLab()
+        defer { lab.teardown() }
+        try lab.host.createEtherstub("stub0")
+        try lab.host.addHostAddress("stub0", "10.77.0.1/24")
+        let a = try lab.tenantNamespace("a")
+        let net = TenantNetwork(host: lab.host)
+        let t = lab.uuid()
+        let m0 = MACAddress("02:00:00:00:0a:01")!, m1 = MACAddress("02:00:00:00:0a:02")!
+        try net.apply(tenant: t, nics: [NicSpec(nicTag: "stub0", ips: ["10.77.0.10/24"], mac: m0)], netns: .named(a))
+        #expect(try lab.ping(a, "10.77.0.1"))
+        // Readdress net0 in place and add net1: the manifest after update_nics + add_nics.
+        let nics = try net.apply(tenant: t, nics: [NicSpec(nicTag: "stub0", ips: ["10.77.0.20/24"], mac: m0),
+                                                   NicSpec(nicTag: "stub0", ips: ["10.77.0.21/24"], mac: m1)], netns: .named(a))
+        #expect(nics.map(\.interface) == ["net0", "net1"])
+        let addrs = try lab.run(a, ["ip", "-br", "addr"]).stdout
+        #expect(addrs.contains("10.77.0.20/24") && addrs.contains("10.77.0.21/24") && !addrs.contains("10.77.0.10/24"))
+        #expect(try lab.ping(a, "10.77.0.1"))
+        #expect(try net.apply(tenant: t, nics: [NicSpec(nicTag: "stub0", ips: ["10.77.0.21/24"], mac: m1)], netns: .named(a)).map(\.mac) == [m1])
+        #expect(try lab.tenantLinks().count == 1)
+        #expect(try net.apply(tenant: t, nics: [], netns: .named(a)).isEmpty)
+        #expect(try lab.tenantLinks().isEmpty && lab.protectedPorts().isEmpty)
+    }
+
     @Test func cleanupRemovesEverythingAndIsIdempotent() throws {
         let lab = try NetLab()
         defer { lab.teardown() }
