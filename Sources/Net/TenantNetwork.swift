@@ -186,7 +186,7 @@ public struct TenantNetwork: Sendable {
             }
             zoneLines.append("link set \(n.interface) up")
             if !record.addressesByDHCP {
-                for a in n.spec.addresses { zoneLines.append("addr add \(a) dev \(n.interface)") }
+                for a in n.spec.addresses { zoneLines.append(Self.addressLine(a, n.interface)) }
                 if n.spec.isPrimary {
                     for g in n.spec.gatewayAddresses { zoneLines.append("route replace default via \(g) dev \(n.interface)") }
                 }
@@ -311,6 +311,12 @@ public struct TenantNetwork: Sendable {
         return record.nics
     }
 
+    /// `ip addr add` for a tenant address. IPv6 skips duplicate address detection: anti-spoofing
+    /// already keeps every other port off this address, and DAD would hold it back ~1 s.
+    static func addressLine(_ a: IPNetwork, _ iface: String) -> String {
+        "addr add \(a) dev \(iface)" + (a.isIPv4 ? "" : " nodad")
+    }
+
     static func ordered(_ nics: [TenantNIC]) -> [TenantNIC] {
         nics.sorted { (Int($0.interface.dropFirst(3)) ?? 0) < (Int($1.interface.dropFirst(3)) ?? 0) }
     }
@@ -351,7 +357,7 @@ public struct TenantNetwork: Sendable {
             let iface = new.interface
             let oldAddrs = Set(old.spec.addresses), newAddrs = Set(new.spec.addresses)
             var zone = oldAddrs.subtracting(newAddrs).map { "addr del \($0) dev \(iface)" }
-            zone += newAddrs.subtracting(oldAddrs).map { "addr add \($0) dev \(iface)" }
+            zone += newAddrs.subtracting(oldAddrs).map { Self.addressLine($0, iface) }
             if old.spec.isPrimary != new.spec.isPrimary || old.spec.gateways != new.spec.gateways {
                 if old.spec.isPrimary { zone += old.spec.gatewayAddresses.map { "route del default via \($0) dev \(iface)" } }
                 if new.spec.isPrimary { zone += new.spec.gatewayAddresses.map { "route replace default via \($0) dev \(iface)" } }

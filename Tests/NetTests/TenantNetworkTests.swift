@@ -65,6 +65,25 @@ struct TenantNetworkTests {
         #expect(try lab.ping(b, "10.77.0.1"))
     }
 
+    @Test func ipv6AndNeighbourDiscoveryOnlyFromOwnAddresses() throws {
+        let lab = try NetLab()
+        defer { lab.teardown() }
+        try lab.host.createEtherstub("stub0")
+        let a = try lab.tenantNamespace("a"), b = try lab.tenantNamespace("b")
+        let net = TenantNetwork(host: lab.host)
+        try net.attach(tenant: lab.uuid(), nics: [NicSpec(nicTag: "stub0", ips: ["2001:db8::10/64"])], netns: .named(a))
+        try net.attach(tenant: lab.uuid(), nics: [NicSpec(nicTag: "stub0", ips: ["2001:db8::11/64"])], netns: .named(b))
+        // Neighbour solicitation and advertisement pass for the tenants' own addresses.
+        #expect(try lab.ping(a, "2001:db8::11"))
+        #expect(try lab.ping(b, "2001:db8::10"))
+        // A moves to another address: its packets (and its neighbour discovery) are dropped.
+        try lab.run(a, ["ip", "-6", "addr", "flush", "dev", "net0", "scope", "global"], check: true)
+        try lab.run(a, ["ip", "addr", "add", "2001:db8::99/64", "dev", "net0", "nodad"], check: true)
+        try lab.run(b, ["ip", "-6", "neigh", "flush", "dev", "net0"])
+        #expect(try !lab.ping(a, "2001:db8::11"))
+        #expect(try !lab.ping(b, "2001:db8::99"))
+    }
+
     /// The host's neighbour entry for B, after A answers ARP for B's address.
     func hostNeighbourAfterForgedReply(_ lab: NetLab, from a: String) throws -> String {
         try lab.run(a, ["busybox", "arping", "-A", "-c", "2", "-w", "2", "-I", "net0", "-s", "10.77.0.11", "10.77.0.11"])
