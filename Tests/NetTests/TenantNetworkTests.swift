@@ -84,6 +84,31 @@ struct TenantNetworkTests {
         #expect(try !lab.ping(b, "2001:db8::99"))
     }
 
+    @Test func blockedOutgoingPortsAndAllowedIPs() throws {
+        let lab = try NetLab()
+        defer { lab.teardown() }
+        try lab.host.createEtherstub("stub0")
+        let a = try lab.tenantNamespace("a"), b = try lab.tenantNamespace("b")
+        let net = TenantNetwork(host: lab.host)
+        try net.attach(tenant: lab.uuid(), nics: [NicSpec(nicTag: "stub0", ips: ["10.77.0.10/24"], allowedIPs: ["10.77.5.0/24"],
+                                                          blockedOutgoingPorts: [2525])], netns: .named(a))
+        try net.attach(tenant: lab.uuid(), nics: [NicSpec(nicTag: "stub0", ips: ["10.77.0.11/24"])], netns: .named(b))
+        _ = try lab.spawn(b, ["busybox", "nc", "-ll", "-p", "2525", "-e", "/bin/true"])
+        _ = try lab.spawn(b, ["busybox", "nc", "-ll", "-p", "2526", "-e", "/bin/true"])
+        usleep(200_000)
+        func connects(_ port: Int) throws -> Bool {
+            try lab.run(a, ["busybox", "nc", "-w", "1", "10.77.0.11", "\(port)"]).status == 0
+        }
+        #expect(try connects(2526))
+        #expect(try !connects(2525))
+        // An address inside allowed_ips may be used; one outside may not.
+        try lab.run(b, ["ip", "route", "add", "10.77.0.0/16", "dev", "net0"])
+        try lab.run(a, ["ip", "addr", "add", "10.77.5.9/24", "dev", "net0"], check: true)
+        try lab.run(a, ["ip", "addr", "add", "10.77.6.9/24", "dev", "net0"], check: true)
+        #expect(try lab.run(a, ["busybox", "ping", "-c", "2", "-W", "1", "-I", "10.77.5.9", "10.77.0.11"]).status == 0)
+        #expect(try lab.run(a, ["busybox", "ping", "-c", "2", "-W", "1", "-I", "10.77.6.9", "10.77.0.11"]).status != 0)
+    }
+
     /// The host's neighbour entry for B, after A answers ARP for B's address.
     func hostNeighbourAfterForgedReply(_ lab: NetLab, from a: String) throws -> String {
         try lab.run(a, ["busybox", "arping", "-A", "-c", "2", "-w", "2", "-I", "net0", "-s", "10.77.0.11", "10.77.0.11"])
