@@ -41,14 +41,15 @@ public enum Exec {
             case .fd(let fd): posix_spawn_file_actions_adddup2(&actions, fd, target)
             }
         }
-        // The child starts with no blocked signals and default handlers: a caller thread that
-        // blocks signals (test runners, worker threads) would otherwise pass the mask on, and a
-        // tool's own alarm() timeout (ping -w, udhcpc) would never fire.
+        // The child starts with no blocked signals and default dispositions: posix_spawn would
+        // otherwise hand it the calling thread's mask (worker threads block most signals), and a
+        // tool that relies on SIGALRM, like `ping -w`, would wait forever.
         var attr = posix_spawnattr_t()
         posix_spawnattr_init(&attr)
         defer { posix_spawnattr_destroy(&attr) }
-        var none = sigset_t(), all = sigset_t()
+        var none = sigset_t()
         sigemptyset(&none)
+        var all = sigset_t()
         sigfillset(&all)
         posix_spawnattr_setsigmask(&attr, &none)
         posix_spawnattr_setsigdefault(&attr, &all)
