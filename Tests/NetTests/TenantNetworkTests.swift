@@ -211,11 +211,12 @@ struct TenantNetworkTests {
     }
 
     /// Mbit/s the receiver of an iperf3 run measured (`-O 1` leaves TCP slow start out).
-    func iperf(_ lab: NetLab, from ns: String, to server: String, reverse: Bool) throws -> Double {
-        var argv = ["iperf3", "-c", server, "-t", "4", "-O", "1", "-J"]
+    func iperf(_ lab: NetLab, from ns: String, to server: String, port: Int, reverse: Bool) throws -> Double {
+        var argv = ["iperf3", "-c", server, "-p", "\(port)", "-t", "4", "-O", "1", "-J"]
         if reverse { argv.append("-R") }
         let r = try lab.run(ns, argv)
         let json = try JSONSerialization.jsonObject(with: Data(r.stdout.utf8)) as? [String: Any]
+        if let error = json?["error"] as? String { throw LumosError.failed("iperf3 \(reverse ? "-R " : "")failed: \(error)") }
         let end = json?["end"] as? [String: Any]
         let received = end?["sum_received"] as? [String: Any]
         return ((received?["bits_per_second"] as? NSNumber)?.doubleValue ?? 0) / 1e6
@@ -229,10 +230,17 @@ struct TenantNetworkTests {
         let net = TenantNetwork(host: lab.host)
         try net.attach(tenant: lab.uuid(), nics: [NicSpec(nicTag: "stub0", ips: ["10.77.0.10/24"], rxMaxbwMbps: 10, txMaxbwMbps: 10)], netns: .named(a))
         try net.attach(tenant: lab.uuid(), nics: [NicSpec(nicTag: "stub0", ips: ["10.77.0.11/24"])], netns: .named(b))
-        _ = try lab.spawn(b, ["iperf3", "-s", "-B", "10.77.0.11"])
-        for _ in 0..<50 where try !lab.run(b, ["ss", "-ltn"]).stdout.contains(":5201") { usleep(20_000) }
-        let sent = try iperf(lab, from: a, to: "10.77.0.11", reverse: false)
-        let received = try iperf(lab, from: a, to: "10.77.0.11", reverse: true)
+        // One server per direction: an iperf3 server serves one test at a time and may still be
+        // finishing the first when the second connects ("server is busy").
+        _ = try lab.spawn(b, ["iperf3", "-s", "-B", "10.77.0.11", "-p", "5201"])
+        _ = try lab.spawn(b, ["iperf3", "-s", "-B", "10.77.0.11", "-p", "5202"])
+        for _ in 0..<100 {
+            let listening = try lab.run(b, ["ss", "-ltn"]).stdout
+            if listening.contains(":5201") && listening.contains(":5202") { break }
+            usleep(20_000)
+        }
+        let sent = try iperf(lab, from: a, to: "10.77.0.11", port: 5201, reverse: false)
+        let received = try iperf(lab, from: a, to: "10.77.0.11", port: 5202, reverse: true)
         #expect(abs(sent - 10) <= 1, "tenant's sending rate \(sent) Mbit/s under a 10 Mbit/s cap")
         #expect(abs(received - 10) <= 1, "tenant's receiving rate \(received) Mbit/s under a 10 Mbit/s cap")
     }
