@@ -48,17 +48,23 @@ public final class NetAttachment: TenantNetwork {
         }
     }
 
+    /// A zone has no CAP_NET_ADMIN, so it could not configure what a DHCP client learns:
+    /// Lumos always sets a zone's static addresses itself. A NIC that also lists `dhcp` is
+    /// served the same address by the switch's responder, so a zone whose init runs a DHCP
+    /// client gets exactly what it already has.
+    static let addressesByDHCP = false
+
     public func attach(vm: Manifest, pid: pid_t) throws -> [NicResult] {
         let nics = try Self.nicSpecs(vm)
         guard !nics.isEmpty else { return [] }
         return Self.results(try net.attach(tenant: vm.uuid, nics: nics, netnsPid: pid, hostname: vm.hostname,
-                                           resolvers: vm.resolvers, addressesByDHCP: nics.contains { $0.usesDHCP }))
+                                           resolvers: vm.resolvers, addressesByDHCP: Self.addressesByDHCP))
     }
 
     public func apply(vm: Manifest, pid: pid_t) throws -> [NicResult] {
         let nics = try Self.nicSpecs(vm)
         return Self.results(try net.apply(tenant: vm.uuid, nics: nics, netns: .pid(pid), hostname: vm.hostname,
-                                          resolvers: vm.resolvers, addressesByDHCP: nics.contains { $0.usesDHCP }))
+                                          resolvers: vm.resolvers, addressesByDHCP: Self.addressesByDHCP))
     }
 
     public func reset(vm: Manifest, pid: pid_t) throws -> [NicResult] {
