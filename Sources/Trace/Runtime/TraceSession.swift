@@ -302,7 +302,10 @@ public final class TraceSession {
 
     /// Runs END, drains the last records, and prints the aggregations not yet printed.
     public func finish() throws {
-        detach()
+        // Disabling is immediate; closing a tracepoint's perf event waits for an RCU grace
+        // period (~80 ms here), so the output is printed first and the events closed last.
+        for link in attachments { link.disable() }
+        defer { detach() }
         drain()
         try run(.end)
         write(closeFiring())
