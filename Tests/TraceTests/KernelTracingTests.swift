@@ -93,6 +93,24 @@ func ownComm() -> String {
         #expect(session.drops.aggregations == 200 - 64)
     }
 
+    /// sched:::off-cpu then sched:::on-cpu of the same thread (self-> and tid name the
+    /// incoming thread at on-cpu): each 10 ms sleep shows as at least 2^23 ns (8.4 ms) off CPU.
+    @Test(.enabled(if: isRoot, "needs root")) func offCpuTimeWithSchedProbes() throws {
+        let tid = currentTid()
+        let session = try traced("""
+            sched:::off-cpu /tid == \(tid)/ { self->ts = timestamp; }
+            sched:::on-cpu /tid == \(tid) && self->ts/ { @off = quantize(timestamp - self->ts); self->ts = 0; }
+            """) {
+            for _ in 0..<10 { usleep(10_000) }
+        }
+        guard case .quantize(let buckets)? = session.snapshot("off").records.first?.value else {
+            Issue.record("no off-cpu distribution")
+            return
+        }
+        let atLeast8ms = buckets[PowerOfTwoBuckets.bucket(for: 1 << 23)...].reduce(0, +)
+        #expect(atLeast8ms >= 10, "\(buckets)")
+    }
+
     /// quantize() of read latency with self-> timing: the distribution's total equals the
     /// number of reads this thread made.
     @Test(.enabled(if: isRoot, "needs root")) func readLatencyQuantizeTotalsReads() throws {
