@@ -192,7 +192,7 @@ public final class TraceSession {
         let suffix = prefix.isEmpty ? "" : "\n"
         switch kind {
         case .printf:
-            return prefix + (formats[id]?.render(values) ?? "")
+            return prefix + (formats[id]?.render(values, symbols: addressSymbolizer) ?? "")
         case .trace:
             return prefix + TraceText.trace(values[0], quiet: options.quiet)
         case .exit:
@@ -203,10 +203,10 @@ public final class TraceSession {
             for n in names { printed.insert(n) }
             let aggs = names.map { snapshot($0) }
             if aggs.count > 1 {
-                if let f = formats[id] { return prefix + suffix + f.renderAggregations(aggs) }
+                if let f = formats[id] { return prefix + suffix + f.renderAggregations(aggs, symbols: addressSymbolizer) }
                 return prefix + suffix + AggregationText.defaultLayout(joined: aggs)
             }
-            if let f = formats[id] { return prefix + suffix + f.renderAggregation(aggs[0]) }
+            if let f = formats[id] { return prefix + suffix + f.renderAggregation(aggs[0], symbols: addressSymbolizer) }
             return prefix + suffix + AggregationText.defaultLayout(aggs[0])
         case .clear:
             clear(action.aggregation ?? "")
@@ -225,6 +225,13 @@ public final class TraceSession {
         case .probeFired:
             return ""
         }
+    }
+
+    /// %a / %A: kernel addresses resolve through kallsyms; user addresses (which need the
+    /// process that recorded them) print as hex.
+    var addressSymbolizer: AddressSymbolizer {
+        let kernel = symbols.kernel
+        return { address in address >= 0xffff_8000_0000_0000 ? kernel.symbolize(address) : nil }
     }
 
     func decode(_ record: UnsafeRawBufferPointer, _ types: [DType]) -> [TraceValue] {
