@@ -31,7 +31,8 @@ import Testing
         let out = tempFile()
         defer { unlink(out) }
         var inv = DTraceInvocation()
-        inv.sources = [(text: "syscall::getppid:entry /pid == $target/ { @[probefunc] = count(); }", file: nil)]
+        // The gate shell may call getppid() itself after attach under load: count the program's.
+        inv.sources = [(text: "syscall::getppid:entry /pid == $target && execname == \"calls\"/ { @[probefunc] = count(); }", file: nil)]
         inv.command = "\(prog.binary) 7"
         inv.outputPath = out
         #expect(try DTrace.run(inv) == 0)
@@ -130,9 +131,10 @@ import Testing
     func interruptPrintsAggregations() throws {
         var fds: [Int32] = [0, 0]
         #expect(pipe(&fds) == 0)
-        let me = getpid()
+        // This thread only: other suites may run in parallel in this process.
+        let me = currentTid()
         let pid = try Exec.spawn([Self.lumos!, "trace", "-q", "-n",
-            "syscall::getppid:entry /pid == \(me)/ { @calls = count(); } syscall::getpgrp:entry /pid == \(me) && !ready/ { ready = 1; printf(\"ready\\n\"); } END { printf(\"end\\n\"); }",
+            "syscall::getppid:entry /tid == \(me)/ { @calls = count(); } syscall::getpgrp:entry /tid == \(me) && !ready/ { ready = 1; printf(\"ready\\n\"); } END { printf(\"end\\n\"); }",
             ],
             stdout: .fd(fds[1]))
         close(fds[1])

@@ -187,6 +187,21 @@ func ownComm() -> String {
         #expect(String(decoding: FD.readAll(fds[0]), as: UTF8.self) == "abcd|4|1|lt")
     }
 
+    /// copyinstr() of a bad address faults: the clause stops at that statement, the fault
+    /// is counted (and reported on stderr), and the ERROR clause runs with DTrace's arguments.
+    @Test(.enabled(if: isRoot, "needs root")) func faultRunsERROR() throws {
+        var fds: [Int32] = [0, 0]
+        #expect(pipe(&fds) == 0)
+        defer { close(fds[0]) }
+        let session = try traced("""
+            BEGIN { printf("a "); printf("%s", copyinstr(16)); printf("never "); }
+            ERROR { printf("error epid=%d action=%d fault=%d addr=%d", arg1, arg2, arg4, arg5); }
+            """, output: fds[1]) {}
+        close(fds[1])
+        #expect(session.faults == 1)
+        #expect(String(decoding: FD.readAll(fds[0]), as: UTF8.self) == "a error epid=1 action=2 fault=1 addr=16")
+    }
+
     /// BEGIN runs in the tracer's own task, so pid/ppid/uid there are ours (ppid reads
     /// task_struct through offsets from kernel BTF).
     @Test(.enabled(if: isRoot, "needs root")) func processBuiltinsInBEGIN() throws {

@@ -14,12 +14,18 @@ extension ClauseGenerator {
                 limit = min(limit, Int(n) + 1)
             }
             try intExpr(args[0])
+            let address = try spill(e)
             let d = try stringBuffer(dest, e)
             zero(d, Layout.stringSize)
-            asm.mov(.r3, .r0)
+            asm.load(.r3, .r10, offset: address)
             framePointer(.r1, d)
             asm.mov(.r2, imm: Int64(limit))
             asm.call(.probeReadUserStr)
+            let ok = asm.newLabel()
+            asm.jump(.jsge, .r0, imm: 0, ok)
+            try emitFault(addressSlot: address, at: e.location)
+            asm.jump(exitLabel)
+            asm.bind(ok)
             return .string(d)
         case "strjoin":
             guard args.count == 2 else { throw typeError("strjoin( ) takes two strings", e) }
@@ -207,6 +213,25 @@ extension ClauseGenerator {
         asm.jump(.jeq, .r0, imm: 0, sent)
         try countDrop(0, at: loc)
         asm.bind(sent)
+    }
+
+    /// A fault record: header (id names the action and its clause) + the bad address.
+    mutating func emitFault(addressSlot: Int, at loc: SourceLocation) throws(DCompileError) {
+        let id = compiler.addAction(ActionSpec(kind: .fault, format: "invalid address", argumentTypes: [.uint64],
+                                               aggregation: nil, location: loc, joined: [], actionNumber: actionNumber))
+        let r = try alloc(Layout.recordHeader + 8, at: loc)
+        asm.load(.r1, .r10, offset: addressSlot)
+        asm.store(.r10, offset: r + Layout.recordHeader, .r1)
+        asm.store(.r10, offset: r, imm: Int32(RecordKind.fault.rawValue), size: 4)
+        asm.store(.r10, offset: r + 4, imm: Int32(id), size: 4)
+        asm.call(.getSmpProcessorId)
+        asm.store(.r10, offset: r + 8, .r0, size: 4)
+        asm.store(.r10, offset: r + 12, imm: Int32(probeID), size: 4)
+        asm.loadMap(.r1, map: compiler.ringBufferMap)
+        framePointer(.r2, r)
+        asm.mov(.r3, imm: Int64(Layout.recordHeader + 8))
+        asm.mov(.r4, imm: 0)
+        asm.call(.ringbufOutput)
     }
 
     /// drops[index] += 1 on this CPU (reported by user space as DTrace's drop notices).

@@ -172,7 +172,13 @@ extension ClauseGenerator {
             asm.bind(end)
             if i > 1 { asm.mov(.r0, imm: 0) }
         case .none:
-            asm.mov(.r0, imm: 0)
+            // ERROR runs with DTrace's arguments in its context: arg1 the enabled probe id,
+            // arg2 the action number, arg4 the fault type, arg5 the faulting address.
+            if probe.attach == .error && i < 6 {
+                asm.load(.r0, .r6, offset: 8 * i)
+            } else {
+                asm.mov(.r0, imm: 0)
+            }
         case .userFunction(let isReturn):
             // x86-64 pt_regs: rdi 112, rsi 104, rdx 96, rcx 88, r8 72, r9 64; rax 80.
             let registers = [112, 104, 96, 88, 72, 64]
