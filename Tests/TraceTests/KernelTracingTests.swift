@@ -175,16 +175,17 @@ func ownComm() -> String {
         #expect(String(decoding: FD.readAll(fds[0]), as: UTF8.self) == "forty+2=42    bc|\n")
     }
 
-    /// strjoin (nested, and with an empty side), strlen, string comparison and ternaries.
+    /// strjoin (nested, and with an empty side), strlen, lltostr, string comparison, ternaries.
     @Test(.enabled(if: isRoot, "needs root")) func stringFunctions() throws {
         var fds: [Int32] = [0, 0]
         #expect(pipe(&fds) == 0)
         defer { close(fds[0]) }
         _ = try traced("""
-            BEGIN { s = strjoin("ab", strjoin("", "cd")); printf("%s|%d|%d|%s", s, strlen(s), s == "abcd", s < "abd" ? "lt" : "ge"); exit(0); }
+            BEGIN { s = strjoin("ab", strjoin("", "cd")); printf("%s|%d|%d|%s", s, strlen(s), s == "abcd", s < "abd" ? "lt" : "ge"); }
+            BEGIN { printf("|%s|%s|%s", lltostr(0), lltostr(-42), strjoin("n=", lltostr(-9223372036854775807 - 1))); exit(0); }
             """, output: fds[1]) {}
         close(fds[1])
-        #expect(String(decoding: FD.readAll(fds[0]), as: UTF8.self) == "abcd|4|1|lt")
+        #expect(String(decoding: FD.readAll(fds[0]), as: UTF8.self) == "abcd|4|1|lt|0|-42|n=-9223372036854775808")
     }
 
     /// copyinstr() of a bad address faults: the clause stops at that statement, the fault

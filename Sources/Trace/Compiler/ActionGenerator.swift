@@ -58,6 +58,58 @@ extension ClauseGenerator {
                 return .string(dest)
             }
             return .string(area)
+        case "lltostr":
+            guard args.count == 1 else { throw typeError("lltostr( ) takes one integer", e) }
+            try intExpr(args[0])
+            // Digits are written right to left at fixed offsets of a 32-byte area (each
+            // digit count is its own code path, so every store has a constant offset), then
+            // the string is copied out from its variable start with probe_read_kernel_str.
+            let mark = stackUsed
+            let area = try alloc(32, at: e.location)
+            zero(area, 32)
+            let d = try stringBuffer(dest, e)
+            zero(d, Layout.stringSize)
+            asm.mov(.r1, .r0)
+            asm.mov(.r5, imm: 0)
+            let positive = asm.newLabel(), copy = asm.newLabel()
+            asm.jump(.jsge, .r1, imm: 0, positive)
+            asm.alu(.neg, .r1, imm: 0)
+            asm.mov(.r5, imm: 1)
+            asm.bind(positive)
+            var ends: [(Int, Assembler.Label)] = []
+            for i in 0..<20 {
+                if i > 0 {
+                    let end = asm.newLabel()
+                    ends.append((i, end))
+                    asm.jump(.jeq, .r1, imm: 0, end)
+                }
+                asm.mov(.r2, .r1)
+                asm.alu(.mod, .r2, imm: 10)
+                asm.alu(.add, .r2, imm: 48)
+                asm.store(.r10, offset: area + 23 - i, .r2, size: 1)
+                asm.alu(.div, .r1, imm: 10)
+            }
+            let end20 = asm.newLabel()
+            ends.append((20, end20))
+            asm.jump(end20)
+            for (digits, label) in ends {
+                asm.bind(label)
+                asm.mov(.r3, imm: Int64(24 - digits))
+                let unsigned = asm.newLabel()
+                asm.jump(.jeq, .r5, imm: 0, unsigned)
+                asm.store(.r10, offset: area + 23 - digits, imm: Int32(UInt8(ascii: "-")), size: 1)
+                asm.alu(.sub, .r3, imm: 1)
+                asm.bind(unsigned)
+                asm.jump(copy)
+            }
+            asm.bind(copy)
+            asm.alu(.add, .r3, .r10)
+            asm.alu(.add, .r3, imm: Int32(area))
+            framePointer(.r1, d)
+            asm.mov(.r2, imm: Int64(Layout.stringSize))
+            asm.call(.probeReadKernelStr)
+            if dest != nil { stackUsed = mark }
+            return .string(d)
         case "stringof":
             guard args.count == 1 else { throw typeError("stringof( ) takes one argument", e) }
             return .string(try stringExpr(args[0], into: dest))
