@@ -175,17 +175,19 @@ func ownComm() -> String {
         #expect(String(decoding: FD.readAll(fds[0]), as: UTF8.self) == "forty+2=42    bc|\n")
     }
 
-    /// strjoin (nested, and with an empty side), strlen, lltostr, string comparison, ternaries.
+    /// strjoin (nested, and with an empty side), strlen, lltostr, basename, dirname, string
+    /// comparison and ternaries.
     @Test(.enabled(if: isRoot, "needs root")) func stringFunctions() throws {
         var fds: [Int32] = [0, 0]
         #expect(pipe(&fds) == 0)
         defer { close(fds[0]) }
         _ = try traced("""
             BEGIN { s = strjoin("ab", strjoin("", "cd")); printf("%s|%d|%d|%s", s, strlen(s), s == "abcd", s < "abd" ? "lt" : "ge"); }
-            BEGIN { printf("|%s|%s|%s", lltostr(0), lltostr(-42), strjoin("n=", lltostr(-9223372036854775807 - 1))); exit(0); }
+            BEGIN { printf("|%s|%s|%s", lltostr(0), lltostr(-42), strjoin("n=", lltostr(-9223372036854775807 - 1))); }
+            BEGIN { printf("|%s %s %s %s %s", basename("/usr/bin/ls"), basename("ls"), dirname("/usr/bin/ls"), dirname("ls"), dirname("/x")); exit(0); }
             """, output: fds[1]) {}
         close(fds[1])
-        #expect(String(decoding: FD.readAll(fds[0]), as: UTF8.self) == "abcd|4|1|lt|0|-42|n=-9223372036854775808")
+        #expect(String(decoding: FD.readAll(fds[0]), as: UTF8.self) == "abcd|4|1|lt|0|-42|n=-9223372036854775808|ls ls /usr/bin . /")
     }
 
     /// copyinstr() of a bad address faults: the clause stops at that statement, the fault

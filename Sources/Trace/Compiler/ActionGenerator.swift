@@ -110,6 +110,55 @@ extension ClauseGenerator {
             asm.call(.probeReadKernelStr)
             if dest != nil { stackUsed = mark }
             return .string(d)
+        case "basename", "dirname":
+            guard args.count == 1 else { throw typeError("\(f)( ) takes one string", e) }
+            let mark = stackUsed
+            let src = try stringExpr(args[0])
+            let d = try stringBuffer(dest, e)
+            zero(d, Layout.stringSize)
+            // R4 = index of the last '/', -1 when none (scan stops at the NUL).
+            let scanned = asm.newLabel()
+            asm.mov(.r4, imm: -1)
+            for i in 0..<(Layout.stringSize - 1) {
+                let notSlash = asm.newLabel()
+                asm.load(.r1, .r10, offset: src + i, size: 1)
+                asm.jump(.jeq, .r1, imm: 0, scanned)
+                asm.jump(.jne, .r1, imm: Int32(UInt8(ascii: "/")), notSlash)
+                asm.mov(.r4, imm: Int64(i))
+                asm.bind(notSlash)
+            }
+            asm.bind(scanned)
+            let done = asm.newLabel()
+            if f == "basename" {
+                // Copy from just after the last slash (the whole string when there is none).
+                asm.alu(.add, .r4, imm: 1)
+                asm.mov(.r3, .r10)
+                asm.alu(.add, .r3, imm: Int32(src))
+                asm.alu(.add, .r3, .r4)
+                framePointer(.r1, d)
+                asm.mov(.r2, imm: Int64(Layout.stringSize))
+                asm.call(.probeReadKernelStr)
+            } else {
+                // "." without a slash, "/" for a leading one, else everything before the last.
+                let noSlash = asm.newLabel(), root = asm.newLabel()
+                asm.jump(.jslt, .r4, imm: 0, noSlash)
+                asm.jump(.jeq, .r4, imm: 0, root)
+                asm.jump(.jsgt, .r4, imm: Int32(Layout.stringSize - 2), done)
+                framePointer(.r1, d)
+                asm.mov(.r2, .r4)
+                framePointer(.r3, src)
+                asm.call(.probeReadKernel)
+                asm.jump(done)
+                asm.bind(noSlash)
+                storeLiteral(".", at: d)
+                asm.jump(done)
+                asm.bind(root)
+                storeLiteral("/", at: d)
+            }
+            asm.bind(done)
+            // With a destination the source copy is dead once the result is written.
+            if dest != nil { stackUsed = mark }
+            return .string(d)
         case "stringof":
             guard args.count == 1 else { throw typeError("stringof( ) takes one argument", e) }
             return .string(try stringExpr(args[0], into: dest))
