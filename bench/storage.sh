@@ -44,17 +44,21 @@ head -c 50M /dev/urandom > "$mnt/inc/base"
 mkdir -p "$mnt/rawrecv" "$mnt/rawsrc"
 btrfs subvolume snapshot -r "$mnt/inc" "$mnt/rawsrc/r0" >/dev/null
 btrfs send -q "$mnt/rawsrc/r0" | btrfs receive -q "$mnt/rawrecv"
-l_inc=(); b_inc=()
+l_inc=(); b_inc=(); l_send=(); b_send=()
 for i in $(seq "$runs"); do
   head -c 10M /dev/urandom > "$mnt/inc/change-$i"; sync
   "$lumos" dataset snapshot "bench/inc@$i"
   btrfs subvolume snapshot -r "$mnt/inc" "$mnt/rawsrc/r$i" >/dev/null
   sync
+  t=$(now_ns); "$lumos" dataset send -i "@$((i-1))" "bench/inc@$i" > /dev/null; l_send+=("$(ms_since "$t")")
+  t=$(now_ns); btrfs send -q -p "$mnt/rawsrc/r$((i-1))" "$mnt/rawsrc/r$i" > /dev/null; b_send+=("$(ms_since "$t")")
   t=$(now_ns); "$lumos" dataset send -i "@$((i-1))" "bench/inc@$i" | "$lumos" dataset receive bench/inc-copy 2>/dev/null; l_inc+=("$(ms_since "$t")")
   t=$(now_ns); btrfs send -q -p "$mnt/rawsrc/r$((i-1))" "$mnt/rawsrc/r$i" | btrfs receive -q "$mnt/rawrecv"; b_inc+=("$(ms_since "$t")")
 done
 result[inc_l]=$(printf '%s\n' "${l_inc[@]}" | median)
 result[inc_b]=$(printf '%s\n' "${b_inc[@]}" | median)
+result[send_l]=$(printf '%s\n' "${l_send[@]}" | median)
+result[send_b]=$(printf '%s\n' "${b_send[@]}" | median)
 
 echo "| operation | lumos (ms, median of $runs) | btrfs CLI (ms) | lumos / btrfs |"
 echo "|---|---|---|---|"
@@ -62,6 +66,7 @@ for size in 1M 1G; do
   echo "| snapshot, $size dataset | ${result[snap_l_$size]} | ${result[snap_b_$size]} | $(ratio "${result[snap_l_$size]}" "${result[snap_b_$size]}") |"
   echo "| clone, $size dataset | ${result[clone_l_$size]} | ${result[clone_b_$size]} | $(ratio "${result[clone_l_$size]}" "${result[clone_b_$size]}") |"
 done
+echo "| incremental send only (to /dev/null), 10 MiB change | ${result[send_l]} | ${result[send_b]} | $(ratio "${result[send_l]}" "${result[send_b]}") |"
 echo "| incremental send+receive, 10 MiB change | ${result[inc_l]} | ${result[inc_b]} | $(ratio "${result[inc_l]}" "${result[inc_b]}") |"
 echo
 echo "snapshot 1G / 1M time (flat = O(1)): lumos $(ratio "${result[snap_l_1G]}" "${result[snap_l_1M]}"), clone $(ratio "${result[clone_l_1G]}" "${result[clone_l_1M]}")"

@@ -3,12 +3,12 @@
 # `vmadm start` of a created zone against `runc run -d` (and crun, where it runs) of the same
 # root file system in the same run, and density: N idle zones, host memory per zone and
 # Lumos's own share (no daemon: only kernel objects). Prints markdown.
-# Usage: sudo bench/zones.sh [RUNS] [ZONES]   (default 15 runs, 100 idle zones)
+# Usage: sudo bench/zones.sh [RUNS] [ZONES]   (default 15 runs, 200 idle zones)
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 source "$here/lib.sh"
 runs=${1:-15}
-zones=${2:-100}
+zones=${2:-200}
 lumos=$(lumos_bin)
 (cd "$here/.." && swift build -c release --product lumos-init 2>&1 | tail -1) >&2
 work=$(mktemp -d /tmp/lumos-bench-zones.XXXXXX)
@@ -61,25 +61,30 @@ for i in $(seq "$runs"); do
 done
 vmadm delete "$u" 2>/dev/null
 
-# density: idle zones
-used() { awk '/MemTotal/ {t=$2} /MemAvailable/ {a=$2} END {print t-a}' /proc/meminfo; }
-sync; echo 1 > /proc/sys/vm/drop_caches 2>/dev/null || true
-before=$(used)
+# density: idle zones. Lumos runs no daemon, so its own memory per zone is the kernel objects
+# it creates (namespaces, cgroups, mounts): measured as the growth of the kernel's slab.
+slab() { awk '/^Slab:/ {print $2}' /proc/meminfo; }
+before=$(slab)
 t=$(now_ns)
 for i in $(seq "$zones"); do payload "" | vmadm create 2>/dev/null; done
 density_s=$(echo "scale=1; $(ms_since "$t") / 1000" | bc)
 running=$(vmadm list -H -o state state=running | wc -l)
 sleep 2
-after=$(used)
-rss=0
+after=$(slab)
+rss=0; charged=0
 for u in $(vmadm list -H -o uuid); do
   for p in $(cat /sys/fs/cgroup/pids/lumos/$u/cgroup.procs 2>/dev/null || cat /sys/fs/cgroup/lumos/$u/cgroup.procs 2>/dev/null); do
     r=$(awk '/VmRSS/ {print $2}' /proc/$p/status 2>/dev/null || echo 0); rss=$((rss + ${r:-0}))
   done
+  c=$(cat /sys/fs/cgroup/memory/lumos/$u/memory.usage_in_bytes 2>/dev/null || cat /sys/fs/cgroup/lumos/$u/memory.current 2>/dev/null || echo 0)
+  charged=$((charged + c / 1024))
 done
 per_zone=$(echo "scale=0; ($after - $before) / $zones" | bc)
 rss_zone=$(echo "scale=0; $rss / $zones" | bc)
-lumos_procs=$(pgrep -x lumos | wc -l || true)
+charged_zone=$(echo "scale=0; $charged / $zones" | bc)
+# Processes running this build of lumos (other users of the machine may run their own).
+lumos_procs=0
+for d in /proc/[0-9]*; do [[ $(readlink "$d/exe" 2>/dev/null) == "$lumos" ]] && lumos_procs=$((lumos_procs + 1)); done
 
 c=$(printf '%s\n' "${create[@]}" | median)
 s=$(printf '%s\n' "${start[@]}" | median)
@@ -92,6 +97,7 @@ echo "| runc run -d, same rootfs (ms, median of $runs) | $r |"
 echo "| vmadm start / runc run | $(ratio "$s" "$r") |"
 echo "| crun | ${crun_note} |"
 echo "| idle zones created and running | $running of $zones in ${density_s} s |"
-echo "| host memory per idle zone (KiB, MemAvailable delta) | $per_zone |"
-echo "| of which the zone's own processes (KiB RSS) | $rss_zone |"
+echo "| zone's own processes per idle zone (KiB RSS) | $rss_zone |"
+echo "| charged to the zone's memory cgroup per idle zone (KiB) | $charged_zone |"
+echo "| Lumos's own memory per idle zone: kernel slab growth (KiB) | $per_zone |"
 echo "| Lumos processes left running (no daemon) | $lumos_procs |"

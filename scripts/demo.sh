@@ -1,25 +1,63 @@
 #!/usr/bin/env bash
-# The main job on the embedded default: installs what is missing, builds, then creates the
-# embedded pool (a sparse file under the state root), a dataset, a snapshot and a clone,
-# and shows them.
+# The main job on the embedded default: installs what is missing, builds, and provisions a zone
+# from a locally built busybox image with a NIC on an etherstub, then pings it from the host side
+# of the switch and prints the time from `vmadm create` to the first reply.
+#
+# The switch's host side (the global zone's admin network) lives in a network namespace,
+# `lumos-demo`, so the demo never touches the machine's real interfaces; on a real host leave
+# LUMOS_NET_NETNS unset and the switch lives in the host's own namespace.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/install-deps.sh
 swift build -c release --product lumos --static-swift-stdlib 2>&1 | tail -1
-lumos=$PWD/.build/release/lumos
-export LUMOS_ROOT=${LUMOS_ROOT:-/var/lib/lumos}
+swift build -c release --product lumos-init 2>&1 | tail -1
+install -m 0755 .build/release/lumos /usr/local/bin/lumos
+install -D -m 0755 .build/release/lumos-init /usr/local/lib/lumos/lumos-init
+for alias in vmadm imgadm zlogin dladm dtrace zfs zpool; do ln -sf lumos "/usr/local/bin/$alias"; done
 
-pool=zones
-if ! "$lumos" pool list -H -o name | grep -qx "$pool"; then
-  "$lumos" pool create "$pool"
-fi
-"$lumos" pool status "$pool"
-ds=$pool/demo-$(date +%s)
-"$lumos" dataset create -o quota=1G "$ds"
-echo "hello from $ds" > "$("$lumos" dataset get -H -o value mountpoint "$ds")/index.html"
-"$lumos" dataset snapshot "$ds@gold"
-"$lumos" dataset clone "$ds@gold" "$ds-clone"
+export LUMOS_ROOT=${LUMOS_ROOT:-/var/lib/lumos}
+export LUMOS_NET_NETNS=${LUMOS_NET_NETNS:-lumos-demo}
+subnet=10.99.0
+
+ip netns list | grep -qw "$LUMOS_NET_NETNS" || ip netns add "$LUMOS_NET_NETNS"
+zpool list -H -o name | grep -qx zones || zpool create zones
+image=$(imgadm list -H -o uuid,name | awk '$2 == "busybox" {print $1; exit}')
+[[ -n $image ]] || { imgadm build busybox >/dev/null; image=$(imgadm list -H -o uuid,name | awk '$2 == "busybox" {print $1; exit}'); }
+dladm show-etherstub -p -o link 2>/dev/null | grep -qx demo0 || dladm create-etherstub demo0
+lumos net show-addr 2>/dev/null | grep -q "$subnet.1/" || lumos net create-addr -a "$subnet.1/24" demo0
+
+# The first free address on the demo network.
+used=$(vmadm list -H -o nics.0.ips 2>/dev/null || true)
+for n in $(seq 10 250); do grep -q "$subnet.$n/" <<<"$used" || { ip=$subnet.$n; break; }; done
+
+manifest=$(cat <<JSON
+{
+  "brand": "lx",
+  "alias": "web-$n",
+  "hostname": "web-$n",
+  "image_uuid": "$image",
+  "max_physical_memory": 128,
+  "quota": 1,
+  "nics": [{"nic_tag": "demo0", "ips": ["$ip/24"], "gateways": ["$subnet.1"], "primary": true}]
+}
+JSON
+)
+echo "$manifest"
+start=$(date +%s%N)
+echo "$manifest" | vmadm create
+until ip netns exec "$LUMOS_NET_NETNS" ping -c 1 -W 0.05 "$ip" >/dev/null 2>&1; do :; done
+ms=$(( ($(date +%s%N) - start) / 1000000 ))
 echo
-"$lumos" dataset list -r -t all -o name,used,avail,refer,origin,quota "$pool"
+echo "vmadm create -> first ping reply from $ip: ${ms} ms"
 echo
-echo "clone content: $(cat "$("$lumos" dataset get -H -o value mountpoint "$ds-clone")/index.html")"
+vmadm list
+echo
+dladm show-vnic
+echo
+ip netns exec "$LUMOS_NET_NETNS" ping -c 3 "$ip"
+uuid=$(vmadm lookup -1 alias="web-$n")
+echo
+echo "inside the zone: zlogin $uuid ps"
+zlogin "$uuid" ps
+echo
+echo "remove it with: vmadm delete $uuid"

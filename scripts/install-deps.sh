@@ -6,7 +6,7 @@ cd "$(dirname "$0")/.."
 
 packages=(
   btrfs-progs libbtrfsutil-dev libseccomp-dev libcap-dev util-linux kmod
-  nftables iproute2 iperf3 dnsmasq-base
+  nftables iproute2 iputils-ping iperf3 dnsmasq-base
   busybox-static debootstrap runc crun
   bpftrace systemtap-sdt-dev postgresql postgresql-contrib
   zstd xz-utils bzip2 gzip hyperfine

@@ -10,6 +10,7 @@
 #include <linux/filter.h>
 #include <linux/openat2.h>
 #include <linux/sched.h>
+#include <net/if.h>
 #include <linux/seccomp.h>
 #include <sched.h>
 #include <seccomp.h>
@@ -47,7 +48,7 @@ const char *clinux_zone_step_name(int step) {
     case CLINUX_STEP_BIND: return "bind-mounting a file system";
     case CLINUX_STEP_PIVOT_ROOT: return "pivot_root";
     case CLINUX_STEP_HOSTNAME: return "sethostname";
-    case CLINUX_STEP_RLIMIT: return "setrlimit";
+    case CLINUX_STEP_RLIMIT: return "setrlimit(RLIMIT_MEMLOCK)";
     case CLINUX_STEP_STDIO: return "setting up stdio";
     case CLINUX_STEP_CAPS: return "dropping capabilities";
     case CLINUX_STEP_NO_NEW_PRIVS: return "PR_SET_NO_NEW_PRIVS";
@@ -56,6 +57,7 @@ const char *clinux_zone_step_name(int step) {
     case CLINUX_STEP_SETNS: return "setns";
     case CLINUX_STEP_FORK: return "fork";
     case CLINUX_STEP_TTY: return "allocating a pseudo-terminal";
+    case CLINUX_STEP_LOOPBACK: return "bringing up lo";
     default: return "unknown step";
     }
 }
@@ -84,20 +86,27 @@ static void fd_path(char out[32], int fd) {
     out[i] = 0;
 }
 
-static int open_beneath(int rootfd, const char *rel) {
+// Resolves `rel` with "/" and ".." pinned to the zone's root. `strict` also refuses symlinks:
+// the mount points Lumos itself creates (dev, proc, sys, tmp and below) must be real
+// directories, so an image cannot steer /proc or its masks somewhere else.
+static int open_beneath(int rootfd, const char *rel, int strict) {
     struct open_how how = { .flags = O_PATH | O_CLOEXEC, .resolve = RESOLVE_IN_ROOT | RESOLVE_NO_MAGICLINKS };
+    if (strict) how.resolve |= RESOLVE_NO_SYMLINKS;
     return (int)syscall(SYS_openat2, rootfd, rel, &how, sizeof how);
 }
 
-enum { MISSING_FAIL, MISSING_DIR, MISSING_FILE };
+// How open_in_root treats a missing path: fail, or create directories (and a file last).
+// STRICT (or-ed in) refuses symlinks on the way.
+enum { MISSING_FAIL = 0, MISSING_DIR = 1, MISSING_FILE = 2, STRICT = 0x10 };
 
 // Opens `rel` (relative to the zone root) with every component resolved inside the root, and
 // creates missing components as directories (the last as `missing` says). O_PATH result.
-static int open_in_root(int rootfd, const char *rel, int missing) {
+static int open_in_root(int rootfd, const char *rel, int how) {
+    int strict = how & STRICT, missing = how & ~STRICT;
     size_t len = safe_strlen(rel);
     char buf[4096];
     if (len >= sizeof buf) { errno = ENAMETOOLONG; return -1; }
-    int fd = open_beneath(rootfd, len ? rel : ".");
+    int fd = open_beneath(rootfd, len ? rel : ".", strict);
     if (fd >= 0 || errno != ENOENT || missing == MISSING_FAIL) return fd;
     int parent = (int)syscall(SYS_openat, rootfd, ".", O_PATH | O_DIRECTORY | O_CLOEXEC, 0);
     if (parent < 0) return -1;
@@ -114,7 +123,7 @@ static int open_in_root(int rootfd, const char *rel, int missing) {
         if (nlen >= sizeof name) { close(parent); errno = ENAMETOOLONG; return -1; }
         memcpy(name, rel + start, nlen);
         name[nlen] = 0;
-        int next = open_beneath(rootfd, buf);
+        int next = open_beneath(rootfd, buf, strict);
         if (next < 0 && errno == ENOENT) {
             int last = 1;
             for (size_t k = end; k < len; k++) if (rel[k] != '/') { last = 0; break; }
@@ -126,7 +135,7 @@ static int open_in_root(int rootfd, const char *rel, int missing) {
                 close(parent);
                 return -1;
             }
-            next = open_beneath(rootfd, buf);
+            next = open_beneath(rootfd, buf, strict);
         }
         close(parent);
         if (next < 0) return -1;
@@ -152,8 +161,8 @@ static int mount_in_root(int rootfd, const char *rel, int missing, const char *s
 
 // Makes the mount now at `rel` read-only. mount_setattr changes only this attribute, so the
 // flags the kernel locked for a less privileged mount namespace (nosuid, nodev, ...) stay.
-static int readonly_in_root(int rootfd, const char *rel, int recursive) {
-    int fd = open_in_root(rootfd, rel, MISSING_FAIL);
+static int readonly_in_root(int rootfd, const char *rel, int recursive, int how) {
+    int fd = open_in_root(rootfd, rel, how);
     if (fd < 0) return -1;
     struct mount_attr attr = { .attr_set = MOUNT_ATTR_RDONLY };
     int rc = (int)syscall(SYS_mount_setattr, fd, "", AT_EMPTY_PATH | (recursive ? AT_RECURSIVE : 0), &attr, sizeof attr);
@@ -165,7 +174,7 @@ static int readonly_in_root(int rootfd, const char *rel, int recursive) {
 
 static int bind_in_root(int rootfd, const char *source, const char *rel, int file, int read_only) {
     if (mount_in_root(rootfd, rel, file ? MISSING_FILE : MISSING_DIR, source, NULL, MS_BIND | MS_REC, NULL) < 0) return -1;
-    return read_only ? readonly_in_root(rootfd, rel, 1) : 0;
+    return read_only ? readonly_in_root(rootfd, rel, 1, MISSING_FAIL) : 0;
 }
 
 static int drop_caps(uint64_t keep, int cap_last) {
@@ -276,18 +285,18 @@ static const char *const proc_readonly[] = { "proc/sys", "proc/irq", "proc/bus",
 static const char *const dev_nodes[] = { "null", "zero", "full", "random", "urandom", "tty", NULL };
 
 static int setup_dev(int sock, int rootfd, const struct clinux_zone_config *cfg) {
-    STEP(sock, CLINUX_STEP_DEV, mount_in_root(rootfd, "dev", MISSING_DIR, "tmpfs", "tmpfs", MS_NOSUID | MS_NOEXEC | MS_STRICTATIME, cfg->dev_data));
+    STEP(sock, CLINUX_STEP_DEV, mount_in_root(rootfd, "dev", MISSING_DIR | STRICT, "tmpfs", "tmpfs", MS_NOSUID | MS_NOEXEC | MS_STRICTATIME, cfg->dev_data));
     // mknod is not allowed in a user namespace: bind the host's harmless nodes instead.
     for (int i = 0; dev_nodes[i]; i++) {
         char host[32] = "/dev/", rel[32] = "dev/";
         size_t n = safe_strlen(dev_nodes[i]);
         memcpy(host + 5, dev_nodes[i], n + 1);
         memcpy(rel + 4, dev_nodes[i], n + 1);
-        STEP(sock, CLINUX_STEP_DEVNODES, mount_in_root(rootfd, rel, MISSING_FILE, host, NULL, MS_BIND, NULL));
+        STEP(sock, CLINUX_STEP_DEVNODES, mount_in_root(rootfd, rel, MISSING_FILE | STRICT, host, NULL, MS_BIND, NULL));
     }
-    STEP(sock, CLINUX_STEP_DEVPTS, mount_in_root(rootfd, "dev/pts", MISSING_DIR, "devpts", "devpts", MS_NOSUID | MS_NOEXEC, "newinstance,ptmxmode=0666,mode=0620,gid=5"));
-    STEP(sock, CLINUX_STEP_SHM, mount_in_root(rootfd, "dev/shm", MISSING_DIR, "shm", "tmpfs", MS_NOSUID | MS_NODEV | MS_NOEXEC, cfg->shm_data));
-    int dev = open_in_root(rootfd, "dev", MISSING_FAIL);
+    STEP(sock, CLINUX_STEP_DEVPTS, mount_in_root(rootfd, "dev/pts", MISSING_DIR | STRICT, "devpts", "devpts", MS_NOSUID | MS_NOEXEC, "newinstance,ptmxmode=0666,mode=0620,gid=5"));
+    STEP(sock, CLINUX_STEP_SHM, mount_in_root(rootfd, "dev/shm", MISSING_DIR | STRICT, "shm", "tmpfs", MS_NOSUID | MS_NODEV | MS_NOEXEC, cfg->shm_data));
+    int dev = open_in_root(rootfd, "dev", MISSING_FAIL | STRICT);
     if (dev < 0) report(sock, CLINUX_STEP_DEV);
     // O_PATH descriptors are not enough for symlinkat; reopen the directory for real.
     char path[32];
@@ -307,48 +316,65 @@ static int setup_dev(int sock, int rootfd, const struct clinux_zone_config *cfg)
 }
 
 static int setup_proc_sys(int sock, int rootfd) {
-    STEP(sock, CLINUX_STEP_PROC, mount_in_root(rootfd, "proc", MISSING_DIR, "proc", "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC, NULL));
+    STEP(sock, CLINUX_STEP_PROC, mount_in_root(rootfd, "proc", MISSING_DIR | STRICT, "proc", "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC, NULL));
     for (int i = 0; proc_masked_files[i]; i++) {
-        if (mount_in_root(rootfd, proc_masked_files[i], MISSING_FAIL, "/dev/null", NULL, MS_BIND, NULL) < 0 && errno != ENOENT)
+        if (mount_in_root(rootfd, proc_masked_files[i], MISSING_FAIL | STRICT, "/dev/null", NULL, MS_BIND, NULL) < 0 && errno != ENOENT)
             report(sock, CLINUX_STEP_PROC_MASK);
     }
     for (int i = 0; proc_masked_dirs[i]; i++) {
-        if (mount_in_root(rootfd, proc_masked_dirs[i], MISSING_FAIL, "tmpfs", "tmpfs", MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC, "size=0") < 0 && errno != ENOENT)
+        if (mount_in_root(rootfd, proc_masked_dirs[i], MISSING_FAIL | STRICT, "tmpfs", "tmpfs", MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC, "size=0") < 0 && errno != ENOENT)
             report(sock, CLINUX_STEP_PROC_MASK);
     }
     for (int i = 0; proc_readonly[i]; i++) {
-        int fd = open_in_root(rootfd, proc_readonly[i], MISSING_FAIL);
+        int fd = open_in_root(rootfd, proc_readonly[i], MISSING_FAIL | STRICT);
         if (fd < 0) { if (errno == ENOENT) continue; report(sock, CLINUX_STEP_PROC_MASK); }
         char path[32];
         fd_path(path, fd);
         if (mount(path, path, NULL, MS_BIND | MS_REC, NULL) < 0) report(sock, CLINUX_STEP_PROC_MASK);
         close(fd);
-        if (readonly_in_root(rootfd, proc_readonly[i], 1) < 0) report(sock, CLINUX_STEP_PROC_MASK);
+        if (readonly_in_root(rootfd, proc_readonly[i], 1, STRICT) < 0) report(sock, CLINUX_STEP_PROC_MASK);
     }
     // A fresh read-only sysfs shows only the zone's own network devices. Where the kernel
     // refuses it, an empty read-only tmpfs stands in: nothing of the host shows through.
     unsigned long sysflags = MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC;
-    if (mount_in_root(rootfd, "sys", MISSING_DIR, "sysfs", "sysfs", sysflags, NULL) < 0) {
-        STEP(sock, CLINUX_STEP_SYS, mount_in_root(rootfd, "sys", MISSING_DIR, "tmpfs", "tmpfs", sysflags, "size=0"));
-    } else if (mount_in_root(rootfd, "sys/firmware", MISSING_FAIL, "tmpfs", "tmpfs", sysflags, "size=0") < 0 && errno != ENOENT) {
+    if (mount_in_root(rootfd, "sys", MISSING_DIR | STRICT, "sysfs", "sysfs", sysflags, NULL) < 0) {
+        STEP(sock, CLINUX_STEP_SYS, mount_in_root(rootfd, "sys", MISSING_DIR | STRICT, "tmpfs", "tmpfs", sysflags, "size=0"));
+    } else if (mount_in_root(rootfd, "sys/firmware", MISSING_FAIL | STRICT, "tmpfs", "tmpfs", sysflags, "size=0") < 0 && errno != ENOENT) {
         report(sock, CLINUX_STEP_SYS);
     }
     return 0;
+}
+
+// The new network namespace starts with lo down; a zone expects a working loopback.
+static int loopback_up(void) {
+    int s = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+    if (s < 0) return -1;
+    struct ifreq ifr;
+    memset(&ifr, 0, sizeof ifr);
+    memcpy(ifr.ifr_name, "lo", 3);
+    int rc = ioctl(s, SIOCGIFFLAGS, &ifr);
+    if (rc == 0) {
+        ifr.ifr_flags |= IFF_UP;
+        rc = ioctl(s, SIOCSIFFLAGS, &ifr);
+    }
+    int saved = errno;
+    close(s);
+    errno = saved;
+    return rc;
 }
 
 static int zone_child(void *arg) {
     const struct clinux_zone_config *cfg = arg;
     int sock = cfg->sync_fd;
     close(cfg->parent_fd);
-    int tree = -1;
+    int tree = -1, unused = -1;
+    // First release: the id maps are written and the rootfs tree (if any) comes along.
     if (!wait_release(sock, &tree)) _exit(1);
 
     STEP(sock, CLINUX_STEP_SETSID, setsid());
     STEP(sock, CLINUX_STEP_IDS, setresgid(0, 0, 0));
     STEP(sock, CLINUX_STEP_IDS, setgroups(0, NULL));
     STEP(sock, CLINUX_STEP_IDS, setresuid(0, 0, 0));
-    // After the parent joined us to the zone's cgroups, so /proc/self/cgroup shows "/".
-    STEP(sock, CLINUX_STEP_CGROUPNS, unshare(CLONE_NEWCGROUP));
     STEP(sock, CLINUX_STEP_MOUNT_PRIVATE, mount(NULL, "/", NULL, MS_REC | MS_SLAVE, NULL));
     if (tree >= 0) {
         STEP(sock, CLINUX_STEP_ROOTFS, syscall(SYS_move_mount, tree, "", AT_FDCWD, cfg->rootfs, MOVE_MOUNT_F_EMPTY_PATH));
@@ -365,7 +391,7 @@ static int zone_child(void *arg) {
     // (the kernel's mnt_already_visible check), so before the old root is detached.
     setup_proc_sys(sock, rootfd);
     if (cfg->tmp_data)
-        STEP(sock, CLINUX_STEP_TMP, mount_in_root(rootfd, "tmp", MISSING_DIR, "tmpfs", "tmpfs", MS_NOSUID | MS_NODEV, cfg->tmp_data));
+        STEP(sock, CLINUX_STEP_TMP, mount_in_root(rootfd, "tmp", MISSING_DIR | STRICT, "tmpfs", "tmpfs", MS_NOSUID | MS_NODEV, cfg->tmp_data));
     for (int i = 0; i < cfg->mount_count; i++) {
         const struct clinux_zone_mount *m = &cfg->mounts[i];
         struct stat st;
@@ -378,6 +404,14 @@ static int zone_child(void *arg) {
     STEP(sock, CLINUX_STEP_PIVOT_ROOT, umount2(".", MNT_DETACH));
     STEP(sock, CLINUX_STEP_PIVOT_ROOT, chdir("/"));
     STEP(sock, CLINUX_STEP_HOSTNAME, sethostname(cfg->hostname, safe_strlen(cfg->hostname)));
+    STEP(sock, CLINUX_STEP_LOOPBACK, loopback_up());
+
+    // Second release: the parent has joined us to the zone's cgroups (meanwhile, the mounts
+    // above ran in parallel) and wired the network. Only now may the zone's code run.
+    if (!wait_release(sock, &unused)) _exit(1);
+    if (unused >= 0) close(unused);
+    // After joining the cgroups, so /proc/self/cgroup shows "/".
+    STEP(sock, CLINUX_STEP_CGROUPNS, unshare(CLONE_NEWCGROUP));
     if (cfg->memlock_bytes != UINT64_MAX) {
         struct rlimit rl = { cfg->memlock_bytes, cfg->memlock_bytes };
         STEP(sock, CLINUX_STEP_RLIMIT, setrlimit(RLIMIT_MEMLOCK, &rl));
@@ -407,8 +441,24 @@ static pid_t clone_with_stack(int (*fn)(void *), void *arg, int flags, int *pidf
     return pid;
 }
 
-pid_t clinux_zone_spawn(const struct clinux_zone_config *cfg, int *pidfd) {
+// clone3 without a new stack (the child runs on its private copy of ours, like fork) and
+// CLONE_INTO_CGROUP: the child is born in the zone's cgroup v2 directory, so no cgroup.procs
+// write (which takes the global threadgroup lock: an RCU grace period) is needed for it.
+static pid_t clone3_into(int (*fn)(void *), void *arg, uint64_t flags, int cgroup_fd, int *pidfd) {
+    struct clone_args args;
+    memset(&args, 0, sizeof args);
+    args.flags = flags | CLONE_INTO_CGROUP | (pidfd ? CLONE_PIDFD : 0);
+    args.pidfd = (uint64_t)(uintptr_t)pidfd;
+    args.exit_signal = SIGCHLD;
+    args.cgroup = (uint64_t)cgroup_fd;
+    pid_t pid = (pid_t)syscall(SYS_clone3, &args, sizeof args);
+    if (pid == 0) _exit(fn(arg));
+    return pid;
+}
+
+pid_t clinux_zone_spawn(const struct clinux_zone_config *cfg, int cgroup_fd, int *pidfd) {
     int flags = CLONE_NEWUSER | CLONE_NEWNS | CLONE_NEWPID | CLONE_NEWUTS | CLONE_NEWIPC | CLONE_NEWNET;
+    if (cgroup_fd >= 0) return clone3_into(zone_child, (void *)cfg, (uint64_t)flags, cgroup_fd, pidfd);
     return clone_with_stack(zone_child, (void *)cfg, flags, pidfd);
 }
 
@@ -438,6 +488,10 @@ static int enter_child(void *arg) {
     const struct clinux_zone_enter_config *cfg = arg;
     int sock = cfg->sync_fd;
     close(cfg->parent_fd);
+    // Until exec, this process (and the fork below, visible inside the zone) holds host
+    // descriptors and full capabilities in the zone's user namespace. Not dumpable: zone
+    // processes cannot ptrace it or open its /proc files (exec resets this as usual).
+    STEP(sock, CLINUX_STEP_SETNS, prctl(PR_SET_DUMPABLE, 0, 0, 0, 0));
     int unused = -1;
     if (!wait_release(sock, &unused)) _exit(1);
     // The user namespace first: it grants the capabilities needed to join the others.
@@ -470,6 +524,10 @@ static int enter_child(void *arg) {
             STEP(sock, CLINUX_STEP_STDIO, setup_stdio(cfg->stdin_fd, cfg->stdout_fd, cfg->stderr_fd));
         }
         STEP(sock, CLINUX_STEP_STDIO, syscall(SYS_close_range, 3, ~0U, CLOSE_RANGE_CLOEXEC));
+        if (cfg->memlock_bytes != UINT64_MAX) {
+            struct rlimit rl = { cfg->memlock_bytes, cfg->memlock_bytes };
+            STEP(sock, CLINUX_STEP_RLIMIT, setrlimit(RLIMIT_MEMLOCK, &rl));
+        }
         restrict_self(sock, cfg->caps_keep, cfg->cap_last, cfg->seccomp, cfg->seccomp_len);
         reset_signals();
         exec_in_zone(cfg->argv, cfg->envp);
@@ -487,7 +545,8 @@ static int enter_child(void *arg) {
     return 0;
 }
 
-pid_t clinux_zone_enter(const struct clinux_zone_enter_config *cfg) {
+pid_t clinux_zone_enter(const struct clinux_zone_enter_config *cfg, int cgroup_fd) {
+    if (cgroup_fd >= 0) return clone3_into(enter_child, (void *)cfg, 0, cgroup_fd, NULL);
     return clone_with_stack(enter_child, (void *)cfg, 0, NULL);
 }
 
@@ -508,8 +567,15 @@ int clinux_zone_wait_message(int sock, struct clinux_zone_message *out) {
     msg.msg_control = control.buf;
     msg.msg_controllen = sizeof control.buf;
     ssize_t n;
-    do { n = recvmsg(sock, &msg, MSG_CMSG_CLOEXEC); } while (n < 0 && errno == EINTR);
-    if (n < 0) return -1;
+    int resets = 0;
+    for (;;) {
+        n = recvmsg(sock, &msg, MSG_CMSG_CLOEXEC);
+        if (n >= 0 || errno == EINTR) { if (n >= 0) break; continue; }
+        // A child that died with our release still unread makes the kernel report
+        // ECONNRESET once, ahead of the message it queued for us: read on to get that.
+        if (errno == ECONNRESET && resets++ == 0) continue;
+        return -1;
+    }
     if (n == 0) return 0;
     if ((size_t)n < sizeof m) { errno = EPROTO; return -1; }
     m.fd = -1;
@@ -631,4 +697,34 @@ int clinux_tty_copy_winsize(int from_fd, int to_fd) {
     struct winsize ws;
     if (ioctl(from_fd, TIOCGWINSZ, &ws) < 0) return -1;
     return ioctl(to_fd, TIOCSWINSZ, &ws);
+}
+
+// SIGWINCH → a byte on a pipe, so a poll loop can copy the new window size to a zone's pty.
+static int winch_write_fd = -1;
+
+static void on_winch(int sig) {
+    (void)sig;
+    int saved = errno;
+    char b = 'W';
+    if (winch_write_fd >= 0) (void)!write(winch_write_fd, &b, 1);
+    errno = saved;
+}
+
+int clinux_winch_pipe(void) {
+    int fds[2];
+    if (pipe2(fds, O_CLOEXEC | O_NONBLOCK) < 0) return -1;
+    winch_write_fd = fds[1];
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = on_winch;
+    sa.sa_flags = SA_RESTART;
+    sigaction(SIGWINCH, &sa, NULL);
+    return fds[0];
+}
+
+void clinux_winch_close(int read_fd) {
+    signal(SIGWINCH, SIG_DFL);
+    if (winch_write_fd >= 0) close(winch_write_fd);
+    winch_write_fd = -1;
+    if (read_fd >= 0) close(read_fd);
 }

@@ -101,7 +101,7 @@ public final class ImageStore {
             throw LumosError.unsupported("image \(manifest.uuid) is a zvol image, which is for kvm VMs; this Lumos imports lx-dataset and zone-dataset images")
         }
         try Self.verify(file: file, against: manifest.file, progress: progress)
-        return try install(manifest, file: file)
+        return try install(manifest, file: file, progress: progress)
     }
 
     func readInput(_ path: String) throws -> [UInt8] {
@@ -109,7 +109,7 @@ public final class ImageStore {
         return try FD.readFile(path)
     }
 
-    func install(_ manifest: ImageManifest, file: String) throws -> ImageManifest {
+    func install(_ manifest: ImageManifest, file: String, progress: Bool = false) throws -> ImageManifest {
         let uuid = manifest.uuid.lowercased()
         try recover()
         let lock = try journal.lock(uuid)
@@ -123,9 +123,7 @@ public final class ImageStore {
             try intent.mark("created")
             let rootfs = try datasets.mountpoint(ds) + "/root"
             try Files.makeDirectories(rootfs)
-            var argv = ["tar", "-x", "--numeric-owner", "-C", rootfs, "-f", file]
-            if let flag = manifest.file.tarFlag { argv.insert(flag, at: 2) }
-            try Exec.run(argv)
+            try Self.extract(file, compression: manifest.file, into: rootfs, progress: progress)
             try intent.mark("extracted")
             try datasets.snapshot(finalSnapshot(uuid))
             try intent.mark("snapshotted")
@@ -138,6 +136,40 @@ public final class ImageStore {
             throw LumosError.failed("import of image \(uuid) failed, nothing was kept: \(oneLine(error))")
         }
         return manifest
+    }
+
+    /// Unpacks an image file with tar (which runs the decompressor). On a terminal the file is
+    /// fed through a pipe so a progress bar can follow it.
+    static func extract(_ file: String, compression: ImageFileInfo, into rootfs: String, progress: Bool) throws {
+        var argv = ["tar", "-x", "--numeric-owner", "-C", rootfs, "-f", progress ? "-" : file]
+        if let flag = compression.tarFlag { argv.insert(flag, at: 2) }
+        guard progress else { try Exec.run(argv); return }
+        let src = try sys("open", file) { open(file, O_RDONLY | O_CLOEXEC) }
+        defer { close(src) }
+        var p: [Int32] = [0, 0]
+        try sys("pipe") { pipe(&p) }
+        _ = fcntl(p[1], F_SETFD, FD_CLOEXEC)
+        let pid: pid_t
+        do { pid = try Exec.spawn(argv, stdin: .fd(p[0]), stdout: .null, stderr: .inherit) } catch {
+            close(p[0]); close(p[1]); throw error
+        }
+        close(p[0])
+        // tar may stop early on a bad file: that must be an error from write, not SIGPIPE.
+        signal(SIGPIPE, SIG_IGN)
+        let bar = ProgressBar("extracting", total: compression.size)
+        var buf = [UInt8](repeating: 0, count: 1 << 20)
+        var ok = true
+        while ok {
+            let n = buf.withUnsafeMutableBytes { read(src, $0.baseAddress, $0.count) }
+            if n < 0 && errno == EINTR { continue }
+            if n <= 0 { break }
+            ok = buf.withUnsafeBytes { FD.writeAll(p[1], UnsafeRawBufferPointer(rebasing: $0[0..<n])) }
+            bar.advance(UInt64(n))
+        }
+        close(p[1])
+        bar.finish()
+        let status = Exec.wait(pid)
+        if status != 0 || !ok { throw LumosError.failed("tar could not unpack \(file) (exit \(status)); is it a \(compression.compression) tar of a root file system?") }
     }
 
     /// `imgadm delete`: refused while tenants (`users`) are cloned from the image.

@@ -41,10 +41,23 @@ public enum Exec {
             case .fd(let fd): posix_spawn_file_actions_adddup2(&actions, fd, target)
             }
         }
+        // The child starts with no blocked signals and default dispositions: posix_spawn would
+        // otherwise hand it the calling thread's mask (worker threads block most signals), and a
+        // tool that relies on SIGALRM, like `ping -w`, would wait forever.
+        var attr = posix_spawnattr_t()
+        posix_spawnattr_init(&attr)
+        defer { posix_spawnattr_destroy(&attr) }
+        var none = sigset_t()
+        sigemptyset(&none)
+        var all = sigset_t()
+        sigfillset(&all)
+        posix_spawnattr_setsigmask(&attr, &none)
+        posix_spawnattr_setsigdefault(&attr, &all)
+        posix_spawnattr_setflags(&attr, Int16(POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF))
         var cargs: [UnsafeMutablePointer<CChar>?] = argv.map { strdup($0) } + [nil]
         defer { for p in cargs { free(p) } }
         var pid: pid_t = 0
-        let rc = posix_spawn(&pid, path, &actions, nil, &cargs, environ)
+        let rc = posix_spawn(&pid, path, &actions, &attr, &cargs, environ)
         if rc != 0 { throw Errno(rc, "posix_spawn", path) }
         return pid
     }
@@ -77,7 +90,18 @@ public enum Exec {
         close(outPipe[1]); close(errPipe[1])
         if let input {
             close(inPipe[0])
-            _ = input.withUnsafeBytes { FD.writeAll(inPipe[1], $0) }
+            // A child that exits without reading all its input must not kill us with SIGPIPE:
+            // block it in this thread for the write and drop one that became pending.
+            var pipeOnly = sigset_t(), old = sigset_t()
+            sigemptyset(&pipeOnly)
+            sigaddset(&pipeOnly, SIGPIPE)
+            pthread_sigmask(SIG_BLOCK, &pipeOnly, &old)
+            let complete = input.withUnsafeBytes { FD.writeAll(inPipe[1], $0) }
+            if !complete && errno == EPIPE {
+                var zero = timespec()
+                _ = sigtimedwait(&pipeOnly, nil, &zero)
+            }
+            pthread_sigmask(SIG_SETMASK, &old, nil)
             close(inPipe[1])
         }
         let (out, err) = FD.drainBoth(outPipe[0], errPipe[0])

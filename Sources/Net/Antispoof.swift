@@ -50,12 +50,20 @@ public enum Antispoof {
     public static let table = "lumos"
 
     /// The table with its sets and chains, without elements.
+    ///
+    /// The common path is cheap: an IPv4 or IPv6 packet from a tenant costs one hash lookup of
+    /// `iifname . ether saddr . ip saddr` (exact elements) plus the L4 checks. Interval sets
+    /// (`*_range_ok`) hold only what needs ranges (allowed_ips, and everything of a port that
+    /// may spoof its MAC or IPs) and are consulted only when the exact lookup misses.
     public static let tableText = """
     table bridge lumos {
     \tset ports { type ifname; }
-    \tset mac_ok { type ifname . ether_addr; flags interval; }
-    \tset v4_ok { type ifname . ether_addr . ipv4_addr; flags interval; }
-    \tset v6_ok { type ifname . ether_addr . ipv6_addr; flags interval; }
+    \tset mac_ok { type ifname . ether_addr; }
+    \tset mac_range_ok { type ifname . ether_addr; flags interval; }
+    \tset v4_ok { type ifname . ether_addr . ipv4_addr; }
+    \tset v4_range_ok { type ifname . ether_addr . ipv4_addr; flags interval; }
+    \tset v6_ok { type ifname . ether_addr . ipv6_addr; }
+    \tset v6_range_ok { type ifname . ether_addr . ipv6_addr; flags interval; }
     \tset nd_ok { typeof iifname . ether saddr . @th,64,128; flags interval; }
     \tset dhcp_server_ok { type ifname; }
     \tset restricted_ok { type ifname; }
@@ -67,64 +75,88 @@ public enum Antispoof {
     \t}
 
     \tchain tenant {
-    \t\tiifname != @restricted_ok ether type != { ip, ip6, arp } drop
-    \t\tiifname . ether saddr != @mac_ok drop
-    \t\tudp sport { 67, 547 } iifname != @dhcp_server_ok drop
-    \t\tmeta l4proto { tcp, udp } iifname . th dport @blocked_ports drop
-    \t\tether type arp jump tenant_arp
-    \t\tether type ip jump tenant_ipv4
-    \t\tether type ip6 jump tenant_ipv6
-    \t}
-
-    \tchain tenant_arp {
-    \t\tarp saddr ip 0.0.0.0 iifname . arp saddr ether @mac_ok accept
-    \t\tiifname . arp saddr ether . arp saddr ip @v4_ok accept
+    \t\tether type ip goto tenant_ipv4
+    \t\tether type ip6 goto tenant_ipv6
+    \t\tether type arp goto tenant_arp
+    \t\tiifname != @restricted_ok drop
+    \t\tiifname . ether saddr @mac_ok accept
+    \t\tiifname . ether saddr @mac_range_ok accept
     \t\tdrop
     \t}
 
     \tchain tenant_ipv4 {
-    \t\tip saddr 0.0.0.0 udp sport 68 udp dport 67 accept
-    \t\tiifname . ether saddr . ip saddr @v4_ok accept
+    \t\tiifname . ether saddr . ip saddr @v4_ok goto tenant_l4
+    \t\tiifname . ether saddr . ip saddr @v4_range_ok goto tenant_l4
+    \t\tip saddr 0.0.0.0 udp sport 68 udp dport 67 iifname . ether saddr @mac_ok accept
+    \t\tip saddr 0.0.0.0 udp sport 68 udp dport 67 iifname . ether saddr @mac_range_ok accept
     \t\tdrop
     \t}
 
     \tchain tenant_ipv6 {
-    \t\tip6 saddr :: icmpv6 type nd-neighbor-solicit iifname . ether saddr . @th,64,128 @nd_ok accept
-    \t\tip6 saddr :: icmpv6 type mld2-listener-report accept
-    \t\tiifname . ether saddr . ip6 saddr != @v6_ok drop
+    \t\tiifname . ether saddr . ip6 saddr @v6_ok goto tenant_nd
+    \t\tiifname . ether saddr . ip6 saddr @v6_range_ok goto tenant_nd
+    \t\tip6 saddr :: goto tenant_ipv6_unspecified
+    \t\tdrop
+    \t}
+
+    \tchain tenant_nd {
     \t\ticmpv6 type nd-neighbor-advert iifname . ether saddr . @th,64,128 != @nd_ok drop
+    \t\tgoto tenant_l4
+    \t}
+
+    \tchain tenant_ipv6_unspecified {
+    \t\ticmpv6 type nd-neighbor-solicit iifname . ether saddr . @th,64,128 @nd_ok accept
+    \t\ticmpv6 type mld2-listener-report iifname . ether saddr @mac_ok accept
+    \t\ticmpv6 type mld2-listener-report iifname . ether saddr @mac_range_ok accept
+    \t\tdrop
+    \t}
+
+    \tchain tenant_arp {
+    \t\tiifname . ether saddr != @mac_ok iifname . ether saddr != @mac_range_ok drop
+    \t\tarp saddr ip 0.0.0.0 accept
+    \t\tiifname . arp saddr ether . arp saddr ip @v4_ok accept
+    \t\tiifname . arp saddr ether . arp saddr ip @v4_range_ok accept
+    \t\tdrop
+    \t}
+
+    \tchain tenant_l4 {
+    \t\tudp sport { 67, 547 } iifname != @dhcp_server_ok drop
+    \t\tmeta l4proto { tcp, udp } iifname . th dport @blocked_ports drop
+    \t\taccept
     \t}
     }
 
     """
 
     static let anyMAC = "00:00:00:00:00:00-ff:ff:ff:ff:ff:ff"
+    static let setOrder = ["ports", "mac_ok", "mac_range_ok", "v4_ok", "v4_range_ok", "v6_ok", "v6_range_ok", "nd_ok",
+                           "dhcp_server_ok", "restricted_ok", "blocked_ports"]
 
     /// Set name → elements, in a fixed order, for the given ports.
     public static func elements(_ ports: [PortPolicy]) -> [(set: String, elements: [String])] {
-        var sets: [(String, [String])] = [
-            ("ports", []), ("mac_ok", []), ("v4_ok", []), ("v6_ok", []), ("nd_ok", []),
-            ("dhcp_server_ok", []), ("restricted_ok", []), ("blocked_ports", []),
-        ]
-        func add(_ i: Int, _ e: String) { sets[i].1.append(e) }
+        var sets: [String: [String]] = [:]
+        func add(_ set: String, _ e: String) { sets[set, default: []].append(e) }
         for p in ports {
             let port = "\"\(p.port)\""
             let mac = p.allowMACSpoofing ? anyMAC : p.mac.description
-            add(0, port)
-            add(1, "\(port) . \(mac)")
+            add("ports", port)
+            add(p.allowMACSpoofing ? "mac_range_ok" : "mac_ok", "\(port) . \(mac)")
             let v4 = p.allowIPSpoofing ? [IPNetwork(address: IPAddress(ipv4: 0), prefix: 0)] : disjoint(p.ipv4)
             let v6 = p.allowIPSpoofing ? [IPNetwork(address: IPAddress(bytes: [UInt8](repeating: 0, count: 16)), prefix: 0)] : disjoint(p.ipv6)
-            for n in v4 { add(2, "\(port) . \(mac) . \(nftText(n))") }
-            for n in v6 {
-                add(3, "\(port) . \(mac) . \(nftText(n))")
-                let raw = n.prefix == 128 ? n.address.hex : "\(n.network.hex)-\(n.last.hex)"
-                add(4, "\(port) . \(mac) . \(raw)")
+            for n in v4 + v6 {
+                let family = n.isIPv4 ? "v4" : "v6"
+                let exact = !p.allowMACSpoofing && n.prefix == (n.isIPv4 ? 32 : 128)
+                add(exact ? "\(family)_ok" : "\(family)_range_ok", "\(port) . \(mac) . \(nftText(n))")
             }
-            if p.allowDHCPSpoofing { add(5, port) }
-            if p.allowRestrictedTraffic { add(6, port) }
-            for b in Set(p.blockedOutgoingPorts).sorted() { add(7, "\(port) . \(b)") }
+            for n in v6 {
+                let raw = n.prefix == 128 ? n.address.hex : "\(n.network.hex)-\(n.last.hex)"
+                add("nd_ok", "\(port) . \(mac) . \(raw)")
+            }
+            if p.allowDHCPSpoofing { add("dhcp_server_ok", port) }
+            if p.allowRestrictedTraffic { add("restricted_ok", port) }
+            for b in Set(p.blockedOutgoingPorts).sorted() { add("blocked_ports", "\(port) . \(b)") }
         }
-        return sets.filter { !$0.1.isEmpty }.map { (set: $0.0, elements: $0.1) }
+        return setOrder.compactMap { name in sets[name].map { (set: name, elements: $0) } }
     }
 
     /// nft writes a host address without /32 or /128.

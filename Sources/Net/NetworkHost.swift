@@ -177,12 +177,6 @@ public struct NetworkHost: Sendable {
 
     // MARK: Anti-spoofing table
 
-    /// Creates the Lumos table (with every known port) when it is missing. Lock held by caller.
-    func ensureAntispoofTable() throws {
-        let r = try tools.nftCommand(["list", "table", Antispoof.family, Antispoof.table], check: false)
-        if r.status != 0 { try rebuildAntispoof() }
-    }
-
     /// Replaces the table with exactly the ports of every recorded tenant (atomic).
     func rebuildAntispoof(excluding tenant: String? = nil) throws {
         let ports = try store.tenants().filter { $0.uuid != tenant }.flatMap { $0.nics.map(\.portPolicy) }

@@ -122,8 +122,10 @@ public struct TenantNetwork: Sendable {
 
     /// Checks what can only be checked against the host before anything changes.
     func preflight(_ nics: [TenantNIC]) throws {
+        var checked: [String: VirtualSwitch] = [:]
         for (i, n) in nics.enumerated() {
-            let sw = try host.ensureSwitch(n.switchName)
+            let sw = try checked[n.switchName] ?? host.ensureSwitch(n.switchName)
+            checked[n.switchName] = sw
             if let v = n.spec.vlanID, v != 0 {
                 // Tagging a port needs bridge VLAN filtering (802.1Q); probe it on the switch.
                 let r = try host.tools.ip(["link", "set", sw.bridge, "type", "bridge", "vlan_filtering", "1"], check: false)
@@ -143,20 +145,31 @@ public struct TenantNetwork: Sendable {
 
     /// The kernel side of attach for `nics` (already recorded).
     func plumb(_ nics: [TenantNIC], record: TenantRecord, netns: NetNamespace) throws {
-        try host.ensureAntispoofTable()
+        if nics.isEmpty { return }
+        // Anti-spoofing is in place before a port joins its bridge, so the tenant never sends
+        // one unchecked frame (ifname matching does not need the link to exist yet). The record
+        // already holds these NICs, so a missing table is rebuilt with them.
+        if (try? host.tools.nft(Antispoof.addScript(nics.map(\.portPolicy)))) == nil {
+            try host.rebuildAntispoof()
+        }
+        var switches: [String: VirtualSwitch] = [:]
+        for name in Set(nics.map(\.switchName)) {
+            guard let sw = try host.store.switchConfig(name) else { throw LumosError.notFound("nic tag \(name) does not exist") }
+            switches[name] = sw
+        }
         var hostLines: [String] = []
+        var portLines: [String] = []
+        var upLines: [String] = []
         var zoneLines: [String] = ["link set lo up"]
         var tcLines: [String] = []
         var bridgeLines: [String] = []
-        let zoneInHostTerms = netns.iprouteReference
-        let hostRef = host.namespace.iprouteReference
         var createInZone: [String] = []
         for n in nics {
-            let sw = try host.ensureSwitch(n.switchName)
+            let sw = switches[n.switchName]!
             let mtu = n.spec.mtu ?? sw.mtu ?? 1500
-            if let ref = zoneInHostTerms {
+            if let ref = netns.iprouteReference {
                 hostLines.append("link add \(n.hostLink) mtu \(mtu) type veth peer name \(n.interface) address \(n.mac) mtu \(mtu) netns \(ref)")
-            } else if let hostRef {
+            } else if let hostRef = host.namespace.iprouteReference {
                 createInZone.append("link add \(n.interface) address \(n.mac) mtu \(mtu) type veth peer name \(n.hostLink) mtu \(mtu) netns \(hostRef)")
             } else {
                 throw LumosError.unsupported("\(netns) and the host \(host.namespace) are both given only by path; give the tenant by pid")
@@ -164,6 +177,8 @@ public struct TenantNetwork: Sendable {
             if n.spec.txMaxbwMbps != nil {
                 hostLines += ["link add \(n.ifbLink) type ifb", "link set \(n.ifbLink) up"]
             }
+            portLines += ["link set \(n.hostLink) addrgenmode none", "link set \(n.hostLink) master \(sw.bridge)"]
+            upLines.append("link set \(n.hostLink) up")
             tcLines += Bandwidth.lines(hostLink: n.hostLink, ifb: n.ifbLink, rxMbps: n.spec.rxMaxbwMbps, txMbps: n.spec.txMaxbwMbps)
             if let v = n.spec.vlanID, v != 0 {
                 bridgeLines += ["vlan add dev \(n.hostLink) vid \(v) pvid untagged", "vlan del dev \(n.hostLink) vid 1"]
@@ -171,29 +186,25 @@ public struct TenantNetwork: Sendable {
             }
             zoneLines.append("link set \(n.interface) up")
             if !record.addressesByDHCP {
-                for a in n.spec.addresses { zoneLines.append("addr add \(a) dev \(n.interface)") }
+                for a in n.spec.addresses { zoneLines.append(Self.addressLine(a, n.interface)) }
                 if n.spec.isPrimary {
                     for g in n.spec.gatewayAddresses { zoneLines.append("route replace default via \(g) dev \(n.interface)") }
                 }
             }
         }
-        // Order: links exist before they join the bridge; anti-spoofing is in place before the
-        // port comes up, so the tenant never sends one unchecked frame.
+        // Caps and VLANs are set before the port comes up; without them one batch does it all.
         let zoneTools = NetTools(netns)
         if !createInZone.isEmpty { try zoneTools.ipBatch(createInZone) }
-        try host.tools.ipBatch(hostLines)
-        try host.tools.nft(Antispoof.addScript(nics.map(\.portPolicy)))
-        var portLines: [String] = []
-        for n in nics {
-            let sw = try host.ensureSwitch(n.switchName)
-            portLines += ["link set \(n.hostLink) addrgenmode none", "link set \(n.hostLink) master \(sw.bridge)"]
+        if tcLines.isEmpty && bridgeLines.isEmpty {
+            try host.tools.ipBatch(hostLines + portLines + upLines)
+        } else {
+            try host.tools.ipBatch(hostLines + portLines)
+            try host.tools.tcBatch(tcLines)
+            if !bridgeLines.isEmpty {
+                try Exec.run(host.namespace.command(["bridge", "-batch", "-"]), input: Array((bridgeLines.joined(separator: "\n") + "\n").utf8))
+            }
+            try host.tools.ipBatch(upLines)
         }
-        try host.tools.ipBatch(portLines)
-        try host.tools.tcBatch(tcLines)
-        if !bridgeLines.isEmpty {
-            try Exec.run(host.namespace.command(["bridge", "-batch", "-"]), input: Array((bridgeLines.joined(separator: "\n") + "\n").utf8))
-        }
-        try host.tools.ipBatch(nics.map { "link set \($0.hostLink) up" })
         try zoneTools.ipBatch(zoneLines)
         let dhcp = DHCPService(host: host)
         for s in Set(nics.map(\.switchName)) { try dhcp.refresh(switchName: s) }
@@ -244,8 +255,10 @@ public struct TenantNetwork: Sendable {
     // MARK: Update
 
     /// `vmadm update` for NICs of a running tenant: `remove` takes MACs (vmadm remove_nics),
-    /// `update` entries are matched by mac and re-plumbed with their new properties (vmadm
-    /// update_nics), `add` are new NICs (vmadm add_nics). Validated as a whole first.
+    /// `update` entries are matched by mac (vmadm update_nics), `add` are new NICs (vmadm
+    /// add_nics). Validated as a whole first. A change of addresses, allow_* properties,
+    /// allowed_ips, blocked ports or caps is applied in place (the tenant's netN and its sockets
+    /// stay); a change of nic_tag, mtu or vlan_id re-plumbs the NIC with the same netN and MAC.
     @discardableResult
     public func update(tenant: String, netns: NetNamespace, add: [NicSpec] = [], remove: [MACAddress] = [], update: [NicSpec] = []) throws -> [TenantNIC] {
         try netns.check()
@@ -257,41 +270,100 @@ public struct TenantNetwork: Sendable {
         for m in remove where !record.nics.contains(where: { $0.mac == m }) {
             throw LumosError.notFound("remove_nics: tenant \(tenant) has no NIC with mac \(m)")
         }
-        var changed: [TenantNIC] = []
+        var changed: [(old: TenantNIC, new: TenantNIC)] = []
         for (i, u) in update.enumerated() {
             guard let m = u.mac, let old = record.nics.first(where: { $0.mac == m }) else {
                 throw LumosError.notFound("update_nics[\(i)]: tenant \(tenant) has no NIC with mac \(u.mac?.description ?? "(none)"); name the NIC by its mac")
             }
-            var spec = u
-            spec.interface = old.interface
             var nic = old
-            nic.spec = spec
-            changed.append(nic)
+            nic.spec = u
+            nic.spec.interface = old.interface
+            changed.append((old, nic))
         }
-        let keep = record.nics.filter { n in !remove.contains(n.mac) && !changed.contains(where: { $0.mac == n.mac }) }
-        let addSpecs = add
-        try NicValidation.validate(keep.map(\.spec) + changed.map(\.spec) + addSpecs)
-        let added = try resolve(addSpecs, tenant: tenant, existing: keep + changed)
-        try preflight(changed + added)
-        let gone = record.nics.filter { n in remove.contains(n.mac) || changed.contains(where: { $0.mac == n.mac }) }
-        // Take down what goes or changes, then plumb what comes or changed.
+        let keep = record.nics.filter { n in !remove.contains(n.mac) && !changed.contains(where: { $0.old.mac == n.mac }) }
+        try NicValidation.validate(keep.map(\.spec) + changed.map(\.new.spec) + add)
+        let added = try resolve(add, tenant: tenant, existing: keep + changed.map(\.new))
+        let replug = changed.filter { Self.needsReplug($0.old.spec, $0.new.spec) }
+        let inPlace = changed.filter { !Self.needsReplug($0.old.spec, $0.new.spec) }
+        try preflight(replug.map(\.new) + added)
+        let gone = record.nics.filter { n in remove.contains(n.mac) || replug.contains(where: { $0.old.mac == n.mac }) }
+
+        // Take down what goes or is re-plumbed, change in place, then plumb what comes.
         try unplumb(gone, record: record)
-        record.nics = keep
+        record.nics = keep + inPlace.map(\.old)
         try host.store.save(record)
-        let incoming = changed + added
-        record.nics = (keep + incoming).sorted { Int($0.interface.dropFirst(3)) ?? 0 < Int($1.interface.dropFirst(3)) ?? 0 }
+        for c in inPlace { try change(c.old, to: c.new, record: &record, netns: netns) }
+        let incoming = replug.map(\.new) + added
+        record.nics = Self.ordered(keep + inPlace.map(\.new) + incoming)
         try host.store.save(record)
         do {
             try plumb(incoming, record: record, netns: netns)
         } catch {
             try? unplumb(incoming, record: record)
-            record.nics = keep
+            record.nics = Self.ordered(keep + inPlace.map(\.new))
             try? host.store.save(record)
             throw error
         }
         let dhcp = DHCPService(host: host)
-        for s in Set(gone.map(\.switchName)) where try host.store.switchConfig(s) != nil { try dhcp.refresh(switchName: s) }
+        for s in Set((gone + inPlace.map(\.old)).map(\.switchName)) where try host.store.switchConfig(s) != nil {
+            try dhcp.refresh(switchName: s)
+        }
         return record.nics
+    }
+
+    /// `ip addr add` for a tenant address. IPv6 skips duplicate address detection: anti-spoofing
+    /// already keeps every other port off this address, and DAD would hold it back ~1 s.
+    static func addressLine(_ a: IPNetwork, _ iface: String) -> String {
+        "addr add \(a) dev \(iface)" + (a.isIPv4 ? "" : " nodad")
+    }
+
+    static func ordered(_ nics: [TenantNIC]) -> [TenantNIC] {
+        nics.sorted { (Int($0.interface.dropFirst(3)) ?? 0) < (Int($1.interface.dropFirst(3)) ?? 0) }
+    }
+
+    /// Properties that are part of the link itself; the rest can change under a live NIC.
+    static func needsReplug(_ a: NicSpec, _ b: NicSpec) -> Bool {
+        a.nicTag != b.nicTag || a.mtu != b.mtu || (a.vlanID ?? 0) != (b.vlanID ?? 0)
+    }
+
+    /// Applies a NIC's new policy, caps and addresses without touching its link.
+    func change(_ old: TenantNIC, to new: TenantNIC, record: inout TenantRecord, netns: NetNamespace) throws {
+        // Old and new elements swap in one transaction, so there is no moment without a rule.
+        let swap = Antispoof.deleteScript([old.portPolicy]) + Antispoof.addScript([new.portPolicy])
+        if record.nics.firstIndex(where: { $0.mac == old.mac }).map({ record.nics[$0] = new }) == nil { record.nics.append(new) }
+        if (try? host.tools.nft(swap)) == nil {
+            try host.store.save(record)
+            try host.rebuildAntispoof()
+        }
+        var ipLines: [String] = []
+        var tcLines: [String] = []
+        if old.spec.rxMaxbwMbps != new.spec.rxMaxbwMbps {
+            tcLines += new.spec.rxMaxbwMbps.map { [Bandwidth.tbf(dev: new.hostLink, mbps: $0)] } ?? Bandwidth.removalLines(hostLink: new.hostLink, rx: true, tx: false)
+        }
+        if old.spec.txMaxbwMbps != new.spec.txMaxbwMbps {
+            if let tx = new.spec.txMaxbwMbps {
+                if old.spec.txMaxbwMbps == nil { ipLines += ["link add \(new.ifbLink) type ifb", "link set \(new.ifbLink) up"] }
+                tcLines += Bandwidth.ingressCap(dev: new.hostLink, ifb: new.ifbLink, mbps: tx)
+            } else {
+                tcLines += Bandwidth.removalLines(hostLink: new.hostLink, rx: false, tx: true)
+            }
+        }
+        try host.tools.ipBatch(ipLines)
+        try host.tools.tcBatch(tcLines, force: true)
+        if old.spec.txMaxbwMbps != nil && new.spec.txMaxbwMbps == nil {
+            try host.tools.ipBatch(["link del \(new.ifbLink)"], force: true)
+        }
+        if !record.addressesByDHCP {
+            let iface = new.interface
+            let oldAddrs = Set(old.spec.addresses), newAddrs = Set(new.spec.addresses)
+            var zone = oldAddrs.subtracting(newAddrs).map { "addr del \($0) dev \(iface)" }
+            zone += newAddrs.subtracting(oldAddrs).map { Self.addressLine($0, iface) }
+            if old.spec.isPrimary != new.spec.isPrimary || old.spec.gateways != new.spec.gateways {
+                if old.spec.isPrimary { zone += old.spec.gatewayAddresses.map { "route del default via \($0) dev \(iface)" } }
+                if new.spec.isPrimary { zone += new.spec.gatewayAddresses.map { "route replace default via \($0) dev \(iface)" } }
+            }
+            try NetTools(netns).ipBatch(zone, force: true)
+        }
     }
 
     /// Removes some NICs of a tenant (links, elements, leases); the record is the caller's.
@@ -304,5 +376,43 @@ public struct TenantNetwork: Sendable {
             try host.store.save(rest)
             try host.rebuildAntispoof()
         }
+    }
+}
+
+extension TenantNetwork {
+    /// /etc/resolv.conf for a zone whose addresses Lumos sets (vmadm `resolvers`); the zone
+    /// runtime writes it into the zone's root. DHCP tenants get the resolvers as option 6.
+    public static func resolvConf(resolvers: [String], search: String? = nil) -> String {
+        (search.map { ["search \($0)"] } ?? []).joined() + (search == nil ? "" : "\n")
+            + resolvers.map { "nameserver \($0)\n" }.joined()
+    }
+}
+
+extension TenantNetwork {
+    /// Brings a running tenant's NICs to `desired` (its manifest's nics[] after vmadm applied
+    /// add_nics/remove_nics/update_nics): NICs are matched by mac; those gone are removed,
+    /// changed ones updated, new ones (no mac, or an unknown mac) added. Attaches when nothing
+    /// is attached yet and detaches when `desired` is empty.
+    @discardableResult
+    public func apply(tenant: String, nics desired: [NicSpec], netns: NetNamespace, hostname: String? = nil,
+                      resolvers: [String] = [], addressesByDHCP: Bool = false) throws -> [TenantNIC] {
+        guard let record = try host.store.tenant(tenant) else {
+            if desired.isEmpty { return [] }
+            return try attach(tenant: tenant, nics: desired, netns: netns, hostname: hostname, resolvers: resolvers, addressesByDHCP: addressesByDHCP)
+        }
+        if desired.isEmpty { try detach(tenant: tenant); return [] }
+        let current = Dictionary(record.nics.map { ($0.mac, $0) }, uniquingKeysWith: { a, _ in a })
+        let wanted = Set(desired.compactMap(\.mac))
+        let remove = record.nics.map(\.mac).filter { !wanted.contains($0) }
+        var add: [NicSpec] = []
+        var change: [NicSpec] = []
+        for d in desired {
+            guard let m = d.mac, let old = current[m] else { add.append(d); continue }
+            var same = d
+            same.interface = old.interface
+            if same != old.spec { change.append(d) }
+        }
+        if remove.isEmpty && add.isEmpty && change.isEmpty { return record.nics }
+        return try update(tenant: tenant, netns: netns, add: add, remove: remove, update: change)
     }
 }

@@ -3,15 +3,15 @@ import Foundation
 import Glibc
 import Images
 import LumosCore
+import Net
 import Zones
-
-/// Where the lead plugs in the Net module: the NICs of every zone vmadm boots.
-nonisolated(unsafe) var tenantNetwork: TenantNetwork = NoTenantNetwork()
 
 /// Opens the host's tenants: the `zones` pool and the zone runtime.
 func openVmadm(_ root: StateRoot) throws -> Vmadm {
     let datasets = try PoolDatasets.open(root: root)
-    let vmadm = Vmadm(root: root, datasets: datasets, zones: try RuntimeZones(root: root), network: tenantNetwork)
+    // NICs go on switches in the host's network namespace, or in $LUMOS_NET_NETNS when set.
+    let network = NetAttachment(host: NetworkHost.fromEnvironment(root: root))
+    let vmadm = Vmadm(root: root, datasets: datasets, zones: try RuntimeZones(root: root), network: network)
     // Every command first finishes or undoes what a killed command left (DESIGN.md).
     try vmadm.recover()
     return vmadm
@@ -94,7 +94,7 @@ struct VmadmCommand: ParsableCommand {
         static let configuration = CommandConfiguration(abstract: "Stop a VM: SIGTERM to its init, SIGKILL to all after the timeout.")
         @OptionGroup var global: GlobalOptions
         @Flag(name: .customShort("F"), help: "Kill at once.") var force = false
-        @Option(name: .short, help: "Seconds to wait before SIGKILL (default 180 as vmadm; 30 here).") var t: Double = 30
+        @Option(name: .short, help: "Seconds to wait for init to exit before SIGKILL to everything.") var t: Double = 30
         @Argument var uuid: String
         func run() throws {
             let v = try openVmadm(global.stateRoot)

@@ -39,8 +39,11 @@ struct Zlogin: ParsableCommand {
         } else if argv.isEmpty {
             argv = ["/bin/sh", "-l"]
         }
+        // The caller's terminal type, so full-screen programs in the zone draw correctly.
+        var environment = ZoneSpec.defaultEnvironment.filter { !$0.hasPrefix("TERM=") }
+        environment.append("TERM=" + (getenv("TERM").map { String(cString: $0) } ?? "xterm"))
         let runtime = try ZoneRuntime()
-        let status = try runtime.exec(uuid, argv, tty: command.isEmpty || forceTerminal)
+        let status = try runtime.exec(uuid, argv, tty: command.isEmpty || forceTerminal, environment: environment)
         throw ExitCode(status)
     }
 }

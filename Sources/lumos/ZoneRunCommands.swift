@@ -53,7 +53,9 @@ struct ZoneRun: ParsableCommand {
         let root = global.stateRoot
         let id = uuid ?? randomUUID()
         let runtime = try ZoneRuntime()
-        let range = try ZoneIDRange.allocate(for: id, root: root)
+        // Not fsynced: these zones do not outlive the host (a crash of the host ends them and
+        // frees the slot with them); only vmadm's tenants keep their range across reboots.
+        let range = try ZoneIDRange.allocate(for: id, root: root, durable: false)
         let argv = command.first == "--" ? Array(command.dropFirst()) : command
         let initProcess: ZoneInit = imageInit ? .image(argv) : .lumos(command: argv.isEmpty ? nil : argv)
         let spec = ZoneSpec(uuid: id, hostname: hostname ?? String(id.prefix(63)), rootfs: rootfs, initProcess: initProcess,
@@ -70,6 +72,12 @@ struct ZoneRun: ParsableCommand {
             print("\(id) \(pid)")
             return
         }
+        // The zone runs in its own session: pass on what the terminal sends us (lumos-init
+        // forwards it to the command), so Ctrl-C ends the zone instead of orphaning it.
+        zoneRunInit = pid
+        for sig in [SIGINT, SIGTERM, SIGHUP, SIGQUIT] {
+            signal(sig) { received in if zoneRunInit > 0 { kill(zoneRunInit, received) } }
+        }
         let status = Exec.wait(pid)
         try runtime.cleanup(id)
         ZoneIDRange.release(id, root: root)
@@ -85,6 +93,9 @@ struct ZoneRun: ParsableCommand {
         return [h[0..<8], h[8..<12], h[12..<16], h[16..<20], h[20..<32]].map { String($0) }.joined(separator: "-")
     }
 }
+
+/// The init of the zone `lumos zone run` waits for (read by its signal handler).
+nonisolated(unsafe) private var zoneRunInit: pid_t = 0
 
 struct ZoneStop: ParsableCommand {
     static let configuration = CommandConfiguration(

@@ -117,6 +117,19 @@ import Testing
         #expect(!s.datasets.exists(s.datasets.dataset(packed.manifest.uuid)))
     }
 
+    @Test func extractThroughAPipeAsOnATerminal() throws {
+        let s = try ScratchImages()
+        let packed = try s.packedImage(compression: "xz")
+        let dest = s.dir + "/piped"
+        try Files.makeDirectories(dest)
+        try ImageStore.extract(packed.filePath, compression: packed.manifest.file, into: dest, progress: true)
+        #expect(try FD.readText(dest + "/etc/motd") == "hello from tiny\n")
+        try Files.writeAtomically(s.dir + "/junk", [UInt8](repeating: 7, count: 100_000))
+        #expect(throws: LumosError.self) {
+            try ImageStore.extract(s.dir + "/junk", compression: packed.manifest.file, into: dest, progress: true)
+        }
+    }
+
     @Test func truncatedFileIsRejected() throws {
         let s = try ScratchImages()
         let packed = try s.packedImage()

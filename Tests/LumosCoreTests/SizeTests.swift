@@ -1,3 +1,4 @@
+import Glibc
 import Testing
 @testable import LumosCore
 
@@ -27,4 +28,23 @@ import Testing
     t.add(["p", "100M"])
     #expect(t.render() == "NAME    USED\npool/a  1K\np       100M\n")
     #expect(t.render(scripted: true) == "pool/a\t1K\np\t100M\n")
+}
+
+@Test func spawnedProgramsStartWithNoBlockedSignals() throws {
+    // Block everything in this thread, as worker threads do; the child must not inherit it.
+    var all = sigset_t(), old = sigset_t()
+    sigfillset(&all)
+    pthread_sigmask(SIG_SETMASK, &all, &old)
+    defer { pthread_sigmask(SIG_SETMASK, &old, nil) }
+    let r = try Exec.run(["grep", "-E", "^Sig(Blk|Ign)", "/proc/self/status"])
+    #expect(r.stdout.contains("SigBlk:\t0000000000000000"))
+    // Standard signals (1-31) are not ignored either; glibc keeps its own two realtime signals.
+    let ign = r.stdout.split(separator: "\n").first { $0.hasPrefix("SigIgn") }.flatMap { UInt64($0.split(separator: "\t").last!, radix: 16) }
+    #expect(ign.map { $0 & 0x7fff_ffff } == 0)
+}
+
+@Test func inputToAChildThatExitsEarlyIsNotFatal() throws {
+    // `true` reads nothing; writing 1 MiB to it must fail quietly, not raise SIGPIPE.
+    let r = try Exec.run(["true"], input: [UInt8](repeating: 7, count: 1 << 20))
+    #expect(r.status == 0)
 }

@@ -91,3 +91,8 @@ import Testing
         ])
     }
 }
+
+@Test func resolvConfListsResolvers() {
+    #expect(TenantNetwork.resolvConf(resolvers: ["10.0.0.53", "9.9.9.9"], search: "lab") == "search lab\nnameserver 10.0.0.53\nnameserver 9.9.9.9\n")
+    #expect(TenantNetwork.resolvConf(resolvers: ["10.0.0.53"]) == "nameserver 10.0.0.53\n")
+}

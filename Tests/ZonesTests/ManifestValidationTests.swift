@@ -99,7 +99,9 @@ private func createError(_ payload: JSONValue) -> String? {
         ("nic vlan", base(["nics": [["nic_tag": "admin", "vlan_id": 5000]]]), "vlan_id"),
         ("nic spoof flag", base(["nics": [["nic_tag": "admin", "allow_ip_spoofing": "no"]]]), "allow_ip_spoofing: expected true or false"),
         ("nic ports", base(["nics": [["nic_tag": "admin", "blocked_outgoing_ports": [0]]]]), "blocked_outgoing_ports"),
-        ("nic bandwidth", base(["nics": [["nic_tag": "admin", "max_bandwidth_out": "fast"]]]), "not a bandwidth"),
+        ("nic bandwidth", base(["nics": [["nic_tag": "admin", "lumos_tx_maxbw_mbps": "fast"]]]), "not a bandwidth"),
+        ("nic zero bandwidth", base(["nics": [["nic_tag": "admin", "lumos_rx_maxbw_mbps": 0]]]), "not a bandwidth"),
+        ("nic ignored field", base(["nics": [["nic_tag": "admin", "network_uuid": "0b8a7c2e-1f2d-4c5e-9a6b-7c8d9e0f1a2b"]]]), "unknown NIC property"),
         ("two primaries", base(["nics": [["nic_tag": "a", "primary": true], ["nic_tag": "b", "primary": true]]]), "mark at most one"),
         ("same mac", base(["nics": [["nic_tag": "a", "mac": "90:b8:d0:00:00:01"], ["nic_tag": "b", "mac": "90:B8:D0:00:00:01"]]]), "used by another NIC"),
         ("same ip", base(["nics": [["nic_tag": "a", "ips": ["10.0.0.5/24"]], ["nic_tag": "b", "ips": ["10.0.0.5/16"]]]]), "on two NICs"),
@@ -118,10 +120,13 @@ private func createError(_ payload: JSONValue) -> String? {
     @Test func validNICsAreAccepted() throws {
         let nic: JSONValue = ["nic_tag": "admin", "ips": ["10.0.0.5/24", "fd00::5/64"], "gateways": ["10.0.0.1"], "mtu": 1500,
                               "vlan_id": 0, "allow_ip_spoofing": false, "allowed_ips": ["10.0.1.0/24"], "blocked_outgoing_ports": [25],
-                              "max_bandwidth_out": "100M", "max_bandwidth_in": 50, "mac": "90:b8:d0:aa:bb:cc"]
-        _ = try ManifestValidator.validateCreate(base(["nics": [nic]]))
-        #expect(NicChecks.bitsPerSecond("100M") == 100_000_000)
-        #expect(NicChecks.bitsPerSecond(50) == 50_000_000)
+                              "lumos_tx_maxbw_mbps": 100, "lumos_rx_maxbw_mbps": 2.5, "mac": "90:b8:d0:aa:bb:cc"]
+        let m = try ManifestValidator.validateCreate(base(["nics": [nic]]))
+        // What vmadm accepts, the Net module decodes (NetAttachment.nicSpecs).
+        let specs = try NetAttachment.nicSpecs(m)
+        #expect(specs.first?.txMaxbwMbps == 100)
+        #expect(specs.first?.rxMaxbwMbps == 2.5)
+        #expect(specs.first?.ips == ["10.0.0.5/24", "fd00::5/64"])
     }
 
     @Test func validFilesystemsAreAccepted() throws {

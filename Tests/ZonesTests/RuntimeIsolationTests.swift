@@ -12,6 +12,12 @@ import Testing
         #expect(pid > 0)
         #expect(zone.runtime.state(zone.uuid) == .running)
         #expect(zone.runtime.initPid(zone.uuid) == pid)
+        // Init was born in every one of the zone's cgroups (v1 hierarchies and the v2 handle);
+        // the thread that cloned it went back to its own.
+        let initCgroups = try FD.readText("/proc/\(pid)/cgroup").split(separator: "\n")
+        let inZone = initCgroups.filter { $0.hasSuffix("/lumos/\(zone.uuid)") }
+        #expect(inZone.count == zone.runtime.cgroup(zone.uuid).allDirectories.count, "\(initCgroups)")
+        #expect(!(try FD.readText("/proc/thread-self/cgroup")).contains("lumos/"))
         let r = try zone.sh("echo hello; hostname; exit 7")
         #expect(r.status == 7)
         #expect(r.output == "hello\nzone-\(getpid())\n")
@@ -77,6 +83,8 @@ import Testing
         // busybox date reports the failure but exits 0, so the message is what counts.
         let date = try zone.sh("date -s @$(date +%s)")
         #expect(date.output.contains("can't set date: Operation not permitted"), "\(date.output)")
+        // The kernel log stays the host's (syslog is filtered, CAP_SYSLOG absent).
+        #expect(try zone.sh("dmesg").status != 0)
         let module = try zone.sh("echo garbage > /tmp/x.ko; insmod /tmp/x.ko")
         #expect(module.status != 0)
         #expect(module.output.contains("Operation not permitted"), "\(module.output)")

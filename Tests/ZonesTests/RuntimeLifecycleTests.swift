@@ -123,4 +123,42 @@ func processesOwned(by range: ZoneIDRange) -> [pid_t] {
         let mounts = try FD.readText("/proc/self/mountinfo")
         #expect(!mounts.contains(zone.rootfs))
     }
+
+    @Test(.enabled(if: isRoot, "needs root")) func freezeAndThaw() throws {
+        let zone = try BusyboxZone("freeze")
+        defer { try? zone.runtime.thaw(zone.uuid); zone.close() }
+        try zone.start(.lumos(command: ["/bin/sh", "-c", "while :; do :; done"]))
+        let cg = zone.runtime.cgroup(zone.uuid)
+        func cpuUsedOver(_ micros: UInt32) -> UInt64 {
+            let before = cg.cpuUsageNanos() ?? 0
+            usleep(micros)
+            return (cg.cpuUsageNanos() ?? 0) - before
+        }
+        try zone.runtime.freeze(zone.uuid)
+        #expect(cg.isFrozen)
+        usleep(50_000)
+        // A frozen busy loop uses no CPU at all.
+        #expect(cpuUsedOver(300_000) == 0)
+        #expect(throws: LumosError.self) { try zone.runtime.exec(zone.uuid, ["true"], stdin: -1) }
+        try zone.runtime.thaw(zone.uuid)
+        #expect(!cg.isFrozen)
+        #expect(cpuUsedOver(300_000) > 0)
+        #expect(try zone.sh("echo thawed").output == "thawed\n")
+        #expect(try zone.runtime.stop(zone.uuid, timeout: 10) == .exited)
+    }
+
+    @Test(.enabled(if: isRoot, "needs root")) func rebootStartsAFreshInit() throws {
+        let zone = try BusyboxZone("reboot")
+        defer { zone.close() }
+        let first = try zone.start()
+        #expect(try zone.sh("touch /tmp/before-reboot; sleep 1000 >/dev/null 2>&1 &").status == 0)
+        var wired: pid_t = 0
+        let second = try zone.runtime.reboot(zone.spec(), timeout: 5) { wired = $0 }
+        #expect(second != first && wired == second)
+        #expect(zone.runtime.initPid(zone.uuid) == second)
+        // /tmp is the image's directory here, so the file survives; the processes do not.
+        let after = try zone.sh("test -e /tmp/before-reboot && ps -o comm")
+        #expect(after.status == 0, "\(after.output)")
+        #expect(!after.output.contains("sleep"), "\(after.output)")
+    }
 }

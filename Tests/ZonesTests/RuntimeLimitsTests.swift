@@ -66,7 +66,7 @@ import Testing
     @Test(.enabled(if: isRoot, "needs root")) func limitsAreWrittenToTheKernel() throws {
         let zone = try BusyboxZone("limits")
         defer { zone.close() }
-        try zone.start(limits: ZoneLimits(maxPhysicalMemory: 64, maxSwap: 128, maxLockedMemory: 8, maxLwps: 100,
+        try zone.start(limits: ZoneLimits(maxPhysicalMemory: 64, maxSwap: 128, maxLockedMemory: 4, maxLwps: 100,
                                           cpuShares: 200, cpuCap: 150, ioWeight: 300))
         let cg = zone.runtime.cgroup(zone.uuid)
         if case .v1 = cg.layout.holder("memory") {
@@ -81,8 +81,12 @@ import Testing
         if case .v1 = cg.layout.holder("blkio"), let weight = cg.value(controller: "blkio", file: "blkio.bfq.weight") {
             #expect(weight.hasSuffix("300"))
         }
-        #expect(try zone.sh("ulimit -l").output == "\(8 << 10)\n")
+        #expect(try zone.sh("ulimit -l").output == "\(4 << 10)\n")
+        // An update that keeps max_locked_memory works even where it could not change live.
+        try zone.runtime.updateLimits(zone.uuid, ZoneLimits(maxPhysicalMemory: 96, maxSwap: 128, maxLockedMemory: 4))
+        #expect(cg.value(controller: "memory", file: "memory.limit_in_bytes") ?? cg.value(controller: "memory", file: "memory.max") == "\(96 << 20)")
         // The v2 directory exists for every zone: the tracer's key and the kill handle.
-        #expect(cg.cgroupID != nil)
+        let id = try #require(cg.cgroupID)
+        #expect(zone.runtime.zonesByCgroupID()[id] == zone.uuid)
     }
 }

@@ -133,3 +133,42 @@ import Testing
         #expect(message(spec).contains("chmod o+x"))
     }
 }
+
+/// The cgroup v2 mapping of every limit, written into a directory tree that stands in for a
+/// pure-v2 host's /sys/fs/cgroup (this host binds the controllers to v1).
+@Suite("Zone cgroup v2 mapping") struct RuntimeCgroupV2Tests {
+    @Test func limitsMapToCgroupV2Files() throws {
+        var template = Array("/tmp/lumos-cg2-XXXXXX".utf8CString)
+        guard let made = mkdtemp(&template) else { throw Errno(errno, "mkdtemp") }
+        let root = String(cString: made)
+        defer { _ = try? Exec.run(["rm", "-rf", root]) }
+        let layout = CgroupLayout(v1: [:], v2: root, v2Controllers: ["cpu", "memory", "pids", "io"])
+        let cg = ZoneCgroup(uuid: "z", layout: layout)
+        let files = ["memory.max", "memory.swap.max", "cpu.weight", "cpu.max", "pids.max", "io.weight", "cgroup.procs"]
+        try Files.makeDirectories(root + "/lumos/z")
+        for f in ["cgroup.subtree_control", "lumos/cgroup.subtree_control"] + files.map({ "lumos/z/" + $0 }) {
+            try Files.writeAtomically("\(root)/\(f)", "")
+        }
+        try cg.create()
+        try cg.apply(ZoneLimits(maxPhysicalMemory: 512, maxSwap: 768, maxLwps: 300, cpuShares: 250, cpuCap: 150, ioWeight: 400))
+        func read(_ f: String) throws -> String { try FD.readText("\(root)/\(f)") }
+        #expect(try read("cgroup.subtree_control") == "+memory +cpu +pids +io")
+        #expect(try read("lumos/cgroup.subtree_control") == "+memory +cpu +pids +io")
+        #expect(try read("lumos/z/memory.max") == "\(512 << 20)")
+        #expect(try read("lumos/z/memory.swap.max") == "\(256 << 20)")   // swap beyond RAM
+        #expect(try read("lumos/z/cpu.weight") == "250")
+        #expect(try read("lumos/z/cpu.max") == "150000 100000")
+        #expect(try read("lumos/z/pids.max") == "300")
+        #expect(try read("lumos/z/io.weight") == "default 400")
+        try cg.join(4242)
+        #expect(try read("lumos/z/cgroup.procs") == "4242")
+    }
+
+    @Test func hybridHostKeepsV1LimitsAndAddsTheV2Handle() {
+        let layout = CgroupLayout(v1: ["memory": "/m", "cpu": "/c", "pids": "/p"], v2: "/u", v2Controllers: ["hugetlb"])
+        let cg = ZoneCgroup(uuid: "z", layout: layout)
+        #expect(cg.directory(for: "memory") == "/m/lumos/z")
+        #expect(cg.v2Directory == "/u/lumos/z")
+        #expect(cg.allDirectories.sorted() == ["/c/lumos/z", "/m/lumos/z", "/p/lumos/z", "/u/lumos/z"])
+    }
+}

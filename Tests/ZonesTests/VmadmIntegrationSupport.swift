@@ -13,6 +13,7 @@ final class RealHost {
     let pool: Pool
     let vmadm: Vmadm
     let imageUUID: String
+    var lastCloseError: String?
 
     init(_ name: String) throws {
         dir = "/tmp/lumos-vmadm-\(name)-\(getpid())-\(UInt32.random(in: 0...UInt32.max))"
@@ -35,11 +36,11 @@ final class RealHost {
     }
 
     /// Runs the built `lumos` executable (next to the test bundle) with this state root.
-    func lumos(_ args: [String], stdin: String? = nil, env: [String: String] = [:]) throws -> Exec.Result {
+    func lumos(_ args: [String], stdin: String? = nil, stdinBytes: [UInt8]? = nil, env: [String: String] = [:]) throws -> Exec.Result {
         let exe = Files.parent(Self.selfExe()) + "/lumos"
         var argv = ["env", "LUMOS_ROOT=\(dir)"]
         for (k, v) in env { argv.append("\(k)=\(v)") }
-        return try Exec.run(argv + [exe] + args, input: stdin.map { Array($0.utf8) }, check: false)
+        return try Exec.run(argv + [exe] + args, input: stdinBytes ?? stdin.map { Array($0.utf8) }, check: false)
     }
 
     static func selfExe() -> String {
@@ -64,7 +65,16 @@ final class RealHost {
     func close() {
         for uuid in vmadm.store.uuids() { try? vmadm.delete(uuid) }
         try? vmadm.recover()
-        try? pool.destroy(force: true)
+        // A zone's last process can hold the pool's mount for a moment after its cgroup
+        // empties; retry before giving up, and say so rather than leak silently.
+        var destroyed = false
+        for _ in 0..<20 where !destroyed {
+            do { try pool.destroy(force: true); destroyed = true } catch {
+                lastCloseError = "\(error)"
+                usleep(100_000)
+            }
+        }
+        if !destroyed { print("RealHost.close: pool in \(dir) not destroyed: \(lastCloseError ?? "")") }
         _ = try? Exec.run(["rm", "-rf", dir], check: false)
     }
 }

@@ -66,6 +66,32 @@ struct VmadmIntegrationTests {
         #expect(try h.vmadm.datasets.snapshots(of: "zones/\(h.imageUUID)") == ["final"])
     }
 
+    @Test func cliImgadmListGetCreateDelete() throws {
+        let h = try RealHost("img")
+        defer { h.close() }
+        let list = try h.lumos(["img", "list", "-H", "-o", "uuid,name,type"])
+        #expect(list.stdout.split(separator: "\n").map { $0.split(separator: " ").map(String.init) } == [[h.imageUUID, "busybox", "lx-dataset"]])
+        let get = try JSONValue.parse(try h.lumos(["img", "get", h.imageUUID]).stdout, what: "get")
+        #expect(get.lookup("manifest.uuid")?.stringValue == h.imageUUID)
+        #expect(get.lookup("zpool") == "zones")
+        let vm = try h.vmadm.create(h.payload(["autoboot": false])).uuid
+        try Files.writeAtomically(try h.vmadm.rootfs(vm) + "/etc/motd", "made into an image\n")
+        let made = try h.lumos(["img", "create", "-c", "zstd", "-o", h.dir + "/web", "-i", vm, "name=web", "version=1.0"])
+        #expect(made.status == 0, "\(made.stderr)")
+        #expect(Files.exists(h.dir + "/web.json") && Files.exists(h.dir + "/web.tar.zst"))
+        let images = try JSONValue.parse(try h.lumos(["img", "list", "-j"]).stdout, what: "list").arrayValue ?? []
+        #expect(images.count == 2)
+        let inUse = try h.lumos(["img", "delete", h.imageUUID])
+        #expect(inUse.status != 0 && inUse.stderr.contains("is used by VM \(vm)"))
+        guard let web = images.compactMap({ $0.lookup("manifest.uuid")?.stringValue }).first(where: { $0 != h.imageUUID }) else {
+            Issue.record("new image not listed"); return
+        }
+        let child = try h.vmadm.create(h.payload(["image_uuid": .string(web), "autoboot": false])).uuid
+        #expect(try FD.readText(try h.vmadm.rootfs(child) + "/etc/motd") == "made into an image\n")
+        try h.vmadm.delete(child)
+        #expect(try h.lumos(["img", "delete", web]).stdout == "Deleted image \(web)\n")
+    }
+
     @Test func cliCreateListGetDelete() throws {
         let h = try RealHost("cli")
         defer { h.close() }
@@ -78,6 +104,18 @@ struct VmadmIntegrationTests {
         #expect(try h.lumos(["vm", "lookup", "-1", "alias=itest"]).stdout == uuid + "\n")
         let get = try JSONValue.parse(try h.lumos(["vm", "get", uuid]).stdout, what: "get")
         #expect(get.lookup("max_physical_memory") == 128)
+        #expect(get.lookup("boot_timestamp")?.stringValue?.hasPrefix("20") == true)
+        // kill sends a signal to init (busybox init re-reads inittab on HUP and keeps running);
+        // reboot gives the zone a new init.
+        let pid = get.lookup("pid")
+        #expect(try h.lumos(["vm", "kill", "-s", "HUP", uuid]).status == 0)
+        #expect(h.vmadm.zones.isRunning(uuid))
+        let reboot = try h.lumos(["vm", "reboot", uuid])
+        #expect(reboot.stderr == "Successfully completed reboot for VM \(uuid)\n")
+        #expect(h.vmadm.zones.isRunning(uuid))
+        #expect(try JSONValue.parse(try h.lumos(["vm", "get", uuid]).stdout, what: "get").lookup("pid") != pid)
+        let bad = try h.lumos(["vm", "kill", "-s", "NOPE", uuid])
+        #expect(bad.status == 2 && bad.stderr.contains("unknown signal"))
         #expect(try h.lumos(["vm", "delete", uuid]).status == 0)
         #expect(h.leftovers(uuid).isEmpty)
     }
@@ -116,5 +154,36 @@ struct VmadmCrashTests {
             #expect(try h.lumos(["vm", "list"]).status == 0)
             #expect(h.leftovers(b) == [], "\(step)")
         }
+    }
+
+    @Test func killedRollbackAndReceiveAreRepaired() throws {
+        let h = try RealHost("crash3")
+        defer { h.close() }
+        let a = try h.vmadm.create(h.payload()).uuid
+        let motd = try h.vmadm.rootfs(a) + "/etc/motd"
+        try h.vmadm.createSnapshot(a, "clean")
+        try Files.writeAtomically(motd, "changed\n")
+        let r = try h.lumos(["vm", "rollback-snapshot", a, "clean"], env: ["LUMOS_TEST_CRASH_AT": "rollback.stopped"])
+        #expect(r.status == 137, "\(r.stderr)")
+        #expect(!h.vmadm.zones.isRunning(a))
+        #expect(try h.lumos(["vm", "list"]).status == 0)
+        // Rolled forward: the snapshot's files, and running again as before the rollback.
+        #expect(!Files.exists(try h.vmadm.rootfs(a) + "/etc/motd"))
+        #expect(h.vmadm.zones.isRunning(a))
+        #expect(h.vmadm.store.journal.pendingSubjects().isEmpty)
+
+        try h.vmadm.stop(a, force: true, timeout: 1)
+        let stream = h.dir + "/a.stream"
+        let out = open(stream, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o600)
+        try h.vmadm.send(a, to: out)
+        Glibc.close(out)
+        try h.vmadm.delete(a)
+        let text = try FD.readFile(stream)
+        // The receiver dies mid-stream: our write must fail with EPIPE, not kill the test run.
+        signal(SIGPIPE, SIG_IGN)
+        let recv = try h.lumos(["vm", "receive"], stdinBytes: text, env: ["LUMOS_TEST_CRASH_AT": "receive.received"])
+        #expect(recv.status == 137, "\(recv.stderr)")
+        #expect(try h.lumos(["vm", "list"]).status == 0)
+        #expect(h.leftovers(a) == [])
     }
 }

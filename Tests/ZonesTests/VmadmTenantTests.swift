@@ -26,6 +26,11 @@ import Testing
         #expect(vm.lookup("ram") == 256)
     }
 
+    @Test func processStartIsNowish() throws {
+        let started = try #require(ProcessStart.date(getpid()))
+        #expect(started.timeIntervalSinceNow < 1 && started.timeIntervalSinceNow > -86_400)
+    }
+
     @Test func autobootFalseLeavesItStopped() throws {
         let h = try ScratchHost()
         let m = try h.vmadm.create(h.payload(["autoboot": false]))

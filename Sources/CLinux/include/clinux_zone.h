@@ -4,10 +4,12 @@
 //
 // Protocol between parent and child, over one AF_UNIX SOCK_SEQPACKET pair (close-on-exec):
 //   1. clinux_zone_spawn / clinux_zone_enter clone the child, which blocks reading the pair.
-//   2. The parent writes uid_map/gid_map, joins the child to the zone's cgroups, wires the
-//      network, then calls clinux_zone_release (optionally passing one descriptor: the
-//      idmapped rootfs tree for spawn).
-//   3. The child sets itself up and execs. On failure it writes a clinux_zone_message of kind
+//   2. spawn: the child is born in the zone's cgroups (see cgroup_fd). The parent writes
+//      uid_map/gid_map and calls clinux_zone_release passing the idmapped rootfs tree (or -1).
+//      The child builds its mounts and pivots into the root while the parent applies limits
+//      and wires the network; then the parent calls clinux_zone_release a second time.
+//      enter: one release, once the child is in the zone's cgroups.
+//   3. The child finishes (cgroup namespace, capabilities, seccomp) and execs. On failure it writes a clinux_zone_message of kind
 //      CLINUX_ZONE_MSG_ERROR naming the step and errno, and exits 127; on success exec closes
 //      the pair, so the parent reads end-of-file (clinux_zone_wait_message returns 0).
 #ifndef CLINUX_ZONE_H
@@ -29,6 +31,7 @@ enum clinux_zone_step {
     CLINUX_STEP_TMP, CLINUX_STEP_BIND, CLINUX_STEP_PIVOT_ROOT, CLINUX_STEP_HOSTNAME,
     CLINUX_STEP_RLIMIT, CLINUX_STEP_STDIO, CLINUX_STEP_CAPS, CLINUX_STEP_NO_NEW_PRIVS,
     CLINUX_STEP_SECCOMP, CLINUX_STEP_EXEC, CLINUX_STEP_SETNS, CLINUX_STEP_FORK, CLINUX_STEP_TTY,
+    CLINUX_STEP_LOOPBACK,
 };
 const char *clinux_zone_step_name(int step);
 
@@ -56,14 +59,16 @@ struct clinux_zone_config {
     int cap_last;                       // /proc/sys/kernel/cap_last_cap
     const struct sock_filter *seccomp;  // NULL: no filter
     unsigned short seccomp_len;
-    uint64_t memlock_bytes;             // RLIMIT_MEMLOCK; UINT64_MAX leaves it as inherited
+    uint64_t memlock_bytes;             // RLIMIT_MEMLOCK (soft = hard); UINT64_MAX: inherited
     int sync_fd;                        // the child's end of the pair
     int parent_fd;                      // the parent's end; the child closes it
 };
 
 // Clones a child in new user, mount, pid, uts, ipc and net namespaces; it waits for
 // clinux_zone_release. Returns the child's pid (and a pidfd) or -1 with errno.
-pid_t clinux_zone_spawn(const struct clinux_zone_config *cfg, int *pidfd);
+// cgroup_fd >= 0: clone3(CLONE_INTO_CGROUP) into that cgroup v2 directory (the child inherits
+// the calling thread's v1 cgroups); -1: plain clone, the caller moves the child afterwards.
+pid_t clinux_zone_spawn(const struct clinux_zone_config *cfg, int cgroup_fd, int *pidfd);
 
 // Joining a running zone (zlogin). ns_fds are opened from /proc/<init>/ns in the order user,
 // mnt, pid, uts, ipc, net, cgroup (-1 skips one). The returned pid is an intermediate process
@@ -82,10 +87,11 @@ struct clinux_zone_enter_config {
     int cap_last;
     const struct sock_filter *seccomp;
     unsigned short seccomp_len;
+    uint64_t memlock_bytes;             // the zone's RLIMIT_MEMLOCK; UINT64_MAX: inherited
     int sync_fd;
     int parent_fd;
 };
-pid_t clinux_zone_enter(const struct clinux_zone_enter_config *cfg);
+pid_t clinux_zone_enter(const struct clinux_zone_enter_config *cfg, int cgroup_fd);
 
 // Lets the child continue; pass_fd >= 0 is sent along (SCM_RIGHTS).
 int clinux_zone_release(int sock, int pass_fd);
@@ -108,7 +114,7 @@ int clinux_idmapped_tree(const char *path, int userns_fd);
 // malloc'd program (free it) or -1 with errno.
 int clinux_zone_seccomp_default(struct sock_filter **prog, unsigned short *len);
 
-// prlimit(RLIMIT_MEMLOCK) on a running process (live update of max_locked_memory).
+// prlimit(RLIMIT_MEMLOCK) on another process (needs CAP_SYS_RESOURCE over it).
 int clinux_set_memlock(pid_t pid, uint64_t bytes);
 
 int clinux_socketpair_seqpacket(int fds[2]);
@@ -116,5 +122,8 @@ int clinux_pidfd_send_signal(int pidfd, int sig);
 int clinux_tty_set_raw(int fd, void *saved, size_t saved_len);
 int clinux_tty_restore(int fd, const void *saved, size_t saved_len);
 int clinux_tty_copy_winsize(int from_fd, int to_fd);
+// A pipe that gets a byte on every SIGWINCH (read end returned, non-blocking); undo with close.
+int clinux_winch_pipe(void);
+void clinux_winch_close(int read_fd);
 
 #endif

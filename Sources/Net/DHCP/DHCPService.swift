@@ -51,7 +51,7 @@ public struct DHCPService: Sendable {
     /// The responder's pid when it is alive (checked by its command line, not just the pid).
     public func runningPid(switchName: String) -> pid_t? {
         guard let text = try? FD.readText(Self.pidPath(host.store, switchName)), let pid = pid_t(text.trimmingSpaces()), pid > 0 else { return nil }
-        guard kill(pid, 0) == 0, let cmd = try? FD.readFile("/proc/\(pid)/cmdline") else { return nil }
+        guard Self.isRunning(pid), let cmd = try? FD.readFile("/proc/\(pid)/cmdline") else { return nil }
         let args = cmd.split(separator: 0).map { String(decoding: $0, as: UTF8.self) }
         return args.contains("dhcpd") && args.contains(switchName) ? pid : nil
     }
@@ -79,9 +79,16 @@ public struct DHCPService: Sendable {
         Files.remove(Self.leasePath(host.store, switchName))
         if let pid = runningPid(switchName: switchName) {
             kill(pid, SIGTERM)
-            for _ in 0..<200 where kill(pid, 0) == 0 { usleep(5000) }
+            for _ in 0..<200 where Self.isRunning(pid) { usleep(5000) }
         }
         Files.remove(Self.pidPath(host.store, switchName))
+    }
+
+    /// True while a process exists and has not exited (a zombie waiting for its reaper has).
+    public static func isRunning(_ pid: pid_t) -> Bool {
+        guard let text = try? FD.readText("/proc/\(pid)/stat"), let paren = text.lastIndex(of: ")") else { return false }
+        let state = String(text[text.index(after: paren)...]).trimmingSpaces().first
+        return state != nil && state != "Z" && state != "X"
     }
 
     /// This process's executable when it is lumos (or one of its argv[0] names).

@@ -2,12 +2,14 @@ import LumosCore
 
 /// nics[]: vmadm's NIC properties, checked here; wiring them is the Net module's job.
 enum NicChecks {
-    /// Lumos extensions: bandwidth caps (dladm `maxbw`), integer Mbit/s or "10M"/"1G".
-    static let bandwidthKeys = ["max_bandwidth_out", "max_bandwidth_in"]
+    /// Lumos extensions (the Net module's names): bandwidth caps in Mbit/s, like dladm's maxbw;
+    /// tx is what the zone sends, rx what it receives.
+    static let bandwidthKeys = ["lumos_tx_maxbw_mbps", "lumos_rx_maxbw_mbps"]
     static let booleanKeys = ["primary", "allow_ip_spoofing", "allow_mac_spoofing", "allow_dhcp_spoofing",
-                              "allow_restricted_traffic", "allow_unfiltered_promisc"]
+                              "allow_restricted_traffic"]
+    /// Only fields the Net module acts on: anything else would be silently ignored.
     static let keys = ["nic_tag", "mac", "ip", "ips", "netmask", "gateway", "gateways", "mtu", "vlan_id",
-                       "allowed_ips", "blocked_outgoing_ports", "interface", "network_uuid", "model"] + booleanKeys + bandwidthKeys
+                       "allowed_ips", "blocked_outgoing_ports", "interface", "model"] + booleanKeys + bandwidthKeys
 
     static func check(_ value: JSONValue) throws {
         guard let list = value.arrayValue else {
@@ -51,7 +53,7 @@ enum NicChecks {
             guard let s = tag.stringValue, !s.isEmpty, s.count <= 31, s.allSatisfy({ $0.isASCII && ($0.isLetter || $0.isNumber || $0 == "_" || $0 == "-") }) else {
                 throw LumosError.invalid("\(at).nic_tag: \(ValueChecks.show(tag)) is not a NIC tag name; use letters, digits, '_' or '-' (up to 31)")
             }
-        } else if requireTag && nic["network_uuid"] == nil {
+        } else if requireTag {
             throw LumosError.invalid("\(at): nic_tag is required; name the host network to attach to, e.g. \"nic_tag\": \"admin\"")
         }
         if let mac = nic["mac"], !(mac.stringValue.map(ValueChecks.isUnicastMAC) ?? false) {
@@ -98,31 +100,13 @@ enum NicChecks {
                 throw LumosError.invalid("\(at).blocked_outgoing_ports: expected an array of port numbers 1 to 65535, e.g. [25]")
             }
         }
-        if let v = nic["network_uuid"], !(v.stringValue.map(ValueChecks.isUUID) ?? false) {
-            throw LumosError.invalid("\(at).network_uuid: \(ValueChecks.show(v)) is not a UUID")
-        }
         if nic["model"] != nil { throw LumosError.unsupported("\(at).model: NIC models are for kvm VMs; remove it for an lx zone") }
         for key in bandwidthKeys {
             guard let v = nic[key] else { continue }
-            guard bitsPerSecond(v) != nil else {
-                throw LumosError.invalid("\(at).\(key): \(ValueChecks.show(v)) is not a bandwidth; use Mbit/s as a number (100) or dladm's form (\"100M\", \"1G\")")
+            guard let mbps = v.numberValue, mbps > 0, mbps <= 1_000_000 else {
+                throw LumosError.invalid("\(at).\(key): \(ValueChecks.show(v)) is not a bandwidth; give Mbit/s as a positive number, e.g. 100")
             }
         }
         return nic
-    }
-
-    /// A bandwidth cap in bit/s: a number is Mbit/s; strings take K, M or G (powers of 1000, as dladm maxbw).
-    public static func bitsPerSecond(_ v: JSONValue) -> UInt64? {
-        if let n = v.intValue { return n > 0 ? UInt64(n) * 1_000_000 : nil }
-        guard var s = v.stringValue?.uppercased(), !s.isEmpty else { return nil }
-        var mult: UInt64 = 1
-        switch s.last {
-        case "K": mult = 1_000; s.removeLast()
-        case "M": mult = 1_000_000; s.removeLast()
-        case "G": mult = 1_000_000_000; s.removeLast()
-        default: break
-        }
-        guard let n = Double(s), n > 0, n * Double(mult) >= 1000 else { return nil }
-        return UInt64(n * Double(mult))
     }
 }

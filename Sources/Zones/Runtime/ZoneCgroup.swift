@@ -43,21 +43,66 @@ public struct ZoneCgroup: Sendable {
 
     /// Creates every directory; on v2 enables the controllers Lumos uses for the zone's subtree.
     public func create() throws {
-        for dir in v1Directories { try Files.makeDirectories(dir) }
+        for dir in v1Directories { try makeDirectory(dir) }
         guard let v2 = layout.v2, let dir = v2Directory else { return }
         let wanted = ["memory", "cpu", "pids", "io"].filter { layout.v2Controllers.contains($0) && layout.v1[$0 == "io" ? "blkio" : $0] == nil }
-        try Files.makeDirectories("\(v2)/lumos")
+        try makeDirectory("\(v2)/lumos")
         if !wanted.isEmpty {
             let enable = wanted.map { "+\($0)" }.joined(separator: " ")
             try write("\(v2)/cgroup.subtree_control", enable)
             try write("\(v2)/lumos/cgroup.subtree_control", enable)
         }
+        try makeDirectory(dir)
+    }
+
+    /// mkdir of `<hierarchy>/lumos/<uuid>`, creating `lumos` the first time (one system call
+    /// in the common case: this is on every start's path).
+    private func makeDirectory(_ dir: String) throws {
+        if mkdir(dir, 0o755) == 0 || errno == EEXIST { return }
+        guard errno == ENOENT else { throw Errno(errno, "mkdir", dir) }
         try Files.makeDirectories(dir)
     }
 
-    /// Moves a process (and its future children) into all of the zone's cgroups.
+    /// Moves a process (and its future children) into all of the zone's cgroups. Slow: every
+    /// pid written to cgroup.procs takes the kernel's global threadgroup lock (an RCU grace
+    /// period, 5-30 ms on a busy host). Start and zlogin use `ThreadPlacement` instead.
     public func join(_ pid: pid_t) throws {
         for dir in allDirectories { try write("\(dir)/cgroup.procs", "\(pid)") }
+    }
+
+    /// Places the calling thread in the zone's v1 cgroups for the duration of `body`, so that a
+    /// child it clones is born there. Writing "0" to a v1 `tasks` file moves only the calling
+    /// thread and skips the global lock a pid write takes; the cgroup v2 directory is handled
+    /// by clone3(CLONE_INTO_CGROUP) with the descriptor passed to `body` (-1 when the host has
+    /// no cgroup2). The thread returns to its own cgroups afterwards, also on errors.
+    public func withThreadInZone<R>(_ body: (Int32) throws -> R) throws -> R {
+        var home: [String] = []
+        defer { for tasks in home.reversed() { try? write(tasks, "0") } }
+        let mine = try threadCgroups()
+        for mount in Set(layout.v1.values).sorted() {
+            guard let path = mine[mount] else { continue }
+            try write("\(mount)/lumos/\(uuid)/tasks", "0")
+            home.append("\(mount)\(path == "/" ? "" : path)/tasks")
+        }
+        var v2fd: Int32 = -1
+        if let dir = v2Directory {
+            v2fd = try sys("open", dir) { open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC) }
+        }
+        defer { if v2fd >= 0 { close(v2fd) } }
+        return try body(v2fd)
+    }
+
+    /// The calling thread's v1 cgroup per hierarchy mount point (/proc/thread-self/cgroup).
+    func threadCgroups() throws -> [String: String] {
+        var result: [String: String] = [:]
+        for line in try FD.readText("/proc/thread-self/cgroup").split(separator: "\n") {
+            let parts = line.split(separator: ":", maxSplits: 2, omittingEmptySubsequences: false)
+            guard parts.count == 3, !parts[1].isEmpty else { continue }
+            for controller in parts[1].split(separator: ",") {
+                if let mount = layout.v1[String(controller)] { result[mount] = String(parts[2]) }
+            }
+        }
+        return result
     }
 
     /// Writes the limits to whichever hierarchy holds each controller.
@@ -149,6 +194,32 @@ public struct ZoneCgroup: Sendable {
             if let freezer { try? write(freezer, "THAWED") }
             usleep(10_000)
         }
+    }
+
+    /// Stops (true) or resumes (false) every process of the zone: cgroup.freeze on v2, the v1
+    /// freezer otherwise. Waits until the kernel reports the new state.
+    public func setFrozen(_ frozen: Bool) throws {
+        if let dir = v2Directory, Files.exists("\(dir)/cgroup.freeze") {
+            try write("\(dir)/cgroup.freeze", frozen ? "1" : "0")
+            let deadline = Clock.now + 5
+            while isFrozen != frozen {
+                if Clock.now > deadline { throw LumosError.busy("zone \(uuid): the kernel did not \(frozen ? "freeze" : "thaw") it within 5 s") }
+                usleep(1_000)
+            }
+            return
+        }
+        guard let dir = directory(for: "freezer") else {
+            throw LumosError.unsupported("zone \(uuid): this host has no freezer (neither cgroup.freeze nor the v1 freezer)")
+        }
+        try write("\(dir)/freezer.state", frozen ? "FROZEN" : "THAWED")
+    }
+
+    /// True while the zone is frozen.
+    public var isFrozen: Bool {
+        if let dir = v2Directory, let events = try? FD.readText("\(dir)/cgroup.events") {
+            return events.split(separator: "\n").contains("frozen 1")
+        }
+        return value(controller: "freezer", file: "freezer.state") == "FROZEN"
     }
 
     /// Waits up to `timeout` seconds for the zone to have no process left.

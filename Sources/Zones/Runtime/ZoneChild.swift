@@ -78,8 +78,9 @@ final class ZoneChild {
         config.memlock_bytes = spec.limits.maxLockedMemory.map { $0 << 20 } ?? UInt64.max
     }
 
-    /// Clones the child; it waits for `release`.
-    func spawn() throws -> pid_t {
+    /// Clones the child into the cgroup v2 directory `cgroupFD` (-1: no cgroup placement);
+    /// it waits for `release`.
+    func spawn(cgroupFD: Int32) throws -> pid_t {
         var pair: [Int32] = [-1, -1]
         try sys("socketpair") { clinux_socketpair_seqpacket(&pair) }
         config.sync_fd = pair[1]
@@ -88,7 +89,7 @@ final class ZoneChild {
             envp.withPointer { e in
                 config.argv = a
                 config.envp = e
-                return clinux_zone_spawn(&config, &pidfd)
+                return clinux_zone_spawn(&config, cgroupFD, &pidfd)
             }
         }
         let e = errno

@@ -33,8 +33,10 @@ public struct ZoneIDRange: Sendable, Equatable, Codable {
         return nil
     }
 
-    /// The range of `uuid`, allocating the lowest free slot the first time.
-    public static func allocate(for uuid: String, root: StateRoot) throws -> ZoneIDRange {
+    /// The range of `uuid`, allocating the lowest free slot the first time. `durable: false`
+    /// skips the fsync, for zones that do not outlive the host (`lumos zone run`): a host crash
+    /// ends them, and their slot is merely free again afterwards.
+    public static func allocate(for uuid: String, root: StateRoot, durable: Bool = true) throws -> ZoneIDRange {
         let dir = directory(root)
         try Files.makeDirectories(dir, mode: 0o700)
         let lock = try FileLock(root.sub("zones", ".idranges.lock"))
@@ -46,7 +48,14 @@ public struct ZoneIDRange: Sendable, Equatable, Codable {
         }
         // Written to a temporary name, then linked: the slot file never exists half-written.
         let tmp = "\(dir)/.\(slot).\(getpid())"
-        try Files.writeAtomically(tmp, uuid + "\n", mode: 0o600)
+        if durable {
+            try Files.writeAtomically(tmp, uuid + "\n", mode: 0o600)
+        } else {
+            let fd = try sys("open", tmp) { open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o600) }
+            let ok = FD.writeAll(fd, Array((uuid + "\n").utf8))
+            close(fd)
+            if !ok { unlink(tmp); throw Errno(errno, "write", tmp) }
+        }
         defer { unlink(tmp) }
         try sys("link", "\(dir)/\(slot)") { link(tmp, "\(dir)/\(slot)") }
         return ZoneIDRange(base: firstBase + UInt32(slot) * size)

@@ -15,6 +15,11 @@ extension ZoneRuntime {
         guard let initPid = initPid(uuid) else {
             throw LumosError.invalid("zone \(uuid) is not running; start it with `vmadm start \(uuid)`")
         }
+        // A session born in a frozen zone would freeze with it (and so would our thread while
+        // it stands in the zone's v1 freezer cgroup to clone it).
+        if cgroup(uuid).isFrozen {
+            throw LumosError.busy("zone \(uuid) is frozen; thaw it first")
+        }
         var nsFDs: [Int32] = []
         defer { for fd in nsFDs { close(fd) } }
         for ns in ["user", "mnt", "pid", "uts", "ipc", "net", "cgroup"] {
@@ -41,25 +46,42 @@ extension ZoneRuntime {
         config.cap_last = ZoneSecurity.lastCapability()
         config.seccomp = seccomp.filter
         config.seccomp_len = seccomp.count
+        // The session gets the zone's locked-memory limit, like every process the zone forks.
+        config.memlock_bytes = UInt64.max
+        if let zoneLimit = MemlockLimit.current(initPid) {
+            try MemlockLimit.allow(zoneLimit >> 20, zone: uuid)
+            config.memlock_bytes = zoneLimit
+        }
         config.sync_fd = pair[1]
         config.parent_fd = pair[0]
-        let pid = args.withPointer { a in
-            env.withPointer { e in
-                config.argv = a
-                config.envp = e
-                return clinux_zone_enter(&config)
+        // Born in the zone's cgroups, like the zone's init (see ZoneCgroup.withThreadInZone).
+        var e: Int32 = 0
+        let pid: pid_t
+        do {
+            pid = try cgroup(uuid).withThreadInZone { cgroupFD in
+                args.withPointer { a in
+                    env.withPointer { en in
+                        config.argv = a
+                        config.envp = en
+                        let pid = clinux_zone_enter(&config, cgroupFD)
+                        e = errno
+                        return pid
+                    }
+                }
             }
+        } catch {
+            close(pair[0])
+            close(pair[1])
+            throw error
         }
-        let e = errno
         close(pair[1])
         let sock = pair[0]
         defer { close(sock) }
-        if pid < 0 { throw Errno(e, "clone", "zlogin \(uuid)") }
+        if pid < 0 { throw Errno(e, "clone3", "zlogin \(uuid)") }
 
         var master: Int32 = -1
         defer { if master >= 0 { close(master) } }
         do {
-            try cgroup(uuid).join(pid)
             try sys("sendmsg", "zlogin \(uuid)") { clinux_zone_release(sock, -1) }
             while true {
                 var message = clinux_zone_message()
@@ -92,15 +114,23 @@ struct TerminalRelay {
 
     func run() {
         var saved = [UInt8](repeating: 0, count: 256)
-        let raw = isatty(input) == 1 && clinux_tty_set_raw(input, &saved, saved.count) == 0
+        let terminal = isatty(input) == 1
+        let raw = terminal && clinux_tty_set_raw(input, &saved, saved.count) == 0
         defer { if raw { _ = clinux_tty_restore(input, saved, saved.count) } }
-        if isatty(input) == 1 { _ = clinux_tty_copy_winsize(input, master) }
-        var fds = [pollfd(fd: master, events: Int16(POLLIN), revents: 0), pollfd(fd: input, events: Int16(POLLIN), revents: 0)]
+        let winch = terminal ? clinux_winch_pipe() : -1
+        defer { if winch >= 0 { clinux_winch_close(winch) } }
+        if terminal { _ = clinux_tty_copy_winsize(input, master) }
+        var fds = [pollfd(fd: master, events: Int16(POLLIN), revents: 0), pollfd(fd: input, events: Int16(POLLIN), revents: 0),
+                   pollfd(fd: winch, events: Int16(POLLIN), revents: 0)]
         var buf = [UInt8](repeating: 0, count: 16384)
         while true {
-            if poll(&fds, 2, -1) < 0 {
+            if poll(&fds, 3, -1) < 0 {
                 if errno == EINTR { continue }
                 return
+            }
+            if fds[2].revents != 0 {
+                _ = buf.withUnsafeMutableBytes { read(winch, $0.baseAddress, $0.count) }
+                _ = clinux_tty_copy_winsize(input, master)
             }
             if fds[0].revents != 0 {
                 let n = buf.withUnsafeMutableBytes { read(master, $0.baseAddress, $0.count) }

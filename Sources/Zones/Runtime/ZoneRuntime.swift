@@ -13,16 +13,45 @@
 //   runtime.initPid(uuid) -> pid_t?              // host pid of the zone's PID 1
 //   try runtime.stop(uuid, force: false, timeout: 30) -> StopOutcome   // SIGTERM, then SIGKILL all
 //   try runtime.kill(uuid, signal: SIGHUP)       // a signal to the zone's init
+//   try runtime.reboot(spec, timeout: 30) { pid in ... } -> pid_t       // stop + start
 //   try runtime.exec(uuid, ["/bin/sh"], tty: true) -> Int32             // zlogin
 //   try runtime.updateLimits(uuid, limits)       // live
 //   try runtime.cleanup(uuid)                    // idempotent; after crashes and on delete
 //   runtime.cgroup(uuid).cgroupID                // the tracer's key for the zone
+//   runtime.zonesByCgroupID() -> [UInt64: String]                      // for the tracer
+//   runtime.knownZones() -> [String]             // uuids with cgroups (running or debris)
+//   try runtime.freeze(uuid) / thaw(uuid)        // cgroup.freeze (v1 freezer as fallback)
+//
+// beforeRelease(pid) runs in the parent after the uid/gid maps are written, the cgroups are
+// joined and the limits applied, and before any of the zone's own code runs. The zone's
+// network namespace is /proc/<pid>/ns/net (owned by the zone's user namespace); the child
+// brings lo up itself. Throwing from it undoes the start.
+//
+// Isolation (always on): a user namespace mapping zone ids 0..<65536 to `ZoneIDRange`; new
+// mount, pid, uts, ipc, net and cgroup namespaces; the rootfs through an idmapped mount (or
+// chowned into the range, idmapRootfs: false) and pivot_root; a tmpfs /dev with only null,
+// zero, full, random, urandom, tty, a private devpts and /dev/shm; /proc with kcore, keys,
+// timer_list, sched_debug, kallsyms, sysrq-trigger masked and sys, irq, bus, fs read-only;
+// /sys read-only; Docker's default capabilities minus CAP_MKNOD (`ZoneSecurity`);
+// no_new_privs; the seccomp filter in zone.c; stdio of the caller's choosing, no other host
+// descriptor. The rootfs's parent directories must be searchable by others (validate says so).
+//
+// Callers serialize operations on one zone (vmadm holds the tenant's lock); different zones
+// may start concurrently. Hosts with cgroup2 need Linux 5.7+ (clone3 CLONE_INTO_CGROUP; start
+// fails with the kernel's error before); cgroup.kill (5.14) has a freezer-based fallback.
+//
+// PID 1 is lumos-init (Sources/lumos-init) unless `.image(argv)` asks for the image's own
+// init. lumos-init is exec'd from a descriptor opened on the host before pivot_root
+// (execveat AT_EMPTY_PATH), so images need not contain it and cannot replace it.
 //
 // start() order (FACTS.md): clone(NEWUSER|NEWNS|NEWPID|NEWUTS|NEWIPC|NEWNET) → the child waits
-// → the parent writes uid_map/gid_map, creates the cgroups, applies limits, joins the child,
-// builds the idmapped rootfs tree, calls beforeRelease → releases the child (passing the tree)
-// → the child sets up mounts, pivot_root, hostname, drops capabilities, sets no_new_privs,
-// loads seccomp and execs. Any failure kills the child and removes what was created.
+// (born in the zone's cgroups: ZoneCgroup.withThreadInZone + CLONE_INTO_CGROUP) → the parent
+// writes uid_map/gid_map, builds the idmapped rootfs tree and releases the child with it → the
+// child sets up its mounts, pivot_root and hostname while the parent applies the limits and
+// calls beforeRelease → second release → the
+// child unshares its cgroup namespace, drops capabilities, sets no_new_privs, loads seccomp
+// and execs. Nothing of the zone's own code runs before the second release. Any failure kills
+// the child and removes what was created.
 import CLinux
 import Glibc
 import LumosCore
@@ -72,20 +101,31 @@ public struct ZoneRuntime: Sendable {
         // Directories left by a start that was killed halfway: nothing runs in them.
         try cg.remove()
 
+        if let locked = spec.limits.maxLockedMemory { try MemlockLimit.allow(locked, zone: spec.uuid) }
         let child = try ZoneChild(spec: spec, initBinary: initBinary)
-        let pid = try child.spawn()
-        var released = false
+        try cg.create()
+        let pid: pid_t
+        do {
+            // Born in the zone's cgroups: no cgroup.procs write, no global lock on the way.
+            pid = try cg.withThreadInZone { try child.spawn(cgroupFD: $0) }
+        } catch {
+            try? cg.remove()
+            throw error
+        }
         do {
             try writeIDMaps(pid, spec.idRange)
-            try cg.create()
-            try cg.apply(spec.limits)
-            try cg.join(pid)
-            var tree: Int32 = -1
+            let tree = spec.idmapRootfs ? try idmappedRootfs(pid, spec) : -1
             defer { if tree >= 0 { close(tree) } }
-            if spec.idmapRootfs { tree = try idmappedRootfs(pid, spec) }
-            try beforeRelease(pid)
+            // The child builds its mounts now, in parallel with the work below.
             try child.release(passing: tree)
-            released = true
+            // Limits after the clone: the cloning thread itself briefly counted in pids.max.
+            try cg.apply(spec.limits)
+            try beforeRelease(pid)
+            // If the child already failed, its message says why: read it rather than the EPIPE.
+            if (try? child.release(passing: -1)) == nil {
+                try child.waitForExec()
+                throw LumosError.failed("zone \(spec.uuid): the zone's first process exited during setup")
+            }
             try child.waitForExec()
         } catch {
             Glibc.kill(pid, SIGKILL)
@@ -93,7 +133,7 @@ public struct ZoneRuntime: Sendable {
             cg.killAll()
             _ = cg.waitEmpty(timeout: 5)
             try? cg.remove()
-            if !released { child.closeParentEnd() }
+            child.closeParentEnd()
             throw error
         }
         Reaper.shared.add(pid)
@@ -168,6 +208,27 @@ public struct ZoneRuntime: Sendable {
         return names.sorted()
     }
 
+    /// cgroup id (the v2 directory's inode, what bpf_get_current_cgroup_id() returns) → zone
+    /// uuid, for the tracer to name zones.
+    public func zonesByCgroupID() -> [UInt64: String] {
+        var map: [UInt64: String] = [:]
+        for uuid in knownZones() {
+            if let id = cgroup(uuid).cgroupID { map[id] = uuid }
+        }
+        return map
+    }
+
+    /// Pauses every process of a running zone (vmadm has no verb for it; the tracer and
+    /// `lumos doctor` use it to inspect a zone without it changing underneath).
+    public func freeze(_ uuid: String) throws {
+        guard cgroup(uuid).populated else { throw LumosError.invalid("zone \(uuid) is not running") }
+        try cgroup(uuid).setFrozen(true)
+    }
+
+    public func thaw(_ uuid: String) throws {
+        try cgroup(uuid).setFrozen(false)
+    }
+
     // MARK: stop, kill, cleanup
 
     public enum StopOutcome: String, Sendable {
@@ -196,6 +257,13 @@ public struct ZoneRuntime: Sendable {
         }
         try cleanup(uuid)
         return .killed
+    }
+
+    /// vmadm reboot: a stop (SIGTERM, SIGKILL after `timeout`), then a start of `spec`.
+    @discardableResult
+    public func reboot(_ spec: ZoneSpec, timeout: Double = 30, beforeRelease: (pid_t) throws -> Void = { _ in }) throws -> pid_t {
+        try stop(spec.uuid, timeout: timeout)
+        return try start(spec, beforeRelease: beforeRelease)
     }
 
     /// Sends `signal` to the zone's init (vmadm kill).
@@ -228,12 +296,47 @@ public struct ZoneRuntime: Sendable {
         if let mem = limits.maxPhysicalMemory, let swap = limits.maxSwap, swap < mem {
             throw LumosError.invalid("zone \(uuid): max_swap (\(swap) MiB) must be at least max_physical_memory (\(mem) MiB)")
         }
-        try cg.apply(limits)
-        if let locked = limits.maxLockedMemory {
-            for pid in cg.processes() { _ = clinux_set_memlock(pid, locked << 20) }
+        if let locked = limits.maxLockedMemory, let pid = initPid(uuid), MemlockLimit.current(pid) != locked << 20 {
+            // Checked before anything changes: without CAP_SYS_RESOURCE the kernel refuses to
+            // set another user's limits, and the zone's processes are another user.
+            try MemlockLimit.allow(locked, zone: uuid)
+            guard clinux_set_memlock(pid, locked << 20) == 0 else {
+                throw LumosError.unsupported("zone \(uuid): max_locked_memory cannot change while the zone runs on this host (\(String(cString: strerror(errno))); lumos lacks CAP_SYS_RESOURCE); it applies at the next start")
+            }
+            for other in cg.processes() where other != pid { _ = clinux_set_memlock(other, locked << 20) }
         }
+        try cg.apply(limits)
     }
 }
+
+/// RLIMIT_MEMLOCK for zones. The zone's first process sets its own limit before exec; inside
+/// its user namespace it can only lower what it inherited, so a larger max_locked_memory needs
+/// our hard limit raised first, which takes CAP_SYS_RESOURCE (some sandboxes drop it).
+enum MemlockLimit {
+    static func allow(_ mib: UInt64, zone: String) throws {
+        let bytes = rlim_t(mib << 20)
+        var rl = rlimit()
+        getrlimit(RLIMIT_MEMLOCK_RESOURCE, &rl)
+        if rl.rlim_max == rlim_t.max || rl.rlim_max >= bytes { return }
+        var raised = rl
+        raised.rlim_max = bytes
+        if setrlimit(RLIMIT_MEMLOCK_RESOURCE, &raised) != 0 {
+            throw LumosError.unsupported("zone \(zone): max_locked_memory \(mib) MiB is above this host's hard RLIMIT_MEMLOCK (\(UInt64(rl.rlim_max) >> 20) MiB) and lumos lacks CAP_SYS_RESOURCE to raise it; use at most \(UInt64(rl.rlim_max) >> 20)")
+        }
+    }
+
+    /// A process's current hard RLIMIT_MEMLOCK in bytes, from /proc/<pid>/limits.
+    static func current(_ pid: pid_t) -> UInt64? {
+        guard let text = try? FD.readText("/proc/\(pid)/limits") else { return nil }
+        for line in text.split(separator: "\n") where line.hasPrefix("Max locked memory") {
+            let fields = line.split(separator: " ")
+            return fields.count >= 5 ? UInt64(fields[4]) : nil
+        }
+        return nil
+    }
+}
+
+private let RLIMIT_MEMLOCK_RESOURCE = __rlimit_resource_t(__RLIMIT_MEMLOCK.rawValue)
 
 /// Reaps zone inits started by this process once they exit (a long-lived caller such as a test
 /// run or a future daemon would otherwise collect zombies; the CLI exits and init adopts them).

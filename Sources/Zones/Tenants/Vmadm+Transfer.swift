@@ -83,7 +83,6 @@ extension Vmadm {
             try datasets.setQuota(dataset(uuid), bytes: m.quotaGiB.map { UInt64($0) << 30 })
             if m["create_timestamp"] == nil { m["create_timestamp"] = .string(TenantStore.timestamp()) }
             try store.write(m)
-            try intent.mark("committed")
             intent.finish()
         } catch {
             try? undoCreate(uuid, m)

@@ -36,7 +36,7 @@ public final class Vmadm {
             let manifest = intent.data["manifest"].flatMap { try? Manifest.decode(Array($0.utf8), what: "journal") }
             switch intent.operation {
             case "create", "receive":
-                if intent.did("committed") { return }
+                // Removing the record is the commit: a record means the create never finished.
                 try undoCreate(uuid, manifest)
             case "delete":
                 try finishDelete(uuid, manifest)
@@ -128,7 +128,6 @@ public final class Vmadm {
                 try boot(m)
                 try intent.mark("started")
             }
-            try intent.mark("committed")
             intent.finish()
         } catch {
             try? undoCreate(m.uuid, m)
@@ -160,6 +159,8 @@ public final class Vmadm {
             let path = "\(etc)/\(name)"
             if lstat(path, &st) == 0 && (st.st_mode & S_IFMT) != S_IFREG { continue }
             if name == "resolv.conf" && m.resolvers.isEmpty { continue }
+            // Unchanged files are not rewritten: a boot should not pay two fsyncs for nothing.
+            if (try? FD.readText(path)) == text { continue }
             try Files.writeAtomically(path, text)
         }
     }
@@ -270,6 +271,7 @@ public final class Vmadm {
         if running, let pid = zones.initPid(uuid) {
             p["pid"] = .number(Double(pid))
             p["zoneid"] = .number(Double(pid))
+            if let t = ProcessStart.timestamp(pid) { p["boot_timestamp"] = .string(t) }
         }
         if withSnapshots, let snaps = try? datasets.snapshots(of: dataset(uuid)) {
             p["snapshots"] = .array(snaps.map { ["name": .string($0)] })
