@@ -67,6 +67,19 @@ import Testing
         #expect(h.vmadm.store.journal.pendingSubjects().isEmpty)
     }
 
+    @Test func aKilledNicUpdateThatCannotBeWiredIsUndone() throws {
+        let h = try ScratchHost()
+        let m = try h.vmadm.create(h.payload(["nics": [Self.nic]]))
+        let plan = try ManifestValidator.validateUpdate(m, ["add_nics": [["nic_tag": "stub0", "ips": ["10.9.1.5/24"]]]])
+        _ = try h.vmadm.store.journal.begin("update", m.uuid, data: ["manifest": plan.manifest.json.serialized(pretty: false),
+                                                                     "previous": m.json.serialized(pretty: false), "nics": "live"])
+        h.network.failResetAbove = 1
+        _ = try h.vmadm.list()
+        #expect(h.network.resets.last?.nics.count == 1, "the zone is back on its old NICs")
+        #expect(try h.vmadm.store.read(m.uuid).nics == m.nics)
+        #expect(h.vmadm.store.journal.pendingSubjects().isEmpty)
+    }
+
     @Test func whatTheNetworkChoseIsWrittenBack() throws {
         // A manifest written without MACs or interfaces (by hand, or by an older host).
         let m = Manifest(["uuid": "44444444-2222-3333-4444-555555555555",

@@ -39,6 +39,8 @@ final class RecordingNetwork: TenantNetwork {
     var resets: [Manifest] = []
     /// Makes the next apply fail, as a kernel error midway would.
     var failApply = false
+    /// Makes resets fail while the manifest has more NICs than this.
+    var failResetAbove: Int?
     /// MACs and interfaces to report for NICs (as if the network had chosen them).
     var chosen: [NicResult] = []
     func validate(vm: Manifest) throws {}
@@ -48,7 +50,11 @@ final class RecordingNetwork: TenantNetwork {
         applied.append(vm)
         return chosen
     }
-    func reset(vm: Manifest, pid: pid_t) throws -> [NicResult] { resets.append(vm); return chosen }
+    func reset(vm: Manifest, pid: pid_t) throws -> [NicResult] {
+        if let n = failResetAbove, vm.nics.count > n { throw LumosError.failed("fake reset failure") }
+        resets.append(vm)
+        return chosen
+    }
     func detach(vm: Manifest) throws { detached.append(vm.uuid) }
 }
 
