@@ -91,6 +91,10 @@ struct ProvisionToPingTests {
         #expect(site.zonePing(b, "\(site.subnet).1"), "the neighbour is unaffected")
         #expect(site.zonePing(a, "\(site.subnet).11", from: "\(site.subnet).10"), "its own address still works")
 
+        // The pool refuses to go while tenants live on it.
+        let destroy = try site.lumos(["pool", "destroy", "zones"], check: false)
+        #expect(destroy.status != 0 && destroy.stderr.contains("holds tenants"), "\(destroy.stderr)")
+
         // Deleting a zone removes its link.
         try site.lumos(["vm", "delete", a])
         site.vms.removeAll { $0 == a }
