@@ -176,17 +176,18 @@ public final class Vmadm {
 
     /// /etc/resolv.conf and /etc/hostname from the manifest, as vmadm does for lx zones.
     func writeZoneFiles(_ m: Manifest, root: String) throws {
-        let etc = root + "/etc"
-        guard Files.isDirectory(etc) else { return }
-        // Never follow a symlink the tenant planted: write only regular files or nothing.
+        // The zone's root user owns its /etc and may have planted symlinks (/etc itself, the
+        // files, or the temp names): writeBeneath never follows one. A tenant that replaced /etc
+        // with a symlink simply does not get these files.
+        var st = stat()
+        guard lstat(root + "/etc", &st) == 0, (st.st_mode & S_IFMT) == S_IFDIR else { return }
         for (name, text) in [("hostname", m.hostname + "\n"), ("resolv.conf", resolvConf(m))] {
-            var st = stat()
-            let path = "\(etc)/\(name)"
+            let path = "\(root)/etc/\(name)"
             if lstat(path, &st) == 0 && (st.st_mode & S_IFMT) != S_IFREG { continue }
             if name == "resolv.conf" && m.resolvers.isEmpty { continue }
             // Unchanged files are not rewritten: a boot should not pay two fsyncs for nothing.
-            if (try? FD.readText(path)) == text { continue }
-            try Files.writeAtomically(path, text)
+            if (st.st_mode & S_IFMT) == S_IFREG, (try? FD.readText(path)) == text { continue }
+            try Files.writeBeneath(root: root, "etc/\(name)", text)
         }
     }
 
