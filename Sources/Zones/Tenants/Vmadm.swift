@@ -130,6 +130,11 @@ public final class Vmadm {
         var m = try validateForCreate(payload)
         let lock = try store.journal.lock(m.uuid)
         defer { withExtendedLifetime(lock) {} }
+        // Checked again under the lock: a concurrent create of the same uuid may have won, and
+        // undoing our failed clone must never take its VM with it.
+        if store.exists(m.uuid) || datasets.exists(dataset(m.uuid)) {
+            throw LumosError.exists("VM \(m.uuid) already exists; choose another uuid or delete it first")
+        }
         m["create_timestamp"] = .string(TenantStore.timestamp())
         let intent = try store.journal.begin("create", m.uuid, data: ["manifest": m.stored.json.serialized(pretty: false)])
         CrashPoint.hit("create.begun")
