@@ -162,10 +162,10 @@ static int mount_in_root(int rootfd, const char *rel, int missing, const char *s
 
 // Makes the mount now at `rel` read-only. mount_setattr changes only this attribute, so the
 // flags the kernel locked for a less privileged mount namespace (nosuid, nodev, ...) stay.
-static int readonly_in_root(int rootfd, const char *rel, int recursive, int how) {
+static int setattr_in_root(int rootfd, const char *rel, int recursive, int how, uint64_t attrs) {
     int fd = open_in_root(rootfd, rel, how);
     if (fd < 0) return -1;
-    struct mount_attr attr = { .attr_set = MOUNT_ATTR_RDONLY };
+    struct mount_attr attr = { .attr_set = attrs };
     int rc = (int)syscall(SYS_mount_setattr, fd, "", AT_EMPTY_PATH | (recursive ? AT_RECURSIVE : 0), &attr, sizeof attr);
     int saved = errno;
     close(fd);
@@ -173,9 +173,16 @@ static int readonly_in_root(int rootfd, const char *rel, int recursive, int how)
     return rc;
 }
 
-static int bind_in_root(int rootfd, const char *source, const char *rel, int file, int read_only) {
+static int readonly_in_root(int rootfd, const char *rel, int recursive, int how) {
+    return setattr_in_root(rootfd, rel, recursive, how, MOUNT_ATTR_RDONLY);
+}
+
+// A host directory bound into the zone never brings working device nodes or set-id files
+// (vmadm's nodevice/nosuid are the default); ro and noexec come from the manifest's options.
+static int bind_in_root(int rootfd, const char *source, const char *rel, int file, int read_only, int noexec) {
     if (mount_in_root(rootfd, rel, file ? MISSING_FILE : MISSING_DIR, source, NULL, MS_BIND | MS_REC, NULL) < 0) return -1;
-    return read_only ? readonly_in_root(rootfd, rel, 1, MISSING_FAIL) : 0;
+    uint64_t attrs = MOUNT_ATTR_NODEV | MOUNT_ATTR_NOSUID | (read_only ? MOUNT_ATTR_RDONLY : 0) | (noexec ? MOUNT_ATTR_NOEXEC : 0);
+    return setattr_in_root(rootfd, rel, 1, MISSING_FAIL, attrs);
 }
 
 static int drop_caps(uint64_t keep, int cap_last) {
@@ -399,7 +406,7 @@ static int zone_child(void *arg) {
         const struct clinux_zone_mount *m = &cfg->mounts[i];
         struct stat st;
         STEP(sock, CLINUX_STEP_BIND, stat(m->source, &st));
-        STEP(sock, CLINUX_STEP_BIND, bind_in_root(rootfd, m->source, m->target, !S_ISDIR(st.st_mode), m->read_only));
+        STEP(sock, CLINUX_STEP_BIND, bind_in_root(rootfd, m->source, m->target, !S_ISDIR(st.st_mode), m->read_only, m->noexec));
     }
     close(rootfd);
 

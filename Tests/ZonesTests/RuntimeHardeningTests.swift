@@ -47,4 +47,24 @@ import Testing
         let codes = r.output.split(separator: "\n").compactMap { Int32($0) }
         #expect(codes == [EPERM, EPERM, EPERM, ENOTTY], "errnos: \(r.output)")
     }
+
+    @Test(.enabled(if: isRoot, "needs root")) func bindMountsHaveNoDevicesOrSetIDAndHonourNoexec() throws {
+        let zone = try BusyboxZone("bindopts")
+        defer { zone.close() }
+        let host = zone.dir + "/hostdir"
+        try Files.makeDirectories(host)
+        chmod(host, 0o755)
+        #expect(mknod(host + "/null", S_IFCHR | 0o666, dev_t((1 << 8) | 3)) == 0)
+        chmod(host + "/null", 0o666)
+        try Files.writeAtomically(host + "/run.sh", "#!/bin/sh\necho ran\n", mode: 0o755)
+        try Files.makeDirectories(zone.rootfs + "/mnt/plain")
+        try Files.makeDirectories(zone.rootfs + "/mnt/noexec")
+        var spec = zone.spec()
+        spec.filesystems = [BindMount(source: host, target: "/mnt/plain"), BindMount(source: host, target: "/mnt/noexec", noExec: true)]
+        _ = try zone.runtime.start(spec)
+        let r = try zone.sh("echo x > /mnt/plain/null && echo dev-opened; /mnt/plain/run.sh; /mnt/noexec/run.sh || echo noexec-refused")
+        #expect(!r.output.contains("dev-opened"), "a device node in a bind mount opened: \(r.output)")
+        #expect(r.output.contains("ran\n"), "executables run from a plain bind mount: \(r.output)")
+        #expect(r.output.contains("noexec-refused"), "noexec is applied: \(r.output)")
+    }
 }
