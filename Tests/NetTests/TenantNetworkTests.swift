@@ -210,6 +210,20 @@ struct TenantNetworkTests {
         #expect(!DHCPService.isRunning(pid))
     }
 
+    @Test func responderThatIsNotReadyInTimeIsKilled() throws {
+        let lab = try NetLab()
+        defer { lab.teardown() }
+        // A responder that never binds: it ignores SIGTERM and never writes its pid file.
+        let fake = "\(lab.root)/slow-lumos"
+        try Files.writeAtomically(fake, "#!/bin/sh\ntrap '' TERM\ntouch \(lab.root)/started\nwhile :; do sleep 0.05; done\n", mode: 0o755)
+        let host = NetworkHost(root: StateRoot(lab.root), namespace: .named(lab.hostNS), executable: fake)
+        let dhcp = DHCPService(host: host)
+        #expect(throws: LumosError.self) { try dhcp.start(switchName: "stub0", deadline: 0.5) }
+        #expect(Files.exists("\(lab.root)/started"))
+        #expect(DHCPService.processes(endingWith: dhcp.responderArguments("stub0")).isEmpty)
+        #expect(dhcp.runningPid(switchName: "stub0") == nil)
+    }
+
     /// Mbit/s the receiver of an iperf3 run measured (`-O 1` leaves TCP slow start out).
     func iperf(_ lab: NetLab, from ns: String, to server: String, port: Int, reverse: Bool) throws -> Double {
         var argv = ["iperf3", "-c", server, "-p", "\(port)", "-t", "4", "-O", "1", "-J"]
