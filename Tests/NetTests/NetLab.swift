@@ -64,6 +64,18 @@ final class NetLab: @unchecked Sendable {
         pids.removeAll { $0 == pid }
     }
 
+    /// Waits (up to 5 s) until sockets listen on `ports` inside `ns` (`udp`: bound UDP
+    /// sockets); false when they never do. Checks that a listener a test relies on is there.
+    func waitListening(_ ns: String, ports: [Int], udp: Bool = false) throws -> Bool {
+        for _ in 0..<250 {
+            let out = try run(ns, ["ss", udp ? "-lunH" : "-ltnH"]).stdout
+            let local = out.split(separator: "\n").compactMap { $0.split(separator: " ", omittingEmptySubsequences: true).dropFirst(3).first }
+            if ports.allSatisfy({ p in local.contains { $0.hasSuffix(":\(p)") } }) { return true }
+            usleep(20_000)
+        }
+        return false
+    }
+
     func ping(_ ns: String, _ target: String, count: Int = 2) throws -> Bool {
         try run(ns, ["busybox", "ping", "-c", "\(count)", "-W", "1", "-w", "\(count + 1)", target]).status == 0
     }

@@ -95,11 +95,14 @@ struct TenantNetworkTests {
         try net.attach(tenant: lab.uuid(), nics: [NicSpec(nicTag: "stub0", ips: ["10.77.0.11/24"])], netns: .named(b))
         _ = try lab.spawn(b, ["busybox", "nc", "-ll", "-p", "2525", "-e", "/bin/true"])
         _ = try lab.spawn(b, ["busybox", "nc", "-ll", "-p", "2526", "-e", "/bin/true"])
-        usleep(200_000)
+        // Both listen, so a refused connection can only be the block.
+        try #require(try lab.waitListening(b, ports: [2525, 2526]))
         func connects(_ port: Int) throws -> Bool {
             try lab.run(a, ["busybox", "nc", "-w", "1", "10.77.0.11", "\(port)"]).status == 0
         }
         #expect(try connects(2526))
+        // 2525 accepts connections that do not cross A's port.
+        #expect(try lab.run(b, ["busybox", "nc", "-w", "1", "127.0.0.1", "2525"]).status == 0)
         #expect(try !connects(2525))
         // An address inside allowed_ips may be used; one outside may not.
         try lab.run(b, ["ip", "route", "add", "10.77.0.0/16", "dev", "net0"])
@@ -149,7 +152,9 @@ struct TenantNetworkTests {
         let a = try lab.tenantNamespace("a"), b = try lab.tenantNamespace("b")
         let net = TenantNetwork(host: lab.host)
         let ta = lab.uuid()
-        let nicA = try net.attach(tenant: ta, nics: [NicSpec(nicTag: "stub0", ips: ["10.77.0.10/24"])], netns: .named(a))[0]
+        var loose = NicSpec(nicTag: "stub0", ips: ["10.77.0.10/24"])
+        loose.allowDHCPSpoofing = true
+        let nicA = try net.attach(tenant: ta, nics: [loose], netns: .named(a))[0]
         try net.attach(tenant: lab.uuid(), nics: [NicSpec(nicTag: "stub0", ips: ["10.77.0.11/24"])], netns: .named(b))
         let conf = "\(lab.root)/udhcpd.conf"
         try Files.writeAtomically(conf, """
@@ -163,18 +168,21 @@ struct TenantNetworkTests {
         """)
         try Files.writeAtomically("\(lab.root)/udhcpd.leases", "")
         _ = try lab.spawn(a, ["busybox", "udhcpd", "-f", conf])
-        usleep(300_000)
+        try #require(try lab.waitListening(a, ports: [67], udp: true))
+        // With allow_dhcp_spoofing the server reaches B, so it does serve...
         let client = ["busybox", "udhcpc", "-i", "net0", "-n", "-q", "-f", "-t", "3", "-T", "1", "-A", "1", "-s", "/bin/true"]
-        let denied = try lab.run(b, client)
-        #expect(denied.status != 0)
-        #expect(!(denied.stdout + denied.stderr).contains("10.77.0.10"))
-
-        var loose = nicA.spec
-        loose.allowDHCPSpoofing = true
-        try net.update(tenant: ta, netns: .named(a), update: [loose])
         let served = try lab.run(b, client)
         #expect(served.status == 0)
         #expect((served.stdout + served.stderr).contains("lease of 10.77.0.1"))
+
+        // ...and without it, the same running server's offers are dropped.
+        var strict = nicA.spec
+        strict.allowDHCPSpoofing = false
+        try net.update(tenant: ta, netns: .named(a), update: [strict])
+        try #require(try lab.waitListening(a, ports: [67], udp: true))
+        let denied = try lab.run(b, client)
+        #expect(denied.status != 0)
+        #expect(!(denied.stdout + denied.stderr).contains("10.77.0.10"))
     }
 
     @Test func builtInResponderGivesUdhcpcItsManifestAddressAndNobodyElse() throws {
@@ -248,11 +256,7 @@ struct TenantNetworkTests {
         // finishing the first when the second connects ("server is busy").
         _ = try lab.spawn(b, ["iperf3", "-s", "-B", "10.77.0.11", "-p", "5201"])
         _ = try lab.spawn(b, ["iperf3", "-s", "-B", "10.77.0.11", "-p", "5202"])
-        for _ in 0..<100 {
-            let listening = try lab.run(b, ["ss", "-ltn"]).stdout
-            if listening.contains(":5201") && listening.contains(":5202") { break }
-            usleep(20_000)
-        }
+        try #require(try lab.waitListening(b, ports: [5201, 5202]))
         let sent = try iperf(lab, from: a, to: "10.77.0.11", port: 5201, reverse: false)
         let received = try iperf(lab, from: a, to: "10.77.0.11", port: 5202, reverse: true)
         #expect(abs(sent - 10) <= 1, "tenant's sending rate \(sent) Mbit/s under a 10 Mbit/s cap")
