@@ -20,11 +20,16 @@ final class NetLab: @unchecked Sendable {
         id = "\(getpid())-\(UInt32.random(in: 0...0xffffff))"
         hostNS = "lumos-t-\(id)-h"
         root = "/tmp/lumos-t-\(id)"
-        try Files.makeDirectories(root)
-        try Exec.run(["ip", "netns", "add", hostNS])
-        namespaces.append(hostNS)
-        try Exec.run(["ip", "netns", "exec", hostNS, "ip", "link", "set", "lo", "up"])
         host = NetworkHost(root: StateRoot(root), namespace: .named(hostNS), executable: NetLab.lumosExecutable)
+        try Files.makeDirectories(root)
+        do {
+            try Exec.run(["ip", "netns", "add", hostNS])
+            namespaces.append(hostNS)
+            try Exec.run(["ip", "netns", "exec", hostNS, "ip", "link", "set", "lo", "up"])
+        } catch {
+            teardown()
+            throw error
+        }
     }
 
     /// The lumos binary built next to the test bundle (swift build builds it with the tests).
