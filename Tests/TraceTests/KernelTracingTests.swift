@@ -164,22 +164,20 @@ func ownComm() -> String {
     /// printf records come back through the ring buffer formatted as DTrace prints them;
     /// exit() in BEGIN stops before any probe is attached.
     @Test(.enabled(if: isRoot, "needs root")) func printfAndExitFromBEGIN() throws {
-        var fds: [Int32] = [0, 0]
-        #expect(pipe(&fds) == 0)
+        let fds = try cloexecPipe()
         defer { close(fds[0]) }
         let session = try traced("""
             BEGIN { x = 40; s = "forty"; printf("%s+2=%d %5s|\\n", s, x + 2, execname == "nope" ? "a" : "bc"); exit(3); }
             """, output: fds[1]) {}
         close(fds[1])
         #expect(session.exitStatus == 3)
-        #expect(String(decoding: FD.readAll(fds[0]), as: UTF8.self) == "forty+2=42    bc|\n")
+        #expect(String(decoding: readAll(fds[0]), as: UTF8.self) == "forty+2=42    bc|\n")
     }
 
     /// strjoin (nested, and with an empty side), strlen, lltostr, basename, dirname, string
     /// comparison and ternaries.
     @Test(.enabled(if: isRoot, "needs root")) func stringFunctions() throws {
-        var fds: [Int32] = [0, 0]
-        #expect(pipe(&fds) == 0)
+        let fds = try cloexecPipe()
         defer { close(fds[0]) }
         _ = try traced("""
             BEGIN { s = strjoin("ab", strjoin("", "cd")); printf("%s|%d|%d|%s", s, strlen(s), s == "abcd", s < "abd" ? "lt" : "ge"); }
@@ -187,14 +185,13 @@ func ownComm() -> String {
             BEGIN { printf("|%s %s %s %s %s", basename("/usr/bin/ls"), basename("ls"), dirname("/usr/bin/ls"), dirname("ls"), dirname("/x")); exit(0); }
             """, output: fds[1]) {}
         close(fds[1])
-        #expect(String(decoding: FD.readAll(fds[0]), as: UTF8.self) == "abcd|4|1|lt|0|-42|n=-9223372036854775808|ls ls /usr/bin . /")
+        #expect(String(decoding: readAll(fds[0]), as: UTF8.self) == "abcd|4|1|lt|0|-42|n=-9223372036854775808|ls ls /usr/bin . /")
     }
 
     /// copyinstr() of a bad address faults: the clause stops at that statement, the fault
     /// is counted (and reported on stderr), and the ERROR clause runs with DTrace's arguments.
     @Test(.enabled(if: isRoot, "needs root")) func faultRunsERROR() throws {
-        var fds: [Int32] = [0, 0]
-        #expect(pipe(&fds) == 0)
+        let fds = try cloexecPipe()
         defer { close(fds[0]) }
         let session = try traced("""
             BEGIN { printf("a "); printf("%s", copyinstr(16)); printf("never "); }
@@ -202,18 +199,17 @@ func ownComm() -> String {
             """, output: fds[1]) {}
         close(fds[1])
         #expect(session.faults == 1)
-        #expect(String(decoding: FD.readAll(fds[0]), as: UTF8.self) == "a error epid=1 action=2 fault=1 addr=16")
+        #expect(String(decoding: readAll(fds[0]), as: UTF8.self) == "a error epid=1 action=2 fault=1 addr=16")
     }
 
     /// BEGIN runs in the tracer's own task, so pid/ppid/uid there are ours (ppid reads
     /// task_struct through offsets from kernel BTF).
     @Test(.enabled(if: isRoot, "needs root")) func processBuiltinsInBEGIN() throws {
-        var fds: [Int32] = [0, 0]
-        #expect(pipe(&fds) == 0)
+        let fds = try cloexecPipe()
         defer { close(fds[0]) }
         _ = try traced("BEGIN { printf(\"%d %d %d %d\", pid, ppid, uid, tid == pid ? 0 : 1); exit(0); }", output: fds[1]) {}
         close(fds[1])
-        #expect(String(decoding: FD.readAll(fds[0]), as: UTF8.self) == "\(getpid()) \(getppid()) \(getuid()) \(currentTid() == getpid() ? 0 : 1)")
+        #expect(String(decoding: readAll(fds[0]), as: UTF8.self) == "\(getpid()) \(getppid()) \(getuid()) \(currentTid() == getpid() ? 0 : 1)")
     }
 
     /// A program the kernel verifier rejects is reported against the D line whose code
