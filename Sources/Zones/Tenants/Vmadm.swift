@@ -141,6 +141,11 @@ public final class Vmadm {
         var m = try validateForCreate(payload)
         let lock = try store.journal.lock(m.uuid)
         defer { withExtendedLifetime(lock) {} }
+        // Checked again under the lock: a concurrent create of the same uuid may have won, and
+        // undoing our failed clone must never take its VM with it.
+        if store.exists(m.uuid) || datasets.exists(dataset(m.uuid)) {
+            throw LumosError.exists("VM \(m.uuid) already exists; choose another uuid or delete it first")
+        }
         m["create_timestamp"] = .string(TenantStore.timestamp())
         let intent = try store.journal.begin("create", m.uuid, data: ["manifest": m.stored.json.serialized(pretty: false)])
         CrashPoint.hit("create.begun")
@@ -187,17 +192,18 @@ public final class Vmadm {
 
     /// /etc/resolv.conf and /etc/hostname from the manifest, as vmadm does for lx zones.
     func writeZoneFiles(_ m: Manifest, root: String) throws {
-        let etc = root + "/etc"
-        guard Files.isDirectory(etc) else { return }
-        // Never follow a symlink the tenant planted: write only regular files or nothing.
+        // The zone's root user owns its /etc and may have planted symlinks (/etc itself, the
+        // files, or the temp names): writeBeneath never follows one. A tenant that replaced /etc
+        // with a symlink simply does not get these files.
+        var st = stat()
+        guard lstat(root + "/etc", &st) == 0, (st.st_mode & S_IFMT) == S_IFDIR else { return }
         for (name, text) in [("hostname", m.hostname + "\n"), ("resolv.conf", resolvConf(m))] {
-            var st = stat()
-            let path = "\(etc)/\(name)"
+            let path = "\(root)/etc/\(name)"
             if lstat(path, &st) == 0 && (st.st_mode & S_IFMT) != S_IFREG { continue }
             if name == "resolv.conf" && m.resolvers.isEmpty { continue }
             // Unchanged files are not rewritten: a boot should not pay two fsyncs for nothing.
-            if (try? FD.readText(path)) == text { continue }
-            try Files.writeAtomically(path, text)
+            if (st.st_mode & S_IFMT) == S_IFREG, (try? FD.readText(path)) == text { continue }
+            try Files.writeBeneath(root: root, "etc/\(name)", text)
         }
     }
 
