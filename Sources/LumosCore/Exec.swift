@@ -41,6 +41,9 @@ public enum Exec {
             case .fd(let fd): posix_spawn_file_actions_adddup2(&actions, fd, target)
             }
         }
+        // Only 0, 1 and 2 pass to the child: a descriptor some other thread opened without
+        // O_CLOEXEC (a pipe end, a pool's loop device, a lock) must not keep it open there.
+        clinux_spawn_closefrom(&actions, 3)
         // The child starts with no blocked signals and default dispositions: posix_spawn would
         // otherwise hand it the calling thread's mask (worker threads block most signals), and a
         // tool that relies on SIGALRM, like `ping -w`, would wait forever.

@@ -126,14 +126,19 @@ public struct TenantNetwork: Sendable {
         for (i, n) in nics.enumerated() {
             let sw = try checked[n.switchName] ?? host.ensureSwitch(n.switchName)
             checked[n.switchName] = sw
-            if let v = n.spec.vlanID, v != 0 {
-                // Tagging a port needs bridge VLAN filtering (802.1Q); probe it on the switch.
-                let r = try host.tools.ip(["link", "set", sw.bridge, "type", "bridge", "vlan_filtering", "1"], check: false)
-                if r.status != 0 {
-                    throw LumosError.unsupported("nics[\(i)].vlan_id \(v): this kernel has no 802.1Q VLAN support on bridges (CONFIG_BRIDGE_VLAN_FILTERING); remove vlan_id or run a kernel with it")
-                }
+            if let v = n.spec.vlanID, v != 0, try !Self.bridgesFilterVLANs() {
+                throw LumosError.unsupported("nics[\(i)].vlan_id \(v): this kernel has no 802.1Q VLAN support on bridges (CONFIG_BRIDGE_VLAN_FILTERING); remove vlan_id or run a kernel with it")
             }
         }
+    }
+
+    /// Whether bridges can tag ports (802.1Q filtering). Probed on a throwaway bridge in a
+    /// namespace of its own that dies with the probe, so no switch is changed by asking.
+    static func bridgesFilterVLANs() throws -> Bool {
+        let r = try Exec.run(["unshare", "--net", "--", "ip", "link", "add", "lumosprobe", "type", "bridge", "vlan_filtering", "1"], check: false)
+        if r.status == 0 { return true }
+        if r.stderr.contains("not supported") { return false }
+        throw LumosError.failed("cannot probe bridge VLAN support: \(r.stderr.trimmingSpaces())")
     }
 
     func checkPrefixFree(_ tenant: String) throws {
@@ -164,6 +169,7 @@ public struct TenantNetwork: Sendable {
         var tcLines: [String] = []
         var bridgeLines: [String] = []
         var createInZone: [String] = []
+        var vlanBridges: Set<String> = []
         for n in nics {
             let sw = switches[n.switchName]!
             let mtu = n.spec.mtu ?? sw.mtu ?? 1500
@@ -181,6 +187,8 @@ public struct TenantNetwork: Sendable {
             upLines.append("link set \(n.hostLink) up")
             tcLines += Bandwidth.lines(hostLink: n.hostLink, ifb: n.ifbLink, rxMbps: n.spec.rxMaxbwMbps, txMbps: n.spec.txMaxbwMbps)
             if let v = n.spec.vlanID, v != 0 {
+                // Filtering is switched on only when a port is tagged (preflight checked it can be).
+                if vlanBridges.insert(sw.bridge).inserted { hostLines.insert("link set \(sw.bridge) type bridge vlan_filtering 1", at: 0) }
                 bridgeLines += ["vlan add dev \(n.hostLink) vid \(v) pvid untagged", "vlan del dev \(n.hostLink) vid 1"]
                 if let up = sw.uplink { bridgeLines.append("vlan add dev \(up) vid \(v)") }
             }
@@ -234,8 +242,14 @@ public struct TenantNetwork: Sendable {
         let prefix = try Self.linkPrefix(tenant: tenant)
         let record = try host.store.tenant(tenant)
         try host.namespace.check()
+        // Two uuids may share the first 8 hex digits: links another tenant's record owns are
+        // that tenant's, not leftovers of this one.
+        let others = try host.store.tenants().filter { $0.uuid != tenant }.flatMap(\.nics)
+        let ownedByOthers = Set(others.flatMap { [$0.hostLink, $0.ifbLink] })
         // Deleting the host side of a veth deletes its peer inside the tenant too.
-        let links = try host.tools.links().map(\.name).filter { $0.hasPrefix(prefix) && Self.isTenantLink($0) }
+        let links = try host.tools.links().map(\.name).filter {
+            $0.hasPrefix(prefix) && Self.isTenantLink($0) && !ownedByOthers.contains($0)
+        }
         try host.tools.ipBatch(links.map { "link del \($0)" }, force: true)
         if let record, !record.nics.isEmpty {
             let del = Antispoof.deleteScript(record.nics.map(\.portPolicy))

@@ -56,6 +56,7 @@ struct ZoneRun: ParsableCommand {
         // Not fsynced: these zones do not outlive the host (a crash of the host ends them and
         // frees the slot with them); only vmadm's tenants keep their range across reboots.
         let range = try ZoneIDRange.allocate(for: id, root: root, durable: false)
+        CrashPoint.hit("zone.run.range-allocated")
         let argv = command.first == "--" ? Array(command.dropFirst()) : command
         let initProcess: ZoneInit = imageInit ? .image(argv) : .lumos(command: argv.isEmpty ? nil : argv)
         let spec = ZoneSpec(uuid: id, hostname: hostname ?? String(id.prefix(63)), rootfs: rootfs, initProcess: initProcess,

@@ -20,11 +20,16 @@ final class NetLab: @unchecked Sendable {
         id = "\(getpid())-\(UInt32.random(in: 0...0xffffff))"
         hostNS = "lumos-t-\(id)-h"
         root = "/tmp/lumos-t-\(id)"
-        try Files.makeDirectories(root)
-        try Exec.run(["ip", "netns", "add", hostNS])
-        namespaces.append(hostNS)
-        try Exec.run(["ip", "netns", "exec", hostNS, "ip", "link", "set", "lo", "up"])
         host = NetworkHost(root: StateRoot(root), namespace: .named(hostNS), executable: NetLab.lumosExecutable)
+        try Files.makeDirectories(root)
+        do {
+            try Exec.run(["ip", "netns", "add", hostNS])
+            namespaces.append(hostNS)
+            try Exec.run(["ip", "netns", "exec", hostNS, "ip", "link", "set", "lo", "up"])
+        } catch {
+            teardown()
+            throw error
+        }
     }
 
     /// The lumos binary built next to the test bundle (swift build builds it with the tests).
@@ -62,6 +67,18 @@ final class NetLab: @unchecked Sendable {
         kill(pid, SIGKILL)
         _ = Exec.wait(pid)
         pids.removeAll { $0 == pid }
+    }
+
+    /// Waits (up to 5 s) until sockets listen on `ports` inside `ns` (`udp`: bound UDP
+    /// sockets); false when they never do. Checks that a listener a test relies on is there.
+    func waitListening(_ ns: String, ports: [Int], udp: Bool = false) throws -> Bool {
+        for _ in 0..<250 {
+            let out = try run(ns, ["ss", udp ? "-lunH" : "-ltnH"]).stdout
+            let local = out.split(separator: "\n").compactMap { $0.split(separator: " ", omittingEmptySubsequences: true).dropFirst(3).first }
+            if ports.allSatisfy({ p in local.contains { $0.hasSuffix(":\(p)") } }) { return true }
+            usleep(20_000)
+        }
+        return false
     }
 
     func ping(_ ns: String, _ target: String, count: Int = 2) throws -> Bool {

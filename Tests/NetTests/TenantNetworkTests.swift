@@ -95,11 +95,14 @@ struct TenantNetworkTests {
         try net.attach(tenant: lab.uuid(), nics: [NicSpec(nicTag: "stub0", ips: ["10.77.0.11/24"])], netns: .named(b))
         _ = try lab.spawn(b, ["busybox", "nc", "-ll", "-p", "2525", "-e", "/bin/true"])
         _ = try lab.spawn(b, ["busybox", "nc", "-ll", "-p", "2526", "-e", "/bin/true"])
-        usleep(200_000)
+        // Both listen, so a refused connection can only be the block.
+        try #require(try lab.waitListening(b, ports: [2525, 2526]))
         func connects(_ port: Int) throws -> Bool {
             try lab.run(a, ["busybox", "nc", "-w", "1", "10.77.0.11", "\(port)"]).status == 0
         }
         #expect(try connects(2526))
+        // 2525 accepts connections that do not cross A's port.
+        #expect(try lab.run(b, ["busybox", "nc", "-w", "1", "127.0.0.1", "2525"]).status == 0)
         #expect(try !connects(2525))
         // An address inside allowed_ips may be used; one outside may not.
         try lab.run(b, ["ip", "route", "add", "10.77.0.0/16", "dev", "net0"])
@@ -149,7 +152,9 @@ struct TenantNetworkTests {
         let a = try lab.tenantNamespace("a"), b = try lab.tenantNamespace("b")
         let net = TenantNetwork(host: lab.host)
         let ta = lab.uuid()
-        let nicA = try net.attach(tenant: ta, nics: [NicSpec(nicTag: "stub0", ips: ["10.77.0.10/24"])], netns: .named(a))[0]
+        var loose = NicSpec(nicTag: "stub0", ips: ["10.77.0.10/24"])
+        loose.allowDHCPSpoofing = true
+        let nicA = try net.attach(tenant: ta, nics: [loose], netns: .named(a))[0]
         try net.attach(tenant: lab.uuid(), nics: [NicSpec(nicTag: "stub0", ips: ["10.77.0.11/24"])], netns: .named(b))
         let conf = "\(lab.root)/udhcpd.conf"
         try Files.writeAtomically(conf, """
@@ -163,18 +168,21 @@ struct TenantNetworkTests {
         """)
         try Files.writeAtomically("\(lab.root)/udhcpd.leases", "")
         _ = try lab.spawn(a, ["busybox", "udhcpd", "-f", conf])
-        usleep(300_000)
+        try #require(try lab.waitListening(a, ports: [67], udp: true))
+        // With allow_dhcp_spoofing the server reaches B, so it does serve...
         let client = ["busybox", "udhcpc", "-i", "net0", "-n", "-q", "-f", "-t", "3", "-T", "1", "-A", "1", "-s", "/bin/true"]
-        let denied = try lab.run(b, client)
-        #expect(denied.status != 0)
-        #expect(!(denied.stdout + denied.stderr).contains("10.77.0.10"))
-
-        var loose = nicA.spec
-        loose.allowDHCPSpoofing = true
-        try net.update(tenant: ta, netns: .named(a), update: [loose])
         let served = try lab.run(b, client)
         #expect(served.status == 0)
         #expect((served.stdout + served.stderr).contains("lease of 10.77.0.1"))
+
+        // ...and without it, the same running server's offers are dropped.
+        var strict = nicA.spec
+        strict.allowDHCPSpoofing = false
+        try net.update(tenant: ta, netns: .named(a), update: [strict])
+        try #require(try lab.waitListening(a, ports: [67], udp: true))
+        let denied = try lab.run(b, client)
+        #expect(denied.status != 0)
+        #expect(!(denied.stdout + denied.stderr).contains("10.77.0.10"))
     }
 
     @Test func builtInResponderGivesUdhcpcItsManifestAddressAndNobodyElse() throws {
@@ -210,6 +218,20 @@ struct TenantNetworkTests {
         #expect(!DHCPService.isRunning(pid))
     }
 
+    @Test func responderThatIsNotReadyInTimeIsKilled() throws {
+        let lab = try NetLab()
+        defer { lab.teardown() }
+        // A responder that never binds: it ignores SIGTERM and never writes its pid file.
+        let fake = "\(lab.root)/slow-lumos"
+        try Files.writeAtomically(fake, "#!/bin/sh\ntrap '' TERM\ntouch \(lab.root)/started\nwhile :; do sleep 0.05; done\n", mode: 0o755)
+        let host = NetworkHost(root: StateRoot(lab.root), namespace: .named(lab.hostNS), executable: fake)
+        let dhcp = DHCPService(host: host)
+        #expect(throws: LumosError.self) { try dhcp.start(switchName: "stub0", deadline: 0.5) }
+        #expect(Files.exists("\(lab.root)/started"))
+        #expect(DHCPService.processes(endingWith: dhcp.responderArguments("stub0")).isEmpty)
+        #expect(dhcp.runningPid(switchName: "stub0") == nil)
+    }
+
     /// Mbit/s the receiver of an iperf3 run measured (`-O 1` leaves TCP slow start out).
     func iperf(_ lab: NetLab, from ns: String, to server: String, port: Int, reverse: Bool) throws -> Double {
         var argv = ["iperf3", "-c", server, "-p", "\(port)", "-t", "4", "-O", "1", "-J"]
@@ -234,11 +256,7 @@ struct TenantNetworkTests {
         // finishing the first when the second connects ("server is busy").
         _ = try lab.spawn(b, ["iperf3", "-s", "-B", "10.77.0.11", "-p", "5201"])
         _ = try lab.spawn(b, ["iperf3", "-s", "-B", "10.77.0.11", "-p", "5202"])
-        for _ in 0..<100 {
-            let listening = try lab.run(b, ["ss", "-ltn"]).stdout
-            if listening.contains(":5201") && listening.contains(":5202") { break }
-            usleep(20_000)
-        }
+        try #require(try lab.waitListening(b, ports: [5201, 5202]))
         let sent = try iperf(lab, from: a, to: "10.77.0.11", port: 5201, reverse: false)
         let received = try iperf(lab, from: a, to: "10.77.0.11", port: 5202, reverse: true)
         #expect(abs(sent - 10) <= 1, "tenant's sending rate \(sent) Mbit/s under a 10 Mbit/s cap")
@@ -322,6 +340,34 @@ struct TenantNetworkTests {
         #expect(try lab.tenantLinks().isEmpty)
     }
 
+    @Test func cleanupLeavesLinksOfATenantSharingItsPrefix() throws {
+        let lab = try NetLab()
+        defer { lab.teardown() }
+        try lab.host.createEtherstub("stub0")
+        try lab.host.addHostAddress("stub0", "10.77.0.1/24")
+        let b = try lab.tenantNamespace("b")
+        let net = TenantNetwork(host: lab.host)
+        // Both uuids give lzabcdef01; only the attached one owns lzabcdef010.
+        let owner = "abcdef01-2222-4333-8444-555555555555", crashed = "abcdef01-9999-4888-8777-666666666666"
+        let nic = try net.attach(tenant: owner, nics: [NicSpec(nicTag: "stub0", ips: ["10.77.0.11/24"], txMaxbwMbps: 50)], netns: .named(b))[0]
+        // A leftover of the crashed tenant: a link nobody records, with the shared prefix.
+        try lab.host.tools.ip(["link", "add", "lzabcdef017", "type", "ifb"])
+        try net.cleanup(tenant: crashed)
+        #expect(try Set(lab.tenantLinks()) == [nic.hostLink, nic.ifbLink])
+        #expect(try lab.protectedPorts() == [nic.hostLink])
+        #expect(try lab.ping(b, "10.77.0.1"))
+        try net.detach(tenant: owner)
+        #expect(try lab.tenantLinks().isEmpty)
+    }
+
+    /// The switch bridge's vlan_filtering setting, as the kernel reports it.
+    func bridgeVLANFiltering(_ lab: NetLab, _ bridge: String) throws -> Int? {
+        let out = try lab.host.tools.ip(["-d", "-j", "link", "show", bridge]).stdout
+        let links = try JSONSerialization.jsonObject(with: Data(out.utf8)) as? [[String: Any]]
+        let info = (links?.first?["linkinfo"] as? [String: Any])?["info_data"] as? [String: Any]
+        return (info?["vlan_filtering"] as? NSNumber)?.intValue
+    }
+
     @Test func failedAttachLeavesNothingAndVlanFailsClearly() throws {
         let lab = try NetLab()
         defer { lab.teardown() }
@@ -333,12 +379,17 @@ struct TenantNetworkTests {
         #expect(throws: LumosError.self) {
             try net.attach(tenant: t, nics: [good, NicSpec(nicTag: "nosuch", ips: ["10.77.1.10/24"])], netns: .named(a))
         }
+        let supported = try TenantNetwork.bridgesFilterVLANs()
         do {
             try net.attach(tenant: t, nics: [good, NicSpec(nicTag: "stub0", ips: ["10.77.1.10/24"], vlanID: 12)], netns: .named(a))
-            Issue.record("a VLAN NIC attached on a kernel without 802.1Q support")
+            #expect(supported, "a VLAN NIC attached on a kernel without 802.1Q support")
+            #expect(try bridgeVLANFiltering(lab, "stub0") == 1)
+            try net.detach(tenant: t)
         } catch let e as LumosError {
-            let supported = try lab.host.tools.ip(["link", "set", "stub0", "type", "bridge", "vlan_filtering", "1"], check: false).status == 0
-            if !supported { #expect(e.message.contains("nics[1].vlan_id 12: this kernel has no 802.1Q")) }
+            #expect(!supported, "\(e.message)")
+            #expect(e.message.contains("nics[1].vlan_id 12: this kernel has no 802.1Q"))
+            // Finding that out changed nothing on the switch.
+            #expect(try bridgeVLANFiltering(lab, "stub0") == 0)
         }
         #expect(try lab.tenantLinks().isEmpty)
         #expect(try lab.protectedPorts().isEmpty)

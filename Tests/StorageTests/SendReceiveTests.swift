@@ -128,11 +128,10 @@ struct SendReceiveTests {
         try pool.snapshot(ds.at("s"))
         let stream = try sendToBytes(pool, ds.at("s"), dir: s.dir)
 
-        var p: [Int32] = [0, 0]
-        #expect(pipe(&p) == 0)
+        let p = try cloexecPipe()
         let pid = try Exec.spawn(["env", "LUMOS_ROOT=\(s.root.path)", lumosBinary, "dataset", "receive", "tank/half"], stdin: .fd(p[0]), stdout: .null, stderr: .null)
         close(p[0])
-        _ = stream.prefix(stream.count / 2).withUnsafeBytes { FD.writeAll(p[1], UnsafeRawBufferPointer(rebasing: $0[...])) }
+        #expect(writeAll(p[1], stream.prefix(stream.count / 2), seconds: 60, killing: pid))
         usleep(300_000)
         kill(pid, SIGKILL)
         _ = Exec.wait(pid)

@@ -129,8 +129,7 @@ import Testing
     /// SIGINT ends tracing like Ctrl-C: END runs and the aggregations are printed.
     @Test(.enabled(if: isRoot && lumos != nil, "needs root and the built lumos binary"))
     func interruptPrintsAggregations() throws {
-        var fds: [Int32] = [0, 0]
-        #expect(pipe(&fds) == 0)
+        let fds = try cloexecPipe()
         // This thread only: other suites may run in parallel in this process.
         let me = currentTid()
         let pid = try Exec.spawn([Self.lumos!, "trace", "-q", "-n",
@@ -152,7 +151,7 @@ import Testing
         }
         for _ in 0..<50 { _ = getppid() }
         kill(pid, SIGINT)
-        let rest = FD.readAll(fds[0])
+        let rest = readAll(fds[0], seconds: 30, killing: pid)
         #expect(Exec.wait(pid) == 0)
         let calls = AggregationText.endOfTracing([Aggregation(name: "calls", records: [AggregationRecord(value: .count(50))])])
         #expect(String(decoding: seen + rest, as: UTF8.self) == "ready\nend\n\n" + calls)

@@ -19,11 +19,17 @@ struct ProvisionToPingTests {
             netns = "lumos-t-e2e-\(tag)"
             subnet = "10.\(UInt8.random(in: 100...200)).\(UInt8.random(in: 1...250))"
             try Files.makeDirectories(dir)
-            try Exec.run(["ip", "netns", "add", netns])
-            try lumos(["pool", "create", "--size", "2G", "zones"])
-            try lumos(["img", "build", "busybox"])
-            try lumos(["net", "create-etherstub", "stub0"])
-            try lumos(["net", "create-addr", "-a", "\(subnet).1/24", "stub0"])
+            do {
+                try Exec.run(["ip", "netns", "add", netns])
+                try lumos(["pool", "create", "--size", "2G", "zones"])
+                try lumos(["img", "build", "busybox"])
+                try lumos(["net", "create-etherstub", "stub0"])
+                try lumos(["net", "create-addr", "-a", "\(subnet).1/24", "stub0"])
+            } catch {
+                // Nothing of a half-built site stays behind (close skips what was never made).
+                close()
+                throw error
+            }
         }
 
         @discardableResult

@@ -19,14 +19,23 @@ final class RealHost {
         dir = "/tmp/lumos-vmadm-\(name)-\(getpid())-\(UInt32.random(in: 0...UInt32.max))"
         try Files.makeDirectories(dir)
         root = StateRoot(dir)
-        var options = Pool.CreateOptions()
-        options.size = 2 << 30
-        pool = try Pool.create("zones", options: options, root: root).0
-        let datasets = PoolDatasets(pool)
-        vmadm = Vmadm(root: root, datasets: datasets, zones: try RuntimeZones(root: root))
-        imageUUID = try vmadm.images.installBuilt(name: "busybox", version: "test", description: "test") {
-            try BusyboxImage.build(into: $0)
-        }.uuid
+        // A step that fails after the directory exists must not leak it, the pool or its loop device.
+        var made: Pool?
+        do {
+            var options = Pool.CreateOptions()
+            options.size = 2 << 30
+            let pool = try Pool.create("zones", options: options, root: root).0
+            made = pool
+            let vmadm = Vmadm(root: root, datasets: PoolDatasets(pool), zones: try RuntimeZones(root: root))
+            imageUUID = try vmadm.images.installBuilt(name: "busybox", version: "test", description: "test") {
+                try BusyboxImage.build(into: $0)
+            }.uuid
+            self.pool = pool
+            self.vmadm = vmadm
+        } catch {
+            if let error = Self.remove(pool: made, dir: dir) { print("RealHost.init: pool in \(dir) not destroyed: \(error)") }
+            throw error
+        }
     }
 
     func payload(_ extra: [String: JSONValue] = [:]) -> JSONValue {
@@ -65,16 +74,27 @@ final class RealHost {
     func close() {
         for uuid in vmadm.store.uuids() { try? vmadm.delete(uuid) }
         try? vmadm.recover()
+        lastCloseError = Self.remove(pool: pool, dir: dir)
+        if let lastCloseError { print("RealHost.close: pool in \(dir) not destroyed: \(lastCloseError)") }
+    }
+
+    /// Destroys the pool (when there is one) and removes the directory; returns the pool's
+    /// last destroy error when it could not be destroyed.
+    static func remove(pool: Pool?, dir: String) -> String? {
         // A zone's last process can hold the pool's mount for a moment after its cgroup
         // empties; retry before giving up, and say so rather than leak silently.
-        var destroyed = false
-        for _ in 0..<20 where !destroyed {
-            do { try pool.destroy(force: true); destroyed = true } catch {
-                lastCloseError = "\(error)"
-                usleep(100_000)
+        var lastError: String?
+        if let pool {
+            var destroyed = false
+            for _ in 0..<20 where !destroyed {
+                do { try pool.destroy(force: true); destroyed = true } catch {
+                    lastError = "\(error)"
+                    usleep(100_000)
+                }
             }
+            if destroyed { lastError = nil }
         }
-        if !destroyed { print("RealHost.close: pool in \(dir) not destroyed: \(lastCloseError ?? "")") }
         _ = try? Exec.run(["rm", "-rf", dir], check: false)
+        return lastError
     }
 }

@@ -67,6 +67,20 @@ import Testing
         #expect(h.zones.released.contains(uuid))
     }
 
+    @Test func uuidSharingAnotherVMsLinkPrefixIsRefused() throws {
+        let h = try ScratchHost()
+        let first = "abcdef01-2222-4333-8444-555555555555", second = "abcdef01-9999-4888-8777-666666666666"
+        try h.vmadm.create(h.payload(["uuid": .string(first), "autoboot": false]))
+        do {
+            try h.vmadm.create(h.payload(["uuid": .string(second)]))
+            Issue.record("a VM whose uuid shares lzabcdef01 with another VM was created")
+        } catch let e as LumosError {
+            #expect(e.message.contains(first) && e.message.contains(second) && !e.message.contains("\n"))
+        }
+        #expect(!h.vmadm.store.exists(second) && !h.datasets.exists("zones/\(second)"))
+        try h.vmadm.create(h.payload(["uuid": "abcdef02-2222-4333-8444-555555555555"]))
+    }
+
     @Test func duplicateUUIDIsRefused() throws {
         let h = try ScratchHost()
         let m = try h.vmadm.create(h.payload())

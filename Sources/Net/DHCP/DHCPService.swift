@@ -56,22 +56,54 @@ public struct DHCPService: Sendable {
         return args.contains("dhcpd") && args.contains(switchName) ? pid : nil
     }
 
-    func start(switchName: String) throws {
+    /// The responder's arguments after the executable; unique per state root and switch.
+    func responderArguments(_ switchName: String) -> [String] { ["net", "dhcpd", "--root", host.root.path, switchName] }
+
+    /// Starts the responder and waits up to `deadline` seconds for its pid file (written once
+    /// its socket is bound). A responder that is not ready by then is killed, so a failed
+    /// start leaves no responder nobody tracks.
+    func start(switchName: String, deadline: Double = 10) throws {
         guard let exe = host.executable ?? Self.selfExecutable() else {
             throw LumosError.notFound("cannot start the DHCP responder for \(switchName): the lumos executable is unknown")
         }
         let pidPath = Self.pidPath(host.store, switchName)
         Files.remove(pidPath)
         try Files.makeDirectories(Files.parent(pidPath))
-        let argv = ["setsid", "-f"] + host.namespace.command([exe, "net", "dhcpd", "--root", host.root.path, switchName])
+        let argv = ["setsid", "-f"] + host.namespace.command([exe] + responderArguments(switchName))
         let pid = try Exec.spawn(argv, stdin: .null, stdout: .null, stderr: .null)
         _ = Exec.wait(pid)
-        // The responder writes its pid file once its socket is bound.
-        for _ in 0..<400 {
+        let end = Self.now() + deadline
+        repeat {
             if runningPid(switchName: switchName) != nil { return }
             usleep(5000)
+        } while Self.now() < end
+        // setsid -f detached it, so its pid is found by its command line (which setsid and
+        // nsenter carry too while they have not exec'd yet); repeated until none is left.
+        let tail = responderArguments(switchName)
+        for _ in 0..<200 {
+            let stragglers = Self.processes(endingWith: tail)
+            if stragglers.isEmpty { break }
+            for p in stragglers { kill(p, SIGKILL) }
+            usleep(5000)
         }
-        throw LumosError.failed("DHCP responder for switch \(switchName) did not start; run `lumos net dhcpd \(switchName)` to see why")
+        Files.remove(pidPath)
+        throw LumosError.failed("DHCP responder for switch \(switchName) did not start within \(Int(deadline)) s; run `lumos net dhcpd \(switchName)` to see why")
+    }
+
+    static func now() -> Double {
+        var ts = timespec()
+        clock_gettime(CLOCK_MONOTONIC, &ts)
+        return Double(ts.tv_sec) + Double(ts.tv_nsec) / 1e9
+    }
+
+    /// Live processes whose argv ends with `tail`.
+    static func processes(endingWith tail: [String]) -> [pid_t] {
+        Files.list("/proc").compactMap { name -> pid_t? in
+            guard let pid = pid_t(name), pid != getpid(), isRunning(pid),
+                  let cmd = try? FD.readFile("/proc/\(pid)/cmdline") else { return nil }
+            let args = cmd.split(separator: 0).map { String(decoding: $0, as: UTF8.self) }
+            return args.count > tail.count && Array(args.suffix(tail.count)) == tail ? pid : nil
+        }
     }
 
     /// Stops the responder and removes its lease file (which alone would also stop it).

@@ -104,6 +104,8 @@ public struct ZoneRuntime: Sendable {
         if let locked = spec.limits.maxLockedMemory { try MemlockLimit.allow(locked, zone: spec.uuid) }
         let child = try ZoneChild(spec: spec, initBinary: initBinary)
         try cg.create()
+        // Test hooks (LUMOS_TEST_CRASH_AT): the process dies here as a kill -9 would.
+        CrashPoint.hit("zone.start.cgroup-created")
         let pid: pid_t
         do {
             // Born in the zone's cgroups: no cgroup.procs write, no global lock on the way.
@@ -112,14 +114,18 @@ public struct ZoneRuntime: Sendable {
             try? cg.remove()
             throw error
         }
+        CrashPoint.hit("zone.start.spawned")
         do {
             try writeIDMaps(pid, spec.idRange)
+            CrashPoint.hit("zone.start.id-mapped")
             let tree = spec.idmapRootfs ? try idmappedRootfs(pid, spec) : -1
             defer { if tree >= 0 { close(tree) } }
             // The child builds its mounts now, in parallel with the work below.
             try child.release(passing: tree)
+            CrashPoint.hit("zone.start.released")
             // Limits after the clone: the cloning thread itself briefly counted in pids.max.
             try cg.apply(spec.limits)
+            CrashPoint.hit("zone.start.limited")
             try beforeRelease(pid)
             // If the child already failed, its message says why: read it rather than the EPIPE.
             if (try? child.release(passing: -1)) == nil {
@@ -136,6 +142,7 @@ public struct ZoneRuntime: Sendable {
             child.closeParentEnd()
             throw error
         }
+        CrashPoint.hit("zone.start.exec")
         Reaper.shared.add(pid)
         if case .lumos = spec.initProcess { waitForSignalHandlers(pid) }
         return pid

@@ -71,6 +71,7 @@ extension Vmadm {
         if store.exists(uuid) || datasets.exists(dataset(uuid)) {
             throw LumosError.exists("VM \(uuid) already exists on this host; delete it first to restore from the stream")
         }
+        try checkLinkPrefixFree(uuid, fix: "delete that VM first to restore this one from the stream")
         let lock = try store.journal.lock(uuid)
         defer { withExtendedLifetime(lock) {} }
         let intent = try store.journal.begin("receive", uuid, data: ["manifest": m.stored.json.serialized(pretty: false)])

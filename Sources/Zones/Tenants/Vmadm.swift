@@ -2,6 +2,7 @@ import Foundation
 import Glibc
 import Images
 import LumosCore
+import Net
 
 /// vmadm's operations on tenants (lx zones). Every multi-step change is journaled: an intent
 /// is written before anything changes, and every command first finishes or undoes intents
@@ -116,11 +117,21 @@ public final class Vmadm {
         if store.exists(m.uuid) || datasets.exists(dataset(m.uuid)) {
             throw LumosError.exists("uuid: VM \(m.uuid) already exists; omit uuid to get a new one")
         }
+        try checkLinkPrefixFree(m.uuid)
         for (i, fs) in m.filesystems.enumerated() where !Files.exists(fs.source) {
             throw LumosError.notFound("filesystems[\(i)].source: \(fs.source) does not exist on this host; create it first")
         }
         if !m.nics.isEmpty { try network.validate(vm: m) }
         return m
+    }
+
+    /// Net names a tenant's host links `lz` + the first 8 hex digits of its uuid, so two VMs
+    /// (in any state: a stopped one gets its NICs back at boot) must not share them.
+    func checkLinkPrefixFree(_ uuid: String, fix: String = "omit uuid to get a new one") throws {
+        let prefix = try Net.TenantNetwork.linkPrefix(tenant: uuid)
+        if let other = store.uuids().first(where: { $0 != uuid && (try? Net.TenantNetwork.linkPrefix(tenant: $0)) == prefix }) {
+            throw LumosError.exists("uuid: VM \(uuid) shares its first 8 hex digits with VM \(other) (Lumos names NIC links \(prefix)*); \(fix)")
+        }
     }
 
     /// vmadm create: clone the image, write the manifest, boot when autoboot.
