@@ -159,9 +159,10 @@ public final class Vmadm {
             let path = "\(etc)/\(name)"
             if lstat(path, &st) == 0 && (st.st_mode & S_IFMT) != S_IFREG { continue }
             if name == "resolv.conf" && m.resolvers.isEmpty { continue }
-            // Unchanged files are not rewritten: a boot should not pay two fsyncs for nothing.
+            // Unchanged files are not rewritten. No fsync: both are derived from the manifest
+            // again at every boot, so a power loss cannot leave them wrong for long.
             if (try? FD.readText(path)) == text { continue }
-            try Files.writeAtomically(path, text)
+            try Files.replaceAtomically(path, Array(text.utf8))
         }
     }
 
