@@ -65,6 +65,13 @@ public struct NetTools: Sendable {
         try run(["nft"] + args, check: check)
     }
 
+    /// Whether a link of that name exists, asked of the kernel directly (if_nametoindex from a
+    /// thread inside the namespace): every attach checks its switch, and an exec costs ms.
+    public func linkExists(_ name: String) throws -> Bool {
+        guard let path = namespace.path else { return if_nametoindex(name) != 0 }
+        return try Self.withThread(inNamespace: path) { if_nametoindex(name) != 0 }
+    }
+
     /// Every link with its counters (`ip -j -s link show`).
     public func links() throws -> [LinkInfo] {
         let out = try ip(["-j", "-s", "-d", "link", "show"]).stdout
