@@ -6,7 +6,9 @@
 #     medians of RUNS interleaved runs);
 #  2. time from `lumos net attach` of one NIC to the tenant's first ping reply from the host
 #     address on the switch (median of RUNS);
-#  3. the rate a 10 Mbit/s cap lets through in each direction.
+#  3. the rate a 10 Mbit/s cap lets through in each direction;
+#  4. time from `vmadm create` of a busybox zone with one NIC to its first ping reply from
+#     the host side of the switch (median of RUNS*4), and `vmadm create` alone.
 # Usage: sudo bench/net.sh [RUNS]   (default 5 throughput runs, 20 setup runs)
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
@@ -14,6 +16,7 @@ source "$here/lib.sh"
 runs=${1:-5}
 setup_runs=$((runs * 4))
 lumos=$(lumos_bin)
+(cd "$here/.." && swift build -c release --product lumos-init 2>&1 | tail -1) >&2
 id="lumos-b-$$"
 work=$(mktemp -d /tmp/lumos-bench-net.XXXXXX)
 export LUMOS_ROOT=$work/state LUMOS_NET_NETNS=$id-h
@@ -21,6 +24,8 @@ pids=()
 namespaces=()
 mkns() { ip netns add "$1"; namespaces+=("$1"); ip -n "$1" link set lo up; }
 cleanup() {
+  for u in $("$lumos" vm list -H -o uuid 2>/dev/null); do "$lumos" vm delete "$u" >/dev/null 2>&1 || true; done
+  "$lumos" pool destroy -f zones >/dev/null 2>&1 || true
   for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
   for t in $("$lumos" net show-vnic -p -o zone 2>/dev/null | sort -u); do "$lumos" net detach --force "$t" >/dev/null 2>&1 || true; done
   for n in "${namespaces[@]}"; do ip netns del "$n" 2>/dev/null || true; done
@@ -88,11 +93,32 @@ mkns "$id-c"
 mbits() { ip netns exec "$id-c" iperf3 -c 10.88.0.11 -t 4 -O 1 -J $1 | python3 -c 'import json,sys; print("%.2f" % (json.load(sys.stdin)["end"]["sum_received"]["bits_per_second"]/1e6))'; }
 up=$(mbits ""); down=$(mbits -R)
 
+# vmadm: create a busybox zone with one NIC, then ping it from the host side of the switch
+# until the first reply (its NIC is wired before its init runs, so the first ping normally
+# answers).
+chmod 755 "$work"
+"$lumos" pool create zones --size 4G >/dev/null
+img=$("$lumos" img build busybox | awk '{print $3}')
+vm_create=(); vm_ping=()
+for i in $(seq "$setup_runs"); do
+  ip=10.88.0.$((200 + i % 50))
+  payload="{\"brand\":\"lx\",\"image_uuid\":\"$img\",\"max_physical_memory\":64,\"alias\":\"bench\",\"nics\":$(cat "$(nic "$ip")")}"
+  t0=$(now_ns)
+  echo "$payload" | "$lumos" vm create 2>/dev/null
+  vm_create+=("$(ms_since "$t0")")
+  until ip netns exec "$id-h" ping -c 1 -W 1 "$ip" >/dev/null 2>&1; do :; done
+  vm_ping+=("$(ms_since "$t0")")
+  "$lumos" vm delete "$("$lumos" vm list -H -o uuid | head -1)" 2>/dev/null
+done
+vc=$(printf '%s\n' "${vm_create[@]}" | median); vp=$(printf '%s\n' "${vm_ping[@]}" | median)
+
 echo "| measure | lumos | peer | ratio |"
 echo "|---|---|---|---|"
 echo "| TCP Gbit/s, two tenants on an etherstub, anti-spoofing on vs bare veth pair | $l | $v | $(ratio "$l" "$v") |"
 echo "| TCP Gbit/s, same vs bridge + veths without the Lumos table | $l | $b | $(ratio "$l" "$b") |"
 echo "| \`lumos net attach\` of one NIC (ms, median of $setup_runs) | $a | | |"
 echo "| attach → first ping reply from the host (ms, median of $setup_runs) | $s | | |"
+echo "| \`vmadm create\` of a busybox zone with one NIC (ms, median of $setup_runs) | $vc | | |"
+echo "| \`vmadm create\` → first ping reply from the host side (ms, median of $setup_runs; target < 150) | $vp | | |"
 echo "| 10 Mbit/s cap, tenant sending (Mbit/s) | $up | 10 | $(ratio "$up" 10) |"
 echo "| 10 Mbit/s cap, tenant receiving (Mbit/s) | $down | 10 | $(ratio "$down" 10) |"

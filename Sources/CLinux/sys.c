@@ -38,3 +38,15 @@ uint32_t clinux_crc32c(uint32_t crc, const void *buf, size_t len) {
     while (len--) crc = (crc >> 8) ^ crc32c_table[0][(crc ^ *p++) & 0xff];
     return ~crc;
 }
+
+#include <linux/openat2.h>
+#include <sys/syscall.h>
+
+int clinux_openat2(int dirfd, const char *path, int flags, unsigned mode, unsigned long long resolve) {
+    struct open_how how = { .flags = (unsigned long long)flags, .mode = mode, .resolve = resolve };
+    return (int)syscall(SYS_openat2, dirfd, path, &how, sizeof how);
+}
+
+unsigned long long clinux_resolve_strict(void) {
+    return RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS | RESOLVE_NO_MAGICLINKS | RESOLVE_NO_XDEV;
+}

@@ -18,6 +18,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/ioctl.h>
+#include <linux/btrfs.h>
 #include <sys/mman.h>
 #include <sys/mount.h>
 #include <sys/prctl.h>
@@ -161,10 +162,10 @@ static int mount_in_root(int rootfd, const char *rel, int missing, const char *s
 
 // Makes the mount now at `rel` read-only. mount_setattr changes only this attribute, so the
 // flags the kernel locked for a less privileged mount namespace (nosuid, nodev, ...) stay.
-static int readonly_in_root(int rootfd, const char *rel, int recursive, int how) {
+static int setattr_in_root(int rootfd, const char *rel, int recursive, int how, uint64_t attrs) {
     int fd = open_in_root(rootfd, rel, how);
     if (fd < 0) return -1;
-    struct mount_attr attr = { .attr_set = MOUNT_ATTR_RDONLY };
+    struct mount_attr attr = { .attr_set = attrs };
     int rc = (int)syscall(SYS_mount_setattr, fd, "", AT_EMPTY_PATH | (recursive ? AT_RECURSIVE : 0), &attr, sizeof attr);
     int saved = errno;
     close(fd);
@@ -172,9 +173,16 @@ static int readonly_in_root(int rootfd, const char *rel, int recursive, int how)
     return rc;
 }
 
-static int bind_in_root(int rootfd, const char *source, const char *rel, int file, int read_only) {
+static int readonly_in_root(int rootfd, const char *rel, int recursive, int how) {
+    return setattr_in_root(rootfd, rel, recursive, how, MOUNT_ATTR_RDONLY);
+}
+
+// A host directory bound into the zone never brings working device nodes or set-id files
+// (vmadm's nodevice/nosuid are the default); ro and noexec come from the manifest's options.
+static int bind_in_root(int rootfd, const char *source, const char *rel, int file, int read_only, int noexec) {
     if (mount_in_root(rootfd, rel, file ? MISSING_FILE : MISSING_DIR, source, NULL, MS_BIND | MS_REC, NULL) < 0) return -1;
-    return read_only ? readonly_in_root(rootfd, rel, 1, MISSING_FAIL) : 0;
+    uint64_t attrs = MOUNT_ATTR_NODEV | MOUNT_ATTR_NOSUID | (read_only ? MOUNT_ATTR_RDONLY : 0) | (noexec ? MOUNT_ATTR_NOEXEC : 0);
+    return setattr_in_root(rootfd, rel, 1, MISSING_FAIL, attrs);
 }
 
 static int drop_caps(uint64_t keep, int cap_last) {
@@ -381,6 +389,8 @@ static int zone_child(void *arg) {
         close(tree);
     } else {
         STEP(sock, CLINUX_STEP_ROOTFS, mount(cfg->rootfs, cfg->rootfs, NULL, MS_BIND | MS_REC, NULL));
+        // As for the idmapped tree: device nodes in the image must not work.
+        STEP(sock, CLINUX_STEP_ROOTFS, mount(NULL, cfg->rootfs, NULL, MS_REMOUNT | MS_BIND | MS_NODEV | MS_NOSUID, NULL));
     }
     STEP(sock, CLINUX_STEP_ROOTFS, chdir(cfg->rootfs));
     int rootfd = open(".", O_PATH | O_DIRECTORY | O_CLOEXEC);
@@ -396,7 +406,7 @@ static int zone_child(void *arg) {
         const struct clinux_zone_mount *m = &cfg->mounts[i];
         struct stat st;
         STEP(sock, CLINUX_STEP_BIND, stat(m->source, &st));
-        STEP(sock, CLINUX_STEP_BIND, bind_in_root(rootfd, m->source, m->target, !S_ISDIR(st.st_mode), m->read_only));
+        STEP(sock, CLINUX_STEP_BIND, bind_in_root(rootfd, m->source, m->target, !S_ISDIR(st.st_mode), m->read_only, m->noexec));
     }
     close(rootfd);
 
@@ -521,6 +531,9 @@ static int enter_child(void *arg) {
             STEP(sock, CLINUX_STEP_STDIO, setup_stdio(slave, slave, slave));
             if (slave > 2) close(slave);
         } else {
+            // A new session without a controlling terminal: otherwise the zone's process keeps
+            // the operator's terminal and could push input into the operator's shell (TIOCSTI).
+            STEP(sock, CLINUX_STEP_SETSID, setsid());
             STEP(sock, CLINUX_STEP_STDIO, setup_stdio(cfg->stdin_fd, cfg->stdout_fd, cfg->stderr_fd));
         }
         STEP(sock, CLINUX_STEP_STDIO, syscall(SYS_close_range, 3, ~0U, CLOSE_RANGE_CLOEXEC));
@@ -588,7 +601,9 @@ int clinux_zone_wait_message(int sock, struct clinux_zone_message *out) {
 int clinux_idmapped_tree(const char *path, int userns_fd) {
     int tree = (int)syscall(SYS_open_tree, AT_FDCWD, path, OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC | AT_RECURSIVE);
     if (tree < 0) return -1;
-    struct mount_attr attr = { .attr_set = MOUNT_ATTR_IDMAP, .userns_fd = (uint64_t)userns_fd };
+    // nodev: device nodes an image or a received stream brought along must not open host
+    // devices; nosuid: no_new_privs already ignores set-id bits, this makes it visible.
+    struct mount_attr attr = { .attr_set = MOUNT_ATTR_IDMAP | MOUNT_ATTR_NODEV | MOUNT_ATTR_NOSUID, .userns_fd = (uint64_t)userns_fd };
     if (syscall(SYS_mount_setattr, tree, "", AT_EMPTY_PATH | AT_RECURSIVE, &attr, sizeof attr) < 0) {
         int saved = errno;
         close(tree);
@@ -642,6 +657,14 @@ int clinux_zone_seccomp_default(struct sock_filter **prog, unsigned short *len) 
     for (size_t i = 0; rc == 0 && i < sizeof newns / sizeof newns[0]; i++)
         rc = seccomp_rule_add(ctx, SCMP_ACT_ERRNO(EPERM), SCMP_SYS(clone), 1, SCMP_A0(SCMP_CMP_MASKED_EQ, newns[i], newns[i]));
     if (rc == 0) rc = seccomp_rule_add(ctx, SCMP_ACT_ERRNO(ENOSYS), SCMP_SYS(clone3), 0);
+    // ioctls: TIOCSTI/TIOCLINUX push input into a terminal (an operator's, if one leaked in);
+    // btrfs subvolume and snapshot creation would let a tenant make subvolumes outside its
+    // dataset's quota group and out of its snapshots and send streams.
+    const uint64_t denied_ioctls[] = {
+        TIOCSTI, TIOCLINUX, BTRFS_IOC_SUBVOL_CREATE, BTRFS_IOC_SUBVOL_CREATE_V2, BTRFS_IOC_SNAP_CREATE, BTRFS_IOC_SNAP_CREATE_V2,
+    };
+    for (size_t i = 0; rc == 0 && i < sizeof denied_ioctls / sizeof denied_ioctls[0]; i++)
+        rc = seccomp_rule_add(ctx, SCMP_ACT_ERRNO(EPERM), SCMP_SYS(ioctl), 1, SCMP_A1(SCMP_CMP_MASKED_EQ, 0xffffffffULL, denied_ioctls[i]));
     if (rc != 0) { seccomp_release(ctx); errno = -rc; return -1; }
     // libseccomp 2.5 exports only to a descriptor: go through a memfd.
     int fd = memfd_create("lumos-seccomp", MFD_CLOEXEC);

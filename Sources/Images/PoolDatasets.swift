@@ -24,7 +24,12 @@ public final class PoolDatasets: DatasetStore {
     public func mountpoint(_ name: String) throws -> String { try pool.mountpoint(self.name(name)) }
     public func createFilesystem(_ name: String) throws { try pool.createFilesystem(self.name(name)) }
     public func snapshot(_ name: String) throws { try pool.snapshot(self.name(name)) }
-    public func clone(_ snapshot: String, to: String) throws { try pool.clone(name(snapshot), to: name(to)) }
+    /// Clones are tenants' datasets: the `lumos:owner` user property marks them, so that
+    /// `pool destroy` refuses while tenants live on the pool (it travels with send/receive too).
+    public func clone(_ snapshot: String, to: String) throws {
+        let target = try name(to)
+        try pool.clone(name(snapshot), to: target, properties: ["lumos:owner": target.path.last ?? to])
+    }
     public func destroy(_ name: String, recursive: Bool) throws { try pool.destroy(self.name(name), recursive: recursive) }
     public func rollback(_ snapshot: String) throws { try pool.rollback(name(snapshot), destroyNewer: true) }
 

@@ -1,3 +1,4 @@
+import CLinux
 import Glibc
 
 /// Where Lumos keeps its state: `/var/lib/lumos` unless `LUMOS_ROOT` or `--root` says otherwise.
@@ -116,4 +117,31 @@ public final class FileLock: @unchecked Sendable {
     }
 
     deinit { close(fd) }
+}
+
+extension Files {
+    /// Writes `relativePath` below `root` (a directory a tenant controls) without following any
+    /// symlink or leaving `root`: the parent is resolved with openat2(RESOLVE_BENEATH |
+    /// RESOLVE_NO_SYMLINKS), the temp file is created O_EXCL|O_NOFOLLOW, and renameat replaces
+    /// the target itself (a planted symlink is replaced, never followed). Host root writing into
+    /// a zone must never be steered onto host files.
+    /// `durable: false` skips the fsync (see `replaceAtomically`): still atomic for readers.
+    public static func writeBeneath(root: String, _ relativePath: String, _ text: String, mode: mode_t = 0o644, durable: Bool = true) throws {
+        let rootFD = try sys("open", root) { open(root, CLINUX_O_PATH | O_DIRECTORY | O_CLOEXEC) }
+        defer { close(rootFD) }
+        let dirRel = parent(relativePath) == "." ? "." : parent(relativePath)
+        let dirFD = try sys("openat2", "\(root)/\(dirRel)") {
+            clinux_openat2(rootFD, dirRel, CLINUX_O_PATH | O_DIRECTORY | O_CLOEXEC, 0, clinux_resolve_strict())
+        }
+        defer { close(dirFD) }
+        let name = basename(relativePath)
+        let tmp = ".\(name).lumos-tmp"
+        unlinkat(dirFD, tmp, 0)
+        let fd = try sys("openat", "\(root)/\(relativePath)") { openat(dirFD, tmp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, mode) }
+        let ok = FD.writeAll(fd, Array(text.utf8)) && (!durable || fsync(fd) == 0)
+        let e = errno
+        close(fd)
+        if !ok { unlinkat(dirFD, tmp, 0); throw Errno(e, "write", "\(root)/\(relativePath)") }
+        try sys("renameat", "\(root)/\(relativePath)") { renameat(dirFD, tmp, dirFD, name) }
+    }
 }

@@ -292,6 +292,8 @@ public struct TenantNetwork: Sendable {
         try unplumb(gone, record: record)
         record.nics = keep + inPlace.map(\.old)
         try host.store.save(record)
+        // Test hook: a kill -9 here leaves some NICs removed and none added (vmadm's recovery).
+        CrashPoint.hit("net.update.unplumbed")
         for c in inPlace { try change(c.old, to: c.new, record: &record, netns: netns) }
         let incoming = replug.map(\.new) + added
         record.nics = Self.ordered(keep + inPlace.map(\.new) + incoming)

@@ -25,21 +25,30 @@ public final class Pool: @unchecked Sendable {
     /// Known pools, from their saved configurations.
     public static func list(root: StateRoot) -> [PoolConfig] {
         undoIncompleteCreates(root: root)
-        return PoolConfig.all(root: root).filter { $0.incomplete != true }.sorted { $0.name < $1.name }
+        return PoolConfig.all(root: root).filter { $0.incomplete != true && $0.destroying != true }.sorted { $0.name < $1.name }
     }
 
-    /// Undoes creates that were killed: unmount, detach, remove the files they made.
+    /// Undoes creates and finishes destroys that were killed: unmount, detach, clear the
+    /// devices of a destroyed pool, remove the files they made and the configuration.
     static func undoIncompleteCreates(root: StateRoot) {
-        for cfg in PoolConfig.all(root: root) where cfg.incomplete == true {
+        for cfg in PoolConfig.all(root: root) where cfg.incomplete == true || cfg.destroying == true {
             guard let lock = try? FileLock(lockPath(root: root, name: cfg.name), wait: false) else { continue }
             if isMounted(cfg.mountpoint) { umount2(cfg.mountpoint, Int32(MNT_DETACH)) }
             rmdir(cfg.mountpoint)
             for d in cfg.devices where isRegularFile(d) {
                 if let loop = LoopDevice.find(backing: d) { try? LoopDevice.detach(loop) }
             }
+            if cfg.destroying == true { wipeSignatures(cfg) }
             for f in cfg.ownedFiles { unlink(f) }
             unlink(PoolConfig.path(root: root, name: cfg.name))
             _ = lock
+        }
+    }
+
+    /// Clears the btrfs signature of devices the user gave, so they no longer import as this pool.
+    static func wipeSignatures(_ cfg: PoolConfig) {
+        for d in cfg.devices where !cfg.ownedFiles.contains(d) && Files.exists(d) {
+            _ = try? Exec.run(["wipefs", "-a", "-q", d], check: false)
         }
     }
 
@@ -271,11 +280,13 @@ public final class Pool: @unchecked Sendable {
                 throw LumosError.busy("pool '\(name)' holds tenants (\(tenants.prefix(3).map(\.description).joined(separator: ", "))\(tenants.count > 3 ? ", ..." : "")); delete them or use -f")
             }
         }
+        // Unmounting is the last step that may refuse (busy); once it is done the destroy is
+        // committed, and a kill at any later step is finished by the next command.
         try unmountAndDetach(force: force)
-        for d in config.devices where !isRegularFile(d) || !config.ownedFiles.contains(d) {
-            // Clear the btrfs signature so the device is no longer importable as this pool.
-            _ = try? Exec.run(["wipefs", "-a", "-q", d], check: false)
-        }
+        config.destroying = true
+        try config.save(root: root)
+        try Self.crashPoint("pool.destroy.committed")
+        Self.wipeSignatures(config)
         for f in config.ownedFiles { unlink(f) }
         unlink(PoolConfig.path(root: root, name: name))
     }

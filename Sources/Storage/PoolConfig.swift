@@ -56,6 +56,9 @@ public struct PoolConfig: Codable, Sendable, Equatable {
     /// Set while `pool create` runs: a configuration still marked incomplete when its lock is
     /// free belongs to a killed create, which the next pool command undoes.
     public var incomplete: Bool?
+    /// Set before `pool destroy` changes anything; a destroy that was killed is finished by the
+    /// next pool command.
+    public var destroying: Bool?
 
     static func path(root: StateRoot, name: String) -> String { root.sub("pools", "\(name).json") }
 

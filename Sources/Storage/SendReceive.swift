@@ -220,7 +220,9 @@ extension Pool {
         defer { unlink(errFile) }
         let pid: pid_t
         do {
-            pid = try Exec.spawn(["btrfs", "receive", "-q", "-e", staging], stdin: .fd(p[0]), stdout: .null, stderr: errFD >= 0 ? .fd(errFD) : .null)
+            // -C confines btrfs receive to the staging directory (chroot): a crafted stream's
+            // paths cannot reach outside it.
+            pid = try Exec.spawn(["btrfs", "receive", "-q", "-e", "-C", staging], stdin: .fd(p[0]), stdout: .null, stderr: errFD >= 0 ? .fd(errFD) : .null)
         } catch {
             close(p[0]); close(p[1]); if errFD >= 0 { close(errFD) }
             throw error

@@ -34,6 +34,18 @@ struct CrashTests {
         #expect(Pool.list(root: s.root).map(\.name) == ["tank"])
     }
 
+    @Test func killedPoolDestroyIsFinished() throws {
+        let s = try Scratch()
+        defer { s.cleanup() }
+        _ = try s.pool("tank", size: 256 << 20)
+        try crash(s, at: "pool.destroy.committed", ["pool", "destroy", "tank"])
+        let r = try s.lumos(["pool", "list", "-H", "-o", "name"])
+        #expect(r.stdout.isEmpty, "the destroyed pool is not listed")
+        #expect(LoopDevice.all().filter { $0.backing.hasPrefix(s.dir) }.isEmpty, "no loop device left")
+        #expect(!Files.exists(s.root.sub("pools", "tank.img")))
+        _ = try s.pool("tank", size: 256 << 20)   // the name is free again
+    }
+
     @Test func createCloneAndSnapshotAreAllOrNothing() throws {
         let s = try Scratch()
         defer { s.cleanup() }

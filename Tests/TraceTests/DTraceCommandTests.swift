@@ -31,7 +31,8 @@ import Testing
         let out = tempFile()
         defer { unlink(out) }
         var inv = DTraceInvocation()
-        inv.sources = [(text: "syscall::getppid:entry /pid == $target/ { @[probefunc] = count(); }", file: nil)]
+        // The gate shell may call getppid() itself after attach under load: count the program's.
+        inv.sources = [(text: "syscall::getppid:entry /pid == $target && execname == \"calls\"/ { @[probefunc] = count(); }", file: nil)]
         inv.command = "\(prog.binary) 7"
         inv.outputPath = out
         #expect(try DTrace.run(inv) == 0)
@@ -113,4 +114,51 @@ import Testing
         inv.options = [("bogus", "1")]
         #expect(throws: LumosError.self) { try DTrace.run(inv) }
     }
+}
+
+/// The built `lumos` executable next to the test bundle, invoked as `dtrace`.
+@Suite(.serialized) struct DTraceExecutableTests {
+    static var lumos: String? {
+        var buf = [CChar](repeating: 0, count: 4096)
+        let n = readlink("/proc/self/exe", &buf, 4095)
+        guard n > 0 else { return nil }
+        let dir = Files.parent(String(decoding: buf.prefix(n).map { UInt8(bitPattern: $0) }, as: UTF8.self))
+        return Files.exists("\(dir)/lumos") ? "\(dir)/lumos" : nil
+    }
+
+    /// SIGINT ends tracing like Ctrl-C: END runs and the aggregations are printed.
+    @Test(.enabled(if: isRoot && lumos != nil, "needs root and the built lumos binary"))
+    func interruptPrintsAggregations() throws {
+        var fds: [Int32] = [0, 0]
+        #expect(pipe(&fds) == 0)
+        // This thread only: other suites may run in parallel in this process.
+        let me = currentTid()
+        let pid = try Exec.spawn([Self.lumos!, "trace", "-q", "-n",
+            "syscall::getppid:entry /tid == \(me)/ { @calls = count(); } syscall::getpgrp:entry /tid == \(me) && !ready/ { ready = 1; printf(\"ready\\n\"); } END { printf(\"end\\n\"); }",
+            ],
+            stdout: .fd(fds[1]))
+        close(fds[1])
+        defer { close(fds[0]) }
+        // Call getpgrp() until the tracer reports it fired: then every probe is attached.
+        var seen: [UInt8] = []
+        var byte: UInt8 = 0
+        var pfd = pollfd(fd: fds[0], events: Int16(POLLIN), revents: 0)
+        for _ in 0..<1000 where !seen.ends(with: Array("ready\n".utf8)) {
+            _ = getpgrp()
+            while poll(&pfd, 1, 10) == 1, read(fds[0], &byte, 1) == 1 {
+                seen.append(byte)
+                if seen.ends(with: Array("ready\n".utf8)) { break }
+            }
+        }
+        for _ in 0..<50 { _ = getppid() }
+        kill(pid, SIGINT)
+        let rest = FD.readAll(fds[0])
+        #expect(Exec.wait(pid) == 0)
+        let calls = AggregationText.endOfTracing([Aggregation(name: "calls", records: [AggregationRecord(value: .count(50))])])
+        #expect(String(decoding: seen + rest, as: UTF8.self) == "ready\nend\n\n" + calls)
+    }
+}
+
+extension Array where Element == UInt8 {
+    func ends(with suffix: [UInt8]) -> Bool { count >= suffix.count && Array(self[(count - suffix.count)...]) == suffix }
 }

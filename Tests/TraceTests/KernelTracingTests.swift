@@ -93,6 +93,24 @@ func ownComm() -> String {
         #expect(session.drops.aggregations == 200 - 64)
     }
 
+    /// sched:::off-cpu then sched:::on-cpu of the same thread (self-> and tid name the
+    /// incoming thread at on-cpu): each 10 ms sleep shows as at least 2^23 ns (8.4 ms) off CPU.
+    @Test(.enabled(if: isRoot, "needs root")) func offCpuTimeWithSchedProbes() throws {
+        let tid = currentTid()
+        let session = try traced("""
+            sched:::off-cpu /tid == \(tid)/ { self->ts = timestamp; }
+            sched:::on-cpu /tid == \(tid) && self->ts/ { @off = quantize(timestamp - self->ts); self->ts = 0; }
+            """) {
+            for _ in 0..<10 { usleep(10_000) }
+        }
+        guard case .quantize(let buckets)? = session.snapshot("off").records.first?.value else {
+            Issue.record("no off-cpu distribution")
+            return
+        }
+        let atLeast8ms = buckets[PowerOfTwoBuckets.bucket(for: 1 << 23)...].reduce(0, +)
+        #expect(atLeast8ms >= 10, "\(buckets)")
+    }
+
     /// quantize() of read latency with self-> timing: the distribution's total equals the
     /// number of reads this thread made.
     @Test(.enabled(if: isRoot, "needs root")) func readLatencyQuantizeTotalsReads() throws {
@@ -157,16 +175,34 @@ func ownComm() -> String {
         #expect(String(decoding: FD.readAll(fds[0]), as: UTF8.self) == "forty+2=42    bc|\n")
     }
 
-    /// strjoin (nested, and with an empty side), strlen, string comparison and ternaries.
+    /// strjoin (nested, and with an empty side), strlen, lltostr, basename, dirname, string
+    /// comparison and ternaries.
     @Test(.enabled(if: isRoot, "needs root")) func stringFunctions() throws {
         var fds: [Int32] = [0, 0]
         #expect(pipe(&fds) == 0)
         defer { close(fds[0]) }
         _ = try traced("""
-            BEGIN { s = strjoin("ab", strjoin("", "cd")); printf("%s|%d|%d|%s", s, strlen(s), s == "abcd", s < "abd" ? "lt" : "ge"); exit(0); }
+            BEGIN { s = strjoin("ab", strjoin("", "cd")); printf("%s|%d|%d|%s", s, strlen(s), s == "abcd", s < "abd" ? "lt" : "ge"); }
+            BEGIN { printf("|%s|%s|%s", lltostr(0), lltostr(-42), strjoin("n=", lltostr(-9223372036854775807 - 1))); }
+            BEGIN { printf("|%s %s %s %s %s", basename("/usr/bin/ls"), basename("ls"), dirname("/usr/bin/ls"), dirname("ls"), dirname("/x")); exit(0); }
             """, output: fds[1]) {}
         close(fds[1])
-        #expect(String(decoding: FD.readAll(fds[0]), as: UTF8.self) == "abcd|4|1|lt")
+        #expect(String(decoding: FD.readAll(fds[0]), as: UTF8.self) == "abcd|4|1|lt|0|-42|n=-9223372036854775808|ls ls /usr/bin . /")
+    }
+
+    /// copyinstr() of a bad address faults: the clause stops at that statement, the fault
+    /// is counted (and reported on stderr), and the ERROR clause runs with DTrace's arguments.
+    @Test(.enabled(if: isRoot, "needs root")) func faultRunsERROR() throws {
+        var fds: [Int32] = [0, 0]
+        #expect(pipe(&fds) == 0)
+        defer { close(fds[0]) }
+        let session = try traced("""
+            BEGIN { printf("a "); printf("%s", copyinstr(16)); printf("never "); }
+            ERROR { printf("error epid=%d action=%d fault=%d addr=%d", arg1, arg2, arg4, arg5); }
+            """, output: fds[1]) {}
+        close(fds[1])
+        #expect(session.faults == 1)
+        #expect(String(decoding: FD.readAll(fds[0]), as: UTF8.self) == "a error epid=1 action=2 fault=1 addr=16")
     }
 
     /// BEGIN runs in the tracer's own task, so pid/ppid/uid there are ours (ppid reads

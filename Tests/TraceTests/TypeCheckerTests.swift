@@ -53,6 +53,19 @@ struct TypeCheckerGoldenTests {
         #expect(s.actions.map(\.argumentTypes) == [[.string, .int64, .string]])
     }
 
+    @Test func clauseLocalsAreTypedForKeys() throws {
+        let s = try compile("syscall::read:entry { this->name = execname; this->n = 1; @[this->name, this->n] = count(); }")
+        #expect(s.aggregations[0].keyTypes == [.string, .int64])
+    }
+
+    /// Temporaries of an integer-valued expression are freed once its value is computed,
+    /// so many string comparisons fit the 512-byte BPF stack.
+    @Test func manyStringComparisonsFitTheStack() throws {
+        let names = (0..<16).map { "execname == \"n\($0)\"" }.joined(separator: " || ")
+        let s = try compile("syscall::read:entry /\(names)/ { @[execname, probefunc] = count(); }")
+        #expect(s.programs.count == 1)
+    }
+
     @Test func tracepointFieldsAreTyped() throws {
         let s = try compile("sched:::sched_switch { @[args->prev_comm, args->prev_pid] = count(); }")
         #expect(s.aggregations[0].keyTypes == [.string, .integer(signed: true, size: 4)])

@@ -75,17 +75,21 @@ import Testing
         let dir = try tempDir()
         defer { _ = try? Exec.run(["rm", "-rf", dir]) }
         let root = StateRoot(dir)
-        let a = try ZoneIDRange.allocate(for: "a", root: root)
-        let b = try ZoneIDRange.allocate(for: "b", root: root)
+        let reg = dir + "/registry"
+        let a = try ZoneIDRange.allocate(for: "a", root: root, registry: reg)
+        let b = try ZoneIDRange.allocate(for: "b", root: root, registry: reg)
         #expect(a.base == ZoneIDRange.firstBase)
         #expect(b.base == ZoneIDRange.firstBase + ZoneIDRange.size)
-        #expect(try ZoneIDRange.allocate(for: "a", root: root) == a)
-        #expect(ZoneIDRange.lookup("b", root: root) == b)
-        ZoneIDRange.release("a", root: root)
-        #expect(ZoneIDRange.lookup("a", root: root) == nil)
+        #expect(try ZoneIDRange.allocate(for: "a", root: root, registry: reg) == a)
+        #expect(ZoneIDRange.lookup("b", root: root, registry: reg) == b)
+        ZoneIDRange.release("a", root: root, registry: reg)
+        #expect(ZoneIDRange.lookup("a", root: root, registry: reg) == nil)
         // The freed slot is reused; b keeps its own.
-        #expect(try ZoneIDRange.allocate(for: "c", root: root) == a)
-        #expect(ZoneIDRange.lookup("b", root: root) == b)
+        #expect(try ZoneIDRange.allocate(for: "c", root: root, registry: reg) == a)
+        #expect(ZoneIDRange.lookup("b", root: root, registry: reg) == b)
+        // Another state root on the same host gets a range of its own (one registry per host).
+        let other = try ZoneIDRange.allocate(for: "d", root: StateRoot(dir + "/other-root"), registry: reg)
+        #expect(other != a && other != b)
     }
 
     @Test(.enabled(if: isRoot, "needs root")) func chownShiftsOwnershipIntoTheRange() throws {

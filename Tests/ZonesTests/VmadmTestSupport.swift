@@ -35,7 +35,26 @@ final class FakeZones: ZoneControl {
 final class RecordingNetwork: TenantNetwork {
     var attached: [String: pid_t] = [:]
     var detached: [String] = []
-    func attach(vm: Manifest, pid: pid_t) throws { attached[vm.uuid] = pid }
+    var applied: [Manifest] = []
+    var resets: [Manifest] = []
+    /// Makes the next apply fail, as a kernel error midway would.
+    var failApply = false
+    /// Makes resets fail while the manifest has more NICs than this.
+    var failResetAbove: Int?
+    /// MACs and interfaces to report for NICs (as if the network had chosen them).
+    var chosen: [NicResult] = []
+    func validate(vm: Manifest) throws {}
+    func attach(vm: Manifest, pid: pid_t) throws -> [NicResult] { attached[vm.uuid] = pid; return chosen }
+    func apply(vm: Manifest, pid: pid_t) throws -> [NicResult] {
+        if failApply { failApply = false; throw LumosError.failed("fake apply failure") }
+        applied.append(vm)
+        return chosen
+    }
+    func reset(vm: Manifest, pid: pid_t) throws -> [NicResult] {
+        if let n = failResetAbove, vm.nics.count > n { throw LumosError.failed("fake reset failure") }
+        resets.append(vm)
+        return chosen
+    }
     func detach(vm: Manifest) throws { detached.append(vm.uuid) }
 }
 

@@ -41,6 +41,7 @@ struct clinux_zone_mount {
     const char *source;
     const char *target;
     int read_only;
+    int noexec;
 };
 
 struct clinux_zone_config {

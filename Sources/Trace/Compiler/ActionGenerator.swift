@@ -14,12 +14,18 @@ extension ClauseGenerator {
                 limit = min(limit, Int(n) + 1)
             }
             try intExpr(args[0])
+            let address = try spill(e)
             let d = try stringBuffer(dest, e)
             zero(d, Layout.stringSize)
-            asm.mov(.r3, .r0)
+            asm.load(.r3, .r10, offset: address)
             framePointer(.r1, d)
             asm.mov(.r2, imm: Int64(limit))
             asm.call(.probeReadUserStr)
+            let ok = asm.newLabel()
+            asm.jump(.jsge, .r0, imm: 0, ok)
+            try emitFault(addressSlot: address, at: e.location)
+            asm.jump(exitLabel)
+            asm.bind(ok)
             return .string(d)
         case "strjoin":
             guard args.count == 2 else { throw typeError("strjoin( ) takes two strings", e) }
@@ -52,6 +58,107 @@ extension ClauseGenerator {
                 return .string(dest)
             }
             return .string(area)
+        case "lltostr":
+            guard args.count == 1 else { throw typeError("lltostr( ) takes one integer", e) }
+            try intExpr(args[0])
+            // Digits are written right to left at fixed offsets of a 32-byte area (each
+            // digit count is its own code path, so every store has a constant offset), then
+            // the string is copied out from its variable start with probe_read_kernel_str.
+            let mark = stackUsed
+            let area = try alloc(32, at: e.location)
+            zero(area, 32)
+            let d = try stringBuffer(dest, e)
+            zero(d, Layout.stringSize)
+            asm.mov(.r1, .r0)
+            asm.mov(.r5, imm: 0)
+            let positive = asm.newLabel(), copy = asm.newLabel()
+            asm.jump(.jsge, .r1, imm: 0, positive)
+            asm.alu(.neg, .r1, imm: 0)
+            asm.mov(.r5, imm: 1)
+            asm.bind(positive)
+            var ends: [(Int, Assembler.Label)] = []
+            for i in 0..<20 {
+                if i > 0 {
+                    let end = asm.newLabel()
+                    ends.append((i, end))
+                    asm.jump(.jeq, .r1, imm: 0, end)
+                }
+                asm.mov(.r2, .r1)
+                asm.alu(.mod, .r2, imm: 10)
+                asm.alu(.add, .r2, imm: 48)
+                asm.store(.r10, offset: area + 23 - i, .r2, size: 1)
+                asm.alu(.div, .r1, imm: 10)
+            }
+            let end20 = asm.newLabel()
+            ends.append((20, end20))
+            asm.jump(end20)
+            for (digits, label) in ends {
+                asm.bind(label)
+                asm.mov(.r3, imm: Int64(24 - digits))
+                let unsigned = asm.newLabel()
+                asm.jump(.jeq, .r5, imm: 0, unsigned)
+                asm.store(.r10, offset: area + 23 - digits, imm: Int32(UInt8(ascii: "-")), size: 1)
+                asm.alu(.sub, .r3, imm: 1)
+                asm.bind(unsigned)
+                asm.jump(copy)
+            }
+            asm.bind(copy)
+            asm.alu(.add, .r3, .r10)
+            asm.alu(.add, .r3, imm: Int32(area))
+            framePointer(.r1, d)
+            asm.mov(.r2, imm: Int64(Layout.stringSize))
+            asm.call(.probeReadKernelStr)
+            if dest != nil { stackUsed = mark }
+            return .string(d)
+        case "basename", "dirname":
+            guard args.count == 1 else { throw typeError("\(f)( ) takes one string", e) }
+            let mark = stackUsed
+            let src = try stringExpr(args[0])
+            let d = try stringBuffer(dest, e)
+            zero(d, Layout.stringSize)
+            // R4 = index of the last '/', -1 when none (scan stops at the NUL).
+            let scanned = asm.newLabel()
+            asm.mov(.r4, imm: -1)
+            for i in 0..<(Layout.stringSize - 1) {
+                let notSlash = asm.newLabel()
+                asm.load(.r1, .r10, offset: src + i, size: 1)
+                asm.jump(.jeq, .r1, imm: 0, scanned)
+                asm.jump(.jne, .r1, imm: Int32(UInt8(ascii: "/")), notSlash)
+                asm.mov(.r4, imm: Int64(i))
+                asm.bind(notSlash)
+            }
+            asm.bind(scanned)
+            let done = asm.newLabel()
+            if f == "basename" {
+                // Copy from just after the last slash (the whole string when there is none).
+                asm.alu(.add, .r4, imm: 1)
+                asm.mov(.r3, .r10)
+                asm.alu(.add, .r3, imm: Int32(src))
+                asm.alu(.add, .r3, .r4)
+                framePointer(.r1, d)
+                asm.mov(.r2, imm: Int64(Layout.stringSize))
+                asm.call(.probeReadKernelStr)
+            } else {
+                // "." without a slash, "/" for a leading one, else everything before the last.
+                let noSlash = asm.newLabel(), root = asm.newLabel()
+                asm.jump(.jslt, .r4, imm: 0, noSlash)
+                asm.jump(.jeq, .r4, imm: 0, root)
+                asm.jump(.jsgt, .r4, imm: Int32(Layout.stringSize - 2), done)
+                framePointer(.r1, d)
+                asm.mov(.r2, .r4)
+                framePointer(.r3, src)
+                asm.call(.probeReadKernel)
+                asm.jump(done)
+                asm.bind(noSlash)
+                storeLiteral(".", at: d)
+                asm.jump(done)
+                asm.bind(root)
+                storeLiteral("/", at: d)
+            }
+            asm.bind(done)
+            // With a destination the source copy is dead once the result is written.
+            if dest != nil { stackUsed = mark }
+            return .string(d)
         case "stringof":
             guard args.count == 1 else { throw typeError("stringof( ) takes one argument", e) }
             return .string(try stringExpr(args[0], into: dest))
@@ -207,6 +314,25 @@ extension ClauseGenerator {
         asm.jump(.jeq, .r0, imm: 0, sent)
         try countDrop(0, at: loc)
         asm.bind(sent)
+    }
+
+    /// A fault record: header (id names the action and its clause) + the bad address.
+    mutating func emitFault(addressSlot: Int, at loc: SourceLocation) throws(DCompileError) {
+        let id = compiler.addAction(ActionSpec(kind: .fault, format: "invalid address", argumentTypes: [.uint64],
+                                               aggregation: nil, location: loc, joined: [], actionNumber: actionNumber))
+        let r = try alloc(Layout.recordHeader + 8, at: loc)
+        asm.load(.r1, .r10, offset: addressSlot)
+        asm.store(.r10, offset: r + Layout.recordHeader, .r1)
+        asm.store(.r10, offset: r, imm: Int32(RecordKind.fault.rawValue), size: 4)
+        asm.store(.r10, offset: r + 4, imm: Int32(id), size: 4)
+        asm.call(.getSmpProcessorId)
+        asm.store(.r10, offset: r + 8, .r0, size: 4)
+        asm.store(.r10, offset: r + 12, imm: Int32(probeID), size: 4)
+        asm.loadMap(.r1, map: compiler.ringBufferMap)
+        framePointer(.r2, r)
+        asm.mov(.r3, imm: Int64(Layout.recordHeader + 8))
+        asm.mov(.r4, imm: 0)
+        asm.call(.ringbufOutput)
     }
 
     /// drops[index] += 1 on this CPU (reported by user space as DTrace's drop notices).

@@ -18,6 +18,8 @@ struct ClauseGenerator {
     /// A per-firing record counter: the first record of a firing starts DTrace's
     /// "CPU ID FUNCTION:NAME" line, later ones continue it.
     var recordSequenceSlot = 0
+    /// The clause statement being generated, 1-based (DTrace's "action #N" in fault reports).
+    var actionNumber = 0
 
     init(compiler: DCompiler, probe: ResolvedProbe, probeID: Int) {
         self.compiler = compiler
@@ -82,7 +84,10 @@ struct ClauseGenerator {
             stackUsed = mark
         }
         if let body = clause.body {
-            for s in body { try statement(s) }
+            for (i, s) in body.enumerated() {
+                actionNumber = i + 1
+                try statement(s)
+            }
         } else {
             try emitRecord(kind: .probeFired, id: 0, args: [], at: clause.location)
         }

@@ -9,6 +9,8 @@ public final class DCompiler {
     var mapContents: [Int: [MapEntry]] = [:]
     var variables: [String: VariableSpec] = [:]
     var threadLocals: [String: VariableSpec] = [:]
+    /// this-> variable types by name, from their assignments (for typing before codegen).
+    var clauseLocalTypes: [String: DType] = [:]
     var aggregations: [String: AggregationSpec] = [:]
     var aggregationOrder: [String] = []
     var actions: [ActionSpec] = []
@@ -241,8 +243,8 @@ public final class DCompiler {
             }
         case .selfVar(let name):
             if threadLocals[name] == nil { threadLocals[name] = threadLocal(t, name: name) }
-        case .thisVar:
-            break
+        case .thisVar(let name):
+            if clauseLocalTypes[name] == nil { clauseLocalTypes[name] = t }
         default:
             throw DCompileError(.type, "operator = requires a modifiable lvalue", at: lhs.location)
         }
@@ -334,6 +336,7 @@ public final class DCompiler {
             if let b = Builtins.type(n) { return b }
             return variables[n]?.type ?? .int64
         case .selfVar(let n): return threadLocals[n]?.type ?? .int64
+        case .thisVar(let n): return clauseLocalTypes[n] ?? .int64
         case .index(let b, _):
             if case .identifier(let n) = b.kind {
                 if n == "args" { return .int64 }

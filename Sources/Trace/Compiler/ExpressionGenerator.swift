@@ -11,6 +11,10 @@ extension ClauseGenerator {
     /// Evaluates an integer expression into R0.
     @discardableResult
     mutating func intExpr(_ e: Expr) throws(DCompileError) -> DType {
+        // Once the value is in R0 the stack the expression used (string buffers, spills)
+        // is dead, so a predicate of many string comparisons fits in 512 bytes.
+        let mark = stackUsed
+        defer { stackUsed = mark }
         guard case .integer(let t) = try expr(e) else {
             throw typeError("operator requires an integer operand, not a string", e)
         }

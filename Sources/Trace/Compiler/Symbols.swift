@@ -84,6 +84,9 @@ struct VariableSpec: Equatable {
 public enum RecordKind: UInt32, Sendable {
     case printf = 1, trace = 2, exit = 3, printa = 4, clear = 5, trunc = 6, probeFired = 7
     case normalize = 8, denormalize = 9
+    /// A run-time fault (copyinstr of a bad address): the clause is abandoned, dtrace
+    /// reports it and the ERROR clauses run, as in DTrace.
+    case fault = 10
 }
 
 /// The user-space half of an action: what a record with this id holds.
@@ -97,4 +100,6 @@ public struct ActionSpec: Equatable, Sendable {
     public var location: SourceLocation
     /// printa(@a, @b, ...): every aggregation printed side by side (first is `aggregation`).
     public var joined: [String] = []
+    /// For faults: the clause statement (1-based) that faulted.
+    public var actionNumber: Int = 0
 }

@@ -4,6 +4,10 @@ extension ClauseGenerator {
 
     mutating func identifier(_ n: String, _ e: Expr, _ dest: Int?) throws(DCompileError) -> Operand {
         switch n {
+        case _ where (n == "pid" || n == "tid") && incomingThread != nil:
+            // sched:::on-cpu runs in the outgoing thread's context; D means the incoming one.
+            // The tracepoint has its thread id only, so pid is that id too.
+            loadField(incomingThread!.pid)
         case "pid":
             asm.call(.getCurrentPidTgid)
             asm.alu(.rsh, .r0, imm: 32)
@@ -42,6 +46,8 @@ extension ClauseGenerator {
             asm.bind(end)
             asm.mov(.r0, imm: 0)
             asm.bind(done)
+        case "execname" where incomingThread != nil:
+            return try tracepointField(incomingThread!.comm.name, e, dest)
         case "execname":
             let d = try stringBuffer(dest, e)
             zero(d, Layout.stringSize)
@@ -166,7 +172,13 @@ extension ClauseGenerator {
             asm.bind(end)
             if i > 1 { asm.mov(.r0, imm: 0) }
         case .none:
-            asm.mov(.r0, imm: 0)
+            // ERROR runs with DTrace's arguments in its context: arg1 the enabled probe id,
+            // arg2 the action number, arg4 the fault type, arg5 the faulting address.
+            if probe.attach == .error && i < 6 {
+                asm.load(.r0, .r6, offset: 8 * i)
+            } else {
+                asm.mov(.r0, imm: 0)
+            }
         case .userFunction(let isReturn):
             // x86-64 pt_regs: rdi 112, rsi 104, rdx 96, rcx 88, r8 72, r9 64; rax 80.
             let registers = [112, 104, 96, 88, 72, 64]
@@ -297,10 +309,23 @@ extension ClauseGenerator {
 
     mutating func threadKey(_ e: Expr) throws(DCompileError) -> Int {
         let k = try alloc(8, at: e.location)
-        asm.call(.getCurrentPidTgid)
-        lower32()
+        if let incoming = incomingThread {
+            loadField(incoming.pid)
+        } else {
+            asm.call(.getCurrentPidTgid)
+            lower32()
+        }
         asm.store(.r10, offset: k, .r0)
         return k
+    }
+
+    /// For sched:::on-cpu (sched_switch, which fires while the outgoing thread still runs):
+    /// the incoming thread's fields, so tid, execname and self-> name the thread going on CPU.
+    var incomingThread: (pid: TracepointField, comm: TracepointField)? {
+        guard probe.provider == "sched", probe.name == "on-cpu", case .tracepoint(let fields) = probe.context,
+              let pid = fields.first(where: { $0.name == "next_pid" }),
+              let comm = fields.first(where: { $0.name == "next_comm" }) else { return nil }
+        return (pid, comm)
     }
 
     func mapAndKeySize(_ v: VariableSpec) -> (Int, Int, [DType])? {

@@ -18,6 +18,12 @@ public enum Interrupt {
         var old = [sigaction(), sigaction()]
         sigaction(SIGINT, &action, &old[0])
         sigaction(SIGTERM, &action, &old[1])
+        // A parent may have started us with these blocked (the mask is inherited across exec).
+        var set = sigset_t()
+        sigemptyset(&set)
+        sigaddset(&set, SIGINT)
+        sigaddset(&set, SIGTERM)
+        pthread_sigmask(SIG_UNBLOCK, &set, nil)
         return old
     }
 

@@ -102,9 +102,10 @@ public final class TraceSession {
     public func detach() { attachments.removeAll() }
 
     /// Runs the BEGIN (or END) clauses in this task, in order.
-    public func run(_ point: ProbeAttachPoint) throws {
+    public func run(_ point: ProbeAttachPoint, arguments: [UInt64] = []) throws {
+        let context = (0..<6).flatMap { i in le64(i < arguments.count ? arguments[i] : 0) }
         for (p, prog) in loaded where p.probe.attach == point {
-            try prog.testRun(context: [UInt8](repeating: 0, count: 8))
+            try prog.testRun(context: context)
             if exitStatus != nil && point == .begin { break }
         }
         drain()
@@ -126,6 +127,11 @@ public final class TraceSession {
         let n = ring.drain { record in out += self.render(record) }
         write(out)
         reportDrops()
+        let errors = pendingErrorRuns
+        pendingErrorRuns = []
+        for args in errors where loaded.contains(where: { $0.0.probe.attach == .error }) {
+            try? run(.error, arguments: args)
+        }
         return n
     }
 
@@ -175,6 +181,9 @@ public final class TraceSession {
         guard let kind = RecordKind(rawValue: kindRaw) else { return "" }
         let probe = probeID < script.probes.count ? script.probes[probeID] : nil
         var prefix = ""
+        if kind == .fault {
+            return fault(id: id, probeID: probeID, record: record)
+        }
         if !options.quiet && sequence == 0 {
             prefix += closeFiring()
             if !printedHeading {
@@ -192,7 +201,7 @@ public final class TraceSession {
         let suffix = prefix.isEmpty ? "" : "\n"
         switch kind {
         case .printf:
-            return prefix + (formats[id]?.render(values) ?? "")
+            return prefix + (formats[id]?.render(values, symbols: addressSymbolizer) ?? "")
         case .trace:
             return prefix + TraceText.trace(values[0], quiet: options.quiet)
         case .exit:
@@ -203,10 +212,10 @@ public final class TraceSession {
             for n in names { printed.insert(n) }
             let aggs = names.map { snapshot($0) }
             if aggs.count > 1 {
-                if let f = formats[id] { return prefix + suffix + f.renderAggregations(aggs) }
+                if let f = formats[id] { return prefix + suffix + f.renderAggregations(aggs, symbols: addressSymbolizer) }
                 return prefix + suffix + AggregationText.defaultLayout(joined: aggs)
             }
-            if let f = formats[id] { return prefix + suffix + f.renderAggregation(aggs[0]) }
+            if let f = formats[id] { return prefix + suffix + f.renderAggregation(aggs[0], symbols: addressSymbolizer) }
             return prefix + suffix + AggregationText.defaultLayout(aggs[0])
         case .clear:
             clear(action.aggregation ?? "")
@@ -222,9 +231,36 @@ public final class TraceSession {
         case .denormalize:
             normals[action.aggregation ?? ""] = 1
             return prefix
-        case .probeFired:
+        case .probeFired, .fault:
             return ""
         }
+    }
+
+    /// %a / %A: kernel addresses resolve through kallsyms; user addresses (which need the
+    /// process that recorded them) print as hex.
+    var addressSymbolizer: AddressSymbolizer {
+        let kernel = symbols.kernel
+        return { address in address >= 0xffff_8000_0000_0000 ? kernel.symbolize(address) : nil }
+    }
+
+    /// Faults counted so far (reported on stderr as DTrace does).
+    public private(set) var faults = 0
+    var pendingErrorRuns: [[UInt64]] = []
+
+    /// "dtrace: error on enabled probe ID N (ID N: p:m:f:n): invalid address (0x0) in
+    /// action #K at DIF offset 0" (no DIF here: the offset is always 0); ERROR clauses run
+    /// after the current batch of records.
+    func fault(id: Int, probeID: Int, record: UnsafeRawBufferPointer) -> String {
+        faults += 1
+        guard id < script.actions.count, record.count >= Layout.recordHeader + 8 else { return "" }
+        let action = script.actions[id]
+        let address = record.loadUnaligned(fromByteOffset: Layout.recordHeader, as: UInt64.self)
+        let name = probeID < script.probes.count ? script.probes[probeID].fullName : "?"
+        let message = "dtrace: error on enabled probe ID \(probeID + 1) (ID \(probeID + 1): \(name)): \(action.format) (0x\(String(address, radix: 16))) in action #\(action.actionNumber) at DIF offset 0\n"
+        FD.writeAll(2, Array(message.utf8))
+        // DTRACEFLT_BADADDR is 1.
+        pendingErrorRuns.append([0, UInt64(probeID + 1), UInt64(action.actionNumber), 0, 1, address])
+        return ""
     }
 
     func decode(_ record: UnsafeRawBufferPointer, _ types: [DType]) -> [TraceValue] {
@@ -302,7 +338,10 @@ public final class TraceSession {
 
     /// Runs END, drains the last records, and prints the aggregations not yet printed.
     public func finish() throws {
-        detach()
+        // Disabling is immediate; closing a tracepoint's perf event waits for an RCU grace
+        // period (~80 ms here), so the output is printed first and the events closed last.
+        for link in attachments { link.disable() }
+        defer { detach() }
         drain()
         try run(.end)
         write(closeFiring())

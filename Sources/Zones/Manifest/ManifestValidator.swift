@@ -1,5 +1,6 @@
 import Foundation
 import LumosCore
+import Net
 
 /// The result of validating an update: the new manifest and which properties changed, by
 /// when they take effect.
@@ -174,13 +175,19 @@ public enum ManifestValidator {
     }
 
     /// Gives every NIC a MAC and an interface name, and makes the first one primary when
-    /// none is, as vmadm does.
+    /// none is, as vmadm does. MACs come from the Net module's generator (random, locally
+    /// administered), the one place Lumos makes them; the manifest then holds them for good.
     static func completeNICs(_ nics: [JSONValue]) -> [JSONValue] {
         var used = Set(nics.compactMap { $0.objectValue?["interface"]?.stringValue })
+        var macs = Set(nics.compactMap { $0.objectValue?["mac"]?.stringValue.flatMap(MACAddress.init) })
         let hasPrimary = nics.contains { $0.objectValue?["primary"]?.boolValue == true }
         return nics.enumerated().map { i, v in
             guard var o = v.objectValue else { return v }
-            if o["mac"] == nil { o["mac"] = .string(randomMAC()) }
+            if o["mac"] == nil {
+                let mac = MACAddress.generate(avoiding: macs)
+                macs.insert(mac)
+                o["mac"] = .string(mac.description)
+            }
             if o["interface"] == nil {
                 var n = 0
                 while used.contains("net\(n)") { n += 1 }
@@ -190,13 +197,6 @@ public enum ManifestValidator {
             if !hasPrimary && i == 0 { o["primary"] = .bool(true) }
             return .object(o)
         }
-    }
-
-    /// A MAC in the 90:b8:d0 range vmadm allocates from.
-    static func randomMAC() -> String {
-        var g = SystemRandomNumberGenerator()
-        let tail = (0..<3).map { _ in String(UInt8.random(in: 0...255, using: &g), radix: 16).leftPadded(2) }
-        return (["90", "b8", "d0"] + tail).joined(separator: ":")
     }
 
     /// Rules between properties.
@@ -211,11 +211,5 @@ public enum ManifestValidator {
         if m.tmpfsMiB > ram {
             throw LumosError.invalid("tmpfs: \(m.tmpfsMiB) MiB is above max_physical_memory (\(ram) MiB); /tmp lives in the zone's memory, so lower it")
         }
-    }
-}
-
-extension String {
-    func leftPadded(_ width: Int, with c: Character = "0") -> String {
-        count >= width ? self : String(repeating: c, count: width - count) + self
     }
 }

@@ -51,7 +51,7 @@ final class ZoneChild {
         let p = strings.pointers
         mounts = .allocate(capacity: max(spec.filesystems.count, 1))
         for (i, fs) in spec.filesystems.enumerated() {
-            mounts[i] = clinux_zone_mount(source: p[5 + 2 * i], target: p[6 + 2 * i], read_only: fs.readOnly ? 1 : 0)
+            mounts[i] = clinux_zone_mount(source: p[5 + 2 * i], target: p[6 + 2 * i], read_only: fs.readOnly ? 1 : 0, noexec: fs.noExec ? 1 : 0)
         }
 
         func stdio(_ fd: Int32?, _ mode: Int32) throws -> Int32 {

@@ -6,8 +6,10 @@ import LumosCore
 ///
 /// Ranges are 65536 ids (a whole 16-bit id space, so images with nobody=65534 work) in slots
 /// starting at 2^28, far above login uids and the usual /etc/subuid ranges (100000+). A slot is
-/// held by a file `<root>/zones/idranges/<slot>` naming the zone, created with O_EXCL, so an
-/// allocation survives reboots and two zones can never share a slot.
+/// held by a file `<registry>/<slot>` naming the zone, created with link(2) (fails if taken), so
+/// an allocation survives reboots and two zones can never share a slot. The registry is one per
+/// host (`/var/lib/lumos/idranges`, or `$LUMOS_IDRANGES`), not per state root: zones of two state
+/// roots on one host must not share host uids either.
 public struct ZoneIDRange: Sendable, Equatable, Codable {
     public var base: UInt32
     public var count: UInt32
@@ -21,11 +23,15 @@ public struct ZoneIDRange: Sendable, Equatable, Codable {
         self.count = count
     }
 
-    static func directory(_ root: StateRoot) -> String { root.sub("zones", "idranges") }
+    /// The host's registry of slots.
+    public static var hostRegistry: String {
+        if let v = getenv("LUMOS_IDRANGES"), v.pointee != 0 { return String(cString: v) }
+        return StateRoot.defaultPath + "/idranges"
+    }
 
     /// The range already held by `uuid`, if any.
-    public static func lookup(_ uuid: String, root: StateRoot) -> ZoneIDRange? {
-        let dir = directory(root)
+    public static func lookup(_ uuid: String, root: StateRoot, registry: String = hostRegistry) -> ZoneIDRange? {
+        let dir = registry
         for name in Files.list(dir) {
             guard let slot = Int(name), let owner = try? FD.readText("\(dir)/\(name)") else { continue }
             if owner.trimmingSpaces() == uuid { return ZoneIDRange(base: firstBase + UInt32(slot) * size) }
@@ -36,12 +42,12 @@ public struct ZoneIDRange: Sendable, Equatable, Codable {
     /// The range of `uuid`, allocating the lowest free slot the first time. `durable: false`
     /// skips the fsync, for zones that do not outlive the host (`lumos zone run`): a host crash
     /// ends them, and their slot is merely free again afterwards.
-    public static func allocate(for uuid: String, root: StateRoot, durable: Bool = true) throws -> ZoneIDRange {
-        let dir = directory(root)
+    public static func allocate(for uuid: String, root: StateRoot, durable: Bool = true, registry: String = hostRegistry) throws -> ZoneIDRange {
+        let dir = registry
         try Files.makeDirectories(dir, mode: 0o700)
-        let lock = try FileLock(root.sub("zones", ".idranges.lock"))
+        let lock = try FileLock(dir + "/.lock")
         defer { withExtendedLifetime(lock) {} }
-        if let existing = lookup(uuid, root: root) { return existing }
+        if let existing = lookup(uuid, root: root, registry: dir) { return existing }
         let used = Set(Files.list(dir).compactMap(Int.init))
         guard let slot = (0..<slots).first(where: { !used.contains($0) }) else {
             throw LumosError(.noSpace, "zone \(uuid): all \(slots) uid ranges are in use; delete unused zones")
@@ -62,8 +68,8 @@ public struct ZoneIDRange: Sendable, Equatable, Codable {
     }
 
     /// Gives the range back (zone deleted). Idempotent.
-    public static func release(_ uuid: String, root: StateRoot) {
-        let dir = directory(root)
+    public static func release(_ uuid: String, root: StateRoot, registry: String = hostRegistry) {
+        let dir = registry
         for name in Files.list(dir) where Int(name) != nil {
             if let owner = try? FD.readText("\(dir)/\(name)"), owner.trimmingSpaces() == uuid { unlink("\(dir)/\(name)") }
         }

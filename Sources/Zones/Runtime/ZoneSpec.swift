@@ -41,11 +41,15 @@ public struct BindMount: Sendable, Equatable, Codable {
     /// Absolute path inside the zone; resolved inside the zone's root (symlinks cannot lead out).
     public var target: String
     public var readOnly: Bool
+    /// Nothing in it may be executed (vmadm's `noexec`). Device nodes and set-id bits never
+    /// work in a bind mount (`nodevice` and `nosuid` are always on).
+    public var noExec: Bool = false
 
-    public init(source: String, target: String, readOnly: Bool = false) {
+    public init(source: String, target: String, readOnly: Bool = false, noExec: Bool = false) {
         self.source = source
         self.target = target
         self.readOnly = readOnly
+        self.noExec = noExec
     }
 }
 

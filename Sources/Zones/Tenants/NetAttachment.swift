@@ -5,7 +5,8 @@ import Net
 
 /// Plugs the Net module into vmadm: a zone's nics[] become veths on their nic tag's switch,
 /// with anti-spoofing, caps and DHCP service, wired into the zone's network namespace before
-/// its init is released (so the first packet the zone sends is already policed).
+/// its init is released (so the first packet the zone sends is already policed), and changed
+/// under the running zone by `vmadm update`.
 public final class NetAttachment: TenantNetwork {
     let net: Net.TenantNetwork
 
@@ -26,11 +27,49 @@ public final class NetAttachment: TenantNetwork {
         }
     }
 
-    public func attach(vm: Manifest, pid: pid_t) throws {
+    /// What Net chose for each NIC, in the terms vmadm writes back.
+    static func results(_ nics: [TenantNIC]) -> [NicResult] {
+        nics.map { NicResult(mac: $0.mac.description, interface: $0.interface) }
+    }
+
+    public func validate(vm: Manifest) throws {
         let nics = try Self.nicSpecs(vm)
-        guard !nics.isEmpty else { return }
-        try net.attach(tenant: vm.uuid, nics: nics, netnsPid: pid, hostname: vm.hostname, resolvers: vm.resolvers,
-                       addressesByDHCP: nics.contains { $0.usesDHCP })
+        try NicValidation.validate(nics)
+        let store = net.host.store
+        for (i, n) in nics.enumerated() where try store.switchConfig(n.nicTag) == nil {
+            throw LumosError.notFound("nics[\(i)].nic_tag: \(n.nicTag) does not exist on this host; create it with `dladm create-etherstub \(n.nicTag)` or pick one from `dladm show-etherstub`")
+        }
+        // A MAC another tenant holds now would make its attach fail later; say so up front.
+        let others = try store.tenants().filter { $0.uuid != vm.uuid }.flatMap(\.nics)
+        for (i, n) in nics.enumerated() {
+            if let m = n.mac, let owner = others.first(where: { $0.mac == m }) {
+                throw LumosError.exists("nics[\(i)].mac: \(m) is already used by VM \(owner.tenant); pick another or leave it out to generate one")
+            }
+        }
+    }
+
+    /// A zone has no CAP_NET_ADMIN, so it could not configure what a DHCP client learns:
+    /// Lumos always sets a zone's static addresses itself. A NIC that also lists `dhcp` is
+    /// served the same address by the switch's responder, so a zone whose init runs a DHCP
+    /// client gets exactly what it already has.
+    static let addressesByDHCP = false
+
+    public func attach(vm: Manifest, pid: pid_t) throws -> [NicResult] {
+        let nics = try Self.nicSpecs(vm)
+        guard !nics.isEmpty else { return [] }
+        return Self.results(try net.attach(tenant: vm.uuid, nics: nics, netnsPid: pid, hostname: vm.hostname,
+                                           resolvers: vm.resolvers, addressesByDHCP: Self.addressesByDHCP))
+    }
+
+    public func apply(vm: Manifest, pid: pid_t) throws -> [NicResult] {
+        let nics = try Self.nicSpecs(vm)
+        return Self.results(try net.apply(tenant: vm.uuid, nics: nics, netns: .pid(pid), hostname: vm.hostname,
+                                          resolvers: vm.resolvers, addressesByDHCP: Self.addressesByDHCP))
+    }
+
+    public func reset(vm: Manifest, pid: pid_t) throws -> [NicResult] {
+        try net.cleanup(tenant: vm.uuid)
+        return try attach(vm: vm, pid: pid)
     }
 
     public func detach(vm: Manifest) throws {

@@ -43,7 +43,7 @@ public final class RuntimeZones: ZoneControl {
         let range = try ZoneIDRange.allocate(for: launch.uuid, root: root)
         let spec = ZoneSpec(uuid: launch.uuid, hostname: launch.hostname, rootfs: launch.rootfs, initProcess: initProcess,
                             limits: Self.limits(limits),
-                            filesystems: launch.mounts.map { BindMount(source: $0.source, target: $0.target, readOnly: $0.readOnly) },
+                            filesystems: launch.mounts.map { BindMount(source: $0.source, target: $0.target, readOnly: $0.readOnly, noExec: $0.options.contains("noexec")) },
                             tmpfsSize: launch.tmpfsMiB, idRange: range, idmapRootfs: true,
                             stdout: console >= 0 ? console : nil, stderr: console >= 0 ? console : nil)
         return try runtime.start(spec, beforeRelease: beforeRelease)

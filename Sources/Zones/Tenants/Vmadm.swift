@@ -41,7 +41,8 @@ public final class Vmadm {
             case "delete":
                 try finishDelete(uuid, manifest)
             case "update":
-                if let manifest { try finishUpdate(manifest) }
+                let previous = intent.data["previous"].flatMap { try? Manifest.decode(Array($0.utf8), what: "journal") }
+                if let manifest { try finishUpdate(manifest, previous: previous, nicsLive: intent.data["nics"] == "live") }
             case "rollback":
                 if let snap = intent.data["snapshot"] {
                     try finishRollback(uuid, snapshot: snap, restart: intent.data["restart"] == "true", manifest: manifest)
@@ -68,10 +69,24 @@ public final class Vmadm {
         zones.release(uuid)
     }
 
-    func finishUpdate(_ manifest: Manifest) throws {
-        try datasets.setQuota(dataset(manifest.uuid), bytes: manifest.quotaGiB.map { UInt64($0) << 30 })
-        try store.write(manifest)
-        if zones.isRunning(manifest.uuid) { try zones.updateLimits(manifest.uuid, TenantLimits(manifest)) }
+    /// Rolls an update forward. An update that was changing a running zone's NICs may have
+    /// died anywhere inside Net's work, so the NICs are wired afresh from the new manifest;
+    /// when that cannot be done (a switch went away meanwhile) the update is undone instead.
+    func finishUpdate(_ manifest: Manifest, previous: Manifest?, nicsLive: Bool) throws {
+        var m = manifest
+        let uuid = manifest.uuid
+        if nicsLive, zones.isRunning(uuid), let pid = zones.initPid(uuid) {
+            do {
+                m = m.withNicResults(try network.reset(vm: m, pid: pid))
+            } catch {
+                guard let previous else { throw error }
+                m = previous
+                m = m.withNicResults((try? network.reset(vm: previous, pid: pid)) ?? [])
+            }
+        }
+        try datasets.setQuota(dataset(uuid), bytes: m.quotaGiB.map { UInt64($0) << 30 })
+        try store.write(m)
+        if zones.isRunning(uuid) { try zones.updateLimits(uuid, TenantLimits(m)) }
     }
 
     func finishRollback(_ uuid: String, snapshot: String, restart: Bool, manifest: Manifest?) throws {
@@ -104,6 +119,7 @@ public final class Vmadm {
         for (i, fs) in m.filesystems.enumerated() where !Files.exists(fs.source) {
             throw LumosError.notFound("filesystems[\(i)].source: \(fs.source) does not exist on this host; create it first")
         }
+        if !m.nics.isEmpty { try network.validate(vm: m) }
         return m
     }
 
@@ -114,6 +130,11 @@ public final class Vmadm {
         var m = try validateForCreate(payload)
         let lock = try store.journal.lock(m.uuid)
         defer { withExtendedLifetime(lock) {} }
+        // Checked again under the lock: a concurrent create of the same uuid may have won, and
+        // undoing our failed clone must never take its VM with it.
+        if store.exists(m.uuid) || datasets.exists(dataset(m.uuid)) {
+            throw LumosError.exists("VM \(m.uuid) already exists; choose another uuid or delete it first")
+        }
         m["create_timestamp"] = .string(TenantStore.timestamp())
         let intent = try store.journal.begin("create", m.uuid, data: ["manifest": m.stored.json.serialized(pretty: false)])
         CrashPoint.hit("create.begun")
@@ -139,30 +160,40 @@ public final class Vmadm {
 
     // MARK: start, stop, kill
 
-    /// Boots a zone from its manifest (caller holds the lock).
+    /// Boots a zone from its manifest (caller holds the lock) and writes back the MACs and
+    /// interfaces its NICs got, when the manifest did not have them already.
     func boot(_ m: Manifest) throws {
         let root = try rootfs(m.uuid)
         try writeZoneFiles(m, root: root)
         let launch = ZoneLaunch(uuid: m.uuid, hostname: m.hostname, rootfs: root, initCommand: [m.initName],
                                 limits: TenantLimits(m), mounts: m.filesystems, tmpfsMiB: UInt64(m.tmpfsMiB),
                                 consoleLog: store.consoleLog(m.uuid))
-        _ = try zones.start(launch) { pid in try network.attach(vm: m, pid: pid) }
+        var nics: [NicResult] = []
+        _ = try zones.start(launch) { pid in nics = try network.attach(vm: m, pid: pid) }
+        try writeBack(m, nics)
+    }
+
+    /// Stores the manifest with the network's view of its NICs, if that differs.
+    func writeBack(_ m: Manifest, _ nics: [NicResult]) throws {
+        let updated = m.withNicResults(nics)
+        if updated != m { try store.write(updated) }
     }
 
     /// /etc/resolv.conf and /etc/hostname from the manifest, as vmadm does for lx zones.
     func writeZoneFiles(_ m: Manifest, root: String) throws {
-        let etc = root + "/etc"
-        guard Files.isDirectory(etc) else { return }
-        // Never follow a symlink the tenant planted: write only regular files or nothing.
+        // The zone's root user owns its /etc and may have planted symlinks (/etc itself, the
+        // files, or the temp names): writeBeneath never follows one. A tenant that replaced /etc
+        // with a symlink simply does not get these files.
+        var st = stat()
+        guard lstat(root + "/etc", &st) == 0, (st.st_mode & S_IFMT) == S_IFDIR else { return }
         for (name, text) in [("hostname", m.hostname + "\n"), ("resolv.conf", resolvConf(m))] {
-            var st = stat()
-            let path = "\(etc)/\(name)"
+            let path = "\(root)/etc/\(name)"
             if lstat(path, &st) == 0 && (st.st_mode & S_IFMT) != S_IFREG { continue }
             if name == "resolv.conf" && m.resolvers.isEmpty { continue }
             // Unchanged files are not rewritten. No fsync: both are derived from the manifest
             // again at every boot, so a power loss cannot leave them wrong for long.
-            if (try? FD.readText(path)) == text { continue }
-            try Files.replaceAtomically(path, Array(text.utf8))
+            if (st.st_mode & S_IFMT) == S_IFREG, (try? FD.readText(path)) == text { continue }
+            try Files.writeBeneath(root: root, "etc/\(name)", text, durable: false)
         }
     }
 
@@ -179,6 +210,8 @@ public final class Vmadm {
         let m = try store.read(uuid)
         if zones.isRunning(uuid) { throw LumosError.invalid("VM \(uuid) is already running") }
         try zones.cleanup(uuid)
+        // A zone whose init ended by itself left its NIC records behind: start clean.
+        try network.detach(vm: m)
         try boot(m)
     }
 
@@ -227,14 +260,35 @@ public final class Vmadm {
     // MARK: update
 
     /// vmadm update: validates, stores, and applies live properties to a running zone.
+    /// NIC changes (add_nics, remove_nics, update_nics) are wired into a running zone first;
+    /// when that fails the zone's NICs are put back and nothing is stored.
     @discardableResult
     public func update(_ uuid: String, _ payload: JSONValue) throws -> UpdatePlan {
         let lock = try self.lock(uuid)
         defer { withExtendedLifetime(lock) {} }
         let current = try store.read(uuid)
-        let plan = try ManifestValidator.validateUpdate(current, payload)
+        var plan = try ManifestValidator.validateUpdate(current, payload)
         guard !plan.changed.isEmpty else { return plan }
-        let intent = try store.journal.begin("update", uuid, data: ["manifest": plan.manifest.stored.json.serialized(pretty: false)])
+        let nicsChanged = plan.changed.contains("nics")
+        if nicsChanged { try network.validate(vm: plan.manifest) }
+        let livePid = nicsChanged && zones.isRunning(uuid) ? zones.initPid(uuid) : nil
+        var data = ["manifest": plan.manifest.stored.json.serialized(pretty: false)]
+        if livePid != nil {
+            data["nics"] = "live"
+            data["previous"] = current.stored.json.serialized(pretty: false)
+        }
+        let intent = try store.journal.begin("update", uuid, data: data)
+        if let pid = livePid {
+            CrashPoint.hit("update.nics-begun")
+            do {
+                plan.manifest = plan.manifest.withNicResults(try network.apply(vm: plan.manifest, pid: pid))
+            } catch {
+                restoreNics(current, pid: pid)
+                intent.finish()
+                throw error
+            }
+            try intent.mark("nics")
+        }
         if plan.changed.contains("quota") {
             try datasets.setQuota(dataset(uuid), bytes: plan.manifest.quotaGiB.map { UInt64($0) << 30 })
             try intent.mark("quota")
@@ -247,6 +301,12 @@ public final class Vmadm {
         }
         intent.finish()
         return plan
+    }
+
+    /// Puts a running zone's NICs back as `m` has them after a failed update: the cheap way
+    /// first (only the difference), then by wiring them afresh.
+    func restoreNics(_ m: Manifest, pid: pid_t) {
+        if (try? network.apply(vm: m, pid: pid)) == nil { _ = try? network.reset(vm: m, pid: pid) }
     }
 
     static let limitProperties: Set<String> = ["max_physical_memory", "max_swap", "max_locked_memory", "max_lwps",

@@ -56,16 +56,40 @@ public protocol ZoneControl: AnyObject {
     func login(_ uuid: String, _ argv: [String], tty: Bool) throws -> Int32
 }
 
+/// What the network made of one NIC, written back to the manifest so `vmadm get` shows it.
+public struct NicResult: Sendable, Equatable {
+    public var mac: String
+    public var interface: String
+
+    public init(mac: String, interface: String) {
+        self.mac = mac
+        self.interface = interface
+    }
+}
+
 /// The hook where the Net module plugs in a tenant's NICs: attach runs after the zone's
-/// namespaces exist and before its init runs; detach when it stops or is deleted.
+/// namespaces exist and before its init runs; apply changes a running zone's NICs (vmadm
+/// update); detach when it stops or is deleted.
 public protocol TenantNetwork: AnyObject {
-    func attach(vm: Manifest, pid: pid_t) throws
+    /// Checks nics[] against this host (switches exist, MACs are free) before anything changes.
+    func validate(vm: Manifest) throws
+    /// Wires the manifest's nics[] into a booting zone.
+    func attach(vm: Manifest, pid: pid_t) throws -> [NicResult]
+    /// Brings a running zone's NICs to the manifest's nics[] (matched by mac): NICs gone are
+    /// removed, changed ones changed in place, new ones added. Idempotent.
+    func apply(vm: Manifest, pid: pid_t) throws -> [NicResult]
+    /// Crash repair for a running zone: removes whatever its NICs are in and wires nics[] afresh.
+    func reset(vm: Manifest, pid: pid_t) throws -> [NicResult]
+    /// Removes every NIC of the zone; idempotent (also after a killed attach).
     func detach(vm: Manifest) throws
 }
 
 /// No networking: a zone gets only its own loopback (the default until Net is wired).
 public final class NoTenantNetwork: TenantNetwork {
     public init() {}
-    public func attach(vm: Manifest, pid: pid_t) throws {}
+    public func validate(vm: Manifest) throws {}
+    public func attach(vm: Manifest, pid: pid_t) throws -> [NicResult] { [] }
+    public func apply(vm: Manifest, pid: pid_t) throws -> [NicResult] { [] }
+    public func reset(vm: Manifest, pid: pid_t) throws -> [NicResult] { [] }
     public func detach(vm: Manifest) throws {}
 }
