@@ -4,6 +4,7 @@
 # root file system in the same run, and density: N idle zones, host memory per zone and
 # Lumos's own share (no daemon: only kernel objects). Prints markdown.
 # Usage: sudo bench/zones.sh [RUNS] [ZONES]   (default 15 runs, 200 idle zones)
+# With BASELINE=/path/to/lumos, `vmadm start` of that binary joins the interleaved start runs.
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 source "$here/lib.sh"
@@ -51,13 +52,17 @@ c["process"]["terminal"] = False
 c["process"]["args"] = ["/bin/sleep", "3600"]
 json.dump(c, open(p, "w"))
 PY
-start=(); runcs=(); crun_note="crun refused: $(cd "$bundle" && crun run -d lumos-bench-crun 2>&1 | head -1 || true)"
+start=(); runcs=(); bases=(); crun_note="crun refused: $(cd "$bundle" && crun run -d lumos-bench-crun 2>&1 | head -1 || true)"
 crun delete -f lumos-bench-crun >/dev/null 2>&1 || true
 for i in $(seq "$runs"); do
   t=$(now_ns); vmadm start "$u" 2>/dev/null; start+=("$(ms_since "$t")")
   vmadm stop -F "$u" 2>/dev/null
   t=$(now_ns); (cd "$bundle" && runc run -d lumos-bench-runc >/dev/null 2>&1 </dev/null); runcs+=("$(ms_since "$t")")
   runc delete -f lumos-bench-runc >/dev/null 2>&1
+  if [[ -n ${BASELINE:-} ]]; then
+    t=$(now_ns); "$BASELINE" vm start "$u" 2>/dev/null; bases+=("$(ms_since "$t")")
+    vmadm stop -F "$u" 2>/dev/null
+  fi
 done
 vmadm delete "$u" 2>/dev/null
 
@@ -95,6 +100,11 @@ echo "| create→running, busybox zone (ms, median of $runs) | $c |"
 echo "| vmadm start (ms, median of $runs) | $s |"
 echo "| runc run -d, same rootfs (ms, median of $runs) | $r |"
 echo "| vmadm start / runc run | $(ratio "$s" "$r") |"
+if [[ -n ${BASELINE:-} ]]; then
+  b=$(printf '%s\n' "${bases[@]}" | median)
+  echo "| vmadm start of $BASELINE (ms, median of $runs) | $b |"
+  echo "| that / runc run | $(ratio "$b" "$r") |"
+fi
 echo "| crun | ${crun_note} |"
 echo "| idle zones created and running | $running of $zones in ${density_s} s |"
 echo "| zone's own processes per idle zone (KiB RSS) | $rss_zone |"

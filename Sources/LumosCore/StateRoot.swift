@@ -125,7 +125,8 @@ extension Files {
     /// RESOLVE_NO_SYMLINKS), the temp file is created O_EXCL|O_NOFOLLOW, and renameat replaces
     /// the target itself (a planted symlink is replaced, never followed). Host root writing into
     /// a zone must never be steered onto host files.
-    public static func writeBeneath(root: String, _ relativePath: String, _ text: String, mode: mode_t = 0o644) throws {
+    /// `durable: false` skips the fsync (see `replaceAtomically`): still atomic for readers.
+    public static func writeBeneath(root: String, _ relativePath: String, _ text: String, mode: mode_t = 0o644, durable: Bool = true) throws {
         let rootFD = try sys("open", root) { open(root, CLINUX_O_PATH | O_DIRECTORY | O_CLOEXEC) }
         defer { close(rootFD) }
         let dirRel = parent(relativePath) == "." ? "." : parent(relativePath)
@@ -137,7 +138,7 @@ extension Files {
         let tmp = ".\(name).lumos-tmp"
         unlinkat(dirFD, tmp, 0)
         let fd = try sys("openat", "\(root)/\(relativePath)") { openat(dirFD, tmp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, mode) }
-        let ok = FD.writeAll(fd, Array(text.utf8)) && fsync(fd) == 0
+        let ok = FD.writeAll(fd, Array(text.utf8)) && (!durable || fsync(fd) == 0)
         let e = errno
         close(fd)
         if !ok { unlinkat(dirFD, tmp, 0); throw Errno(e, "write", "\(root)/\(relativePath)") }

@@ -98,11 +98,18 @@ public struct NetStore: Sendable {
         }
     }
 
-    func save<T: Encodable>(_ value: T, _ kind: String, _ name: String) throws {
+    /// `durable: false` for records of volatile kernel state (a tenant's links and set
+    /// elements, gone after a power loss anyway): atomic for kill -9, without an fsync.
+    func save<T: Encodable>(_ value: T, _ kind: String, _ name: String, durable: Bool = true) throws {
         try Files.makeDirectories("\(dir)/\(kind)")
         let enc = JSONEncoder()
         enc.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]
-        try Files.writeAtomically(path(kind, name), Array(try enc.encode(value)))
+        let bytes = Array(try enc.encode(value))
+        if durable {
+            try Files.writeAtomically(path(kind, name), bytes)
+        } else {
+            try Files.replaceAtomically(path(kind, name), bytes)
+        }
     }
 
     func remove(_ kind: String, _ name: String) { Files.remove(path(kind, name)) }
@@ -120,7 +127,7 @@ public struct NetStore: Sendable {
 
     public func tenant(_ uuid: String) throws -> TenantRecord? { try load(TenantRecord.self, "tenants", uuid) }
     public func tenants() throws -> [TenantRecord] { try all(TenantRecord.self, "tenants") }
-    public func save(_ t: TenantRecord) throws { try save(t, "tenants", t.uuid) }
+    public func save(_ t: TenantRecord) throws { try save(t, "tenants", t.uuid, durable: false) }
     public func removeTenant(_ uuid: String) { remove("tenants", uuid) }
 
     public func vnics() throws -> [HandmadeVNIC] { try all(HandmadeVNIC.self, "vnics") }

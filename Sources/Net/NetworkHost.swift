@@ -83,7 +83,7 @@ public struct NetworkHost: Sendable {
         guard let sw = try store.switchConfig(name) else {
             throw LumosError.notFound("nic tag \(name) does not exist; create it with `dladm create-etherstub \(name)`")
         }
-        if try tools.link(sw.bridge) == nil { try plumb(sw) }
+        if try !tools.linkExists(sw.bridge) { try plumb(sw) }
         return sw
     }
 

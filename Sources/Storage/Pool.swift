@@ -197,6 +197,7 @@ public final class Pool: @unchecked Sendable {
         if cfg.exported { throw LumosError.notFound("pool '\(name)' is exported; run: lumos pool import \(name)") }
         let pool = Pool(root: root, config: cfg)
         if !pool.isMountedHere { try pool.attachAndMount() }
+        pool.mountVerified = true
         return pool
     }
 
@@ -291,6 +292,7 @@ public final class Pool: @unchecked Sendable {
     }
 
     func unmountAndDetach(force: Bool) throws {
+        mountVerified = false
         if isMountedHere {
             for (loop, _) in try attachedVolumes() {
                 if !force { throw LumosError.busy("volume \(loop) of pool '\(name)' is attached; detach it first") }
@@ -366,11 +368,18 @@ public final class Pool: @unchecked Sendable {
         return Btrfs.uuidString(fsid.tuple16) == config.uuid
     }
 
+    /// Set once this process has seen the pool mounted (open, or a first dataset operation):
+    /// one command then checks once, not at every dataset operation (each check reads
+    /// /proc/self/mountinfo). Cleared when this process unmounts the pool.
+    var mountVerified = false
+
     /// Requires the pool to be mounted; every dataset operation starts here.
     func requireMounted() throws {
+        if mountVerified { return }
         guard isMountedHere else {
             throw LumosError.notFound("pool '\(name)' is not mounted at \(mountpoint); run: lumos pool import \(name)")
         }
+        mountVerified = true
     }
 
     func openRoot() throws -> Int32 {
@@ -398,7 +407,9 @@ public final class Pool: @unchecked Sendable {
     }
 
     static func unescapeMount(_ s: String) -> String {
-        s.replacingOccurrences(of: "\\040", with: " ").replacingOccurrences(of: "\\011", with: "\t").replacingOccurrences(of: "\\134", with: "\\")
+        // Nearly every field has no escape: skip three Foundation replacements per field.
+        guard s.utf8.contains(UInt8(ascii: "\\")) else { return s }
+        return s.replacingOccurrences(of: "\\040", with: " ").replacingOccurrences(of: "\\011", with: "\t").replacingOccurrences(of: "\\134", with: "\\")
     }
 
     func isRegularFile(_ p: String) -> Bool { Self.isRegularFile(p) }

@@ -15,7 +15,7 @@ enum CLI {
     /// Parses and runs a command tree; every failure is one line on stderr and a non-zero exit.
     static func run(_ type: ParsableCommand.Type, _ args: [String], name: String) -> Never {
         do {
-            var command = try type.parseAsRoot(args)
+            var command = try CommandShortcut.parse(type, args) ?? type.parseAsRoot(args)
             try command.run()
             exit(0)
         } catch let error as LumosError {

@@ -201,9 +201,10 @@ public final class Vmadm {
             let path = "\(root)/etc/\(name)"
             if lstat(path, &st) == 0 && (st.st_mode & S_IFMT) != S_IFREG { continue }
             if name == "resolv.conf" && m.resolvers.isEmpty { continue }
-            // Unchanged files are not rewritten: a boot should not pay two fsyncs for nothing.
+            // Unchanged files are not rewritten. No fsync: both are derived from the manifest
+            // again at every boot, so a power loss cannot leave them wrong for long.
             if (st.st_mode & S_IFMT) == S_IFREG, (try? FD.readText(path)) == text { continue }
-            try Files.writeBeneath(root: root, "etc/\(name)", text)
+            try Files.writeBeneath(root: root, "etc/\(name)", text, durable: false)
         }
     }
 
