@@ -81,7 +81,7 @@ public struct NetworkHost: Sendable {
 
     /// br_netfilter (on by default in every new namespace when the module is loaded) sends each
     /// bridged IPv4/IPv6/ARP frame through the IP-family hooks as well: an skb extension, header
-    /// validation and three more hook walks per packet, ~6% of the CPU a tenant-to-tenant TCP
+    /// validation and three more hook walks per packet, ~4% of the CPU a tenant-to-tenant TCP
     /// stream costs (bench/net.sh). Lumos filters bridged traffic in its own bridge-family table,
     /// so a namespace that holds only Lumos switches turns that off. The host's own namespace is
     /// left alone: other software there (container runtimes) may rely on it; see docs/net.md.
