@@ -1,21 +1,29 @@
 #!/usr/bin/env bash
 # Network benchmark, all inside network namespaces this script creates (nothing touches the
 # host's own network):
-#  1. TCP throughput between two tenants on an etherstub with anti-spoofing on, against a bare
-#     veth pair and against the same bridge without the Lumos table, in the same run (iperf3,
-#     medians of RUNS interleaved runs);
+#  1. TCP throughput between two tenants on an etherstub with anti-spoofing on (`lumos net
+#     attach`), against a bare veth pair and against a plain Linux bridge with two veths and no
+#     Lumos table (with br_netfilter off, as Lumos sets it in its switch namespace, and with the
+#     kernel default on), in the same run. Fair comparison: the same iperf3 client (one TCP
+#     stream, 1 s omitted, T seconds), client and server pinned to the same CPUs in every case,
+#     ROUNDS rounds with the order of the four cases rotated each round. Reported: median and
+#     min-max Gbit/s, the ratio of medians, the median of the per-round ratios (cases next to
+#     each other in time share the machine's load), and CPU seconds per GB (client + server, from
+#     iperf3's getrusage), which depends far less on other load than throughput does;
 #  2. time from `lumos net attach` of one NIC to the tenant's first ping reply from the host
-#     address on the switch (median of RUNS);
+#     address on the switch (median of 4×ROUNDS);
 #  3. the rate a 10 Mbit/s cap lets through in each direction;
 #  4. time from `vmadm create` of a busybox zone with one NIC to its first ping reply from
-#     the host side of the switch (median of RUNS*4), and `vmadm create` alone.
-# Usage: sudo bench/net.sh [RUNS]   (default 5 throughput runs, 20 setup runs)
+#     the host side of the switch (median of 4×ROUNDS), and `vmadm create` alone.
+# Usage: sudo bench/net.sh [ROUNDS] [T]   (default 7 rounds of 4 s)
+# LUMOS_BIN=path runs another lumos build (e.g. main's, for a before/after comparison).
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 source "$here/lib.sh"
-runs=${1:-5}
+runs=${1:-7}
+secs=${2:-4}
 setup_runs=$((runs * 4))
-lumos=$(lumos_bin)
+lumos=${LUMOS_BIN:-$(lumos_bin)}
 (cd "$here/.." && swift build -c release --product lumos-init 2>&1 | tail -1) >&2
 id="lumos-b-$$"
 work=$(mktemp -d /tmp/lumos-bench-net.XXXXXX)
@@ -42,34 +50,55 @@ nic() { echo "[{\"nic_tag\":\"stub0\",\"ips\":[\"$1/24\"],\"gateways\":[\"10.88.
 mkns "$id-a"; mkns "$id-b"
 "$lumos" net attach --tenant "aaaa0001-0000-4000-8000-$(printf %012d $$)" --netns "$id-a" -f "$(nic 10.88.0.10)" >/dev/null
 "$lumos" net attach --tenant "bbbb0001-0000-4000-8000-$(printf %012d $$)" --netns "$id-b" -f "$(nic 10.88.0.11)" >/dev/null
-# The same bridge without Lumos: two namespaces on plain veths, no nft table in their path.
-mkns "$id-p"; mkns "$id-q"; mkns "$id-pq"
-ip -n "$id-pq" link add br0 type bridge; ip -n "$id-pq" link set br0 up
-for x in p q; do
-  ip -n "$id-pq" link add v$x type veth peer name eth0 netns "$id-$x"
-  ip -n "$id-pq" link set v$x master br0 up
-done
-ip -n "$id-p" addr add 10.89.0.10/24 dev eth0; ip -n "$id-p" link set eth0 up
-ip -n "$id-q" addr add 10.89.0.11/24 dev eth0; ip -n "$id-q" link set eth0 up
+# The same bridge without Lumos: two namespaces on plain veths, no nft table in their path;
+# once with br_netfilter off (what Lumos sets in the namespace of its switches) and once with
+# the kernel's default (on).
+plainbridge() { # NAME SUBNET BRNF
+  local n=$1; mkns "$id-$n"; mkns "$id-${n}1"; mkns "$id-${n}2"
+  ip netns exec "$id-$n" sysctl -q -e -w net.bridge.bridge-nf-call-iptables="$3" net.bridge.bridge-nf-call-ip6tables="$3" net.bridge.bridge-nf-call-arptables="$3"
+  ip -n "$id-$n" link add br0 type bridge; ip -n "$id-$n" link set br0 up
+  for x in 1 2; do
+    ip -n "$id-$n" link add v$x type veth peer name eth0 netns "$id-$n$x"
+    ip -n "$id-$n" link set v$x master br0 up
+    ip -n "$id-$n$x" addr add "$2.1$x/24" dev eth0; ip -n "$id-$n$x" link set eth0 up
+  done
+}
+plainbridge p 10.89.0 0
+plainbridge n 10.91.0 1
 # A bare veth pair.
 mkns "$id-x"; mkns "$id-y"
 ip -n "$id-x" link add eth0 type veth peer name eth0 netns "$id-y"
 ip -n "$id-x" addr add 10.90.0.10/24 dev eth0; ip -n "$id-x" link set eth0 up
 ip -n "$id-y" addr add 10.90.0.11/24 dev eth0; ip -n "$id-y" link set eth0 up
 
-for s in "b 10.88.0.11" "q 10.89.0.11" "y 10.90.0.11"; do
-  set -- $s
-  ip netns exec "$id-$1" iperf3 -s -B "$2" >/dev/null 2>&1 & pids+=($!)
+cases=("lumos $id-a $id-b 10.88.0.11" "bridge $id-p1 $id-p2 10.89.0.12" "bridge_brnf $id-n1 $id-n2 10.91.0.12" "veth $id-x $id-y 10.90.0.11")
+for c in "${cases[@]}"; do
+  set -- $c
+  ip netns exec "$3" iperf3 -s -B "$4" >/dev/null 2>&1 & pids+=($!)
 done
 sleep 0.5
-gbits() { ip netns exec "$1" iperf3 -c "$2" -t 3 -O 1 -J | python3 -c 'import json,sys; print("%.3f" % (json.load(sys.stdin)["end"]["sum_received"]["bits_per_second"]/1e9))'; }
-lumos_t=(); bridge_t=(); veth_t=()
+pin=(); [[ $(nproc) -ge 2 ]] && pin=(-A 0,1)
+# "Gbit/s CPU-s/GB" of one run
+tcp() { local out; for _ in 1 2 3; do out=$(tcp1 "$@" 2>/dev/null) && { echo "$out"; return; }; sleep 1; done; return 1; }
+tcp1() { ip netns exec "$1" iperf3 -c "$2" -t "$secs" -O 1 "${pin[@]}" -J | python3 -c '
+import json, sys
+e = json.load(sys.stdin)["end"]; r = e["sum_received"]; c = e["cpu_utilization_percent"]
+print("%.3f %.3f" % (r["bits_per_second"] / 1e9, (c["host_total"] + c["remote_total"]) / 100 * r["seconds"] / (r["bytes"] / 1e9)))'; }
+declare -A gbit cpu
 for i in $(seq "$runs"); do
-  lumos_t+=("$(gbits "$id-a" 10.88.0.11)")
-  bridge_t+=("$(gbits "$id-p" 10.89.0.11)")
-  veth_t+=("$(gbits "$id-x" 10.90.0.11)")
+  for k in 0 1 2 3; do
+    set -- ${cases[$(( (i + k) % 4 ))]}
+    read -r g u < <(tcp "$2" "$4")
+    gbit[$1]+="$g "; cpu[$1]+="$u "
+  done
 done
-l=$(printf '%s\n' "${lumos_t[@]}" | median); b=$(printf '%s\n' "${bridge_t[@]}" | median); v=$(printf '%s\n' "${veth_t[@]}" | median)
+r2() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.2f", a / b }'; }
+med() { printf '%s\n' $1 | median; }
+spread() { printf '%s\n' $1 | sort -n | sed -n '1p;$p' | paste -sd- | sed 's/-/–/'; }
+# median over rounds of A[i]/B[i]
+pairedratio() { paste <(printf '%s\n' $1) <(printf '%s\n' $2) | awk '{printf "%.4f\n", $1/$2}' | median | xargs printf '%.2f'; }
+l=$(med "${gbit[lumos]}"); b=$(med "${gbit[bridge]}"); bn=$(med "${gbit[bridge_brnf]}"); v=$(med "${gbit[veth]}")
+lc=$(med "${cpu[lumos]}"); bc=$(med "${cpu[bridge]}"); bnc=$(med "${cpu[bridge_brnf]}"); vc=$(med "${cpu[veth]}")
 
 # Setup: attach one NIC, then ping the host address from the tenant until the first reply.
 setup=(); attach=()
@@ -90,7 +119,15 @@ s=$(printf '%s\n' "${setup[@]}" | median); a=$(printf '%s\n' "${attach[@]}" | me
 mkns "$id-c"
 "$lumos" net attach --tenant "dddd0001-0000-4000-8000-$(printf %012d $$)" --netns "$id-c" \
   -f "$(nic 10.88.0.12 ',"lumos_rx_maxbw_mbps":10,"lumos_tx_maxbw_mbps":10')" >/dev/null
-mbits() { ip netns exec "$id-c" iperf3 -c 10.88.0.11 -t 4 -O 1 -J $1 | python3 -c 'import json,sys; print("%.2f" % (json.load(sys.stdin)["end"]["sum_received"]["bits_per_second"]/1e6))'; }
+# The server may still be finishing the previous test ("busy"): try again after a pause.
+mbits() {
+  local out
+  for _ in 1 2 3; do
+    out=$(ip netns exec "$id-c" iperf3 -c 10.88.0.11 -t 4 -O 1 -J $1 | python3 -c 'import json,sys; print("%.2f" % (json.load(sys.stdin)["end"]["sum_received"]["bits_per_second"]/1e6))' 2>/dev/null) && { echo "$out"; return; }
+    sleep 1
+  done
+  echo "iperf3 to the capped tenant failed 3 times" >&2; return 1
+}
 up=$(mbits ""); down=$(mbits -R)
 
 # vmadm: create a busybox zone with one NIC, then ping it from the host side of the switch
@@ -110,15 +147,28 @@ for i in $(seq "$setup_runs"); do
   vm_ping+=("$(ms_since "$t0")")
   "$lumos" vm delete "$("$lumos" vm list -H -o uuid | head -1)" 2>/dev/null
 done
-vc=$(printf '%s\n' "${vm_create[@]}" | median); vp=$(printf '%s\n' "${vm_ping[@]}" | median)
+vmc=$(printf '%s\n' "${vm_create[@]}" | median); vmp=$(printf '%s\n' "${vm_ping[@]}" | median)
 
+echo "| TCP, one stream, $runs rounds of ${secs} s | Gbit/s median (min–max) | ratio of medians to lumos | median per-round ratio | CPU s/GB | efficiency ratio |"
+echo "|---|---|---|---|---|---|"
+row() { # NAME LABEL MEDIAN CPUMEDIAN
+  local r p e
+  r=$(r2 "$l" "$3"); p=$(pairedratio "${gbit[lumos]}" "${gbit[$1]}"); e=$(r2 "$4" "$lc")
+  [[ $1 == lumos ]] && { r=; p=; e=; }
+  echo "| $2 | $3 ($(spread "${gbit[$1]}")) | $r | $p | $4 | $e |"
+}
+row lumos "two tenants on an etherstub, anti-spoofing on (lumos)" "$l" "$lc"
+row veth "bare veth pair" "$v" "$vc"
+row bridge "bridge + 2 veths, no table, br_netfilter off" "$b" "$bc"
+row bridge_brnf "bridge + 2 veths, no table, br_netfilter on (kernel default)" "$bn" "$bnc"
+echo
+echo "Ratios are lumos / peer (≥ 0.9 against the bare veth pair is the target); efficiency ratio is peer CPU s/GB / lumos CPU s/GB."
+echo
 echo "| measure | lumos | peer | ratio |"
 echo "|---|---|---|---|"
-echo "| TCP Gbit/s, two tenants on an etherstub, anti-spoofing on vs bare veth pair | $l | $v | $(ratio "$l" "$v") |"
-echo "| TCP Gbit/s, same vs bridge + veths without the Lumos table | $l | $b | $(ratio "$l" "$b") |"
 echo "| \`lumos net attach\` of one NIC (ms, median of $setup_runs) | $a | | |"
 echo "| attach → first ping reply from the host (ms, median of $setup_runs) | $s | | |"
-echo "| \`vmadm create\` of a busybox zone with one NIC (ms, median of $setup_runs) | $vc | | |"
-echo "| \`vmadm create\` → first ping reply from the host side (ms, median of $setup_runs; target < 150) | $vp | | |"
-echo "| 10 Mbit/s cap, tenant sending (Mbit/s) | $up | 10 | $(ratio "$up" 10) |"
-echo "| 10 Mbit/s cap, tenant receiving (Mbit/s) | $down | 10 | $(ratio "$down" 10) |"
+echo "| \`vmadm create\` of a busybox zone with one NIC (ms, median of $setup_runs) | $vmc | | |"
+echo "| \`vmadm create\` → first ping reply from the host side (ms, median of $setup_runs; target < 150) | $vmp | | |"
+echo "| 10 Mbit/s cap, tenant sending (Mbit/s) | $up | 10 | $(r2 "$up" 10) |"
+echo "| 10 Mbit/s cap, tenant receiving (Mbit/s) | $down | 10 | $(r2 "$down" 10) |"

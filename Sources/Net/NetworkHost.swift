@@ -76,6 +76,20 @@ public struct NetworkHost: Sendable {
         for a in sw.hostAddresses { lines.append("addr add \(a) dev \(sw.bridge)") }
         lines.append("link set \(sw.bridge) up")
         try tools.ipBatch(lines)
+        try bypassBridgeNetfilter()
+    }
+
+    /// br_netfilter (on by default in every new namespace when the module is loaded) sends each
+    /// bridged IPv4/IPv6/ARP frame through the IP-family hooks as well: an skb extension, header
+    /// validation and three more hook walks per packet, ~4% of the CPU a tenant-to-tenant TCP
+    /// stream costs (bench/net.sh). Lumos filters bridged traffic in its own bridge-family table,
+    /// so a namespace that holds only Lumos switches turns that off. The host's own namespace is
+    /// left alone: other software there (container runtimes) may rely on it; see docs/net.md.
+    func bypassBridgeNetfilter() throws {
+        guard namespace != .current else { return }
+        let keys = ["iptables", "ip6tables", "arptables"].map { "net.bridge.bridge-nf-call-\($0)=0" }
+        // -e: without br_netfilter the keys do not exist, and there is nothing to turn off.
+        try Exec.run(namespace.command(["sysctl", "-q", "-e", "-w"] + keys))
     }
 
     /// Makes sure a switch's bridge exists; returns its config. Lock held by the caller.

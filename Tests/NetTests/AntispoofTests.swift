@@ -9,6 +9,7 @@ import Testing
         let script = Antispoof.addScript([PortPolicy(port: "lzaabbccdd0", mac: mac, spec: spec)])
         #expect(script == """
         add element bridge lumos ports { "lzaabbccdd0" }
+        add element bridge lumos port_ethertypes { "lzaabbccdd0" . ip : goto tenant_ipv4, "lzaabbccdd0" . ip6 : goto tenant_ipv6, "lzaabbccdd0" . arp : goto tenant_arp }
         add element bridge lumos mac_ok { "lzaabbccdd0" . 02:00:00:00:00:01 }
         add element bridge lumos v4_ok { "lzaabbccdd0" . 02:00:00:00:00:01 . 10.0.0.5 }
         add element bridge lumos v6_ok { "lzaabbccdd0" . 02:00:00:00:00:01 . 2001:db8::5, "lzaabbccdd0" . 02:00:00:00:00:01 . fe80::ff:fe00:1 }
@@ -32,6 +33,8 @@ import Testing
         #expect(sets["dhcp_server_ok"] == ["\"p\""])
         #expect(sets["restricted_ok"] == ["\"p\""])
         #expect(sets["blocked_ports"] == ["\"p\" . 25", "\"p\" . 6667"])
+        // Only a port with blocked ports has its destination ports looked up.
+        #expect(sets["blocking"] == ["\"p\""])
 
         var ipOnly = NicSpec(nicTag: "stub0", ips: ["10.0.0.5/24"])
         ipOnly.allowIPSpoofing = true
@@ -41,7 +44,7 @@ import Testing
         #expect(s2["v4_range_ok"] == ["\"p\" . 02:00:00:00:00:01 . 0.0.0.0/0"])
         #expect(s2["v6_range_ok"] == ["\"p\" . 02:00:00:00:00:01 . ::/0"])
         #expect(s2["nd_ok"] == ["\"p\" . 02:00:00:00:00:01 . 0x00000000000000000000000000000000-0xffffffffffffffffffffffffffffffff"])
-        #expect(s2["dhcp_server_ok"] == nil && s2["restricted_ok"] == nil)
+        #expect(s2["dhcp_server_ok"] == nil && s2["restricted_ok"] == nil && s2["blocking"] == nil)
     }
 
     @Test func rebuildReplacesTheTableInOneTransaction() {
