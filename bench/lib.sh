@@ -8,7 +8,7 @@ ratio() { echo "scale=2; $1 / $2" | bc; }
 lumos_bin() {
   local root; root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
   if [[ ! -x $root/.build/release/lumos || ${REBUILD:-1} == 1 ]]; then
-    (cd "$root" && swift build -c release --product lumos --static-swift-stdlib 2>&1 | tail -1) >&2
+    (cd "$root" && swift build -c release --product lumos -Xswiftc -static-executable 2>&1 | tail -1) >&2
   fi
   echo "$root/.build/release/lumos"
 }

@@ -9,7 +9,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/install-deps.sh
-swift build -c release --product lumos --static-swift-stdlib 2>&1 | tail -1
+swift build -c release --product lumos -Xswiftc -static-executable 2>&1 | tail -1
 swift build -c release --product lumos-init 2>&1 | tail -1
 install -m 0755 .build/release/lumos /usr/local/bin/lumos
 install -D -m 0755 .build/release/lumos-init /usr/local/lib/lumos/lumos-init

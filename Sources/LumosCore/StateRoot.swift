@@ -32,12 +32,16 @@ public enum Files {
     }
 
     /// mkdir -p.
+    /// `mkdir -p -m MODE`: missing parents get 0755 and only `path` itself gets `mode`, so a
+    /// private leaf (0700) made first cannot close a shared parent such as the state root,
+    /// which zones' unprivileged roots must be able to pass through.
     public static func makeDirectories(_ path: String, mode: mode_t = 0o755) throws {
         if isDirectory(path) { return }
         var acc = path.hasPrefix("/") ? "" : "."
-        for part in path.split(separator: "/") {
+        let parts = path.split(separator: "/")
+        for (i, part) in parts.enumerated() {
             acc += "/" + part
-            if mkdir(acc, mode) != 0 && errno != EEXIST { throw Errno(errno, "mkdir", acc) }
+            if mkdir(acc, i == parts.count - 1 ? mode : 0o755) != 0 && errno != EEXIST { throw Errno(errno, "mkdir", acc) }
         }
     }
 

@@ -18,6 +18,24 @@ import Testing
                 + "    3    syscall                                                read return\n")
     }
 
+    /// A plain syscall name is looked up with one access(2); a glob reads the list. Both
+    /// must agree with the tracefs listing, and a name is never a path.
+    @Test(.enabled(if: isRoot, "needs root to read tracefs"))
+    func syscallNamesAndGlobsResolveAlike() throws {
+        let catalog = try KernelProbeCatalog()
+        #expect(catalog.syscalls(matching: "getppid") == ["getppid"])
+        #expect(catalog.syscalls(matching: "no_such_syscall").isEmpty)
+        #expect(catalog.syscalls(matching: "../syscalls/sys_enter_read").isEmpty)
+        let reads = catalog.syscalls(matching: "read*")
+        #expect(reads.contains("read") && reads.contains("readv") && reads.allSatisfy { $0.hasPrefix("read") })
+        #expect(catalog.syscalls(matching: "*").count == catalog.syscalls.count)
+        #expect(catalog.syscalls.count > 200)
+        #expect(catalog.syscallNumbers["getppid"] == 110)
+        let (one, matched) = try catalog.resolve(ProbeDescription(provider: "syscall", module: "", function: "getppid", name: "entry", location: SourceLocation(line: 1, column: 1)))
+        #expect(matched == 1 && one.count == 1)
+        #expect(Tracefs.isTracefs(try Tracefs.locate().root))
+    }
+
     @Test(.enabled(if: isRoot, "needs root to read tracefs"))
     func kernelProbes() throws {
         let probes = ProbeList.kernel(tracefs: try Tracefs.locate())

@@ -28,14 +28,15 @@ public final class BPFProgram: @unchecked Sendable {
         self.kind = kind
         self.name = name
         let bytes = instructions.flatMap(\.bytes)
-        var log = [CChar](repeating: 0, count: logSize)
-        // First try without a log (fast path); on failure reload with level 1 to explain it.
+        // First try without a log (fast path); on failure reload with level 1 to explain it
+        // (the 1 MiB log buffer is only allocated then).
         var r = bytes.withUnsafeBytes { clinux_bpf_prog_load(kind.rawValue, $0.baseAddress, UInt32(instructions.count), "GPL", nil, 0, 0, name) }
         if r < 0 {
             let first = errno
             if first == EPERM {
                 throw LumosError(.permission, "cannot load BPF program \(name): permission denied; run dtrace as root", errno: first)
             }
+            var log = [CChar](repeating: 0, count: logSize)
             r = bytes.withUnsafeBytes { b in
                 log.withUnsafeMutableBufferPointer { clinux_bpf_prog_load(kind.rawValue, b.baseAddress, UInt32(instructions.count), "GPL", $0.baseAddress, UInt32(logSize), 1, name) }
             }

@@ -23,7 +23,6 @@ public final class DCompiler {
     var zeroMap = -1
     var zoneNameMap: Int?
     var syscallNameMap: Int?
-    var syscallNames: [Int: String] = [:]
     /// CLOCK_REALTIME - CLOCK_MONOTONIC, so walltimestamp = ktime_get_ns() + offset.
     let wallClockOffset: Int64
     /// task_struct offsets for ppid, from kernel BTF on first use (nil: not available).
@@ -38,7 +37,16 @@ public final class DCompiler {
     public var aggregationEntries = 4096
     public var ringBufferBytes = 4 << 20
 
-    public init(catalog: ProbeCatalog, syscallNumbers: [String: Int] = [:], ringBufferBytes: Int = 4 << 20) {
+    /// Names by number, read only by programs that need them (probefunc of a multi-syscall probe).
+    lazy var syscallNames: [Int: String] = {
+        var names: [Int: String] = [:]
+        for (name, n) in syscallNumbersSource() { names[n] = name }
+        return names
+    }()
+    let syscallNumbersSource: () -> [String: Int]
+
+    public init(catalog: ProbeCatalog, syscallNumbers: @escaping @autoclosure () -> [String: Int] = [:], ringBufferBytes: Int = 4 << 20) {
+        syscallNumbersSource = syscallNumbers
         self.catalog = catalog
         var rt = timespec(), mono = timespec()
         clock_gettime(CLOCK_REALTIME, &rt)
@@ -47,7 +55,6 @@ public final class DCompiler {
         var size = 4096
         while size < ringBufferBytes { size <<= 1 }
         self.ringBufferBytes = size
-        for (name, n) in syscallNumbers { syscallNames[n] = name }
         ringBufferMap = 0
         maps.append(MapSpec(name: "dt_events", kind: .ringBuffer, keySize: 0, valueSize: 0, maxEntries: size))
         dropsMap = 1

@@ -1,3 +1,4 @@
+import CLinux
 import Glibc
 import LumosCore
 
@@ -45,7 +46,10 @@ public struct Tracefs: Sendable {
 
     /// Finds tracefs in /proc/mounts (or debugfs's tracing directory); mounts it at
     /// /sys/kernel/tracing when nothing is mounted and `mountIfNeeded` is set.
-    public static func locate(mountIfNeeded: Bool = true, mounts: MountTable = .read()) throws -> Tracefs {
+    public static func locate(mountIfNeeded: Bool = true, mounts given: MountTable? = nil) throws -> Tracefs {
+        // The usual place first: one statfs(2) instead of reading and parsing /proc/mounts.
+        if given == nil, isTracefs(defaultMountPoint) { return Tracefs(root: defaultMountPoint) }
+        let mounts = given ?? .read()
         if let p = mounts.mountPoint(ofType: "tracefs") { return Tracefs(root: p) }
         if let d = mounts.mountPoint(ofType: "debugfs"), Files.exists(d + "/tracing/events") {
             return Tracefs(root: d + "/tracing")
@@ -58,6 +62,12 @@ public struct Tracefs: Sendable {
             throw LumosError(.permission, "cannot mount tracefs at \(defaultMountPoint): \(String(cString: strerror(e))); run as root or mount it with: mount -t tracefs nodev \(defaultMountPoint)", errno: e)
         }
         return Tracefs(root: defaultMountPoint)
+    }
+
+    /// TRACEFS_MAGIC from linux/magic.h.
+    static func isTracefs(_ path: String) -> Bool {
+        var st = statfs()
+        return statfs(path, &st) == 0 && UInt64(bitPattern: Int64(st.f_type)) == 0x7472_6163
     }
 
     var eventsDirectory: String { root + "/events" }

@@ -86,7 +86,7 @@ public enum DTrace {
         defer { if outFD != 1 { close(outFD) } }
 
         let session = try TraceSession(script: script, options: options, output: outFD)
-        session.zoneNames = ZoneNameMap.load()
+        if script.zoneNameMap != nil { session.zoneNames = ZoneNameMap.load() }
         do {
             try session.load()
         } catch let e as DCompileError {

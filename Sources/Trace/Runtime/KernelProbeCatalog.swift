@@ -6,20 +6,50 @@ import LumosCore
 /// of its own (`sched:::sched_switch`, `block:::block_rq_issue`).
 public final class KernelProbeCatalog: ProbeCatalog, @unchecked Sendable {
     let root: String
-    /// Syscalls that have tracepoints, by name, with their numbers when known.
-    public let syscalls: [String]
-    public let syscallNumbers: [String: Int]
     var formats: [String: [TracepointField]] = [:]
     /// $target: the -p process, or the -c command's pid (its binary is `targetCommand`'s).
     public var targetPID: Int32?
     public var targetCommand: String?
     let lock = PthreadMutex()
+    /// Filled on first use: a program naming one syscall needs neither the list of 700-odd
+    /// syscall tracepoints nor the header of syscall numbers, and start-up is the time to
+    /// the first probe (bench/trace).
+    private let lazyLock = PthreadMutex()
+    private var cachedSyscalls: [String]?
+    private var cachedNumbers: [String: Int]?
 
     public init() throws {
         root = try Tracefs.locate().root
-        let names = Files.list("\(root)/events/syscalls")
-        syscalls = names.filter { $0.hasPrefix("sys_enter_") }.map { String($0.dropFirst("sys_enter_".count)) }.sorted()
-        syscallNumbers = KernelProbeCatalog.readSyscallNumbers()
+    }
+
+    /// Syscalls that have tracepoints, by name.
+    public var syscalls: [String] {
+        lazyLock.locked {
+            if let s = cachedSyscalls { return s }
+            let s = Files.list("\(root)/events/syscalls").filter { $0.hasPrefix("sys_enter_") }
+                .map { String($0.dropFirst("sys_enter_".count)) }.sorted()
+            cachedSyscalls = s
+            return s
+        }
+    }
+
+    /// Syscall numbers by name, from the installed kernel headers.
+    public var syscallNumbers: [String: Int] {
+        lazyLock.locked {
+            if let n = cachedNumbers { return n }
+            let n = KernelProbeCatalog.readSyscallNumbers()
+            cachedNumbers = n
+            return n
+        }
+    }
+
+    /// The syscalls a probe's function field names: one access(2) for a plain name,
+    /// the whole list only for a glob.
+    func syscalls(matching function: String) -> [String] {
+        if !function.isEmpty && !function.contains(where: { "*?[/".contains($0) }) {
+            return exists("syscalls", "sys_enter_" + function) ? [function] : []
+        }
+        return syscalls.filter { globMatch(function, $0) }
     }
 
     /// `__NR_name number` from the installed kernel headers (x86_64).
@@ -69,7 +99,7 @@ public final class KernelProbeCatalog: ProbeCatalog, @unchecked Sendable {
         // syscall provider.
         if globMatch(d.provider, "syscall") && !(anyProvider && d.name.isEmpty && d.function.isEmpty) {
             for (entry, name) in [(true, "entry"), (false, "return")] where globMatch(d.name, name) {
-                let fns = syscalls.filter { globMatch(d.function, $0) }
+                let fns = syscalls(matching: d.function)
                 guard !fns.isEmpty else { continue }
                 if fns.count == 1 {
                     probes.append(ResolvedProbe(provider: "syscall", function: fns[0], name: name,

@@ -4,7 +4,8 @@
 /// process that has since exited still resolve if it was seen alive). Unknown addresses
 /// print as hex, as DTrace does.
 final class StackSymbols {
-    lazy var kernel = KernelSymbols.load()
+    let kernelSymbols = LazyKernelSymbols()
+    var kernel: KernelSymbols { kernelSymbols.value }
     var processes: [Int32: ProcessSymbols] = [:]
 
     /// Frames of a stack value: 8 bytes of pid, then up to Layout.stackFrames addresses.
@@ -28,5 +29,21 @@ final class StackSymbols {
             }
         }
         return out
+    }
+}
+
+/// /proc/kallsyms, read on first use only: reading it costs tens of milliseconds, and only
+/// stacks and %a/%A of kernel addresses need it.
+final class LazyKernelSymbols: @unchecked Sendable {
+    private let lock = PthreadMutex()
+    private var loaded: KernelSymbols?
+
+    var value: KernelSymbols {
+        lock.locked {
+            if let k = loaded { return k }
+            let k = KernelSymbols.load()
+            loaded = k
+            return k
+        }
     }
 }

@@ -53,7 +53,6 @@ public final class TraceSession {
         if let z = script.zoneNameMap {
             for (id, name) in zoneNames { try maps[z].update(le64(id), paddedString(name)) }
         }
-        ring = try RingBuffer(map: maps[script.ringBufferMap])
         for p in script.programs {
             var code = p.instructions
             for r in p.mapRelocations { code[r.instruction].imm = maps[r.map].fd }
@@ -104,11 +103,13 @@ public final class TraceSession {
     /// Runs the BEGIN (or END) clauses in this task, in order.
     public func run(_ point: ProbeAttachPoint, arguments: [UInt64] = []) throws {
         let context = (0..<6).flatMap { i in le64(i < arguments.count ? arguments[i] : 0) }
+        var ran = false
         for (p, prog) in loaded where p.probe.attach == point {
             try prog.testRun(context: context)
+            ran = true
             if exitStatus != nil && point == .begin { break }
         }
-        drain()
+        if ran || point != .begin { drain() }
     }
 
     // MARK: Records
@@ -116,13 +117,28 @@ public final class TraceSession {
     /// Waits up to `timeoutMs` for records and prints them. Returns the number handled.
     @discardableResult
     public func poll(timeoutMs: Int32) -> Int {
-        ring?.wait(timeoutMs: timeoutMs)
+        openRing()?.wait(timeoutMs: timeoutMs)
         return drain()
+    }
+
+    /// The ring buffer is mapped at its first read, not at load: mapping it populates the page
+    /// tables for twice its size (4 MiB by default), and a program without BEGIN output can
+    /// have its probes firing before that. Records wait in the kernel until then.
+    @discardableResult
+    func openRing() -> RingBuffer? {
+        if let ring { return ring }
+        guard script.ringBufferMap < maps.count else { return nil }
+        do {
+            ring = try RingBuffer(map: maps[script.ringBufferMap])
+        } catch {
+            FD.writeAll(2, Array("dtrace: cannot read the trace buffer: \(error)\n".utf8))
+        }
+        return ring
     }
 
     @discardableResult
     public func drain() -> Int {
-        guard let ring else { return 0 }
+        guard let ring = openRing() else { return 0 }
         var out = ""
         let n = ring.drain { record in out += self.render(record) }
         write(out)
@@ -239,8 +255,8 @@ public final class TraceSession {
     /// %a / %A: kernel addresses resolve through kallsyms; user addresses (which need the
     /// process that recorded them) print as hex.
     var addressSymbolizer: AddressSymbolizer {
-        let kernel = symbols.kernel
-        return { address in address >= 0xffff_8000_0000_0000 ? kernel.symbolize(address) : nil }
+        let kernel = symbols.kernelSymbols
+        return { address in address >= 0xffff_8000_0000_0000 ? kernel.value.symbolize(address) : nil }
     }
 
     /// Faults counted so far (reported on stderr as DTrace does).
