@@ -1,6 +1,7 @@
 import ArgumentParser
 import Glibc
 import LumosCore
+import Trace
 
 // The multi-call entry point: `lumos <group> ...`, or a SmartOS name chosen by argv[0]
 // (`zfs` and `zpool` map to the storage groups; vmadm, imgadm, zlogin, dladm and dtrace
@@ -11,10 +12,12 @@ let args = Array(CommandLine.arguments.dropFirst())
 switch invokedAs {
 case "zfs": CLI.run(DatasetCommand.self, args, name: "zfs")
 case "zpool": CLI.run(PoolCommand.self, args, name: "zpool")
-case "dtrace": CLI.run(TraceCommand.self, args, name: "dtrace")
+case "dtrace": exit(DTraceCommandLine.main(args, programName: "dtrace"))
 case "zlogin": CLI.run(Zlogin.self, args, name: "zlogin")
 case "vmadm": CLI.run(VmadmCommand.self, args, name: "vmadm")
 case "imgadm": CLI.run(ImgadmCommand.self, args, name: "imgadm")
 case "dladm": CLI.run(Dladm.self, args, name: "dladm")
-default: CLI.run(Lumos.self, args, name: "lumos")
+default:
+    if args.first == "trace" { exit(DTraceCommandLine.main(Array(args.dropFirst()), programName: "lumos")) }
+    CLI.run(Lumos.self, args, name: "lumos")
 }
