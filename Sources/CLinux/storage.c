@@ -216,3 +216,7 @@ int clinux_btrfs_scrub_cancel(int fs_fd) {
 int clinux_loop_set_capacity(int loop_fd) {
     return ioctl(loop_fd, LOOP_SET_CAPACITY, 0);
 }
+
+int clinux_btrfs_sync(int fs_fd) {
+    return ioctl(fs_fd, BTRFS_IOC_SYNC, NULL);
+}

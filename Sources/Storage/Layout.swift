@@ -86,6 +86,10 @@ enum XAttr {
     static let quota = prefix + "quota"
     static let refquota = prefix + "refquota"
     static let origin = prefix + "origin"
+    /// On a snapshot's holder directory: the generation of the dataset's head, committed, when
+    /// Lumos last made that head equal to the snapshot (receive, rollback). Kept outside the
+    /// head so that recording it does not change what it records.
+    static let headGeneration = prefix + "head-generation"
     static let volsize = prefix + "volsize"
     static let attached = prefix + "attached"
     static let userPrefix = prefix + "u."

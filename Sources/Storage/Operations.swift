@@ -1,3 +1,4 @@
+import CLinux
 import Foundation
 import Glibc
 import LumosCore
@@ -267,6 +268,7 @@ extension Pool {
         let fd = try openRoot()
         defer { close(fd) }
         try replaceHead(current, with: src, all: all, fd: fd)
+        recordCleanHead(current.name, equals: src.name, fd: fd)
         for n in newer.sorted(by: { $0.info.id > $1.info.id }) {
             try Btrfs.delete(n.path)
             rmdir(snapshotHolder(n.name))
@@ -276,6 +278,25 @@ extension Pool {
 
     /// Replaces a dataset's subvolume by a writable snapshot of `src`, moving child datasets
     /// across and keeping the dataset's current properties (journaled; see RollbackPlan).
+    /// Commits the pool's transaction and records the head's generation on the snapshot's
+    /// holder: a later incremental receive compares against it to tell the user's changes from
+    /// Lumos's own (properties and quota groups set on a new head raise its generation too,
+    /// once the transaction commits, which may be 30 s later).
+    func recordCleanHead(_ ds: DatasetName, equals snap: DatasetName, fd: Int32) {
+        guard clinux_btrfs_sync(fd) == 0, let info = try? Btrfs.info(path(ds)) else { return }
+        try? Btrfs.setxattr(snapshotHolder(snap), XAttr.headGeneration, String(info.generation))
+    }
+
+    /// Whether the head changed since Lumos made it equal to `base` (or since `base` was
+    /// taken). Commits first: uncommitted writes do not show in a subvolume's generation.
+    func headModified(_ ds: DatasetName, since base: Entry, fd: Int32) throws -> Bool {
+        _ = clinux_btrfs_sync(fd)
+        let head = try entry(ds)
+        let clean = Btrfs.getxattr(snapshotHolder(base.name), XAttr.headGeneration).flatMap { UInt64($0) }
+            ?? max(base.info.otransid, head.info.otransid)
+        return head.info.generation > clean
+    }
+
     func replaceHead(_ current: Entry, with src: Entry, all: [Entry], fd: Int32) throws {
         let ds = current.name
         let id = UUID().uuidString

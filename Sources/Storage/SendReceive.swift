@@ -169,10 +169,10 @@ extension Pool {
                     throw LumosError.busy("'\(ds)' has snapshots newer than the stream's base '\(b.name)' (\(newer.name)); destroy them first")
                 }
                 // As zfs receive: the head must not have changed since the base, unless -F
-                // (its changes are then discarded). Taking a snapshot stamps the source's
-                // generation with the snapshot's transaction; any later write raises it.
-                let head = try entry(ds)
-                if !force && head.info.generation > max(b.info.otransid, head.info.otransid) {
+                // (its changes are then discarded).
+                let rootFD = try openRoot()
+                defer { close(rootFD) }
+                if !force, try headModified(ds, since: b, fd: rootFD) {
                     throw LumosError.busy("destination '\(ds)' has been modified since snapshot '\(b.name)'; roll it back (lumos dataset rollback \(b.name)) or receive with -F to discard the changes")
                 }
                 baseEntry = b
@@ -289,6 +289,7 @@ extension Pool {
                 try Self.crashPoint("receive.before-rename")
                 try sys("rename", "\(ds)") { rename(tmp, path(ds)) }
                 journal.commit()
+                recordCleanHead(ds, equals: snapName, fd: fd)
             } catch {
                 journal.commit()
                 try? Btrfs.delete(tmp)
@@ -303,6 +304,7 @@ extension Pool {
             // Move the head forward to the received snapshot, as zfs receive does.
             let all = try entries()
             try replaceHead(try entry(ds), with: try entry(snapName), all: all, fd: fd)
+            recordCleanHead(ds, equals: snapName, fd: fd)
         }
         return snapName
     }

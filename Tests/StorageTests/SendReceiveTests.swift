@@ -77,6 +77,45 @@ struct SendReceiveTests {
         #expect(throws: LumosError.self) { _ = try receiveBytes(dst, target, inc, dir: s.dir) }
     }
 
+    /// The backup cycle: full today, incrementals later into the untouched copy. Lumos's own
+    /// setup of a received head (properties, quota group) must not count as a change once its
+    /// transaction commits, and a change made a moment before the receive must.
+    @Test func incrementalsIntoAnUntouchedReceivedHeadAcrossCommits() throws {
+        let s = try Scratch()
+        defer { s.cleanup() }
+        let pool = try s.pool()
+        let ds = try DatasetName("tank/src"), copy = try DatasetName("tank/copy")
+        try pool.createFilesystem(ds)
+        let dir = try pool.mountpoint(ds)
+        try writeFile(dir + "/a", randomBytes(4096))
+        try pool.snapshot(ds.at("1"))
+        _ = try receiveBytes(pool, copy, try sendToBytes(pool, ds.at("1"), dir: s.dir), dir: s.dir)
+        sync()   // commit, as the periodic commit would some seconds later
+        try writeFile(dir + "/b", randomBytes(4096))
+        try pool.snapshot(ds.at("2"))   // commits the pool's transaction too
+        #expect(try receiveBytes(pool, copy, try sendToBytes(pool, ds.at("2"), from: ds.at("1"), dir: s.dir), dir: s.dir) == copy.at("2"))
+        sync()
+        try writeFile(dir + "/c", randomBytes(4096))
+        try pool.snapshot(ds.at("3"))
+        #expect(try receiveBytes(pool, copy, try sendToBytes(pool, ds.at("3"), from: ds.at("2"), dir: s.dir), dir: s.dir) == copy.at("3"))
+        #expect(treeDigest(try pool.mountpoint(copy)) == treeDigest(try pool.mountpoint(ds.at("3"))))
+
+        // A change not yet committed is still a change.
+        try writeFile(try pool.mountpoint(copy) + "/local", [1])
+        try writeFile(dir + "/d", randomBytes(4096))
+        try pool.snapshot(ds.at("4"))
+        let next = try sendToBytes(pool, ds.at("4"), from: ds.at("3"), dir: s.dir)
+        try writeFile(try pool.mountpoint(copy) + "/late", [2])
+        do { _ = try receiveBytes(pool, copy, next, dir: s.dir); Issue.record("modified destination accepted") } catch let e as LumosError {
+            #expect(e.message.contains("has been modified"))
+        }
+        // After a rollback the head is clean again, also once committed.
+        try pool.rollback(copy.at("3"))
+        sync()
+        #expect(try receiveBytes(pool, copy, next, dir: s.dir) == copy.at("4"))
+        #expect(treeDigest(try pool.mountpoint(copy)) == treeDigest(try pool.mountpoint(ds.at("4"))))
+    }
+
     @Test func streamForTheWrongParentIsRefused() throws {
         let s = try Scratch()
         defer { s.cleanup() }

@@ -19,6 +19,9 @@ int clinux_loop_backing(int loop_fd, char *path, size_t len, uint64_t *inode, ui
 
 // btrfs quota and qgroups (BTRFS_IOC_QUOTA_CTL / QGROUP_CREATE / QGROUP_ASSIGN / QGROUP_LIMIT).
 int clinux_btrfs_quota_enable(int fs_fd);
+// Commits the file system's running transaction (BTRFS_IOC_SYNC): a subvolume's generation
+// shows a change only once its transaction has committed.
+int clinux_btrfs_sync(int fs_fd);
 int clinux_btrfs_qgroup_create(int fs_fd, uint64_t qgroupid, int create);
 int clinux_btrfs_qgroup_assign(int fs_fd, uint64_t src, uint64_t dst, int assign);
 // Set the flagged limits on qgroupid; a value of UINT64_MAX means "no limit".
