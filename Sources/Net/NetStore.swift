@@ -125,6 +125,13 @@ public struct NetStore: Sendable {
     public func save(_ s: VirtualSwitch) throws { try save(s, "switches", s.name) }
     public func removeSwitch(_ name: String) { remove("switches", name) }
 
+    /// The network namespace this state root's switches live in, recorded with the first
+    /// switch: later commands (a `vmadm delete` from a shell without $LUMOS_NET_NETNS) find the
+    /// switches, the table and the tenants' links where they are.
+    public func switchNamespace() -> NetNamespace? { try? load(NetNamespace.self, "switches", ".namespace") }
+    public func saveSwitchNamespace(_ ns: NetNamespace) throws { try save(ns, "switches", ".namespace") }
+    public func removeSwitchNamespace() { remove("switches", ".namespace") }
+
     public func tenant(_ uuid: String) throws -> TenantRecord? { try load(TenantRecord.self, "tenants", uuid) }
     public func tenants() throws -> [TenantRecord] { try all(TenantRecord.self, "tenants") }
     public func save(_ t: TenantRecord) throws { try save(t, "tenants", t.uuid, durable: false) }

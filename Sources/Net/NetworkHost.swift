@@ -22,12 +22,14 @@ public struct NetworkHost: Sendable {
     }
 
     /// The host namespace named by `$LUMOS_NET_NETNS` (a pid, path or `ip netns` name), else the
-    /// current one: lets the CLI and bench/net work on a switch inside a test namespace.
+    /// one this state root's switches were created in, else the current one: lets the CLI and
+    /// bench/net work on switches inside a test namespace, and a later command without the
+    /// variable still finds them.
     public static func fromEnvironment(root: StateRoot) -> NetworkHost {
         if let v = getenv("LUMOS_NET_NETNS"), v.pointee != 0 {
             return NetworkHost(root: root, namespace: NetNamespace.parse(String(cString: v)))
         }
-        return NetworkHost(root: root)
+        return NetworkHost(root: root, namespace: NetStore(root: root).switchNamespace() ?? .current)
     }
 
     // MARK: Switches
@@ -58,12 +60,15 @@ public struct NetworkHost: Sendable {
             guard let link = try tools.link(up) else { throw LumosError.notFound("uplink \(up) does not exist; see `dladm show-link`") }
             if let m = link.master { throw LumosError.busy("uplink \(up) is already on \(m); remove it from there first") }
         }
+        let firstSwitch = try store.switches().isEmpty
+        if firstSwitch { try store.saveSwitchNamespace(namespace) }
         try store.save(sw)
         do {
             try plumb(sw)
         } catch {
             _ = try? tools.ip(["link", "del", sw.bridge], check: false)
             store.removeSwitch(sw.name)
+            if firstSwitch { store.removeSwitchNamespace() }
             throw error
         }
         return sw
@@ -115,6 +120,7 @@ public struct NetworkHost: Sendable {
         try DHCPService(host: self).stop(switchName: name)
         _ = try tools.ip(["link", "del", sw.bridge], check: false)
         store.removeSwitch(name)
+        if try store.switches().isEmpty { store.removeSwitchNamespace() }
     }
 
     public func switches() throws -> [VirtualSwitch] { try store.switches() }

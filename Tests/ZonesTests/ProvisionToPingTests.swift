@@ -33,14 +33,15 @@ struct ProvisionToPingTests {
         }
 
         @discardableResult
-        func lumos(_ args: [String], input: String? = nil, check: Bool = true) throws -> Exec.Result {
+        func lumos(_ args: [String], input: String? = nil, check: Bool = true, netnsVariable: Bool = true) throws -> Exec.Result {
             // The lumos executable sits beside the test bundle.
             var buf = [UInt8](repeating: 0, count: 4096)
             let n = buf.withUnsafeMutableBufferPointer { b in
                 b.baseAddress!.withMemoryRebound(to: CChar.self, capacity: b.count) { readlink("/proc/self/exe", $0, b.count - 1) }
             }
             let exe = Files.parent(String(decoding: buf[0..<max(0, n)], as: UTF8.self)) + "/lumos"
-            return try Exec.run(["env", "LUMOS_ROOT=\(dir)", "LUMOS_NET_NETNS=\(netns)", exe] + args,
+            let netnsEnv = netnsVariable ? ["LUMOS_NET_NETNS=\(netns)"] : ["-u", "LUMOS_NET_NETNS"]
+            return try Exec.run(["env"] + netnsEnv + ["LUMOS_ROOT=\(dir)", exe] + args,
                                 input: input.map { Array($0.utf8) }, check: check)
         }
 
@@ -73,6 +74,30 @@ struct ProvisionToPingTests {
             _ = try? Exec.run(["ip", "netns", "del", netns], check: false)
             _ = try? Exec.run(["rm", "-rf", "--one-file-system", dir], check: false)
         }
+    }
+
+    /// A later command from a shell without $LUMOS_NET_NETNS (the operator's `vmadm delete`
+    /// after the demo) works where the switches were created, not in the host's namespace:
+    /// the tenant's port leaves the switch's table.
+    @Test func laterCommandsFindTheSwitchNamespaceWithoutTheVariable() throws {
+        let site = try Site()
+        defer { site.close() }
+        let ip = "\(site.subnet).21"
+        let uuid = try site.create(alias: "nsless", ip: ip)
+        #expect(site.hostPing(ip))
+        let port = "lz" + uuid.prefix(8)
+        func portsInSwitchTable() throws -> String {
+            try Exec.run(["ip", "netns", "exec", site.netns, "nft", "list", "set", "bridge", "lumos", "ports"]).stdout
+        }
+        #expect(try portsInSwitchTable().contains(port))
+        let etherstubs = try site.lumos(["net", "show-etherstub", "-p", "-o", "link"], netnsVariable: false).stdout
+        #expect(etherstubs.split(separator: "\n").contains("stub0"))
+        let vnics = try site.lumos(["net", "show-vnic", "-p", "-o", "link"], netnsVariable: false).stdout
+        #expect(vnics.contains(port), "show-vnic without the variable: \(vnics)")
+        try site.lumos(["vm", "delete", uuid], netnsVariable: false)
+        site.vms.removeAll { $0 == uuid }
+        #expect(!(try portsInSwitchTable().contains(port)))
+        #expect(!site.hostPing(ip))
     }
 
     @Test func twoZonesPingEachOtherAndTheHostAndCannotSpoof() throws {
