@@ -6,10 +6,11 @@ cd "$(dirname "$0")/.."
 
 packages=(
   btrfs-progs libbtrfsutil-dev libseccomp-dev libcap-dev util-linux kmod
-  nftables iproute2 iputils-ping iperf3 dnsmasq-base
+  nftables iproute2 iputils-ping iperf3
   busybox-static debootstrap runc crun
   bpftrace systemtap-sdt-dev postgresql postgresql-contrib
   zstd xz-utils bzip2 gzip hyperfine
+  libc6-dev libstdc++-12-dev   # static libraries for the single-executable release build
 )
 missing=()
 for p in "${packages[@]}"; do
