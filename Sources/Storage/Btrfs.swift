@@ -182,7 +182,11 @@ enum Btrfs {
     }
 
     static func listxattr(_ path: String) -> [String] {
-        var buf = [CChar](repeating: 0, count: 65536)
+        // Ask for the size first: a dataset has a handful of names, and zeroing a 64 KiB
+        // buffer for each one listed was a measurable part of `dataset list`.
+        let size = CLinux.listxattr(path, nil, 0)
+        guard size > 0 else { return [] }
+        var buf = [CChar](repeating: 0, count: size + 256)
         let n = CLinux.listxattr(path, &buf, buf.count)
         guard n > 0 else { return [] }
         return buf[0..<n].split(separator: 0).map { String(decoding: $0.map { UInt8(bitPattern: $0) }, as: UTF8.self) }
