@@ -282,18 +282,23 @@ extension Pool {
     /// holder: a later incremental receive compares against it to tell the user's changes from
     /// Lumos's own (properties and quota groups set on a new head raise its generation too,
     /// once the transaction commits, which may be 30 s later).
+    /// The marker is "HEAD-UUID GENERATION": a holder that moves to another dataset (promote)
+    /// or a head replaced by other means no longer matches and is ignored.
     func recordCleanHead(_ ds: DatasetName, equals snap: DatasetName, fd: Int32) {
         guard clinux_btrfs_sync(fd) == 0, let info = try? Btrfs.info(path(ds)) else { return }
-        try? Btrfs.setxattr(snapshotHolder(snap), XAttr.headGeneration, String(info.generation))
+        try? Btrfs.setxattr(snapshotHolder(snap), XAttr.headGeneration, "\(info.uuid) \(info.generation)")
     }
 
     /// Whether the head changed since Lumos made it equal to `base` (or since `base` was
     /// taken). Commits first: uncommitted writes do not show in a subvolume's generation.
     func headModified(_ ds: DatasetName, since base: Entry, fd: Int32) throws -> Bool {
-        _ = clinux_btrfs_sync(fd)
+        try sys("sync", "pool \(name)") { clinux_btrfs_sync(fd) }
         let head = try entry(ds)
-        let clean = Btrfs.getxattr(snapshotHolder(base.name), XAttr.headGeneration).flatMap { UInt64($0) }
-            ?? max(base.info.otransid, head.info.otransid)
+        var clean = max(base.info.otransid, head.info.otransid)
+        if let marker = Btrfs.getxattr(snapshotHolder(base.name), XAttr.headGeneration)?.split(separator: " "),
+           marker.count == 2, String(marker[0]) == head.info.uuid, let g = UInt64(marker[1]) {
+            clean = g
+        }
         return head.info.generation > clean
     }
 

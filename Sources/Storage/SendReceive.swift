@@ -205,7 +205,7 @@ extension Pool {
             }
             let lock = try begin()
             defer { _ = lock }
-            return try commitReceive(header, staging: staging, into: ds)
+            return try commitReceive(header, staging: staging, into: ds, force: force)
         } catch {
             deleteTree(staging)
             throw error
@@ -262,7 +262,7 @@ extension Pool {
     }
 
     /// Moves the received snapshot into place and makes (or moves forward) the dataset's head.
-    func commitReceive(_ h: SendHeader, staging: String, into ds: DatasetName) throws -> DatasetName {
+    func commitReceive(_ h: SendHeader, staging: String, into ds: DatasetName, force: Bool) throws -> DatasetName {
         let fd = try openRoot()
         defer { close(fd) }
         let received = staging + "/" + Self.snapshotLeaf
@@ -298,6 +298,13 @@ extension Pool {
                 throw error
             }
         } else {
+            // Again under this lock: the head may have been written while the stream was read
+            // (the first check's lock was released meanwhile); without -F that is refused.
+            if !force, let baseGUID = h.baseGUID,
+               let b = try entries().first(where: { $0.name.isSnapshot && $0.name.dataset == ds && ($0.info.uuid == baseGUID || $0.info.receivedUUID == baseGUID) }),
+               try headModified(ds, since: b, fd: fd) {
+                throw LumosError.busy("destination '\(ds)' was modified while the stream was received; nothing was received (roll it back to \(b.name) or receive with -F)")
+            }
             for g in levelOneGroups(ds) { try Btrfs.assign(fd, Btrfs.qgroupID(level: 0, info.id), to: g) }
             try Files.makeDirectories(Files.parent(holder), mode: 0o700)
             try sys("rename", "\(snapName)") { rename(staging, holder) }

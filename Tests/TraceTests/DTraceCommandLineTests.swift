@@ -59,6 +59,7 @@ import Testing
             (["--verbose"], "unknown option --verbose; see dtrace -h"),
             (["-p", "abc"], "invalid process ID for -p: abc"),
             (["-p", "0"], "invalid process ID for -p: 0"),
+            (["-h", "-s", "prov.d", "-o", "prov.h"], "option -h (generate a header file from a provider definition) is not supported by this dtrace; use `dtrace -h` alone for help"),
         ]
         for (args, message) in cases {
             #expect(throws: LumosError(.invalidArgument, message), "\(args)") { try DTraceCommandLine.parse(args) }

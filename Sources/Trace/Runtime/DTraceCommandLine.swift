@@ -48,7 +48,14 @@ public enum DTraceCommandLine {
                     case "l": inv.list = true
                     case "q": inv.quiet = true
                     case "w": inv.destructive = true
-                    case "h": help = true
+                    case "h":
+                        // Alone it asks for help; with a script it is illumos dtrace's header
+                        // generation (`dtrace -h -s prov.d -o prov.h`), which must not quietly
+                        // print usage while a build goes on without its header.
+                        guard args.count == 1 else {
+                            throw LumosError.invalid("option -h (generate a header file from a provider definition) is not supported by this dtrace; use `\(programName) -h` alone for help")
+                        }
+                        help = true
                     default: version = true
                     }
                     continue
@@ -127,7 +134,7 @@ public enum DTraceCommandLine {
         \t-b  set trace buffer size (as -x bufsize=)
         \t-c  run specified command and exit upon its completion ($target is its pid)
         \t-f  enable or list probes matching the specified function name
-        \t-h  print this help
+        \t-h  print this help (alone; illumos's header generation is not supported)
         \t-l  list probes matching specified criteria
         \t-m  enable or list probes matching the specified module name
         \t-n  enable or list probes matching the specified probe name or program

@@ -68,7 +68,7 @@ public final class TraceSession {
     }
 
     /// Attaches every program except BEGIN/END/ERROR, in clause order, with the probes
-    /// layer's attach code.
+    /// layer's attach code, then maps the ring buffer.
     public func attach() throws {
         for (p, prog) in loaded {
             switch p.probe.attach {
@@ -89,6 +89,7 @@ public final class TraceSession {
                 attachments.append(try ProbeAttach.uprobe(path: path, offset: offset, returnProbe: isReturn, program: prog.fd, pid: pid ?? -1, semaphoreOffset: semaphore))
             }
         }
+        try openRing()
     }
 
     func kernelTracefs() throws -> Tracefs {
@@ -105,11 +106,12 @@ public final class TraceSession {
         let context = (0..<6).flatMap { i in le64(i < arguments.count ? arguments[i] : 0) }
         var ran = false
         for (p, prog) in loaded where p.probe.attach == point {
+            if !ran { try openRing() }
             try prog.testRun(context: context)
             ran = true
             if exitStatus != nil && point == .begin { break }
         }
-        if ran || point != .begin { drain() }
+        if ran { drain() }
     }
 
     // MARK: Records
@@ -117,28 +119,22 @@ public final class TraceSession {
     /// Waits up to `timeoutMs` for records and prints them. Returns the number handled.
     @discardableResult
     public func poll(timeoutMs: Int32) -> Int {
-        openRing()?.wait(timeoutMs: timeoutMs)
+        ring?.wait(timeoutMs: timeoutMs)
         return drain()
     }
 
-    /// The ring buffer is mapped at its first read, not at load: mapping it populates the page
-    /// tables for twice its size (4 MiB by default), and a program without BEGIN output can
-    /// have its probes firing before that. Records wait in the kernel until then.
-    @discardableResult
-    func openRing() -> RingBuffer? {
-        if let ring { return ring }
-        guard script.ringBufferMap < maps.count else { return nil }
-        do {
-            ring = try RingBuffer(map: maps[script.ringBufferMap])
-        } catch {
-            FD.writeAll(2, Array("dtrace: cannot read the trace buffer: \(error)\n".utf8))
-        }
-        return ring
+    /// Maps the ring buffer. Done after the programs are attached (DTrace.run) or before BEGIN's
+    /// records are read, not at load: mapping populates the page tables for twice its size
+    /// (4 MiB by default), and the probes can be firing meanwhile; their records wait in the
+    /// kernel. A failure is an error of the session, not something to retry.
+    public func openRing() throws {
+        guard ring == nil, script.ringBufferMap < maps.count else { return }
+        ring = try RingBuffer(map: maps[script.ringBufferMap])
     }
 
     @discardableResult
     public func drain() -> Int {
-        guard let ring = openRing() else { return 0 }
+        guard let ring else { return 0 }
         var out = ""
         let n = ring.drain { record in out += self.render(record) }
         write(out)
