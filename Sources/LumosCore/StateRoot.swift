@@ -41,7 +41,12 @@ public enum Files {
         let parts = path.split(separator: "/")
         for (i, part) in parts.enumerated() {
             acc += "/" + part
-            if mkdir(acc, i == parts.count - 1 ? mode : 0o755) != 0 && errno != EEXIST { throw Errno(errno, "mkdir", acc) }
+            let m: mode_t = i == parts.count - 1 ? mode : 0o755
+            if mkdir(acc, m) == 0 {
+                chmod(acc, m)   // exactly: a umask such as 027 must not close the path to zones
+            } else if errno != EEXIST {
+                throw Errno(errno, "mkdir", acc)
+            }
         }
     }
 

@@ -128,7 +128,7 @@ public struct NetStore: Sendable {
     /// The network namespace this state root's switches live in, recorded with the first
     /// switch: later commands (a `vmadm delete` from a shell without $LUMOS_NET_NETNS) find the
     /// switches, the table and the tenants' links where they are.
-    public func switchNamespace() -> NetNamespace? { try? load(NetNamespace.self, "switches", ".namespace") }
+    public func switchNamespace() throws -> NetNamespace? { try load(NetNamespace.self, "switches", ".namespace") }
     public func saveSwitchNamespace(_ ns: NetNamespace) throws { try save(ns, "switches", ".namespace") }
     public func removeSwitchNamespace() { remove("switches", ".namespace") }
 

@@ -25,11 +25,26 @@ public struct NetworkHost: Sendable {
     /// one this state root's switches were created in, else the current one: lets the CLI and
     /// bench/net work on switches inside a test namespace, and a later command without the
     /// variable still finds them.
-    public static func fromEnvironment(root: StateRoot) -> NetworkHost {
+    public static func fromEnvironment(root: StateRoot) throws -> NetworkHost {
+        let recorded = try NetStore(root: root).switchNamespace()
         if let v = getenv("LUMOS_NET_NETNS"), v.pointee != 0 {
-            return NetworkHost(root: root, namespace: NetNamespace.parse(String(cString: v)))
+            let named = NetNamespace.parse(String(cString: v))
+            if let recorded, recorded != named {
+                throw LumosError.invalid("this state root's switches live in \(recorded), but LUMOS_NET_NETNS names \(named); unset it or point it there")
+            }
+            return NetworkHost(root: root, namespace: named)
         }
-        return NetworkHost(root: root, namespace: NetStore(root: root).switchNamespace() ?? .current)
+        return NetworkHost(root: root, namespace: recorded ?? .current)
+    }
+
+    /// Only a namespace that keeps its name is recorded: a pid (or /proc/PID/ns/net) may name
+    /// another process's namespace once that process is gone.
+    var namespaceIsStable: Bool {
+        switch namespace {
+        case .current: return true
+        case .pid: return false
+        case .path(let p): return !p.hasPrefix("/proc/")
+        }
     }
 
     // MARK: Switches
@@ -61,7 +76,10 @@ public struct NetworkHost: Sendable {
             if let m = link.master { throw LumosError.busy("uplink \(up) is already on \(m); remove it from there first") }
         }
         let firstSwitch = try store.switches().isEmpty
-        if firstSwitch { try store.saveSwitchNamespace(namespace) }
+        if let recorded = try store.switchNamespace(), recorded != namespace, !firstSwitch {
+            throw LumosError.invalid("this state root's switches live in \(recorded), not in \(namespace); create \(sw.name) there")
+        }
+        if firstSwitch && namespaceIsStable { try store.saveSwitchNamespace(namespace) }
         try store.save(sw)
         do {
             try plumb(sw)

@@ -41,7 +41,7 @@ struct DatalinkOutput: ParsableArguments {
 }
 
 enum NetCLI {
-    static func host(_ g: GlobalOptions) -> NetworkHost { NetworkHost.fromEnvironment(root: g.stateRoot) }
+    static func host(_ g: GlobalOptions) throws -> NetworkHost { try NetworkHost.fromEnvironment(root: g.stateRoot) }
 
     static let datalinkCommands: [ParsableCommand.Type] = [
         ShowLink.self, ShowVNIC.self, CreateVNIC.self, DeleteVNIC.self,
@@ -222,7 +222,7 @@ struct Detach: ParsableCommand {
     @Flag(name: .long, help: "Clean up whatever is left, even with no record (crash recovery).") var force = false
     @Argument(help: "Tenant uuid.") var tenant: String
     func run() throws {
-        let t = TenantNetwork(host: NetCLI.host(global))
+        let t = TenantNetwork(host: try NetCLI.host(global))
         if force { try t.cleanup(tenant: tenant) } else { try t.detach(tenant: tenant) }
     }
 }

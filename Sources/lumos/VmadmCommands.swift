@@ -10,7 +10,7 @@ import Zones
 func openVmadm(_ root: StateRoot) throws -> Vmadm {
     let datasets = try PoolDatasets.open(root: root)
     // NICs go on switches in the host's network namespace, or in $LUMOS_NET_NETNS when set.
-    let network = NetAttachment(host: NetworkHost.fromEnvironment(root: root))
+    let network = NetAttachment(host: try NetworkHost.fromEnvironment(root: root))
     let vmadm = Vmadm(root: root, datasets: datasets, zones: try RuntimeZones(root: root), network: network)
     // Every command first finishes or undoes what a killed command left (DESIGN.md).
     try vmadm.recover()

@@ -10,8 +10,6 @@ import Testing
     }
 
     @Test func privateLeafLeavesNewParentsSearchable() throws {
-        let old = umask(0o022)
-        defer { umask(old) }
         let base = "/tmp/lumos-mkdirs-\(getpid())-\(UInt32.random(in: 0...UInt32.max))"
         defer { _ = try? Exec.run(["rm", "-rf", base]) }
         // The state root's first directory may be a private one (the uid-range registry):
