@@ -7,7 +7,7 @@
 # `lumos-demo`, so the demo never touches the machine's real interfaces; on a real host leave
 # LUMOS_NET_NETNS unset and the switch lives in the host's own namespace.
 set -euo pipefail
-cd "$(dirname "$0")/.."
+cd "$(dirname "$(realpath "$0")")/.."
 source scripts/install-deps.sh
 swift build -c release --product lumos -Xswiftc -static-executable 2>&1 | tail -1
 swift build -c release --product lumos-init 2>&1 | tail -1

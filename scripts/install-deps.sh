@@ -2,7 +2,7 @@
 # Installs everything Lumos needs on a fresh Debian 12 machine (run as root), then builds it.
 # Swift itself is expected at /opt/swift or on PATH (see README).
 set -euo pipefail
-cd "$(dirname "$0")/.."
+cd "$(dirname "$(realpath "${BASH_SOURCE[0]}")")/.."
 
 packages=(
   btrfs-progs libbtrfsutil-dev libseccomp-dev libcap-dev util-linux kmod

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Installs what is missing, builds, and runs every test (unit and root-only integration tests).
 set -euo pipefail
-cd "$(dirname "$0")/.."
+cd "$(dirname "$(realpath "$0")")/.."
 source scripts/install-deps.sh
 swift build --build-tests 2>&1 | grep -E "error|warning:|Compiling|Build" | grep -v "^\[" | tail -20
 # Integration tests share the kernel; run them one at a time so timings and limits hold.
