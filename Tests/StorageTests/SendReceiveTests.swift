@@ -116,6 +116,47 @@ struct SendReceiveTests {
         #expect(treeDigest(try pool.mountpoint(copy)) == treeDigest(try pool.mountpoint(ds.at("4"))))
     }
 
+    /// The head is checked when the stream starts and again when it is committed: a write made
+    /// while the stream was being read is not silently discarded (only -F discards changes).
+    @Test func aHeadWrittenDuringTheReceiveIsNotDiscarded() throws {
+        let s = try Scratch()
+        defer { s.cleanup() }
+        let pool = try s.pool()
+        let ds = try DatasetName("tank/src"), copy = try DatasetName("tank/copy")
+        try pool.createFilesystem(ds)
+        let dir = try pool.mountpoint(ds)
+        try writeFile(dir + "/a", randomBytes(1 << 20))
+        try pool.snapshot(ds.at("1"))
+        _ = try receiveBytes(pool, copy, try sendToBytes(pool, ds.at("1"), dir: s.dir), dir: s.dir)
+        try writeFile(dir + "/b", randomBytes(4 << 20))
+        try pool.snapshot(ds.at("2"))
+        let inc = try sendToBytes(pool, ds.at("2"), from: ds.at("1"), dir: s.dir)
+
+        // Feed the stream through a pipe to `lumos dataset receive`: once all but its last
+        // bytes are written, the receiver has read far past the header (the pipe holds 64 KiB)
+        // and made its first check. Then the head changes, then the stream ends.
+        signal(SIGPIPE, SIG_IGN)
+        let p = try cloexecPipe()
+        let errPath = s.dir + "/receive.err"
+        let errFD = open(errPath, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o600)
+        let pid = try Exec.spawn(["env", "LUMOS_ROOT=\(s.root.path)", lumosBinary, "dataset", "receive", copy.description],
+                                 stdin: .fd(p[0]), stdout: .null, stderr: .fd(errFD))
+        close(p[0]); close(errFD)
+        let head = try pool.mountpoint(copy)
+        let fedAllButTheEnd = FD.writeAll(p[1], Array(inc[..<(inc.count - 4)]))
+        try writeFile(head + "/late", [7])
+        let fedTheEnd = FD.writeAll(p[1], Array(inc[(inc.count - 4)...]))
+        close(p[1])
+        let status = Exec.wait(pid)
+        let err = (try? FD.readText(errPath)) ?? ""
+        #expect(fedAllButTheEnd && fedTheEnd, "the receiver stopped reading early: \(err)")
+        #expect(status != 0, "a head written during the receive was overwritten")
+        #expect(err.contains("was modified while the stream was received"), "\(err)")
+        #expect(!pool.exists(copy.at("2")))
+        #expect(try FD.readFile(head + "/late") == [7])
+        #expect(Files.list(pool.receiveDir).filter { !$0.hasSuffix(".lock") }.isEmpty)
+    }
+
     @Test func streamForTheWrongParentIsRefused() throws {
         let s = try Scratch()
         defer { s.cleanup() }
