@@ -302,6 +302,16 @@ extension Pool {
         return head.info.generation > clean
     }
 
+    /// The newest snapshot of `ds` when Lumos recorded the head as equal to it (receive,
+    /// rollback) and the head is still unmodified; nil otherwise. Costs a commit only for
+    /// datasets that have such a record.
+    func cleanHeadSnapshot(_ ds: DatasetName, fd: Int32) throws -> DatasetName? {
+        guard let newest = try entries().filter({ $0.name.isSnapshot && $0.name.dataset == ds }).max(by: { $0.info.id < $1.info.id }),
+              let marker = Btrfs.getxattr(snapshotHolder(newest.name), XAttr.headGeneration),
+              marker.split(separator: " ").first.map(String.init) == (try entry(ds)).info.uuid else { return nil }
+        return try headModified(ds, since: newest, fd: fd) ? nil : newest.name
+    }
+
     func replaceHead(_ current: Entry, with src: Entry, all: [Entry], fd: Int32) throws {
         let ds = current.name
         let id = UUID().uuidString

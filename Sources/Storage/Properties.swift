@@ -110,7 +110,11 @@ extension Pool {
         let v = try PropertyTable.validate(property, value, type: e.type)
         let fd = try openRoot()
         defer { close(fd) }
+        let clean = try cleanHeadSnapshot(ds, fd: fd)
         try applyProperty(name, v, path: e.path, dataset: ds, fd: fd, creating: false)
+        // A property is not a change to the data: a head that an incremental receive could move
+        // forward stays so (zfs set does not count as a modification either).
+        if let clean { recordCleanHead(ds, equals: clean, fd: fd) }
     }
 
     /// Removes a user property (zfs inherit).
@@ -119,7 +123,11 @@ extension Pool {
         defer { _ = lock }
         let e = try entry(ds)
         guard PropertyTable.isUserProperty(property) else { throw LumosError.invalid("only user properties (module:name) can be inherited/cleared") }
+        let fd = try openRoot()
+        defer { close(fd) }
+        let clean = e.type == .snapshot ? nil : try cleanHeadSnapshot(ds, fd: fd)
         Btrfs.removexattr(e.path, XAttr.userPrefix + property)
+        if let clean { recordCleanHead(ds, equals: clean, fd: fd) }
     }
 
     func applyProperty(_ name: String, _ value: String, path p: String, dataset ds: DatasetName, fd: Int32, creating: Bool) throws {

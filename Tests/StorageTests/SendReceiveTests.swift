@@ -94,6 +94,9 @@ struct SendReceiveTests {
         try writeFile(dir + "/b", randomBytes(4096))
         try pool.snapshot(ds.at("2"))   // commits the pool's transaction too
         #expect(try receiveBytes(pool, copy, try sendToBytes(pool, ds.at("2"), from: ds.at("1"), dir: s.dir), dir: s.dir) == copy.at("2"))
+        // Properties are not data: setting one keeps the head clean (as zfs set).
+        try pool.set(copy, "compression", "off")
+        try pool.set(copy, "backup:note", "nightly")
         sync()
         try writeFile(dir + "/c", randomBytes(4096))
         try pool.snapshot(ds.at("3"))
