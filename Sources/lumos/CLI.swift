@@ -35,6 +35,12 @@ enum CLI {
         }
     }
 
+    /// A group's name in usage and help: its SmartOS name when invoked as that (`vmadm`), else
+    /// its name under `lumos` (`vm`).
+    static func commandName(_ name: String, alias: String) -> String {
+        Files.basename(CommandLine.arguments.first ?? "") == alias ? alias : name
+    }
+
     static func fail(_ name: String, _ message: String, code: Int32) -> Never {
         FileHandle.standardError.write(Data("\(name): \(oneLine(message))\n".utf8))
         exit(code == 0 ? 1 : code)

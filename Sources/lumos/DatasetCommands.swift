@@ -7,7 +7,7 @@ import Storage
 /// `lumos dataset ...` (zfs): datasets, snapshots, clones, send/receive.
 struct DatasetCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
-        commandName: "dataset",
+        commandName: CLI.commandName("dataset", alias: "zfs"),
         abstract: "Datasets, volumes, snapshots, clones, rollback and send/receive (zfs).",
         subcommands: [Create.self, List.self, Get.self, Set.self, Inherit.self, Destroy.self, Snapshot.self, Rollback.self,
                       Clone.self, Promote.self, Send.self, Receive.self]

@@ -14,7 +14,7 @@ func openImages(_ root: StateRoot) throws -> ImageStore {
 /// `lumos img ...` / `imgadm ...`: images as SmartOS imgadm(8) manages them.
 struct ImgadmCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
-        commandName: "img",
+        commandName: CLI.commandName("img", alias: "imgadm"),
         abstract: "Import, build, list and remove images (imgadm).",
         subcommands: [Import.self, Install.self, List.self, Get.self, Delete.self, Create.self, Build.self]
     )

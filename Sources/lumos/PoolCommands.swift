@@ -7,7 +7,7 @@ import Storage
 /// `lumos pool ...` (zpool): pools of files or block devices formatted btrfs.
 struct PoolCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
-        commandName: "pool",
+        commandName: CLI.commandName("pool", alias: "zpool"),
         abstract: "Create, inspect, scrub, import and destroy storage pools (zpool).",
         subcommands: [Create.self, List.self, Status.self, Scrub.self, Import.self, Export.self, Destroy.self]
     )

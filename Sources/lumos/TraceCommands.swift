@@ -21,7 +21,7 @@ struct TraceCommand: ParsableCommand {
     static var programName: String { Files.basename(CommandLine.arguments.first ?? "lumos") == "dtrace" ? "dtrace" : "lumos" }
 
     mutating func run() throws {
-        let status = DTraceCommandLine.main(arguments, programName: Self.programName)
+        let status = DTraceCommandLine.main(arguments, programName: Self.programName, command: Self.programName == "dtrace" ? "dtrace" : "lumos trace")
         if status != 0 { throw ExitCode(status) }
     }
 }

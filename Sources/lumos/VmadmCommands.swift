@@ -35,7 +35,7 @@ func readPayload(_ file: String?, what: String) throws -> JSONValue {
 /// `lumos vm ...` / `vmadm ...`: manage zones as SmartOS vmadm(8) does.
 struct VmadmCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
-        commandName: "vm",
+        commandName: CLI.commandName("vm", alias: "vmadm"),
         abstract: "Create, inspect, change and remove zones (vmadm).",
         subcommands: [Create.self, Validate.self, Start.self, Stop.self, Reboot.self, Delete.self, Kill.self, List.self,
                       Get.self, Lookup.self, Info.self, Update.self, CreateSnapshot.self, RollbackSnapshot.self,

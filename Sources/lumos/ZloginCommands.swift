@@ -8,7 +8,7 @@ import Zones
 /// command it runs it on our stdin/stdout/stderr and exits with its status.
 struct Zlogin: ParsableCommand {
     static let configuration = CommandConfiguration(
-        commandName: "login",
+        commandName: CLI.commandName("login", alias: "zlogin"),
         abstract: "Run a shell or a command inside a running zone (zlogin)."
     )
 

@@ -18,6 +18,6 @@ case "vmadm": CLI.run(VmadmCommand.self, args, name: "vmadm")
 case "imgadm": CLI.run(ImgadmCommand.self, args, name: "imgadm")
 case "dladm": CLI.run(Dladm.self, args, name: "dladm")
 default:
-    if args.first == "trace" { exit(DTraceCommandLine.main(Array(args.dropFirst()), programName: "lumos")) }
+    if args.first == "trace" { exit(DTraceCommandLine.main(Array(args.dropFirst()), programName: "lumos", command: "lumos trace")) }
     CLI.run(Lumos.self, args, name: "lumos")
 }

@@ -47,7 +47,7 @@ import Testing
         guard case .help = try DTraceCommandLine.parse(["-h"]) else { Issue.record("-h"); return }
         guard case .help = try DTraceCommandLine.parse(["-q", "--help"]) else { Issue.record("--help"); return }
         guard case .version = try DTraceCommandLine.parse(["-V"]) else { Issue.record("-V"); return }
-        #expect(DTraceCommandLine.usage(programName: "dtrace").hasPrefix("Usage: dtrace [-hlqVw]"))
+        #expect(DTraceCommandLine.usage(command: "dtrace").hasPrefix("Usage: dtrace [-hlqVw]"))
     }
 
     @Test func badCommandLinesAreOneLineUsageErrors() throws {
@@ -65,6 +65,11 @@ import Testing
             #expect(throws: LumosError(.invalidArgument, message), "\(args)") { try DTraceCommandLine.parse(args) }
         }
         #expect(throws: LumosError.self) { try DTraceCommandLine.parse(["-s", "/nonexistent/\(getpid()).d"]) }
+        // Under `lumos trace`, hints and usage name that command.
+        #expect(throws: LumosError(.invalidArgument, "illegal option -- k; see lumos trace -h")) {
+            try DTraceCommandLine.parse(["-k"], programName: "lumos", command: "lumos trace")
+        }
+        #expect(DTraceCommandLine.usage(command: "lumos trace").hasPrefix("Usage: lumos trace [-hlqVw]"))
     }
 
     /// The whole command: usage errors exit 2 with one line, no program prints the usage.

@@ -22,7 +22,10 @@ public enum DTraceCommandLine {
     /// dtrace(1M) flags Lumos does not implement: named in the error, not silently ignored.
     static let unsupported: Set<Character> = ["a", "A", "C", "D", "e", "F", "G", "H", "i", "I", "L", "S", "U", "v", "X", "Z", "3", "6"]
 
-    public static func parse(_ args: [String], programName: String = "dtrace") throws -> Parsed {
+    /// `programName` prefixes notices and errors (`dtrace:` or `lumos:`); `command` is what
+    /// the user typed to get here (`dtrace` or `lumos trace`), for usage and hints.
+    public static func parse(_ args: [String], programName: String = "dtrace", command: String? = nil) throws -> Parsed {
+        let command = command ?? programName
         var inv = DTraceInvocation()
         inv.programName = programName
         var i = 0
@@ -38,7 +41,7 @@ public enum DTraceCommandLine {
             if word == "--" { optionsEnded = true; continue }
             if word == "--help" { help = true; continue }
             if word.hasPrefix("--") {
-                throw LumosError.invalid("unknown option \(word); see \(programName) -h")
+                throw LumosError.invalid("unknown option \(word); see \(command) -h")
             }
             var chars = Substring(word.dropFirst())
             while let c = chars.first {
@@ -53,7 +56,7 @@ public enum DTraceCommandLine {
                         // generation (`dtrace -h -s prov.d -o prov.h`), which must not quietly
                         // print usage while a build goes on without its header.
                         guard args.count == 1 else {
-                            throw LumosError.invalid("option -h (generate a header file from a provider definition) is not supported by this dtrace; use `\(programName) -h` alone for help")
+                            throw LumosError.invalid("option -h (generate a header file from a provider definition) is not supported by this dtrace; use `\(command) -h` alone for help")
                         }
                         help = true
                     default: version = true
@@ -62,9 +65,9 @@ public enum DTraceCommandLine {
                 }
                 guard options.contains(c) else {
                     if unsupported.contains(c) {
-                        throw LumosError.invalid("option -\(c) is not supported by this dtrace; see \(programName) -h")
+                        throw LumosError.invalid("option -\(c) is not supported by this dtrace; see \(command) -h")
                     }
-                    throw LumosError.invalid("illegal option -- \(c); see \(programName) -h")
+                    throw LumosError.invalid("illegal option -- \(c); see \(command) -h")
                 }
                 let value: String
                 if !chars.isEmpty {
@@ -74,7 +77,7 @@ public enum DTraceCommandLine {
                     value = args[i]
                     i += 1
                 } else {
-                    throw LumosError.invalid("option -\(c) requires an argument; see \(programName) -h")
+                    throw LumosError.invalid("option -\(c) requires an argument; see \(command) -h")
                 }
                 try apply(c, value, to: &inv, programName: programName)
             }
@@ -124,7 +127,7 @@ public enum DTraceCommandLine {
         }
     }
 
-    public static func usage(programName: String) -> String {
+    public static func usage(command programName: String) -> String {
         """
         Usage: \(programName) [-hlqVw] [-b bufsz] [-c cmd] [-o output] [-p pid] [-x opt[=val]]
         \t[-n name] [-s script] [-P provider] [-m module] [-f function] [args ...]
@@ -160,18 +163,19 @@ public enum DTraceCommandLine {
 
     /// The whole `dtrace` command: parse, run, and report a failure as one line with a
     /// non-zero exit (2 for usage errors, as dtrace does). Returns the exit status.
-    public static func main(_ args: [String], programName: String) -> Int32 {
+    public static func main(_ args: [String], programName: String, command: String? = nil) -> Int32 {
+        let command = command ?? programName
         do {
-            switch try parse(args, programName: programName) {
+            switch try parse(args, programName: programName, command: command) {
             case .help:
-                FD.writeAll(1, Array(usage(programName: programName).utf8))
+                FD.writeAll(1, Array(usage(command: command).utf8))
                 return 0
             case .version:
                 FD.writeAll(1, Array(versionText.utf8))
                 return 0
             case .run(let inv):
                 if inv.sources.isEmpty && !inv.list && inv.command == nil && inv.pid == nil && inv.arguments.isEmpty {
-                    FD.writeAll(2, Array(usage(programName: programName).utf8))
+                    FD.writeAll(2, Array(usage(command: command).utf8))
                     return 2
                 }
                 return try DTrace.run(inv)
