@@ -30,6 +30,19 @@ func populate(_ dir: String) throws {
     chmod(dir + "/small", 0o600)
 }
 
+/// A pool with tank/src (one file, snapshot @1) fully received as tank/copy; returns the pool,
+/// both names and the source's mountpoint.
+func receivedCopy(_ s: Scratch, firstFile bytes: Int) throws -> (Pool, DatasetName, DatasetName, String) {
+    let pool = try s.pool()
+    let ds = try DatasetName("tank/src"), copy = try DatasetName("tank/copy")
+    try pool.createFilesystem(ds)
+    let dir = try pool.mountpoint(ds)
+    try writeFile(dir + "/a", randomBytes(bytes))
+    try pool.snapshot(ds.at("1"))
+    _ = try receiveBytes(pool, copy, try sendToBytes(pool, ds.at("1"), dir: s.dir), dir: s.dir)
+    return (pool, ds, copy, dir)
+}
+
 @Suite(.serialized, .enabled(if: isRoot, "needs root: creates loop devices and btrfs pools"))
 struct SendReceiveTests {
     @Test func fullThenIncrementalRoundTripMatchesEveryFile() throws {
@@ -83,13 +96,7 @@ struct SendReceiveTests {
     @Test func incrementalsIntoAnUntouchedReceivedHeadAcrossCommits() throws {
         let s = try Scratch()
         defer { s.cleanup() }
-        let pool = try s.pool()
-        let ds = try DatasetName("tank/src"), copy = try DatasetName("tank/copy")
-        try pool.createFilesystem(ds)
-        let dir = try pool.mountpoint(ds)
-        try writeFile(dir + "/a", randomBytes(4096))
-        try pool.snapshot(ds.at("1"))
-        _ = try receiveBytes(pool, copy, try sendToBytes(pool, ds.at("1"), dir: s.dir), dir: s.dir)
+        let (pool, ds, copy, dir) = try receivedCopy(s, firstFile: 4096)
         sync()   // commit, as the periodic commit would some seconds later
         try writeFile(dir + "/b", randomBytes(4096))
         try pool.snapshot(ds.at("2"))   // commits the pool's transaction too
@@ -124,13 +131,7 @@ struct SendReceiveTests {
     @Test func aHeadWrittenDuringTheReceiveIsNotDiscarded() throws {
         let s = try Scratch()
         defer { s.cleanup() }
-        let pool = try s.pool()
-        let ds = try DatasetName("tank/src"), copy = try DatasetName("tank/copy")
-        try pool.createFilesystem(ds)
-        let dir = try pool.mountpoint(ds)
-        try writeFile(dir + "/a", randomBytes(1 << 20))
-        try pool.snapshot(ds.at("1"))
-        _ = try receiveBytes(pool, copy, try sendToBytes(pool, ds.at("1"), dir: s.dir), dir: s.dir)
+        let (pool, ds, copy, dir) = try receivedCopy(s, firstFile: 1 << 20)
         try writeFile(dir + "/b", randomBytes(4 << 20))
         try pool.snapshot(ds.at("2"))
         let inc = try sendToBytes(pool, ds.at("2"), from: ds.at("1"), dir: s.dir)
