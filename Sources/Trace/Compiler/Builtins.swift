@@ -34,11 +34,24 @@ struct LogLinearLayout {
         guard factor >= 2, low >= 0, low < high, steps >= factor, steps % factor == 0 else {
             throw DCompileError(.type, "llquantize( ) needs factor >= 2, low < high, and steps a multiple of factor", at: location)
         }
+        guard factor <= 65535, steps <= 65535 else {
+            throw DCompileError(.type, "llquantize( ) factor and steps must be at most 65535", at: location)
+        }
         var this: Int64 = 1
-        for _ in 0..<low { this *= factor }
+        for _ in 0..<low {
+            let (next, overflow) = this.multipliedReportingOverflow(by: factor)
+            guard !overflow else {
+                throw DCompileError(.type, "llquantize( ) low magnitude \(factor)^\(low) does not fit in 64 bits", at: location)
+            }
+            this = next
+        }
         lowest = this
         var last = this
-        this *= factor
+        let (first, overflow) = this.multipliedReportingOverflow(by: factor)
+        guard !overflow else {
+            throw DCompileError(.type, "llquantize( ) low magnitude \(factor)^\(low + 1) does not fit in 64 bits", at: location)
+        }
+        this = first
         var base = 1
         var order = low
         while order <= high {
@@ -46,11 +59,21 @@ struct LogLinearLayout {
             orders.append(Order(last: last, this: this, width: this / nbuckets, base: base))
             base += Int(nbuckets - nbuckets / factor)
             let (next, overflow) = this.multipliedReportingOverflow(by: factor)
-            if overflow { break }
+            if overflow {
+                guard order == high else {
+                    throw DCompileError(.type, "llquantize( ) factor \(factor) raised to the high magnitude \(high) plus one must fit in 64 bits", at: location)
+                }
+                // The last order needs no next one.
+                order += 1
+                break
+            }
             last = this
             this = next
             order += 1
         }
         bucketCount = base + 1
+        guard bucketCount <= 4096 else {
+            throw DCompileError(.type, "llquantize( ) would have \(bucketCount) buckets (at most 4096); use fewer steps or orders", at: location)
+        }
     }
 }

@@ -295,8 +295,12 @@ public final class DCompiler {
             guard step > 0, high > low else {
                 throw DCompileError(.type, "lquantize( ) upper bound must be greater than lower bound and step positive", at: rhs.location)
             }
-            let levels = (high - low) / step
-            guard levels <= 1000 else { throw DCompileError(.type, "lquantize( ) has too many levels (\(levels))", at: rhs.location) }
+            let (span, overflow) = high.subtractingReportingOverflow(low)
+            let levels = overflow ? Int64.max : span / step
+            guard levels >= 1 else {
+                throw DCompileError(.type, "lquantize( ) step \(step) is larger than upper bound minus lower bound: there must be at least one level", at: rhs.location)
+            }
+            guard levels <= 1000 else { throw DCompileError(.type, "lquantize( ) has too many levels (\(overflow ? "more than 2^63" : String(levels)))", at: rhs.location) }
             valueSize = Int(levels + 2) * 8
         case .llquantize:
             let buckets = try LogLinearLayout(parameters: params, at: rhs.location).bucketCount
@@ -317,7 +321,7 @@ public final class DCompiler {
     func constantValue(_ e: Expr) -> Int64? {
         switch e.kind {
         case .integer(let v): return Int64(bitPattern: v)
-        case .unary("-", let x): return constantValue(x).map { -$0 }
+        case .unary("-", let x): return constantValue(x).map { 0 &- $0 }   // -(2^63) is Int64.min, as in C
         case .unary("+", let x): return constantValue(x)
         case .binary(let op, let a, let b):
             guard let x = constantValue(a), let y = constantValue(b) else { return nil }
