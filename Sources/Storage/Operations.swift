@@ -21,8 +21,18 @@ extension Pool {
         try create(ds, volumeSize: nil, parents: parents, properties: properties)
     }
 
-    public func createVolume(_ ds: DatasetName, size: UInt64, parents: Bool = false, properties: [String: String] = [:]) throws {
+    /// A volume is a sparse copy-on-write file; like zfs create -V without -s, its size must fit
+    /// in the pool's available space when it is made, unless `sparse` (zfs create -s -V).
+    public func createVolume(_ ds: DatasetName, size: UInt64, parents: Bool = false, sparse: Bool = false, properties: [String: String] = [:]) throws {
         guard size > 0 else { throw LumosError.invalid("volume size must be greater than 0") }
+        if !sparse {
+            let fd = try openRoot()
+            defer { close(fd) }
+            let available = try spaceAvailable(fd)
+            guard size <= available else {
+                throw LumosError(.noSpace, "cannot create '\(ds)': volume size \(Size.format(size)) exceeds the pool's available space \(Size.format(available)); make it smaller or use -s for a sparse volume")
+            }
+        }
         try create(ds, volumeSize: size, parents: parents, properties: properties)
     }
 

@@ -32,6 +32,7 @@ struct DatasetCommand: ParsableCommand {
         @OptionGroup var global: GlobalOptions
         @Flag(name: .customShort("p"), help: "Create missing parents.") var parents = false
         @Option(name: .customShort("V"), help: "Create a volume of this size.") var volsize: String?
+        @Flag(name: .customShort("s"), help: "With -V: a sparse volume, larger than the pool's available space if need be.") var sparse = false
         @Option(name: .customShort("o"), help: "Property name=value (repeatable).") var props: [String] = []
         @Argument(help: "POOL/NAME") var name: String
 
@@ -40,8 +41,9 @@ struct DatasetCommand: ParsableCommand {
             let p = try DatasetCommand.parseAssignments(props)
             if let volsize {
                 guard let size = Size.parse(volsize), size > 0 else { throw LumosError.invalid("bad volume size '\(volsize)'; use a size like 10G") }
-                try pool.createVolume(ds, size: size, parents: parents, properties: p)
+                try pool.createVolume(ds, size: size, parents: parents, sparse: sparse, properties: p)
             } else {
+                if sparse { throw LumosError.invalid("-s applies to volumes only; give -V SIZE") }
                 try pool.createFilesystem(ds, parents: parents, properties: p)
             }
         }

@@ -5,6 +5,27 @@ import Testing
 
 @Suite(.serialized, .enabled(if: isRoot, "needs root: creates loop devices and btrfs pools"))
 struct VolumeAndPoolTests {
+    /// As zfs create -V: a volume larger than the pool can hold is refused (and nothing is
+    /// made) unless it is asked for as sparse (-s).
+    @Test func aVolumeLargerThanThePoolNeedsSparse() throws {
+        let s = try Scratch()
+        defer { s.cleanup() }
+        let pool = try s.pool()
+        let big = try DatasetName("tank/big")
+        do {
+            try pool.createVolume(big, size: 1 << 40)
+            Issue.record("a 1 TiB volume in a 512 MiB pool was created")
+        } catch let e as LumosError {
+            #expect(e.kind == .noSpace && e.message.contains("use -s for a sparse volume"), "\(e.message)")
+        }
+        #expect(!pool.exists(big))
+        try pool.createVolume(big, size: 1 << 40, sparse: true)
+        #expect(pool.exists(big))
+        let cli = try s.lumos(["dataset", "create", "-V", "2T", "tank/big2"], check: false)
+        #expect(cli.status != 0 && cli.stderr.contains("exceeds the pool's available space"), "\(cli.stderr)")
+        #expect(try s.lumos(["dataset", "create", "-s", "-V", "2T", "tank/big2"], check: false).status == 0)
+    }
+
     @Test func volumesAreCopyOnWriteBlockDevicesWithSnapshotsAndClones() throws {
         let s = try Scratch()
         defer { s.cleanup() }
