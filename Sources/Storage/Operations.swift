@@ -34,6 +34,7 @@ extension Pool {
             }
         }
         try create(ds, volumeSize: size, parents: parents, properties: properties)
+        if sparse { try Btrfs.setxattr(path(ds), XAttr.sparse, "on") }
     }
 
     func create(_ ds: DatasetName, volumeSize: UInt64?, parents: Bool, properties: [String: String]) throws {

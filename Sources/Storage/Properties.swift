@@ -167,6 +167,13 @@ extension Pool {
             guard size >= UInt64(st.st_size) else {
                 throw LumosError.invalid("cannot shrink volume '\(ds)' from \(Size.format(UInt64(st.st_size))) to \(Size.format(size)); volumes can only grow")
             }
+            let growth = size - UInt64(st.st_size)
+            if Btrfs.getxattr(p, XAttr.sparse) == nil, growth > 0 {
+                let available = try spaceAvailable(fd)
+                guard growth <= available else {
+                    throw LumosError(.noSpace, "cannot grow volume '\(ds)' by \(Size.format(growth)): the pool has \(Size.format(available)) available (volumes made with -s may grow past it)")
+                }
+            }
             guard truncate(file, off_t(size)) == 0 else { throw Errno(errno, "truncate", file) }
             try Btrfs.setxattr(p, XAttr.volsize, value)
             if let dev = LoopDevice.find(backing: file) { try LoopDevice.refreshCapacity(dev) }

@@ -24,6 +24,19 @@ struct VolumeAndPoolTests {
         let cli = try s.lumos(["dataset", "create", "-V", "2T", "tank/big2"], check: false)
         #expect(cli.status != 0 && cli.stderr.contains("exceeds the pool's available space"), "\(cli.stderr)")
         #expect(try s.lumos(["dataset", "create", "-s", "-V", "2T", "tank/big2"], check: false).status == 0)
+        // Growing follows the same rule: a thick volume only by what the pool has.
+        let thick = try DatasetName("tank/thick")
+        try pool.createVolume(thick, size: 16 << 20)
+        #expect(throws: LumosError.self) { try pool.set(thick, "volsize", "1T") }
+        func fileSize(_ v: DatasetName) throws -> Int {
+            var st = stat()
+            return stat(try pool.volumeFile(v), &st) == 0 ? Int(st.st_size) : -1
+        }
+        #expect(try fileSize(thick) == 16 << 20)
+        try pool.set(thick, "volsize", "32M")
+        #expect(try fileSize(thick) == 32 << 20)
+        try pool.set(big, "volsize", "2T")
+        #expect(try fileSize(big) == 2 << 40)
     }
 
     @Test func volumesAreCopyOnWriteBlockDevicesWithSnapshotsAndClones() throws {
