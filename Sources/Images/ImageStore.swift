@@ -143,7 +143,16 @@ public final class ImageStore {
     static func extract(_ file: String, compression: ImageFileInfo, into rootfs: String, progress: Bool) throws {
         var argv = ["tar", "-x", "--numeric-owner", "-C", rootfs, "-f", progress ? "-" : file]
         if let flag = compression.tarFlag { argv.insert(flag, at: 2) }
-        guard progress else { try Exec.run(argv); return }
+        guard progress else {
+            let r = try Exec.run(argv, check: false)
+            guard r.status == 0 else {
+                // tar's own reason, not its closing "Exiting with failure status" line.
+                let why = r.stderr.split(separator: "\n").map(String.init)
+                    .first { !$0.contains("Exiting with failure status") && !$0.contains("Error is not recoverable") } ?? "exit \(r.status)"
+                throw LumosError.failed("tar could not unpack \(file): \(why); is it a \(compression.compression) tar of a root file system?")
+            }
+            return
+        }
         let src = try sys("open", file) { open(file, O_RDONLY | O_CLOEXEC) }
         defer { close(src) }
         var p: [Int32] = [0, 0]

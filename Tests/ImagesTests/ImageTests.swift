@@ -130,6 +130,22 @@ import Testing
         }
     }
 
+    /// A file whose checksum matches its manifest but that is not a tar of the named
+    /// compression: the error gives tar's (or the decompressor's) own reason.
+    @Test func aFileThatIsNotATarSaysWhy() throws {
+        let s = try ScratchImages()
+        let junk = s.dir + "/junk"
+        try Files.writeAtomically(junk, [UInt8](repeating: 7, count: 10_000))
+        let packed = try s.packedImage(compression: "none")
+        do {
+            try ImageStore.extract(junk, compression: packed.manifest.file, into: s.dir, progress: false)
+            Issue.record("junk extracted")
+        } catch let e as LumosError {
+            #expect(e.message.contains("does not look like a tar archive"), "\(e.message)")
+            #expect(!e.message.contains("Exiting with failure status"), "\(e.message)")
+        }
+    }
+
     @Test func truncatedFileIsRejected() throws {
         let s = try ScratchImages()
         let packed = try s.packedImage()
