@@ -59,6 +59,8 @@ import Testing
             (["--verbose"], "unknown option --verbose; see dtrace -h"),
             (["-p", "abc"], "invalid process ID for -p: abc"),
             (["-p", "0"], "invalid process ID for -p: 0"),
+            (["-p", "1", "-p", "2"], "only one process can be traced: give one -p or one -c"),
+            (["-c", "ls", "-p", "2"], "only one process can be traced: give one -p or one -c"),
             (["-h", "-s", "prov.d", "-o", "prov.h"], "option -h (generate a header file from a provider definition) is not supported by this dtrace; use `dtrace -h` alone for help"),
         ]
         for (args, message) in cases {

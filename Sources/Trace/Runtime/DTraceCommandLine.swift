@@ -111,8 +111,14 @@ public enum DTraceCommandLine {
             guard let pid = Int32(value), pid > 0 else {
                 throw LumosError.invalid("invalid process ID for -p: \(value)")
             }
+            guard inv.pid == nil && inv.command == nil else {
+                throw LumosError.invalid("only one process can be traced: give one -p or one -c")
+            }
             inv.pid = pid
         case "c":
+            guard inv.pid == nil && inv.command == nil else {
+                throw LumosError.invalid("only one process can be traced: give one -p or one -c")
+            }
             inv.command = value
         case "o":
             inv.outputPath = value
