@@ -279,7 +279,6 @@ extension Pool {
         let fd = try openRoot()
         defer { close(fd) }
         try replaceHead(current, with: src, all: all, fd: fd)
-        recordCleanHead(current.name, equals: src.name, fd: fd)
         for n in newer.sorted(by: { $0.info.id > $1.info.id }) {
             try Btrfs.delete(n.path)
             rmdir(snapshotHolder(n.name))
@@ -287,8 +286,6 @@ extension Pool {
         }
     }
 
-    /// Replaces a dataset's subvolume by a writable snapshot of `src`, moving child datasets
-    /// across and keeping the dataset's current properties (journaled; see RollbackPlan).
     /// Commits the pool's transaction and records the head's generation on the snapshot's
     /// holder: a later incremental receive compares against it to tell the user's changes from
     /// Lumos's own (properties and quota groups set on a new head raise its generation too,
@@ -305,12 +302,15 @@ extension Pool {
     func headModified(_ ds: DatasetName, since base: Entry, fd: Int32) throws -> Bool {
         try sys("sync", "pool \(name)") { clinux_btrfs_sync(fd) }
         let head = try entry(ds)
-        var clean = max(base.info.otransid, head.info.otransid)
-        if let marker = Btrfs.getxattr(snapshotHolder(base.name), XAttr.headGeneration)?.split(separator: " "),
-           marker.count == 2, String(marker[0]) == head.info.uuid, let g = UInt64(marker[1]) {
-            clean = g
-        }
+        let clean = recordedCleanGeneration(of: head, equal: base.name) ?? max(base.info.otransid, head.info.otransid)
         return head.info.generation > clean
+    }
+
+    /// The generation recordCleanHead stored for `head` on `snap`'s holder, if it is this head's.
+    func recordedCleanGeneration(of head: Entry, equal snap: DatasetName) -> UInt64? {
+        guard let marker = Btrfs.getxattr(snapshotHolder(snap), XAttr.headGeneration)?.split(separator: " "),
+              marker.count == 2, String(marker[0]) == head.info.uuid else { return nil }
+        return UInt64(marker[1])
     }
 
     /// The newest snapshot of `ds` when Lumos recorded the head as equal to it (receive,
@@ -318,11 +318,13 @@ extension Pool {
     /// datasets that have such a record.
     func cleanHeadSnapshot(_ ds: DatasetName, fd: Int32) throws -> DatasetName? {
         guard let newest = try entries().filter({ $0.name.isSnapshot && $0.name.dataset == ds }).max(by: { $0.info.id < $1.info.id }),
-              let marker = Btrfs.getxattr(snapshotHolder(newest.name), XAttr.headGeneration),
-              marker.split(separator: " ").first.map(String.init) == (try entry(ds)).info.uuid else { return nil }
+              recordedCleanGeneration(of: try entry(ds), equal: newest.name) != nil else { return nil }
         return try headModified(ds, since: newest, fd: fd) ? nil : newest.name
     }
 
+    /// Replaces a dataset's subvolume by a writable snapshot of `src`, moving child datasets
+    /// across and keeping the dataset's current properties (journaled; see RollbackPlan), and
+    /// records the new head as equal to `src` (recordCleanHead).
     func replaceHead(_ current: Entry, with src: Entry, all: [Entry], fd: Int32) throws {
         let ds = current.name
         let id = UUID().uuidString
@@ -345,6 +347,7 @@ extension Pool {
         try Self.crashPoint("rollback.after-swap-out")
         try sys("rename", "\(ds)") { rename(plan.tmp, current.path) }
         try finishRollback(plan, fd: fd)
+        recordCleanHead(ds, equals: src.name, fd: fd)
     }
 
     /// The last steps of a rollback, also run by recovery: limits on the new subvolume, old one removed.

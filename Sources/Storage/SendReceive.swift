@@ -184,7 +184,6 @@ extension Pool {
             }
             if exists(ds.at(header.snapshot)) { throw LumosError.exists("snapshot '\(ds.at(header.snapshot))' already exists") }
         }
-        _ = baseEntry
 
         // Stream into a staging directory held by its own lock, so a killed receive is
         // recognised (lock free) and removed by the next command.
@@ -205,7 +204,7 @@ extension Pool {
             }
             let lock = try begin()
             defer { _ = lock }
-            return try commitReceive(header, staging: staging, into: ds, force: force)
+            return try commitReceive(header, staging: staging, into: ds, base: force ? nil : baseEntry?.name)
         } catch {
             deleteTree(staging)
             throw error
@@ -262,7 +261,8 @@ extension Pool {
     }
 
     /// Moves the received snapshot into place and makes (or moves forward) the dataset's head.
-    func commitReceive(_ h: SendHeader, staging: String, into ds: DatasetName, force: Bool) throws -> DatasetName {
+    /// `base`: the incremental's base snapshot, when the head must still be unmodified (no -F).
+    func commitReceive(_ h: SendHeader, staging: String, into ds: DatasetName, base: DatasetName?) throws -> DatasetName {
         let fd = try openRoot()
         defer { close(fd) }
         let received = staging + "/" + Self.snapshotLeaf
@@ -300,10 +300,8 @@ extension Pool {
         } else {
             // Again under this lock: the head may have been written while the stream was read
             // (the first check's lock was released meanwhile); without -F that is refused.
-            if !force, let baseGUID = h.baseGUID,
-               let b = try entries().first(where: { $0.name.isSnapshot && $0.name.dataset == ds && ($0.info.uuid == baseGUID || $0.info.receivedUUID == baseGUID) }),
-               try headModified(ds, since: b, fd: fd) {
-                throw LumosError.busy("destination '\(ds)' was modified while the stream was received; nothing was received (roll it back to \(b.name) or receive with -F)")
+            if let base, try headModified(ds, since: try entry(base), fd: fd) {
+                throw LumosError.busy("destination '\(ds)' was modified while the stream was received; nothing was received (roll it back to \(base) or receive with -F)")
             }
             for g in levelOneGroups(ds) { try Btrfs.assign(fd, Btrfs.qgroupID(level: 0, info.id), to: g) }
             try Files.makeDirectories(Files.parent(holder), mode: 0o700)
@@ -311,7 +309,6 @@ extension Pool {
             // Move the head forward to the received snapshot, as zfs receive does.
             let all = try entries()
             try replaceHead(try entry(ds), with: try entry(snapName), all: all, fd: fd)
-            recordCleanHead(ds, equals: snapName, fd: fd)
         }
         return snapName
     }
