@@ -41,18 +41,19 @@ public struct NetTools: Sendable {
     }
 
     /// Runs several `ip` commands in one process; the first failing line stops the batch.
-    public func ipBatch(_ lines: [String], force: Bool = false) throws {
-        if lines.isEmpty { return }
-        let text = lines.joined(separator: "\n") + "\n"
-        // With -force, ip runs every line and still exits non-zero when one failed: the caller
-        // asked to ignore that (e.g. deleting links that may already be gone).
-        try run(["ip"] + (force ? ["-force"] : []) + ["-batch", "-"], input: Array(text.utf8), check: !force)
-    }
+    public func ipBatch(_ lines: [String], force: Bool = false) throws { try batch("ip", lines, force: force) }
 
-    public func tcBatch(_ lines: [String], force: Bool = false) throws {
+    public func tcBatch(_ lines: [String], force: Bool = false) throws { try batch("tc", lines, force: force) }
+
+    public func bridgeBatch(_ lines: [String], force: Bool = false) throws { try batch("bridge", lines, force: force) }
+
+    /// `TOOL [-force] -batch -` (iproute2's ip, tc and bridge) with the lines on stdin.
+    func batch(_ tool: String, _ lines: [String], force: Bool) throws {
         if lines.isEmpty { return }
         let text = lines.joined(separator: "\n") + "\n"
-        try run(["tc"] + (force ? ["-force"] : []) + ["-batch", "-"], input: Array(text.utf8), check: !force)
+        // With -force, the tool runs every line and still exits non-zero when one failed: the
+        // caller asked to ignore that (e.g. deleting links that may already be gone).
+        try run([tool] + (force ? ["-force"] : []) + ["-batch", "-"], input: Array(text.utf8), check: !force)
     }
 
     /// Applies an nft script as one transaction (all or nothing).

@@ -112,7 +112,7 @@ public struct NetworkHost: Sendable {
         guard namespace != .current else { return }
         let keys = ["iptables", "ip6tables", "arptables"].map { "net.bridge.bridge-nf-call-\($0)=0" }
         // -e: without br_netfilter the keys do not exist, and there is nothing to turn off.
-        try Exec.run(namespace.command(["sysctl", "-q", "-e", "-w"] + keys))
+        try tools.run(["sysctl", "-q", "-e", "-w"] + keys)
     }
 
     /// Makes sure a switch's bridge exists; returns its config. Lock held by the caller.

@@ -208,9 +208,7 @@ public struct TenantNetwork: Sendable {
         } else {
             try host.tools.ipBatch(hostLines + portLines)
             try host.tools.tcBatch(tcLines)
-            if !bridgeLines.isEmpty {
-                try Exec.run(host.namespace.command(["bridge", "-batch", "-"]), input: Array((bridgeLines.joined(separator: "\n") + "\n").utf8))
-            }
+            try host.tools.bridgeBatch(bridgeLines)
             try host.tools.ipBatch(upLines)
         }
         try zoneTools.ipBatch(zoneLines)

@@ -18,8 +18,8 @@ import Testing
         // The killed hog's pages are uncharged as the kernel tears it down; a command that
         // joins the zone while they are still counted would meet the same limit. Wait for the
         // charge to fall (bounded), then the zone must answer.
-        let deadline = Clock.now + 5.0
-        while Clock.now < deadline,
+        let deadline = Monotonic.now + 5.0
+        while Monotonic.now < deadline,
               let used = UInt64(cg.value(controller: "memory", file: "memory.usage_in_bytes")
                   ?? cg.value(controller: "memory", file: "memory.current") ?? ""),
               used > 16 << 20 {
@@ -65,9 +65,9 @@ import Testing
         #expect(try zone.sh("(while :; do :; done) >/dev/null 2>&1 & (while :; do :; done) >/dev/null 2>&1 &").status == 0)
         let cg = zone.runtime.cgroup(zone.uuid)
         usleep(300_000)
-        let start = Clock.now, before = cg.cpuUsageNanos() ?? 0
+        let start = Monotonic.now, before = cg.cpuUsageNanos() ?? 0
         usleep(2_000_000)
-        let used = Double((cg.cpuUsageNanos() ?? 0) - before) / 1e9, wall = Clock.now - start
+        let used = Double((cg.cpuUsageNanos() ?? 0) - before) / 1e9, wall = Monotonic.now - start
         let share = used / wall
         #expect(share > 0.05 && share < 0.4, "zone used \(share) CPUs with cpu_cap=25")
         let throttled = cg.statValue(controller: "cpu", file: "cpu.stat", key: "nr_throttled") ?? 0

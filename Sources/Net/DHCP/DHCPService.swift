@@ -72,11 +72,11 @@ public struct DHCPService: Sendable {
         let argv = ["setsid", "-f"] + host.namespace.command([exe] + responderArguments(switchName))
         let pid = try Exec.spawn(argv, stdin: .null, stdout: .null, stderr: .null)
         _ = Exec.wait(pid)
-        let end = Self.now() + deadline
+        let end = Monotonic.now + deadline
         repeat {
             if runningPid(switchName: switchName) != nil { return }
             usleep(5000)
-        } while Self.now() < end
+        } while Monotonic.now < end
         // setsid -f detached it, so its pid is found by its command line (which setsid and
         // nsenter carry too while they have not exec'd yet); repeated until none is left.
         let tail = responderArguments(switchName)
@@ -88,12 +88,6 @@ public struct DHCPService: Sendable {
         }
         Files.remove(pidPath)
         throw LumosError.failed("DHCP responder for switch \(switchName) did not start within \(Int(deadline)) s; run `lumos net dhcpd \(switchName)` to see why")
-    }
-
-    static func now() -> Double {
-        var ts = timespec()
-        clock_gettime(CLOCK_MONOTONIC, &ts)
-        return Double(ts.tv_sec) + Double(ts.tv_nsec) / 1e9
     }
 
     /// Live processes whose argv ends with `tail`.

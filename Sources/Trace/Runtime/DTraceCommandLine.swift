@@ -79,7 +79,7 @@ public enum DTraceCommandLine {
                 } else {
                     throw LumosError.invalid("option -\(c) requires an argument; see \(command) -h")
                 }
-                try apply(c, value, to: &inv, programName: programName)
+                try apply(c, value, to: &inv)
             }
         }
         if help { return .help }
@@ -87,7 +87,7 @@ public enum DTraceCommandLine {
         return .run(inv)
     }
 
-    static func apply(_ c: Character, _ value: String, to inv: inout DTraceInvocation, programName: String) throws {
+    static func apply(_ c: Character, _ value: String, to inv: inout DTraceInvocation) throws {
         switch c {
         case "n":
             inv.sources.append((text: value, file: nil))
@@ -133,9 +133,9 @@ public enum DTraceCommandLine {
         }
     }
 
-    public static func usage(command programName: String) -> String {
+    public static func usage(command: String) -> String {
         """
-        Usage: \(programName) [-hlqVw] [-b bufsz] [-c cmd] [-o output] [-p pid] [-x opt[=val]]
+        Usage: \(command) [-hlqVw] [-b bufsz] [-c cmd] [-o output] [-p pid] [-x opt[=val]]
         \t[-n name] [-s script] [-P provider] [-m module] [-f function] [args ...]
 
         Dynamic tracing with D programs compiled to eBPF (dtrace-compatible).
@@ -158,9 +158,9 @@ public enum DTraceCommandLine {
         \t    (bufsize, aggsize, switchrate, aggrate, quiet, ...)
 
         Examples:
-          \(programName) -n 'syscall:::entry { @[execname] = count(); }'
-          \(programName) -qs script.d -c 'ls /'
-          \(programName) -l -n 'syscall::read*:'
+          \(command) -n 'syscall:::entry { @[execname] = count(); }'
+          \(command) -qs script.d -c 'ls /'
+          \(command) -l -n 'syscall::read*:'
 
         """
     }

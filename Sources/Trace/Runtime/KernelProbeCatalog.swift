@@ -14,34 +14,23 @@ public final class KernelProbeCatalog: ProbeCatalog, @unchecked Sendable {
     /// Filled on first use: a program naming one syscall needs neither the list of 700-odd
     /// syscall tracepoints nor the header of syscall numbers, and start-up is the time to
     /// the first probe (bench/trace).
-    private let lazyLock = PthreadMutex()
-    private var cachedSyscalls: [String]?
-    private var cachedNumbers: [String: Int]?
+    private let syscallList: Lazy<[String]>
+    private let syscallNumberTable = Lazy { KernelProbeCatalog.readSyscallNumbers() }
 
     public init() throws {
-        root = try Tracefs.locate().root
+        let root = try Tracefs.locate().root
+        self.root = root
+        syscallList = Lazy {
+            Files.list("\(root)/events/syscalls").filter { $0.hasPrefix("sys_enter_") }
+                .map { String($0.dropFirst("sys_enter_".count)) }.sorted()
+        }
     }
 
     /// Syscalls that have tracepoints, by name.
-    public var syscalls: [String] {
-        lazyLock.locked {
-            if let s = cachedSyscalls { return s }
-            let s = Files.list("\(root)/events/syscalls").filter { $0.hasPrefix("sys_enter_") }
-                .map { String($0.dropFirst("sys_enter_".count)) }.sorted()
-            cachedSyscalls = s
-            return s
-        }
-    }
+    public var syscalls: [String] { syscallList.value }
 
     /// Syscall numbers by name, from the installed kernel headers.
-    public var syscallNumbers: [String: Int] {
-        lazyLock.locked {
-            if let n = cachedNumbers { return n }
-            let n = KernelProbeCatalog.readSyscallNumbers()
-            cachedNumbers = n
-            return n
-        }
-    }
+    public var syscallNumbers: [String: Int] { syscallNumberTable.value }
 
     /// The syscalls a probe's function field names: one access(2) for a plain name,
     /// the whole list only for a glob.

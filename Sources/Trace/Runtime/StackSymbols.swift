@@ -4,7 +4,8 @@
 /// process that has since exited still resolve if it was seen alive). Unknown addresses
 /// print as hex, as DTrace does.
 final class StackSymbols {
-    let kernelSymbols = LazyKernelSymbols()
+    /// /proc/kallsyms costs tens of milliseconds to read; only stacks and %a/%A need it.
+    let kernelSymbols = Lazy { KernelSymbols.load() }
     var kernel: KernelSymbols { kernelSymbols.value }
     var processes: [Int32: ProcessSymbols] = [:]
 
@@ -32,18 +33,22 @@ final class StackSymbols {
     }
 }
 
-/// /proc/kallsyms, read on first use only: reading it costs tens of milliseconds, and only
-/// stacks and %a/%A of kernel addresses need it.
-final class LazyKernelSymbols: @unchecked Sendable {
+/// A value made on first use, at most once, from any thread: start-up work a program may
+/// never need (kallsyms for stacks and %a, the syscall lists) is not done before the first
+/// probe fires.
+final class Lazy<T>: @unchecked Sendable {
     private let lock = PthreadMutex()
-    private var loaded: KernelSymbols?
+    private var made: T?
+    private let make: () -> T
 
-    var value: KernelSymbols {
+    init(_ make: @escaping () -> T) { self.make = make }
+
+    var value: T {
         lock.locked {
-            if let k = loaded { return k }
-            let k = KernelSymbols.load()
-            loaded = k
-            return k
+            if let v = made { return v }
+            let v = make()
+            made = v
+            return v
         }
     }
 }

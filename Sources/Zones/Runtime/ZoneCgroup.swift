@@ -201,9 +201,9 @@ public struct ZoneCgroup: Sendable {
     public func setFrozen(_ frozen: Bool) throws {
         if let dir = v2Directory, Files.exists("\(dir)/cgroup.freeze") {
             try write("\(dir)/cgroup.freeze", frozen ? "1" : "0")
-            let deadline = Clock.now + 5
+            let deadline = Monotonic.now + 5
             while isFrozen != frozen {
-                if Clock.now > deadline { throw LumosError.busy("zone \(uuid): the kernel did not \(frozen ? "freeze" : "thaw") it within 5 s") }
+                if Monotonic.now > deadline { throw LumosError.busy("zone \(uuid): the kernel did not \(frozen ? "freeze" : "thaw") it within 5 s") }
                 usleep(1_000)
             }
             return
@@ -224,9 +224,9 @@ public struct ZoneCgroup: Sendable {
 
     /// Waits up to `timeout` seconds for the zone to have no process left.
     public func waitEmpty(timeout: Double) -> Bool {
-        let deadline = Clock.now + timeout
+        let deadline = Monotonic.now + timeout
         while populated {
-            if Clock.now > deadline { return false }
+            if Monotonic.now > deadline { return false }
             usleep(5_000)
         }
         return true
@@ -282,14 +282,5 @@ public struct ZoneCgroup: Sendable {
         let bytes = Array(value.utf8)
         let n = bytes.withUnsafeBytes { Glibc.write(fd, $0.baseAddress, $0.count) }
         if n < 0 { throw Errno(errno, "write \(value) to", path) }
-    }
-}
-
-/// Monotonic seconds.
-enum Clock {
-    static var now: Double {
-        var ts = timespec()
-        clock_gettime(CLOCK_MONOTONIC, &ts)
-        return Double(ts.tv_sec) + Double(ts.tv_nsec) / 1e9
     }
 }

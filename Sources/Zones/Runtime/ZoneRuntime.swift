@@ -152,9 +152,9 @@ public struct ZoneRuntime: Sendable {
     /// after start would be lost while lumos-init is still starting. Return only once its
     /// SIGTERM handler is in place (a few hundred microseconds after exec).
     private func waitForSignalHandlers(_ pid: pid_t) {
-        let deadline = Clock.now + 1
+        let deadline = Monotonic.now + 1
         let sigterm = UInt64(1) << UInt64(SIGTERM - 1)
-        while Clock.now < deadline {
+        while Monotonic.now < deadline {
             guard let status = try? FD.readText("/proc/\(pid)/status") else { return }
             for line in status.split(separator: "\n") where line.hasPrefix("SigCgt:") {
                 if let mask = UInt64(String(line.dropFirst("SigCgt:".count)).trimmingSpaces(), radix: 16), mask & sigterm != 0 { return }
