@@ -33,13 +33,15 @@ public struct Manifest: Sendable, Equatable {
     public var ioPriority: Int64 { properties["zfs_io_priority"]?.intValue ?? 100 }
     /// nil when unlimited (0).
     public var quotaGiB: Int64? { properties["quota"]?.intValue.flatMap { $0 > 0 ? $0 : nil } }
-    public var tmpfsMiB: Int64 { mebibytes("tmpfs") ?? maxPhysicalMemoryMiB }
+    public var tmpfsMiB: Int64 { mebibytes("tmpfs") ?? Int64(TmpfsBudget(maxPhysicalMemory: UInt64(maxPhysicalMemoryMiB)).maxTmp) }
 
     public var filesystems: [FilesystemMount] {
         (properties["filesystems"]?.arrayValue ?? []).compactMap { FilesystemMount(json: $0) }
     }
 
     public var nics: [JSONValue] { properties["nics"]?.arrayValue ?? [] }
+    public var zlogMaxSize: UInt64 { properties["zlog_max_size"]?.intValue.map(UInt64.init) ?? ConsoleLog.defaultMaxBytes }
+    public var allowIOUring: Bool { properties["lumos_allow_io_uring"]?.boolValue ?? false }
 
     /// Only the properties a user set or Lumos defaulted — what is stored; computed ones
     /// (state, pid, ...) are added when printing.

@@ -74,8 +74,9 @@ public enum ManifestValidator {
             if changes["max_locked_memory"] == nil, let locked = props["max_locked_memory"]?.intValue, locked == old || locked > ram {
                 props["max_locked_memory"] = .number(Double(ram)); changed.insert("max_locked_memory")
             }
-            if changes["tmpfs"] == nil, let tmpfs = props["tmpfs"]?.intValue, tmpfs > ram {
-                props["tmpfs"] = .number(Double(ram)); changed.insert("tmpfs")
+            let maxTmp = Int64(TmpfsBudget(maxPhysicalMemory: UInt64(ram)).maxTmp)
+            if changes["tmpfs"] == nil, let tmpfs = props["tmpfs"]?.intValue, tmpfs > maxTmp {
+                props["tmpfs"] = .number(Double(maxTmp)); changed.insert("tmpfs")
             }
         }
         try NicChecks.check(props["nics"] ?? .array([]))
@@ -208,8 +209,9 @@ public enum ManifestValidator {
         if m.maxLockedMemoryMiB > ram {
             throw LumosError.invalid("max_locked_memory: \(m.maxLockedMemoryMiB) MiB is above max_physical_memory (\(ram) MiB); lower it or raise max_physical_memory")
         }
-        if m.tmpfsMiB > ram {
-            throw LumosError.invalid("tmpfs: \(m.tmpfsMiB) MiB is above max_physical_memory (\(ram) MiB); /tmp lives in the zone's memory, so lower it")
+        let budget = TmpfsBudget(maxPhysicalMemory: UInt64(ram))
+        if m.tmpfsMiB > budget.maxTmp {
+            throw LumosError.invalid("tmpfs: \(m.tmpfsMiB) MiB leaves too little of max_physical_memory (\(ram) MiB) once /dev/shm (\(budget.shm) MiB) and room for processes (\(budget.reserve) MiB) are counted; use at most \(budget.maxTmp)")
         }
     }
 }

@@ -36,8 +36,10 @@ public enum PropertyTable {
                      "relative I/O weight against other zones"),
         PropertySpec("quota", .integer(min: 0, max: 1 << 30, unit: "GiB"), default: .value(10), update: .live,
                      "size cap of the zone's dataset in GiB (0 = none)"),
-        PropertySpec("tmpfs", .integer(min: 0, max: maxMiB, unit: "MiB"), default: .derived { $0["max_physical_memory"] }, update: .nextBoot,
-                     "size of the tmpfs on /tmp in MiB (0 = no tmpfs)"),
+        PropertySpec("tmpfs", .integer(min: 0, max: maxMiB, unit: "MiB"),
+                     default: .derived { p in p["max_physical_memory"]?.intValue.map { .number(Double(TmpfsBudget(maxPhysicalMemory: UInt64($0)).maxTmp)) } },
+                     update: .nextBoot,
+                     "size of the tmpfs on /tmp in MiB (0 = no tmpfs; at most what max_physical_memory leaves after /dev/shm and room for processes, the default)"),
         PropertySpec("resolvers", .ipAddressList, default: .value([]), update: .nextBoot, "DNS servers written to /etc/resolv.conf"),
         PropertySpec("customer_metadata", .stringMap(allowScalars: false), default: .value([:]), update: .live, "key/value metadata for the tenant"),
         PropertySpec("internal_metadata", .stringMap(allowScalars: false), default: .value([:]), update: .live, "key/value metadata for the operator"),
@@ -50,6 +52,10 @@ public enum PropertyTable {
         PropertySpec("owner_uuid", .uuid, default: .value("00000000-0000-0000-0000-000000000000"), update: .live, "the tenant owning the VM"),
         PropertySpec("billing_id", .uuid, default: .value("00000000-0000-0000-0000-000000000000"), update: .live, "the package the VM was created from"),
         PropertySpec("dns_domain", .hostname, default: .value("local"), update: .nextBoot, "the search domain in /etc/resolv.conf"),
+        PropertySpec("zlog_max_size", .integer(min: 4096, max: 1 << 40, unit: "bytes"), update: .nextBoot,
+                     "cap on the console log in bytes; past it the log is rotated to console.log.0 (default 5 MiB)"),
+        PropertySpec("lumos_allow_io_uring", .boolean, default: .value(false), update: .nextBoot,
+                     "let the zone use io_uring (the default seccomp profile refuses io_uring_setup/enter/register, as Docker's does)"),
 
         // Computed by Lumos and printed by get/list, as vmadm prints them.
         PropertySpec("type", .string(maxLength: 8), .readOnly, "LX for zones of brand lx (vmadm: OS, LX, KVM)"),
@@ -81,7 +87,6 @@ public enum PropertyTable {
         PropertySpec("vcpus", .integer(min: 1, max: 64, unit: "CPUs"), .unsupported("vcpus is for kvm VMs; for zones use cpu_cap"), ""),
         PropertySpec("disks", .computed, .unsupported("disks are for kvm VMs, which this Lumos does not run yet"), ""),
         PropertySpec("docker", .boolean, .unsupported("docker-branded lx zones are not supported"), ""),
-        PropertySpec("zlog_max_size", .integer(min: 0, max: 1 << 40, unit: "bytes"), .unsupported("zone logs are not kept by Lumos yet"), ""),
     ]
 
     /// Read-only properties computed from the kernel and pool when printing, never stored

@@ -32,8 +32,10 @@ public struct ZoneLaunch: Sendable {
     public var limits: TenantLimits
     public var mounts: [FilesystemMount]
     public var tmpfsMiB: UInt64
-    /// Where the zone's console output (its init's stdout/stderr) is appended.
-    public var consoleLog: String?
+    /// Where the zone's console output (its init's stdout/stderr) is kept, capped.
+    public var consoleLog: ConsoleLog?
+    /// lumos_allow_io_uring.
+    public var allowIOUring = false
 }
 
 /// The kernel side of zones as vmadm uses it. The real one is the zone runtime
@@ -53,7 +55,7 @@ public protocol ZoneControl: AnyObject {
     /// Gives back per-zone host resources kept between boots (the uid range).
     func release(_ uuid: String)
     /// Runs a command in the running zone (zlogin); returns its exit status.
-    func login(_ uuid: String, _ argv: [String], tty: Bool) throws -> Int32
+    func login(_ uuid: String, _ argv: [String], tty: Bool, allowIOUring: Bool) throws -> Int32
 }
 
 /// What the network made of one NIC, written back to the manifest so `vmadm get` shows it.
