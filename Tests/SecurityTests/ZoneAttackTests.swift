@@ -91,6 +91,11 @@ struct ZoneAttackTests {
             let r = try site.zlogin(zone, ["/bin/sh", "-c", "echo alive"])
             #expect(r.status == 0 && r.stdout == "alive\n", "zlogin in a zone with full tmpfs: \(r.status) \(r.stderr)")
         }
+        // A session that itself runs the zone out of memory is told why it died.
+        let hog = try site.zlogin(zone, ["dd", "if=/dev/zero", "of=/dev/null", "bs=100M", "count=1"])
+        #expect(hog.status == 137 && hog.stderr.contains("killed by the zone's OOM killer") && hog.stderr.contains("max_physical_memory 64 MiB"),
+                "\(hog.status) \(hog.stderr)")
+        #expect(try site.zlogin(zone, ["/bin/sh", "-c", "echo alive"]).stdout == "alive\n")
     }
 
     @Test func aZoneWhoseInitWasOOMKilledIsStopped() throws {
