@@ -60,6 +60,12 @@ public enum NicValidation {
     /// Validates a whole nics[] list: each NIC, then what must hold across them.
     public static func validate(_ nics: [NicSpec]) throws {
         for (i, n) in nics.enumerated() { try validate(n, index: i) }
+        try checkAcross(nics)
+    }
+
+    /// The rules between a VM's NICs, in one place for vmadm's validation and the network's:
+    /// at most one primary (vmadm(8) nics.*.primary), distinct interfaces, MACs and addresses.
+    public static func checkAcross(_ nics: [NicSpec]) throws {
         let primaries = nics.indices.filter { nics[$0].isPrimary }
         if primaries.count > 1 {
             throw LumosError.invalid("nics[\(primaries[1])].primary: nics[\(primaries[0])] is already primary; only one NIC may be primary")
@@ -74,6 +80,13 @@ public enum NicValidation {
             if let m = n.mac {
                 if let j = macs[m] { throw LumosError.invalid("nics[\(i)].mac: \(m) is already used by nics[\(j)]") }
                 macs[m] = i
+            }
+        }
+        var addresses: [IPAddress: Int] = [:]
+        for (i, n) in nics.enumerated() {
+            for a in n.addresses {
+                if let j = addresses[a.address], j != i { throw LumosError.invalid("nics[\(i)].ips: address \(a.address) is already on nics[\(j)]; use it once") }
+                addresses[a.address] = i
             }
         }
     }

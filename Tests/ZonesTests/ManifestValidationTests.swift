@@ -102,9 +102,9 @@ private func createError(_ payload: JSONValue) -> String? {
         ("nic bandwidth", base(["nics": [["nic_tag": "admin", "lumos_tx_maxbw_mbps": "fast"]]]), "not a bandwidth"),
         ("nic zero bandwidth", base(["nics": [["nic_tag": "admin", "lumos_rx_maxbw_mbps": 0]]]), "not a bandwidth"),
         ("nic ignored field", base(["nics": [["nic_tag": "admin", "network_uuid": "0b8a7c2e-1f2d-4c5e-9a6b-7c8d9e0f1a2b"]]]), "unknown NIC property"),
-        ("two primaries", base(["nics": [["nic_tag": "a", "primary": true], ["nic_tag": "b", "primary": true]]]), "mark at most one"),
-        ("same mac", base(["nics": [["nic_tag": "a", "mac": "90:b8:d0:00:00:01"], ["nic_tag": "b", "mac": "90:B8:D0:00:00:01"]]]), "used by another NIC"),
-        ("same ip", base(["nics": [["nic_tag": "a", "ips": ["10.0.0.5/24"]], ["nic_tag": "b", "ips": ["10.0.0.5/16"]]]]), "on two NICs"),
+        ("two primaries", base(["nics": [["nic_tag": "a", "primary": true], ["nic_tag": "b", "primary": true]]]), "only one NIC may be primary"),
+        ("same mac", base(["nics": [["nic_tag": "a", "mac": "90:b8:d0:00:00:01"], ["nic_tag": "b", "mac": "90:B8:D0:00:00:01"]]]), "is already used by nics[0]"),
+        ("same ip", base(["nics": [["nic_tag": "a", "ips": ["10.0.0.5/24"]], ["nic_tag": "b", "ips": ["10.0.0.5/16"]]]]), "is already on nics[0]"),
         ("nic model", base(["nics": [["nic_tag": "a", "model": "virtio"]]]), "kvm VMs"),
     ]
 

@@ -1,6 +1,9 @@
 import LumosCore
+import Net
 
-/// nics[]: vmadm's NIC properties, checked here; wiring them is the Net module's job.
+/// nics[]: the values of vmadm's NIC properties, checked here with vmadm's messages; the NIC
+/// schema (which keys exist) and the rules across NICs are the Net module's `NicSpec` and
+/// `NicValidation.checkAcross`.
 enum NicChecks {
     /// Lumos extensions (the Net module's names): bandwidth caps in Mbit/s, like dladm's maxbw;
     /// tx is what the zone sends, rx what it receives.
@@ -8,36 +11,18 @@ enum NicChecks {
     static let booleanKeys = ["primary", "allow_ip_spoofing", "allow_mac_spoofing", "allow_dhcp_spoofing",
                               "allow_restricted_traffic"]
     /// Only fields the Net module acts on: anything else would be silently ignored.
-    static let keys = ["nic_tag", "mac", "ip", "ips", "netmask", "gateway", "gateways", "mtu", "vlan_id",
-                       "allowed_ips", "blocked_outgoing_ports", "interface", "model"] + booleanKeys + bandwidthKeys
+    static var keys: [String] { NicSpec.fieldNames }
 
     static func check(_ value: JSONValue) throws {
         guard let list = value.arrayValue else {
             throw LumosError.invalid("nics: expected an array of NIC objects, got \(value.typeName)")
         }
-        var macs: Set<String> = [], ips: Set<String> = []
-        var primaries = 0
+        var specs: [NicSpec] = []
         for (i, entry) in list.enumerated() {
             let nic = try checkOne(entry, at: "nics[\(i)]", requireTag: true)
-            if let mac = nic["mac"]?.stringValue?.lowercased(), !macs.insert(mac).inserted {
-                throw LumosError.invalid("nics[\(i)].mac: \(mac) is used by another NIC of this VM; give each NIC its own MAC")
-            }
-            for ip in addresses(nic) where !ips.insert(ip).inserted {
-                throw LumosError.invalid("nics[\(i)]: address \(ip) is on two NICs of this VM; use it once")
-            }
-            if nic["primary"]?.boolValue == true { primaries += 1 }
+            do { specs.append(try NicSpec(json: nic)) } catch let e as LumosError { throw LumosError(e.kind, "nics[\(i)].\(e.message)") }
         }
-        if primaries > 1 { throw LumosError.invalid("nics: \(primaries) NICs are marked primary; mark at most one") }
-    }
-
-    /// Static addresses without their prefix, for duplicate checks.
-    static func addresses(_ nic: [String: JSONValue]) -> [String] {
-        var out: [String] = []
-        if let ip = nic["ip"]?.stringValue, ValueChecks.isIP(ip) { out.append(ip) }
-        for v in nic["ips"]?.arrayValue ?? [] {
-            if let s = v.stringValue, ValueChecks.isCIDR(s) { out.append(String(s.split(separator: "/")[0])) }
-        }
-        return out
+        try NicValidation.checkAcross(specs)
     }
 
     /// Checks one NIC object. `requireTag` is false for update_nics entries, which name a NIC by mac.

@@ -13,11 +13,6 @@ public final class RuntimeZones: ZoneControl {
         self.runtime = try runtime ?? ZoneRuntime()
     }
 
-    static func limits(_ l: TenantLimits) -> ZoneLimits {
-        ZoneLimits(maxPhysicalMemory: l.maxPhysicalMemory, maxSwap: l.maxSwap, maxLockedMemory: l.maxLockedMemory,
-                   maxLwps: l.maxLwps, cpuShares: l.cpuShares, cpuCap: l.cpuCap, ioWeight: l.ioWeight)
-    }
-
     public func start(_ launch: ZoneLaunch, beforeRelease: (pid_t) throws -> Void) throws -> pid_t {
         // vmadm's default init_name is /sbin/init; an image without one (a bare rootfs) still
         // boots: Lumos's init idles as PID 1 so the zone can be entered with zlogin.
@@ -42,7 +37,7 @@ public final class RuntimeZones: ZoneControl {
         limits.maxLockedMemory = Self.allowLockedMemory(limits.maxLockedMemory)
         let range = try ZoneIDRange.allocate(for: launch.uuid, root: root)
         let spec = ZoneSpec(uuid: launch.uuid, hostname: launch.hostname, rootfs: launch.rootfs, initProcess: initProcess,
-                            limits: Self.limits(limits),
+                            limits: limits,
                             filesystems: launch.mounts.map { BindMount(source: $0.source, target: $0.target, readOnly: $0.readOnly, noExec: $0.options.contains("noexec")) },
                             tmpfsSize: launch.tmpfsMiB, idRange: range, idmapRootfs: true,
                             stdout: console >= 0 ? console : nil, stderr: console >= 0 ? console : nil)
@@ -70,10 +65,14 @@ public final class RuntimeZones: ZoneControl {
     public func initPid(_ uuid: String) -> pid_t? { runtime.initPid(uuid) }
     public func stop(_ uuid: String, force: Bool, timeout: Double) throws { try runtime.stop(uuid, force: force, timeout: timeout) }
     public func kill(_ uuid: String, signal: Int32) throws { try runtime.kill(uuid, signal: signal) }
-    public func updateLimits(_ uuid: String, _ limits: TenantLimits) throws {
+    public func updateLimits(_ uuid: String, _ limits: ZoneLimits) throws {
         var l = limits
         l.maxLockedMemory = Self.allowLockedMemory(l.maxLockedMemory)
-        try runtime.updateLimits(uuid, Self.limits(l))
+        try runtime.updateLimits(uuid, l)
+    }
+    /// The zone's uid range slot: held from the first boot until delete.
+    public func zonedid(_ uuid: String) -> Int64? {
+        ZoneIDRange.lookup(uuid, root: root).map { Int64(($0.base - ZoneIDRange.firstBase) / ZoneIDRange.size) + 1 }
     }
     public func cleanup(_ uuid: String) throws { try runtime.cleanup(uuid) }
     public func release(_ uuid: String) { ZoneIDRange.release(uuid, root: root) }

@@ -87,7 +87,7 @@ public final class Vmadm {
         }
         try datasets.setQuota(dataset(uuid), bytes: m.quotaGiB.map { UInt64($0) << 30 })
         try store.write(m)
-        if zones.isRunning(uuid) { try zones.updateLimits(uuid, TenantLimits(m)) }
+        if zones.isRunning(uuid) { try zones.updateLimits(uuid, ZoneLimits(m)) }
     }
 
     func finishRollback(_ uuid: String, snapshot: String, restart: Bool, manifest: Manifest?) throws {
@@ -111,6 +111,9 @@ public final class Vmadm {
     /// free, bind-mount sources exist. Nothing is changed.
     public func validateForCreate(_ payload: JSONValue) throws -> Manifest {
         let m = try ManifestValidator.validateCreate(payload)
+        if let pool = m["zpool"]?.stringValue, pool != datasets.poolName {
+            throw LumosError.notFound("zpool: pool \(pool) is not the pool vmadm uses on this host (\(datasets.poolName)); leave zpool out or give \(datasets.poolName)")
+        }
         guard images.isInstalled(m.imageUUID) else {
             throw LumosError.notFound("image_uuid: image \(m.imageUUID) is not installed; see imgadm list, or imgadm import / imgadm build busybox")
         }
@@ -154,6 +157,7 @@ public final class Vmadm {
             try intent.mark("cloned")
             try datasets.setQuota(dataset(m.uuid), bytes: m.quotaGiB.map { UInt64($0) << 30 })
             try intent.mark("quota")
+            if m.indestructibleZoneroot { try setIndestructible(m.uuid, true) }
             try store.write(m)
             try intent.mark("manifest")
             if m.autoboot {
@@ -177,7 +181,7 @@ public final class Vmadm {
         let root = try rootfs(m.uuid)
         try writeZoneFiles(m, root: root)
         let launch = ZoneLaunch(uuid: m.uuid, hostname: m.hostname, rootfs: root, initCommand: [m.initName],
-                                limits: TenantLimits(m), mounts: m.filesystems, tmpfsMiB: UInt64(m.tmpfsMiB),
+                                limits: ZoneLimits(m), mounts: m.filesystems, tmpfsMiB: UInt64(m.tmpfsMiB),
                                 consoleLog: store.consoleLog(m.uuid))
         var nics: [NicResult] = []
         _ = try zones.start(launch) { pid in nics = try network.attach(vm: m, pid: pid) }
@@ -257,6 +261,9 @@ public final class Vmadm {
         let lock = try self.lock(uuid)
         defer { withExtendedLifetime(lock) {} }
         let m = try store.read(uuid)
+        if m.indestructibleZoneroot {
+            throw LumosError.busy("VM \(uuid) has indestructible_zoneroot set; run vmadm update \(uuid) indestructible_zoneroot=false first")
+        }
         let intent = try store.journal.begin("delete", uuid, data: ["manifest": m.stored.json.serialized(pretty: false)])
         try zones.cleanup(uuid)
         try intent.mark("stopped")
@@ -280,7 +287,8 @@ public final class Vmadm {
         let current = try store.read(uuid)
         var plan = try ManifestValidator.validateUpdate(current, payload)
         guard !plan.changed.isEmpty else { return plan }
-        let nicsChanged = plan.changed.contains("nics")
+        // Routes live in the zone's network namespace: a running zone gets them with its NICs.
+        let nicsChanged = plan.changed.contains("nics") || plan.changed.contains("routes")
         if nicsChanged { try network.validate(vm: plan.manifest) }
         let livePid = nicsChanged && zones.isRunning(uuid) ? zones.initPid(uuid) : nil
         var data = ["manifest": plan.manifest.stored.json.serialized(pretty: false)]
@@ -304,10 +312,17 @@ public final class Vmadm {
             try datasets.setQuota(dataset(uuid), bytes: plan.manifest.quotaGiB.map { UInt64($0) << 30 })
             try intent.mark("quota")
         }
+        if plan.changed.contains("indestructible_zoneroot") {
+            try setIndestructible(uuid, plan.manifest.indestructibleZoneroot)
+        }
         try store.write(plan.manifest)
         try intent.mark("manifest")
-        if zones.isRunning(uuid), plan.live.contains(where: Self.limitProperties.contains) {
-            try zones.updateLimits(uuid, TenantLimits(plan.manifest))
+        // vmadm(8) maintain_resolvers: a running zone's resolv.conf follows resolvers.
+        if plan.changed.contains("resolvers") && plan.manifest.maintainResolvers && zones.isRunning(uuid) {
+            try writeZoneFiles(plan.manifest, root: try rootfs(uuid))
+        }
+        if zones.isRunning(uuid), plan.live.contains(where: PropertyTable.limitProperties.contains) {
+            try zones.updateLimits(uuid, ZoneLimits(plan.manifest))
             try intent.mark("applied")
         }
         intent.finish()
@@ -320,33 +335,36 @@ public final class Vmadm {
         if (try? network.apply(vm: m, pid: pid)) == nil { _ = try? network.reset(vm: m, pid: pid) }
     }
 
-    static let limitProperties: Set<String> = ["max_physical_memory", "max_swap", "max_locked_memory", "max_lwps",
-                                               "cpu_shares", "cpu_cap", "zfs_io_priority"]
+    /// The snapshot that holds a VM with indestructible_zoneroot (vmadm(8): "@indestructible").
+    static let indestructibleSnapshot = "indestructible"
+
+    /// indestructible_zoneroot: vmadm keeps a held snapshot @indestructible; here the snapshot
+    /// marks it and delete refuses while the property is set.
+    func setIndestructible(_ uuid: String, _ on: Bool) throws {
+        let snap = "\(dataset(uuid))@\(Self.indestructibleSnapshot)"
+        let has = (try datasets.snapshots(of: dataset(uuid))).contains(Self.indestructibleSnapshot)
+        if on && !has { try datasets.snapshot(snap) }
+        if !on && has { try datasets.destroy(snap, recursive: false) }
+    }
 
     // MARK: reading
 
-    /// The manifest with what vmadm computes when printing (state from the kernel).
+    /// The manifest with what vmadm computes when printing: every computed row of the
+    /// property table, from the kernel's and the pool's facts about the VM.
     public func describe(_ m: Manifest, withSnapshots: Bool = false) -> JSONValue {
-        var p = m.properties
         let uuid = m.uuid
         let running = zones.isRunning(uuid)
-        let busy = store.journal.read(uuid) != nil && !FileLock.isFree(store.journal.lockPath(uuid))
-        let hasDataset = datasets.exists(dataset(uuid))
-        p["type"] = "LX"
-        p["ram"] = p["max_physical_memory"]
-        p["state"] = .string(running ? "running" : busy ? "provisioning" : hasDataset ? "stopped" : "failed")
-        p["zone_state"] = .string(running ? "running" : "installed")
-        p["zonename"] = .string(uuid)
-        p["zfs_filesystem"] = .string(dataset(uuid))
-        p["zpool"] = .string(datasets.poolName)
-        if let path = try? datasets.mountpoint(dataset(uuid)) { p["zonepath"] = .string(path) }
-        if running, let pid = zones.initPid(uuid) {
-            p["pid"] = .number(Double(pid))
-            p["zoneid"] = .number(Double(pid))
-            if let t = ProcessStart.timestamp(pid) { p["boot_timestamp"] = .string(t) }
-        }
-        if withSnapshots, let snaps = try? datasets.snapshots(of: dataset(uuid)) {
-            p["snapshots"] = .array(snaps.map { ["name": .string($0)] })
+        let pid = running ? zones.initPid(uuid) : nil
+        let facts = VMFacts(manifest: m, running: running,
+                            busy: store.journal.read(uuid) != nil && !FileLock.isFree(store.journal.lockPath(uuid)),
+                            hasDataset: datasets.exists(dataset(uuid)), dataset: dataset(uuid), pool: datasets.poolName,
+                            zonepath: try? datasets.mountpoint(dataset(uuid)), pid: pid, bootTimestamp: pid.flatMap(ProcessStart.timestamp),
+                            snapshots: withSnapshots ? (try? datasets.snapshots(of: dataset(uuid)))?.filter { $0 != Self.indestructibleSnapshot } : nil,
+                            serverUUID: HostIdentity.uuid, zonedid: zones.zonedid(uuid))
+        var p = m.properties
+        for spec in PropertyTable.all {
+            guard case .computed(let compute) = spec.source else { continue }
+            p[spec.name] = compute(facts)
         }
         return .object(p)
     }

@@ -1,27 +1,6 @@
 import Glibc
 import LumosCore
 
-/// Resource limits of a tenant in vmadm units (MiB, percent, weights); nil = no limit.
-public struct TenantLimits: Sendable, Equatable {
-    public var maxPhysicalMemory: UInt64?
-    public var maxSwap: UInt64?
-    public var maxLockedMemory: UInt64?
-    public var maxLwps: UInt64?
-    public var cpuShares: UInt64?
-    public var cpuCap: UInt64?
-    public var ioWeight: UInt64?
-
-    public init(_ m: Manifest) {
-        maxPhysicalMemory = UInt64(m.maxPhysicalMemoryMiB)
-        maxSwap = UInt64(m.maxSwapMiB)
-        maxLockedMemory = UInt64(m.maxLockedMemoryMiB)
-        maxLwps = UInt64(m.maxLwps)
-        cpuShares = UInt64(m.cpuShares)
-        cpuCap = m.cpuCapPercent.map(UInt64.init)
-        ioWeight = UInt64(m.ioPriority)
-    }
-}
-
 /// What the runtime needs to boot a tenant's zone, taken from its manifest and dataset.
 public struct ZoneLaunch: Sendable {
     public var uuid: String
@@ -29,7 +8,7 @@ public struct ZoneLaunch: Sendable {
     public var rootfs: String
     /// argv of the zone's init (init_name), run under Lumos's reaping init.
     public var initCommand: [String]
-    public var limits: TenantLimits
+    public var limits: ZoneLimits
     public var mounts: [FilesystemMount]
     public var tmpfsMiB: UInt64
     /// Where the zone's console output (its init's stdout/stderr) is appended.
@@ -47,13 +26,18 @@ public protocol ZoneControl: AnyObject {
     /// SIGTERM to init, SIGKILL to everything after `timeout` (at once with force).
     func stop(_ uuid: String, force: Bool, timeout: Double) throws
     func kill(_ uuid: String, signal: Int32) throws
-    func updateLimits(_ uuid: String, _ limits: TenantLimits) throws
-    /// Ends every process and removes the zone's cgroups; idempotent (crash repair, delete).
+    func updateLimits(_ uuid: String, _ limits: ZoneLimits) throws
+    /// A number for the zone that stays the same across boots (vmadm's zonedid), if it has one.
+    func zonedid(_ uuid: String) -> Int64?    /// Ends every process and removes the zone's cgroups; idempotent (crash repair, delete).
     func cleanup(_ uuid: String) throws
     /// Gives back per-zone host resources kept between boots (the uid range).
     func release(_ uuid: String)
     /// Runs a command in the running zone (zlogin); returns its exit status.
     func login(_ uuid: String, _ argv: [String], tty: Bool) throws -> Int32
+}
+
+extension ZoneControl {
+    public func zonedid(_ uuid: String) -> Int64? { nil }
 }
 
 /// What the network made of one NIC, written back to the manifest so `vmadm get` shows it.
