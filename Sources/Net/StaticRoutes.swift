@@ -14,7 +14,7 @@ public struct StaticRoute: Sendable, Equatable {
     }
 
     /// The `ip route` arguments that install it.
-    var ipArguments: String {
+    public var ipArguments: String {
         var line = "route replace \(destination)"
         if let gateway { line += " via \(gateway)" }
         if let interface { line += " dev \(interface)" }
