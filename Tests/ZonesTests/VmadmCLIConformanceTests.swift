@@ -1,0 +1,104 @@
+import Glibc
+import LumosCore
+import Testing
+@testable import Zones
+
+/// vmadm(8) conformance through the real `lumos vm` command line on a real host (root): the
+/// list, lookup and validate differences of issue 9, and the IPC caps inside a running zone.
+@Suite(.serialized, .enabled(if: isRoot, "needs root: pools, namespaces and cgroups"))
+struct VmadmCLIConformanceTests {
+    @Test func listLookupAndValidateBehaveAsVmadm() throws {
+        let h = try RealHost("conf")
+        defer { h.close() }
+        // Booted once, so it has a zonedid (its uid range slot, kept across boots).
+        let uuid = try h.vmadm.create(h.payload()).uuid
+
+        // Example 1 of vmadm(8): "-s -ram,..." is the sort option's value, not an option.
+        let ex1 = try h.lumos(["vm", "list", "-o", "uuid,type,ram,quota,cpu_shares,zfs_io_priority", "-s", "-ram,cpu_shares", "type=KVM", "ram=128"])
+        #expect(ex1.status == 0, "\(ex1.stderr)")
+        #expect(ex1.stdout.split(whereSeparator: \.isWhitespace).map(String.init) == ["UUID", "TYPE", "RAM", "QUOTA", "CPU_SHARE", "IO_PRIORITY"])
+
+        let parsable = try h.lumos(["vm", "list", "-p", "-o", "uuid,alias,cpu_cap"])
+        #expect(parsable.stdout == "\(uuid):itest:\n")
+
+        let badKey = try h.lumos(["vm", "list", "nosuch=1"])
+        #expect(badKey.status == 1 && badKey.stderr.contains("Invalid filter key: \"nosuch\""))
+        let badLookup = try h.lumos(["vm", "lookup", "nosuch=1"])
+        #expect(badLookup.status == 1 && badLookup.stderr.contains("Invalid lookup key: \"nosuch\""))
+        let lookupO = try h.lumos(["vm", "lookup", "-o", "uuid", "alias=itest"])
+        #expect(lookupO.status == 1 && lookupO.stderr.contains("cannot specify -o without -j"))
+        #expect(try h.lumos(["vm", "lookup", "-j", "-o", "uuid,hvm", "alias=itest"]).stdout.contains("\"hvm\": false"))
+
+        // validate: every problem with --json, exit 1; a usage mistake is exit 2.
+        let bad = try h.lumos(["vm", "validate", "create", "--json"], stdin: #"{"brand":"lx","max_physical_memory":"lots","limit_priv":"default"}"#)
+        #expect(bad.status == 1)
+        let report = try JSONValue.parse(bad.stdout, what: "validate")
+        #expect(report.lookup("bad_values") == ["max_physical_memory"])
+        #expect(report.lookup("bad_properties") == ["limit_priv"])
+        #expect(report.lookup("missing_properties") == ["image_uuid"])
+        #expect(bad.stderr.split(separator: "\n").count == 1)
+        #expect(try h.lumos(["vm", "validate", "update"], stdin: "{}").status == 2)
+
+        // validate update BRAND checks the form; validate update UUID checks against that VM.
+        let ex10 = #"{"update_nics":[{"mac":"b2:1e:ba:a5:6e:71","ips":["10.2.121.72/16"]}]}"#
+        let byBrand = try h.lumos(["vm", "validate", "update", "lx"], stdin: ex10)
+        #expect(byBrand.status == 0 && byBrand.stderr == "VALID 'update' payload for lx brand VMs.\n")
+        let byVM = try h.lumos(["vm", "validate", "update", uuid], stdin: ex10)
+        #expect(byVM.status == 1 && byVM.stderr.contains("no NIC with MAC b2:1e:ba:a5:6e:71"))
+        #expect(try h.lumos(["vm", "validate", "update", uuid], stdin: #"{"cpu_cap": null, "ram": 512}"#).status == 0)
+        // Nothing was changed by any of it.
+        #expect(try h.vmadm.store.read(uuid)["max_physical_memory"] == 128)
+
+        let get = try JSONValue.parse(try h.lumos(["vm", "get", uuid]).stdout, what: "get")
+        #expect(get.lookup("hvm") == false && get.lookup("datasets") == [] && get.lookup("zonedid") != nil)
+    }
+
+    @Test func ipcCapsAreTheZonesNamespaceSysctls() throws {
+        let h = try RealHost("ipc")
+        defer { h.close() }
+        let uuid = try h.vmadm.create(h.payload(["max_shm_ids": 123, "max_msg_ids": 77, "max_sem_ids": 55, "max_shm_memory": 64])).uuid
+        func inside(_ name: String) throws -> String {
+            try h.lumos(["login", uuid, "cat", "/proc/sys/kernel/\(name)"]).stdout.trimmingSpaces()
+        }
+        #expect(try inside("shmmni") == "123")
+        #expect(try inside("msgmni") == "77")
+        #expect(try inside("sem").split(whereSeparator: { $0 == " " || $0 == "\t" }).last == "55")
+        #expect(try inside("shmmax") == String(64 << 20))
+        // The host's own namespace is untouched.
+        #expect(try FD.readText("/proc/sys/kernel/shmmni").trimmingSpaces() != "123")
+        // Live update.
+        #expect(try h.lumos(["vm", "update", uuid, "max_shm_ids=124"]).status == 0)
+        #expect(try inside("shmmni") == "124")
+    }
+}
+
+/// routes become static routes inside the zone, and follow set_routes/remove_routes live.
+@Suite(.serialized, .enabled(if: getuid() == 0, "needs root: pools, zones and network namespaces"))
+struct VmadmRoutesTests {
+    typealias Site = ProvisionToPingTests.Site
+
+    @Test func routesAreSetInTheZoneAndUpdatedLive() throws {
+        let site = try Site()
+        defer { site.close() }
+        let image = try site.lumos(["img", "list", "-H", "-o", "uuid"]).stdout.trimmingSpaces()
+        let json = """
+        {"brand":"lx","alias":"r","image_uuid":"\(image)","max_physical_memory":64,
+         "nics":[{"nic_tag":"stub0","ips":["\(site.subnet).40/24"],"gateways":["\(site.subnet).1"],"primary":true}],
+         "routes":{"10.77.0.0/16":"\(site.subnet).1","192.0.2.9":"nics[0]"}}
+        """
+        let r = try site.lumos(["vm", "create"], input: json)
+        let uuid = String(r.stderr.split(separator: " ").last ?? "").trimmingSpaces()
+        site.vms.append(uuid)
+        func routes() throws -> String { try site.lumos(["login", uuid, "ip", "route", "show"]).stdout }
+        var table = try routes()
+        #expect(table.contains("10.77.0.0/16 via \(site.subnet).1 dev net0"), "\(table)")
+        #expect(table.contains("192.0.2.9 dev net0"), "\(table)")
+        #expect(table.contains("default via \(site.subnet).1"), "the NIC's own default route stays")
+
+        try site.lumos(["vm", "update", uuid], input: #"{"set_routes":{"10.88.0.0/16":"\#(site.subnet).1"},"remove_routes":["192.0.2.9"]}"#)
+        table = try routes()
+        #expect(table.contains("10.88.0.0/16 via \(site.subnet).1"), "\(table)")
+        #expect(!table.contains("192.0.2.9"), "\(table)")
+        #expect(table.contains("default via \(site.subnet).1"))
+    }
+}
