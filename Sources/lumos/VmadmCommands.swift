@@ -39,7 +39,7 @@ struct VmadmCommand: ParsableCommand {
         abstract: "Create, inspect, change and remove zones (vmadm).",
         subcommands: [Create.self, Validate.self, Start.self, Stop.self, Reboot.self, Delete.self, Kill.self, List.self,
                       Get.self, Lookup.self, Info.self, Update.self, CreateSnapshot.self, RollbackSnapshot.self,
-                      DeleteSnapshot.self, Send.self, Receive.self, Console.self]
+                      DeleteSnapshot.self, Send.self, Receive.self, Console.self, Properties.self]
     )
 
     struct Create: ParsableCommand {
@@ -98,6 +98,12 @@ struct VmadmCommand: ParsableCommand {
             }
             report("VALID '\(action)' payload for \(what) brand VMs.")
         }
+    }
+
+    struct Properties: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Print every vmadm property Lumos knows as a Markdown table (the reference in docs/vmadm.md).")
+        func run() throws { print(PropertyReference.markdown(), terminator: "") }
     }
 
     struct Start: ParsableCommand {

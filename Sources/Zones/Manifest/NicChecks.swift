@@ -13,6 +13,16 @@ enum NicChecks {
     /// Only fields the Net module acts on: anything else would be silently ignored.
     static var keys: [String] { NicSpec.fieldNames }
 
+    /// vmadm's nics.* properties Lumos does not act on, with the reason (vmadm(8) "nics.*").
+    static let unsupportedFields = [
+        "allow_unfiltered_promisc": "is for kvm VMs, which this Lumos does not run yet",
+        "allowed_dhcp_cids": "DHCP client identifiers are not filtered by Lumos's anti-spoofing; remove it",
+        "dhcp_server": "is deprecated in vmadm; use allow_dhcp_spoofing",
+        "network_uuid": "Lumos has no network registry to track NICs in; remove it (nic_tag names the switch)",
+        "vrrp_vrid": "VRRP MAC addresses are not supported by Lumos's anti-spoofing",
+        "vrrp_primary_ip": "VRRP is not supported by Lumos's anti-spoofing",
+    ]
+
     static func check(_ value: JSONValue) throws {
         guard let list = value.arrayValue else {
             throw LumosError.invalid("nics: expected an array of NIC objects, got \(value.typeName)")
@@ -29,7 +39,8 @@ enum NicChecks {
     @discardableResult
     static func checkOne(_ entry: JSONValue, at: String, requireTag: Bool) throws -> [String: JSONValue] {
         guard let nic = entry.objectValue else { throw LumosError.invalid("\(at): expected an object like {\"nic_tag\": \"admin\", \"ips\": [\"dhcp\"]}, got \(entry.typeName)") }
-        for k in nic.keys where !keys.contains(k) {
+        for k in nic.keys.sorted() where !keys.contains(k) {
+            if let why = unsupportedFields[k] { throw LumosError.unsupported("\(at).\(k): \(why)") }
             let hint = keys.map { ($0, PropertyTable.editDistance(k, $0)) }.min { $0.1 < $1.1 }
             let dym = hint.map { $0.1 <= 3 ? "; did you mean \"\($0.0)\"?" : "" } ?? ""
             throw LumosError.invalid("\(at): unknown NIC property \"\(k)\"\(dym)")

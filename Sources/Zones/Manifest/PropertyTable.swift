@@ -173,6 +173,9 @@ public enum PropertyTable {
         PropertySpec("free_space", .integer(min: 0, max: maxMiB, unit: "MiB"), .readOnly, brands: [.kvm], list: "FREE_SPACE",
                      source: .computed { _ in nil }, "space of a hardware VM neither in disks nor snapshots (kvm; none for zones)"),
         PropertySpec("transition_to", .string(maxLength: 32), .readOnly, source: .computed { _ in nil }, "the state a VM is moving to (none: Lumos changes state synchronously)"),
+        PropertySpec("transition_expire", .integer(min: 0, max: Int64.max, unit: ""), .readOnly, source: .computed { _ in nil },
+                     "when a hardware VM's state change times out (none for zones)"),
+        PropertySpec("zlog_mode", .string(maxLength: 3), .readOnly, source: .computed { _ in nil }, "the zlog mode of docker zones (none: no docker zones)"),
 
         // vmadm properties that have no meaning on Linux, or need what Lumos does not have:
         // rejected with the reason, never ignored.
