@@ -53,6 +53,23 @@ struct VmadmCLIConformanceTests {
         #expect(get.lookup("hvm") == false && get.lookup("datasets") == [] && get.lookup("zonedid") != nil)
     }
 
+    /// Example 2 of vmadm(8) as an lx zone: created and running with its limits. (RealHost has
+    /// no network, so its NIC is validated and stored but not wired; ProvisionToPingTests and
+    /// VmadmRoutesTests wire NICs.)
+    @Test func manPageExample2RunsAsAnLxZone() throws {
+        let h = try RealHost("ex2")
+        defer { h.close() }
+        var o = ManPage.example2.objectValue ?? [:]
+        o["brand"] = "lx"
+        o["image_uuid"] = .string(h.imageUUID)
+        let m = try h.vmadm.create(.object(o))
+        #expect(h.vmadm.zones.isRunning(m.uuid))
+        let vm = try h.vmadm.get(m.uuid)
+        #expect(vm.lookup("alias") == "zone70" && vm.lookup("quota") == 20 && vm.lookup("zfs_io_priority") == 30)
+        #expect(vm.lookup("nics.0.primary") == true && vm.lookup("nics.0.ips") == ["10.2.121.70/16"])
+        #expect(try h.lumos(["login", m.uuid, "true"]).status == 0)
+    }
+
     @Test func ipcCapsAreTheZonesNamespaceSysctls() throws {
         let h = try RealHost("ipc")
         defer { h.close() }
