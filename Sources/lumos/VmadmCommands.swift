@@ -113,6 +113,8 @@ struct VmadmCommand: ParsableCommand {
         func run() throws {
             let v = try openVmadm(global.stateRoot)
             let id = try v.store.resolve(uuid)
+            // vmadm.js: starting a running VM is a no-op that exits 0 (EALREADYRUNNING).
+            if v.zones.isRunning(id) { report("VM \(id) is already running"); return }
             try v.start(id)
             report("Successfully started VM \(id)")
         }
@@ -127,6 +129,8 @@ struct VmadmCommand: ParsableCommand {
         func run() throws {
             let v = try openVmadm(global.stateRoot)
             let id = try v.store.resolve(uuid)
+            // vmadm.js: stopping a stopped VM is a no-op that exits 0 (ENOTRUNNING).
+            if !force && !v.zones.isRunning(id) { report("VM \(id) is not running"); return }
             try v.stop(id, force: force, timeout: t)
             report("Successfully completed stop for VM \(id)")
         }

@@ -49,6 +49,14 @@ struct VmadmCLIConformanceTests {
         // Nothing was changed by any of it.
         #expect(try h.vmadm.store.read(uuid)["max_physical_memory"] == 128)
 
+        // start of a running VM and stop of a stopped one are no-ops that exit 0, as in vmadm.js.
+        let again = try h.lumos(["vm", "start", uuid])
+        #expect(again.status == 0 && again.stderr.contains("already running"))
+        #expect(try h.lumos(["vm", "stop", uuid]).status == 0)
+        let stopped = try h.lumos(["vm", "stop", uuid])
+        #expect(stopped.status == 0 && stopped.stderr.contains("not running"))
+        #expect(try h.lumos(["vm", "start", uuid]).status == 0)
+
         let get = try JSONValue.parse(try h.lumos(["vm", "get", uuid]).stdout, what: "get")
         #expect(get.lookup("hvm") == false && get.lookup("datasets") == [] && get.lookup("zonedid") != nil)
     }
