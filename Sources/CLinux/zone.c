@@ -286,7 +286,10 @@ static int send_fd(int sock, const void *data, size_t len, int fd) {
 // mask): files get /dev/null bound over them, directories an empty read-only tmpfs.
 static const char *const proc_masked_files[] = {
     "proc/kcore", "proc/keys", "proc/timer_list", "proc/sched_debug", "proc/latency_stats",
-    "proc/kallsyms", "proc/sysrq-trigger", NULL,
+    "proc/kallsyms", "proc/sysrq-trigger",
+    // The host's boot command line, kernel configuration, disks and swap devices: nothing a
+    // tenant needs, and each tells an attacker about the host (docs/security.md).
+    "proc/cmdline", "proc/config.gz", "proc/partitions", "proc/diskstats", "proc/swaps", NULL,
 };
 static const char *const proc_masked_dirs[] = { "proc/acpi", "proc/scsi", "proc/driver", NULL };
 static const char *const proc_readonly[] = { "proc/sys", "proc/irq", "proc/bus", "proc/fs", NULL };
@@ -330,7 +333,7 @@ static int setup_proc_sys(int sock, int rootfd) {
             report(sock, CLINUX_STEP_PROC_MASK);
     }
     for (int i = 0; proc_masked_dirs[i]; i++) {
-        if (mount_in_root(rootfd, proc_masked_dirs[i], MISSING_FAIL | STRICT, "tmpfs", "tmpfs", MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC, "size=0") < 0 && errno != ENOENT)
+        if (mount_in_root(rootfd, proc_masked_dirs[i], MISSING_FAIL | STRICT, "tmpfs", "tmpfs", MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC, "size=4k") < 0 && errno != ENOENT)
             report(sock, CLINUX_STEP_PROC_MASK);
     }
     for (int i = 0; proc_readonly[i]; i++) {
@@ -346,9 +349,15 @@ static int setup_proc_sys(int sock, int rootfd) {
     // refuses it, an empty read-only tmpfs stands in: nothing of the host shows through.
     unsigned long sysflags = MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC;
     if (mount_in_root(rootfd, "sys", MISSING_DIR | STRICT, "sysfs", "sysfs", sysflags, NULL) < 0) {
-        STEP(sock, CLINUX_STEP_SYS, mount_in_root(rootfd, "sys", MISSING_DIR | STRICT, "tmpfs", "tmpfs", sysflags, "size=0"));
-    } else if (mount_in_root(rootfd, "sys/firmware", MISSING_FAIL | STRICT, "tmpfs", "tmpfs", sysflags, "size=0") < 0 && errno != ENOENT) {
-        report(sock, CLINUX_STEP_SYS);
+        STEP(sock, CLINUX_STEP_SYS, mount_in_root(rootfd, "sys", MISSING_DIR | STRICT, "tmpfs", "tmpfs", sysflags, "size=4k"));
+    } else {
+        // sysfs is not namespaced for block devices: the host's disks would be listed. Firmware
+        // tables (ACPI, DMI serials) likewise.
+        static const char *const sys_masked[] = { "sys/firmware", "sys/block", "sys/class/block", "sys/dev/block", NULL };
+        for (int i = 0; sys_masked[i]; i++) {
+            if (mount_in_root(rootfd, sys_masked[i], MISSING_FAIL | STRICT, "tmpfs", "tmpfs", sysflags, "size=4k") < 0 && errno != ENOENT)
+                report(sock, CLINUX_STEP_SYS);
+        }
     }
     return 0;
 }
@@ -384,15 +393,14 @@ static int zone_child(void *arg) {
     STEP(sock, CLINUX_STEP_IDS, setgroups(0, NULL));
     STEP(sock, CLINUX_STEP_IDS, setresuid(0, 0, 0));
     STEP(sock, CLINUX_STEP_MOUNT_PRIVATE, mount(NULL, "/", NULL, MS_REC | MS_SLAVE, NULL));
-    if (tree >= 0) {
-        STEP(sock, CLINUX_STEP_ROOTFS, syscall(SYS_move_mount, tree, "", AT_FDCWD, cfg->rootfs, MOVE_MOUNT_F_EMPTY_PATH));
-        close(tree);
-    } else {
-        STEP(sock, CLINUX_STEP_ROOTFS, mount(cfg->rootfs, cfg->rootfs, NULL, MS_BIND | MS_REC, NULL));
-        // As for the idmapped tree: device nodes in the image must not work.
-        STEP(sock, CLINUX_STEP_ROOTFS, mount(NULL, cfg->rootfs, NULL, MS_REMOUNT | MS_BIND | MS_NODEV | MS_NOSUID, NULL));
-    }
-    STEP(sock, CLINUX_STEP_ROOTFS, chdir(cfg->rootfs));
+    // The root arrives as a detached tree the parent cloned (clinux_rootfs_tree). It lands on
+    // cfg->landing, an empty directory every uid may reach: the zone's root directory itself
+    // sits in a pool closed to other host users (0700), which this unprivileged child could
+    // not walk into.
+    if (tree < 0) { errno = EBADF; report(sock, CLINUX_STEP_ROOTFS); }
+    STEP(sock, CLINUX_STEP_ROOTFS, syscall(SYS_move_mount, tree, "", AT_FDCWD, cfg->landing, MOVE_MOUNT_F_EMPTY_PATH));
+    close(tree);
+    STEP(sock, CLINUX_STEP_ROOTFS, chdir(cfg->landing));
     int rootfd = open(".", O_PATH | O_DIRECTORY | O_CLOEXEC);
     if (rootfd < 0) report(sock, CLINUX_STEP_ROOTFS);
 
@@ -464,6 +472,22 @@ static pid_t clone3_into(int (*fn)(void *), void *arg, uint64_t flags, int cgrou
     pid_t pid = (pid_t)syscall(SYS_clone3, &args, sizeof args);
     if (pid == 0) _exit(fn(arg));
     return pid;
+}
+
+static int exec_child(void *arg) {
+    const struct clinux_exec_config *cfg = arg;
+    if (dup2(cfg->stdin_fd, 0) < 0) _exit(127);
+    int null = open("/dev/null", O_RDWR | O_CLOEXEC);
+    if (null < 0 || dup2(null, 1) < 0 || dup2(null, 2) < 0) _exit(127);
+    syscall(SYS_close_range, 3, ~0U, 0);
+    reset_signals();
+    execve(cfg->path, cfg->argv, cfg->envp);
+    _exit(127);
+}
+
+pid_t clinux_spawn_in_cgroup(const struct clinux_exec_config *cfg, int cgroup_fd) {
+    if (cgroup_fd >= 0) return clone3_into(exec_child, (void *)cfg, 0, cgroup_fd, NULL);
+    return clone_with_stack(exec_child, (void *)cfg, 0, NULL);
 }
 
 pid_t clinux_zone_spawn(const struct clinux_zone_config *cfg, int cgroup_fd, int *pidfd) {
@@ -598,12 +622,18 @@ int clinux_zone_wait_message(int sock, struct clinux_zone_message *out) {
     return 1;
 }
 
-int clinux_idmapped_tree(const char *path, int userns_fd) {
+int clinux_rootfs_tree(const char *path, int userns_fd) {
     int tree = (int)syscall(SYS_open_tree, AT_FDCWD, path, OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC | AT_RECURSIVE);
     if (tree < 0) return -1;
     // nodev: device nodes an image or a received stream brought along must not open host
-    // devices; nosuid: no_new_privs already ignores set-id bits, this makes it visible.
-    struct mount_attr attr = { .attr_set = MOUNT_ATTR_IDMAP | MOUNT_ATTR_NODEV | MOUNT_ATTR_NOSUID, .userns_fd = (uint64_t)userns_fd };
+    // devices; nosuid: no_new_privs already ignores set-id bits, this makes it visible. The
+    // pool is noexec on the host (nothing runs from it there); the zone's own view of its
+    // root is where its programs run, so this mount clears it.
+    struct mount_attr attr = {
+        .attr_set = MOUNT_ATTR_NODEV | MOUNT_ATTR_NOSUID | (userns_fd >= 0 ? MOUNT_ATTR_IDMAP : 0),
+        .attr_clr = MOUNT_ATTR_NOEXEC,
+        .userns_fd = userns_fd >= 0 ? (uint64_t)userns_fd : 0,
+    };
     if (syscall(SYS_mount_setattr, tree, "", AT_EMPTY_PATH | AT_RECURSIVE, &attr, sizeof attr) < 0) {
         int saved = errno;
         close(tree);
@@ -627,7 +657,10 @@ int clinux_idmapped_tree(const char *path, int userns_fd) {
 //   "shocker" escape), name_to_handle_at, keyctl, add_key, request_key, lookup_dcookie,
 //   iopl, ioperm, uselib, personality changes are left to the kernel
 // ptrace stays allowed inside the zone: the pid namespace means no host pid can be named.
-int clinux_zone_seccomp_default(struct sock_filter **prog, unsigned short *len) {
+int clinux_zone_seccomp_default(int allow_io_uring, struct sock_filter **prog, unsigned short *len) {
+    // io_uring: a large, fast-moving kernel surface with a history of privilege escalations,
+    // refused by Docker's default profile too; a manifest may allow it (lumos_allow_io_uring).
+    static const char *const io_uring[] = { "io_uring_setup", "io_uring_enter", "io_uring_register", NULL };
     static const char *const denied[] = {
         "kexec_load", "kexec_file_load", "init_module", "finit_module", "delete_module",
         "settimeofday", "clock_settime", "clock_adjtime", "adjtimex", "stime",
@@ -652,6 +685,12 @@ int clinux_zone_seccomp_default(struct sock_filter **prog, unsigned short *len) 
         if (nr == __NR_SCMP_ERROR) continue;
         rc = seccomp_rule_add(ctx, SCMP_ACT_ERRNO(EPERM), nr, 0);
         if (rc == -EDOM || rc == -EFAULT) rc = 0;   // not on this architecture
+    }
+    for (int i = 0; rc == 0 && !allow_io_uring && io_uring[i]; i++) {
+        int nr = seccomp_syscall_resolve_name(io_uring[i]);
+        if (nr == __NR_SCMP_ERROR) continue;
+        rc = seccomp_rule_add(ctx, SCMP_ACT_ERRNO(EPERM), nr, 0);
+        if (rc == -EDOM || rc == -EFAULT) rc = 0;
     }
     const uint64_t newns[] = { CLONE_NEWNS, CLONE_NEWUTS, CLONE_NEWIPC, CLONE_NEWUSER, CLONE_NEWPID, CLONE_NEWNET, CLONE_NEWCGROUP };
     for (size_t i = 0; rc == 0 && i < sizeof newns / sizeof newns[0]; i++)

@@ -8,7 +8,13 @@ public enum DebianImage {
         guard Exec.which("debootstrap") != nil else {
             throw LumosError.notFound("debootstrap is missing; apt-get install debootstrap")
         }
-        let argv = ["debootstrap", "--variant=minbase", suite, rootfs, mirror]
+        // debootstrap runs the new system's programs (chroot) and opens its /dev/null, but a
+        // pool is mounted noexec and nodev on the host (docs/security.md). In a private mount
+        // namespace of its own, debootstrap gets a bind mount of the target with both allowed;
+        // it vanishes with the process, so a killed build leaves no mount behind.
+        let argv = ["unshare", "--mount", "--propagation", "private", "sh", "-c",
+                    "mount --bind \"$1\" \"$1\" && mount -o remount,bind,exec,dev,nosuid \"$1\" && exec debootstrap --variant=minbase \"$2\" \"$1\" \"$3\"",
+                    "debootstrap", rootfs, suite, mirror]
         if progress {
             // debootstrap prints its own I: lines; show them on a terminal.
             let pid = try Exec.spawn(argv, stdout: .fd(2), stderr: .inherit)

@@ -196,7 +196,7 @@ public final class Pool: @unchecked Sendable {
         }
         if cfg.exported { throw LumosError.notFound("pool '\(name)' is exported; run: lumos pool import \(name)") }
         let pool = Pool(root: root, config: cfg)
-        if !pool.isMountedHere { try pool.attachAndMount() }
+        if !pool.isMountedHere { try pool.attachAndMount() } else { try Pool.closeToOthers(pool.mountpoint) }
         pool.mountVerified = true
         return pool
     }
@@ -340,17 +340,47 @@ public final class Pool: @unchecked Sendable {
         }
     }
 
+    /// How a pool is mounted on the host (docs/security.md, "Storage"): a tenant's root is a
+    /// directory of the pool, and what a tenant writes there (a set-uid copy of a shell, a file
+    /// with file capabilities, a device node an image brought along) must give nothing to a
+    /// host user who reaches it. nosuid also ignores file capabilities; nodev makes device
+    /// nodes unopenable; noexec because nothing runs from a pool on the host (zones see their
+    /// root through their own mount, which clears noexec, docs/architecture.md).
+    public static let mountFlags = UInt(MS_NOATIME | MS_NOSUID | MS_NODEV | MS_NOEXEC)
+
     static func mount(_ devices: [String], at mountpoint: String) throws {
         try Files.makeDirectories(mountpoint)
         // Naming every device in the options replaces `btrfs device scan` (no udev here).
         let opts = (["compress=zstd"] + devices.map { "device=\($0)" }).joined(separator: ",")
-        if Glibc.mount(devices[0], mountpoint, "btrfs", UInt(MS_NOATIME), opts) != 0 {
+        if Glibc.mount(devices[0], mountpoint, "btrfs", mountFlags, opts) != 0 {
             let e = errno
             rmdir(mountpoint)
             if e == EINVAL || e == ENOENT {
                 throw LumosError(.failed, "cannot mount \(devices[0]) at \(mountpoint): not a complete btrfs pool (missing device?)", errno: e)
             }
             throw Errno(e, "mount", "\(devices[0]) at \(mountpoint)")
+        }
+        try closeToOthers(mountpoint)
+    }
+
+    /// Closes a mounted pool to other host users: its root directory (every dataset, image,
+    /// volume and received stream lives below it) becomes 0700 root, and a pool mounted by an
+    /// older Lumos without nosuid/nodev/noexec is remounted with them. Idempotent and cheap
+    /// (one statvfs and one stat when nothing is to change).
+    static func closeToOthers(_ mountpoint: String) throws {
+        var vfs = statvfs()
+        if statvfs(mountpoint, &vfs) == 0 {
+            // ST_NOSUID | ST_NODEV | ST_NOEXEC (<sys/statvfs.h>; the last two are GNU names the
+            // importer hides).
+            let want: UInt = 0x2 | 0x4 | 0x8
+            if vfs.f_flag & want != want, Glibc.mount(nil, mountpoint, nil, UInt(MS_REMOUNT) | mountFlags, nil) != 0 {
+                throw Errno(errno, "mount -o remount,nosuid,nodev,noexec", mountpoint)
+            }
+        }
+        var st = stat()
+        if stat(mountpoint, &st) == 0, st.st_mode & 0o7777 != 0o700 || st.st_uid != 0 || st.st_gid != 0 {
+            if lchown(mountpoint, 0, 0) != 0 { throw Errno(errno, "chown", mountpoint) }
+            if chmod(mountpoint, 0o700) != 0 { throw Errno(errno, "chmod 0700", mountpoint) }
         }
     }
 

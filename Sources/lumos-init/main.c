@@ -12,13 +12,81 @@
 // Lumos executes this binary from a descriptor opened on the host before pivot_root
 // (execveat(fd, "", AT_EMPTY_PATH)), so images need not contain it: it is linked statically
 // and depends on nothing inside the zone.
+//
+//   lumos-init --console-log PATH MAX_BYTES
+//
+// The same binary, run on the host (never inside a zone), is a zone's console logger, as
+// zoneadmd's zlog is on SmartOS: it copies what the zone's init writes to its stdout and
+// stderr (a pipe on our stdin) into PATH, and when PATH would pass MAX_BYTES it renames it to
+// PATH.0 (replacing the previous one) and starts a new PATH. So a zone's console never takes
+// more than 2 x MAX_BYTES of the host's disk, whatever the zone writes (docs/security.md).
+// It lives in the zone's cgroups (its memory is the zone's, cgroup.kill ends it), out of the
+// OOM killer's choice (a dead logger would make the init's next write raise SIGPIPE), and
+// exits when the last writer in the zone has gone.
 #define _GNU_SOURCE
 #include <errno.h>
+#include <fcntl.h>
 #include <signal.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
+
+static int open_log(const char *path, long long *size) {
+    int fd = open(path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC | O_NOFOLLOW, 0600);
+    if (fd < 0) return -1;
+    struct stat st;
+    *size = fstat(fd, &st) == 0 ? (long long)st.st_size : 0;
+    return fd;
+}
+
+static int console_log(const char *path, const char *max_text) {
+    char *end = NULL;
+    long long max = strtoll(max_text, &end, 10);
+    if (!end || *end || max < 1) {
+        fprintf(stderr, "lumos-init: --console-log: MAX_BYTES must be a positive number, not '%s'\n", max_text);
+        return 2;
+    }
+    char rotated[4096];
+    if (snprintf(rotated, sizeof rotated, "%s.0", path) >= (int)sizeof rotated) return 2;
+    setsid();
+    signal(SIGPIPE, SIG_IGN);
+    signal(SIGHUP, SIG_IGN);
+    signal(SIGINT, SIG_IGN);
+    int adj = open("/proc/self/oom_score_adj", O_WRONLY | O_CLOEXEC);
+    if (adj >= 0) { (void)!write(adj, "-1000", 5); close(adj); }
+    long long size = 0;
+    int fd = open_log(path, &size);
+    if (fd < 0) { fprintf(stderr, "lumos-init: %s: %s\n", path, strerror(errno)); return 1; }
+    static char buf[65536];
+    for (;;) {
+        ssize_t n = read(0, buf, sizeof buf);
+        if (n < 0 && errno == EINTR) continue;
+        if (n <= 0) break;
+        char *p = buf;
+        while (n > 0) {
+            if (size >= max) {
+                close(fd);
+                rename(path, rotated);
+                fd = open_log(path, &size);
+                if (fd < 0) return 1;
+            }
+            ssize_t room = (ssize_t)(max - size), chunk = n < room ? n : room;
+            ssize_t w = write(fd, p, (size_t)chunk);
+            if (w < 0 && errno == EINTR) continue;
+            // The disk is full or the file went away: drop this output, keep draining the pipe
+            // so the zone never blocks on its console.
+            if (w <= 0) break;
+            p += w;
+            n -= w;
+            size += w;
+        }
+    }
+    close(fd);
+    return 0;
+}
 
 static const int forwarded[] = { SIGTERM, SIGINT, SIGHUP, SIGQUIT, SIGUSR1, SIGUSR2, SIGWINCH };
 #define FORWARDED_COUNT ((int)(sizeof forwarded / sizeof forwarded[0]))
@@ -32,6 +100,10 @@ static int exit_code(int status) {
 static void ignore(int sig) { (void)sig; }
 
 int main(int argc, char **argv) {
+    if (argc >= 2 && strcmp(argv[1], "--console-log") == 0) {
+        if (argc != 4) { fprintf(stderr, "usage: lumos-init --console-log PATH MAX_BYTES\n"); return 2; }
+        return console_log(argv[2], argv[3]);
+    }
     sigset_t set;
     sigemptyset(&set);
     sigaddset(&set, SIGCHLD);

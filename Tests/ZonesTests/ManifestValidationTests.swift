@@ -24,7 +24,8 @@ private func createError(_ payload: JSONValue) -> String? {
         #expect(m["cpu_shares"] == 100)
         #expect(m["zfs_io_priority"] == 100)
         #expect(m["quota"] == 10)
-        #expect(m["tmpfs"] == 256)
+        // 256 MiB: 64 stay for processes, 1 is /dev, /dev/shm 47, /tmp the 144 left.
+        #expect(m["tmpfs"] == 144)
         #expect(m["autoboot"] == true)
         #expect(m["cpu_cap"] == nil)
         #expect(m.hostname == m.uuid)
@@ -35,7 +36,7 @@ private func createError(_ payload: JSONValue) -> String? {
         let m = try ManifestValidator.validateCreate(base(["max_physical_memory": 1024]))
         #expect(m["max_swap"] == 1024)
         #expect(m["max_locked_memory"] == 1024)
-        #expect(m["tmpfs"] == 1024)
+        #expect(m["tmpfs"] == 703)    // 1024 - 256 for processes - 1 (/dev) - 64 (/dev/shm)
         let small = try ManifestValidator.validateCreate(base(["max_physical_memory": 64]))
         #expect(small["max_swap"] == 256)
     }
@@ -82,7 +83,8 @@ private func createError(_ payload: JSONValue) -> String? {
         ("update-only key", base(["set_tags": ["a": "b"]]), "only valid in an update"),
         ("swap below ram", base(["max_physical_memory": 1024, "max_swap": 512]), "max_swap: 512 MiB is below"),
         ("locked above ram", base(["max_physical_memory": 512, "max_locked_memory": 1024]), "max_locked_memory"),
-        ("tmpfs above ram", base(["tmpfs": 4096]), "tmpfs: 4096 MiB is above"),
+        ("tmpfs above ram", base(["tmpfs": 4096]), "tmpfs: 4096 MiB leaves too little of max_physical_memory (256 MiB)"),
+        ("tmpfs equal to ram", base(["tmpfs": 256]), "use at most 144"),
         ("init relative", base(["init_name": "sbin/init"]), "not an absolute path"),
         ("alias newline", base(["alias": "a\nb"]), "control characters"),
         ("fs type", base(["filesystems": [["type": "ufs", "source": "/a", "target": "/b"]]]), "only \"lofs\""),
@@ -157,7 +159,7 @@ private func createError(_ payload: JSONValue) -> String? {
     @Test func loweringMemoryBelowSwapIsFine() throws {
         let plan = try ManifestValidator.validateUpdate(current, ["max_physical_memory": 128])
         #expect(plan.manifest["max_locked_memory"] == 128)
-        #expect(plan.manifest["tmpfs"] == 128)
+        #expect(plan.manifest["tmpfs"] == 72)     // the most a 128 MiB zone's /tmp may take
     }
 
     @Test func mapEdits() throws {

@@ -136,10 +136,28 @@ import Testing
         spec.initProcess = .image([])
         #expect(message(spec).contains("init command"))
         spec = good
+        spec.limits = ZoneLimits(maxPhysicalMemory: 128)
+        spec.tmpfsSize = 128
+        #expect(message(spec).contains("tmpfs (128 MiB) leaves too little"))
+        // The rootfs may sit below a directory closed to other users (pools are 0700): the
+        // runtime reaches it as host root, not as the zone's unprivileged root.
+        spec = good
         chmod(dir, 0o700)
         try Files.makeDirectories(dir + "/root")
         spec.rootfs = dir + "/root"
-        #expect(message(spec).contains("chmod o+x"))
+        #expect(message(spec) == "")
+    }
+
+    /// /dev, /dev/shm and the largest /tmp together always leave the reserve for processes.
+    @Test func memoryFileSystemsLeaveRoomForProcesses() {
+        for mem: UInt64 in [4, 5, 8, 16, 64, 100, 128, 256, 1000, 1024, 4096, 1 << 20] {
+            let b = TmpfsBudget(maxPhysicalMemory: mem)
+            let dev = (TmpfsBudget.devKiB + 1023) / 1024
+            #expect(dev + b.shm + b.maxTmp + b.reserve <= mem, "max_physical_memory \(mem)")
+            #expect(b.reserve >= 1 && (mem < 8 || b.reserve >= max(2, mem / 4)), "max_physical_memory \(mem)")
+            #expect(b.shm >= 1 && b.maxTmp >= 1, "max_physical_memory \(mem)")
+        }
+        #expect(TmpfsBudget(maxPhysicalMemory: nil).shm == TmpfsBudget.defaultShmMiB)
     }
 }
 

@@ -29,7 +29,7 @@ final class FakeZones: ZoneControl {
     func updateLimits(_ uuid: String, _ l: ZoneLimits) throws { limits[uuid] = l }
     func cleanup(_ uuid: String) throws { running[uuid] = nil; cleaned.append(uuid) }
     func release(_ uuid: String) { released.append(uuid) }
-    func login(_ uuid: String, _ argv: [String], tty: Bool) throws -> Int32 { 0 }
+    func login(_ uuid: String, _ argv: [String], tty: Bool, allowIOUring: Bool) throws -> Int32 { 0 }
 }
 
 final class RecordingNetwork: TenantNetwork {

@@ -5,7 +5,7 @@
 // Protocol between parent and child, over one AF_UNIX SOCK_SEQPACKET pair (close-on-exec):
 //   1. clinux_zone_spawn / clinux_zone_enter clone the child, which blocks reading the pair.
 //   2. spawn: the child is born in the zone's cgroups (see cgroup_fd). The parent writes
-//      uid_map/gid_map and calls clinux_zone_release passing the idmapped rootfs tree (or -1).
+//      uid_map/gid_map and calls clinux_zone_release passing the rootfs tree (clinux_rootfs_tree).
 //      The child builds its mounts and pivots into the root while the parent applies limits
 //      and wires the network; then the parent calls clinux_zone_release a second time.
 //      enter: one release, once the child is in the zone's cgroups.
@@ -45,7 +45,7 @@ struct clinux_zone_mount {
 };
 
 struct clinux_zone_config {
-    const char *rootfs;                 // absolute host path of the zone's root directory
+    const char *landing;                // an empty directory any uid can reach; the rootfs tree is mounted on it
     const char *hostname;
     char *const *argv;                  // NULL-terminated
     char *const *envp;                  // NULL-terminated
@@ -94,6 +94,17 @@ struct clinux_zone_enter_config {
 };
 pid_t clinux_zone_enter(const struct clinux_zone_enter_config *cfg, int cgroup_fd);
 
+// A host program started in a zone's cgroups (the console logger): stdin from stdin_fd,
+// stdout and stderr /dev/null, no other descriptor, default signals. cgroup_fd as for
+// clinux_zone_spawn. Returns the pid or -1 with errno.
+struct clinux_exec_config {
+    const char *path;
+    char *const *argv;
+    char *const *envp;
+    int stdin_fd;
+};
+pid_t clinux_spawn_in_cgroup(const struct clinux_exec_config *cfg, int cgroup_fd);
+
 // Lets the child continue; pass_fd >= 0 is sent along (SCM_RIGHTS).
 int clinux_zone_release(int sock, int pass_fd);
 
@@ -107,13 +118,15 @@ struct clinux_zone_message {
 // Reads one message: returns 1 with *msg filled, 0 on end-of-file (the child exec'd), -1 on error.
 int clinux_zone_wait_message(int sock, struct clinux_zone_message *msg);
 
-// A detached clone of the tree at `path`, idmapped through the user namespace `userns_fd`
-// (open_tree(OPEN_TREE_CLONE) + mount_setattr(MOUNT_ATTR_IDMAP)). Returns the tree's fd or -1.
-int clinux_idmapped_tree(const char *path, int userns_fd);
+// A detached clone of the tree at `path` (open_tree(OPEN_TREE_CLONE)), nodev and nosuid, with
+// the pool's noexec cleared, idmapped through the user namespace `userns_fd` (>= 0) with
+// mount_setattr(MOUNT_ATTR_IDMAP). Returns the tree's fd or -1 with errno.
+int clinux_rootfs_tree(const char *path, int userns_fd);
 
 // The default zone seccomp program (see zone.c for the list and why). Returns 0 and a
 // malloc'd program (free it) or -1 with errno.
-int clinux_zone_seccomp_default(struct sock_filter **prog, unsigned short *len);
+// allow_io_uring: leave io_uring_setup/enter/register allowed (refused with EPERM otherwise).
+int clinux_zone_seccomp_default(int allow_io_uring, struct sock_filter **prog, unsigned short *len);
 
 // prlimit(RLIMIT_MEMLOCK) on another process (needs CAP_SYS_RESOURCE over it).
 int clinux_set_memlock(pid_t pid, uint64_t bytes);

@@ -48,6 +48,9 @@ public struct Manifest: Sendable, Equatable {
     public var routes: [(destination: String, gateway: String)] {
         (value("routes")?.objectValue ?? [:]).sorted { $0.key < $1.key }.compactMap { k, v in v.stringValue.map { (k, $0) } }
     }
+    /// zlog_max_size: the console log's cap in bytes.
+    public var zlogMaxSize: UInt64 { integer("zlog_max_size").map { UInt64($0) } ?? ConsoleLog.defaultMaxBytes }
+    public var allowIOUring: Bool { value("lumos_allow_io_uring")?.boolValue ?? false }
 
     public var filesystems: [FilesystemMount] {
         (properties["filesystems"]?.arrayValue ?? []).compactMap { FilesystemMount(json: $0) }

@@ -163,8 +163,9 @@ public enum ManifestValidator {
             if changes["max_locked_memory"] == nil, let locked = props["max_locked_memory"]?.intValue, locked == old || locked > ram {
                 props["max_locked_memory"] = .number(Double(ram)); changed.insert("max_locked_memory")
             }
-            if changes["tmpfs"] == nil, let tmpfs = props["tmpfs"]?.intValue, tmpfs > ram {
-                props["tmpfs"] = .number(Double(ram)); changed.insert("tmpfs")
+            let maxTmp = Int64(TmpfsBudget(maxPhysicalMemory: UInt64(ram)).maxTmp)
+            if changes["tmpfs"] == nil, let tmpfs = props["tmpfs"]?.intValue, tmpfs > maxTmp {
+                props["tmpfs"] = .number(Double(maxTmp)); changed.insert("tmpfs")
             }
         }
         dropFalseFlags(&props)

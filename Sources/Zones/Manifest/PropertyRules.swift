@@ -21,9 +21,12 @@ enum PropertyRules {
             guard let ram = m.integer("max_physical_memory"), let locked = m.integer("max_locked_memory"), locked > ram else { return nil }
             return "max_locked_memory: \(locked) MiB is above max_physical_memory (\(ram) MiB); lower it or raise max_physical_memory"
         },
+        // /tmp, /dev/shm and /dev are charged to the zone's memory (docs/security.md, "Memory").
         PropertyRule(property: "tmpfs") { m in
-            guard let ram = m.integer("max_physical_memory"), let tmpfs = m.integer("tmpfs"), tmpfs > ram else { return nil }
-            return "tmpfs: \(tmpfs) MiB is above max_physical_memory (\(ram) MiB); /tmp lives in the zone's memory, so lower it"
+            guard let ram = m.integer("max_physical_memory"), let tmpfs = m.integer("tmpfs") else { return nil }
+            let budget = TmpfsBudget(maxPhysicalMemory: UInt64(ram))
+            guard tmpfs > budget.maxTmp else { return nil }
+            return "tmpfs: \(tmpfs) MiB leaves too little of max_physical_memory (\(ram) MiB) once /dev/shm (\(budget.shm) MiB) and room for processes (\(budget.reserve) MiB) are counted; use at most \(budget.maxTmp)"
         },
         PropertyRule(property: "max_shm_memory") { m in
             guard let ram = m.integer("max_physical_memory"), let shm = m.integer("max_shm_memory"), shm > ram else { return nil }

@@ -38,11 +38,13 @@ final class ZoneChild {
         if initFD >= 0 { ownedFDs.append(initFD) }
         argv = CStringArray(args)
         envp = CStringArray(spec.environment)
-        seccomp = try SeccompProgram()
+        seccomp = try SeccompProgram(allowIOUring: spec.allowIOUring)
 
-        // Fixed slots: 0 rootfs, 1 hostname, 2 dev, 3 shm, 4 tmp, then source/target pairs.
-        var texts = [spec.rootfs, spec.hostname, "mode=755,size=65536k", "mode=1777,size=65536k",
-                     "mode=1777,size=\(spec.tmpfsSize)m"]
+        // Fixed slots: 0 landing, 1 hostname, 2 dev, 3 shm, 4 tmp, then source/target pairs.
+        let budget = TmpfsBudget(maxPhysicalMemory: spec.limits.maxPhysicalMemory)
+        var texts = [try ZoneRuntime.landingDirectory(), spec.hostname,
+                     "mode=755,size=\(TmpfsBudget.devKiB)k,nr_inodes=\(TmpfsBudget.devInodes)",
+                     "mode=1777,size=\(budget.shm)m", "mode=1777,size=\(spec.tmpfsSize)m"]
         for fs in spec.filesystems {
             texts.append(fs.source)
             texts.append(String(fs.target.drop(while: { $0 == "/" })))
@@ -60,7 +62,7 @@ final class ZoneChild {
             ownedFDs.append(null)
             return null
         }
-        config.rootfs = UnsafePointer(p[0])
+        config.landing = UnsafePointer(p[0])
         config.hostname = UnsafePointer(p[1])
         config.dev_data = UnsafePointer(p[2])
         config.shm_data = UnsafePointer(p[3])

@@ -9,8 +9,9 @@ extension ZoneRuntime {
     /// With `tty`, the command gets a pseudo-terminal from the zone's own /dev/pts, relayed to
     /// our stdin/stdout (raw mode while it runs when stdin is a terminal). Without it, the
     /// command uses `stdin`/`stdout`/`stderr` (default: ours).
+    /// `allowIOUring` must be what the zone was started with (ZoneSpec.allowIOUring).
     public func exec(_ uuid: String, _ argv: [String], tty: Bool = false, environment: [String] = ZoneSpec.defaultEnvironment,
-                     stdin: Int32 = 0, stdout: Int32 = 1, stderr: Int32 = 2) throws -> Int32 {
+                     allowIOUring: Bool = false, stdin: Int32 = 0, stdout: Int32 = 1, stderr: Int32 = 2) throws -> Int32 {
         guard !argv.isEmpty else { throw LumosError.invalid("zlogin \(uuid): no command given") }
         guard let initPid = initPid(uuid) else {
             throw LumosError.invalid("zone \(uuid) is not running; start it with `vmadm start \(uuid)`")
@@ -26,7 +27,7 @@ extension ZoneRuntime {
             let path = "/proc/\(initPid)/ns/\(ns)"
             nsFDs.append(try sys("open", path) { open(path, O_RDONLY | O_CLOEXEC) })
         }
-        let seccomp = try SeccompProgram()
+        let seccomp = try SeccompProgram(allowIOUring: allowIOUring)
         let args = CStringArray(argv)
         let env = CStringArray(environment)
         let cwd = CStringArray(["/"])

@@ -34,7 +34,8 @@
 // timer_list, sched_debug, kallsyms, sysrq-trigger masked and sys, irq, bus, fs read-only;
 // /sys read-only; Docker's default capabilities minus CAP_MKNOD (`ZoneSecurity`);
 // no_new_privs; the seccomp filter in zone.c; stdio of the caller's choosing, no other host
-// descriptor. The rootfs's parent directories must be searchable by others (validate says so).
+// descriptor. The rootfs is reached by host root only (pools are closed to other users): the
+// parent clones it as a detached mount and the child moves it onto an empty landing directory.
 //
 // Callers serialize operations on one zone (vmadm holds the tenant's lock); different zones
 // may start concurrently. Hosts with cgroup2 need Linux 5.7+ (clone3 CLONE_INTO_CGROUP; start
@@ -102,24 +103,43 @@ public struct ZoneRuntime: Sendable {
         try cg.remove()
 
         if let locked = spec.limits.maxLockedMemory { try MemlockLimit.allow(locked, zone: spec.uuid) }
-        let child = try ZoneChild(spec: spec, initBinary: initBinary)
+        var launched = spec
+        var console: [Int32] = [-1, -1]
+        defer { for fd in console where fd >= 0 { close(fd) } }
+        if spec.consoleLog != nil {
+            try sys("pipe2", "zone \(spec.uuid) console") { clinux_pipe2(&console, O_CLOEXEC) }
+            launched.stdout = console[1]
+            launched.stderr = console[1]
+        }
+        let child = try ZoneChild(spec: launched, initBinary: initBinary)
         try cg.create()
         // Test hooks (LUMOS_TEST_CRASH_AT): the process dies here as a kill -9 would.
         CrashPoint.hit("zone.start.cgroup-created")
         let pid: pid_t
         do {
+            if let log = spec.consoleLog {
+                try startConsoleLogger(cg, log, reading: console[0])
+                close(console[0])
+                console[0] = -1
+            }
             // Born in the zone's cgroups: no cgroup.procs write, no global lock on the way.
             pid = try cg.withThreadInZone { try child.spawn(cgroupFD: $0) }
         } catch {
+            cg.killAll()
+            _ = cg.waitEmpty(timeout: 5)
             try? cg.remove()
             throw error
         }
+        // Only the zone may hold the console's write end: the logger sees end-of-file (and
+        // exits) once the zone's last process has gone.
+        close(console[1])
+        console[1] = -1
         CrashPoint.hit("zone.start.spawned")
         do {
             try writeIDMaps(pid, spec.idRange)
             CrashPoint.hit("zone.start.id-mapped")
-            let tree = spec.idmapRootfs ? try idmappedRootfs(pid, spec) : -1
-            defer { if tree >= 0 { close(tree) } }
+            let tree = try rootfsTree(pid, spec)
+            defer { close(tree) }
             // The child builds its mounts now, in parallel with the work below.
             try child.release(passing: tree)
             CrashPoint.hit("zone.start.released")
@@ -164,6 +184,27 @@ public struct ZoneRuntime: Sendable {
         }
     }
 
+    /// The zone's console logger (lumos-init --console-log), born in the zone's cgroups.
+    private func startConsoleLogger(_ cg: ZoneCgroup, _ log: ConsoleLog, reading fd: Int32) throws {
+        try Files.makeDirectories(Files.parent(log.path), mode: 0o700)
+        let argv = CStringArray([initBinary, "--console-log", log.path, String(log.maxBytes)])
+        let envp = CStringArray([])
+        let path = CStringArray([initBinary])
+        var e: Int32 = 0
+        let pid: pid_t = try cg.withThreadInZone { cgroupFD in
+            argv.withPointer { a in
+                envp.withPointer { en in
+                    var cfg = clinux_exec_config(path: UnsafePointer(path.pointers[0]), argv: a, envp: en, stdin_fd: fd)
+                    let pid = clinux_spawn_in_cgroup(&cfg, cgroupFD)
+                    e = errno
+                    return pid
+                }
+            }
+        }
+        if pid < 0 { throw Errno(e, "clone", "zone console logger") }
+        Reaper.shared.add(pid)
+    }
+
     private func writeIDMaps(_ pid: pid_t, _ range: ZoneIDRange) throws {
         let line = "0 \(range.base) \(range.count)\n"
         for file in ["uid_map", "gid_map"] {
@@ -174,16 +215,33 @@ public struct ZoneRuntime: Sendable {
         }
     }
 
-    private func idmappedRootfs(_ pid: pid_t, _ spec: ZoneSpec) throws -> Int32 {
-        let nsPath = "/proc/\(pid)/ns/user"
-        let userns = try sys("open", nsPath) { open(nsPath, O_RDONLY | O_CLOEXEC) }
-        defer { close(userns) }
-        let tree = clinux_idmapped_tree(spec.rootfs, userns)
+    /// The zone's root as a detached mount the child moves onto `landingDirectory()`: cloned
+    /// here, by host root, because the zone's root directory sits in a pool other host users
+    /// (the child among them) cannot enter. Idmapped unless the rootfs was chowned.
+    private func rootfsTree(_ pid: pid_t, _ spec: ZoneSpec) throws -> Int32 {
+        var userns: Int32 = -1
+        if spec.idmapRootfs {
+            let nsPath = "/proc/\(pid)/ns/user"
+            userns = try sys("open", nsPath) { open(nsPath, O_RDONLY | O_CLOEXEC) }
+        }
+        defer { if userns >= 0 { close(userns) } }
+        let tree = clinux_rootfs_tree(spec.rootfs, userns)
         if tree < 0 {
             let e = errno
-            throw LumosError(.unsupported, "zone \(spec.uuid): cannot idmap \(spec.rootfs) (\(String(cString: strerror(e)))); the file system lacks idmapped mounts: chown the rootfs into the zone's range and set idmapRootfs to false", errno: e)
+            if spec.idmapRootfs {
+                throw LumosError(.unsupported, "zone \(spec.uuid): cannot idmap \(spec.rootfs) (\(String(cString: strerror(e)))); the file system lacks idmapped mounts: chown the rootfs into the zone's range and set idmapRootfs to false", errno: e)
+            }
+            throw Errno(e, "open_tree", spec.rootfs)
         }
         return tree
+    }
+
+    /// An empty directory any uid can reach, where a starting zone mounts its root in its own
+    /// mount namespace (nothing is mounted on it in the host's).
+    static func landingDirectory() throws -> String {
+        let path = "/run/lumos/zone-root"
+        if !Files.isDirectory(path) { try Files.makeDirectories(path, mode: 0o755) }
+        return path
     }
 
     // MARK: state

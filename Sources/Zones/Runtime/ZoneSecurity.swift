@@ -32,10 +32,10 @@ final class SeccompProgram {
     let filter: OpaquePointer
     let count: UInt16
 
-    init() throws {
+    init(allowIOUring: Bool = false) throws {
         var prog: OpaquePointer?
         var len: UInt16 = 0
-        try sys("seccomp_export_bpf", "default zone filter") { clinux_zone_seccomp_default(&prog, &len) }
+        try sys("seccomp_export_bpf", "default zone filter") { clinux_zone_seccomp_default(allowIOUring ? 1 : 0, &prog, &len) }
         filter = prog!
         count = len
     }

@@ -100,6 +100,11 @@ public struct ZoneSpec: Sendable, Equatable {
     /// root inside the zone without a chown. When false, the rootfs must already be owned by
     /// the zone's host ids (`ZoneIDRange.chown`).
     public var idmapRootfs: Bool
+    /// Leave io_uring to the zone's processes (the default seccomp profile refuses it).
+    public var allowIOUring = false
+    /// Where the zone's console (its init's stdout and stderr) is kept, through a logger that
+    /// caps it; when set, `stdout` and `stderr` are not used.
+    public var consoleLog: ConsoleLog?
     /// Host descriptors for the zone's stdin/stdout/stderr (the console); nil = /dev/null.
     public var stdin: Int32?
     public var stdout: Int32?
@@ -141,17 +146,6 @@ public struct ZoneSpec: Sendable, Equatable {
         guard rootfs.hasPrefix("/"), Files.isDirectory(rootfs) else {
             throw LumosError.invalid("zone \(uuid): root file system \(rootfs) is not a directory; create the zone's dataset first")
         }
-        // The zone's setup runs as the zone's root, an unprivileged host uid: it must be able to
-        // walk down to its root directory.
-        var dir = Files.parent(rootfs)
-        while true {
-            var st = stat()
-            if stat(dir, &st) == 0 && st.st_mode & S_IXOTH == 0 {
-                throw LumosError.invalid("zone \(uuid): \(dir) is not searchable by other users (mode \(String(st.st_mode & 0o7777, radix: 8))); the zone's unprivileged root cannot reach \(rootfs): chmod o+x \(dir)")
-            }
-            if dir == "/" { break }
-            dir = Files.parent(dir)
-        }
         if case .image(let argv) = initProcess, argv.isEmpty {
             throw LumosError.invalid("zone \(uuid): the init command is empty; give a program such as /sbin/init")
         }
@@ -163,9 +157,26 @@ public struct ZoneSpec: Sendable, Equatable {
                 throw LumosError.invalid("zone \(uuid): filesystem target \(fs.target) must be an absolute path below / without '..'")
             }
         }
+        if let mem = limits.maxPhysicalMemory, tmpfsSize > TmpfsBudget(maxPhysicalMemory: mem).maxTmp {
+            throw LumosError.invalid("zone \(uuid): tmpfs (\(tmpfsSize) MiB) leaves too little of max_physical_memory (\(mem) MiB) for the zone's processes; use at most \(TmpfsBudget(maxPhysicalMemory: mem).maxTmp)")
+        }
         if let lwps = limits.maxLwps, lwps < 1 {
             throw LumosError.invalid("zone \(uuid): max_lwps must be at least 1")
         }
+    }
+}
+
+/// A zone's console log: `path`, rotated to `path.0` when it reaches `maxBytes` [zlog_max_size],
+/// so it never takes more than twice that on the host (Sources/lumos-init, --console-log).
+public struct ConsoleLog: Sendable, Equatable {
+    public var path: String
+    public var maxBytes: UInt64
+    /// Lumos's default cap (vmadm leaves it to zoneadmd): 5 MiB.
+    public static let defaultMaxBytes: UInt64 = 5 << 20
+
+    public init(path: String, maxBytes: UInt64 = ConsoleLog.defaultMaxBytes) {
+        self.path = path
+        self.maxBytes = maxBytes
     }
 }
 
@@ -173,4 +184,42 @@ public struct ZoneSpec: Sendable, Equatable {
 public enum ZoneState: String, Sendable, Codable {
     case running
     case stopped
+}
+
+/// How a zone's memory cap is shared by its memory file systems (docs/security.md, "Memory").
+/// tmpfs pages are charged to the zone's memory cgroup and cannot be swapped out here, so /dev,
+/// /dev/shm and /tmp together must leave room for the zone's processes: filled to the brim,
+/// they would leave nothing for a shell, and every zlogin would be OOM-killed.
+public struct TmpfsBudget: Sendable, Equatable {
+    /// /dev holds only device-node mount points, symlinks, pts and shm: 1 MiB, 4096 inodes.
+    public static let devKiB: UInt64 = 1024
+    public static let devInodes: UInt64 = 4096
+    /// /dev/shm without a memory cap: Docker's 64 MiB.
+    public static let defaultShmMiB: UInt64 = 64
+
+    /// MiB that stay free for processes whatever the file systems hold.
+    public let reserve: UInt64
+    /// Size of /dev/shm in MiB.
+    public let shm: UInt64
+    /// The largest /tmp (the tmpfs property) that fits.
+    public let maxTmp: UInt64
+
+    /// `maxPhysicalMemory` nil: no cap, /dev/shm gets the default and /tmp is not bounded here.
+    public init(maxPhysicalMemory mem: UInt64?) {
+        guard let mem else {
+            reserve = 0
+            shm = Self.defaultShmMiB
+            maxTmp = .max
+            return
+        }
+        // A quarter of the cap (at least 2 MiB) stays for processes; /dev/shm takes up to a
+        // quarter of the rest and /tmp may take what remains. 1 MiB is the floor of each
+        // (tmpfs reads size=0 as "unlimited"), which in the smallest zones (4-7 MiB) comes out
+        // of the reserve.
+        let dev: UInt64 = (Self.devKiB + 1023) / 1024
+        reserve = max(1, min(max(2, mem / 4), mem > dev + 2 ? mem - dev - 2 : 0))
+        let rest = mem > reserve + dev ? mem - reserve - dev : 0
+        shm = max(1, min(Self.defaultShmMiB, rest / 4))
+        maxTmp = max(1, rest > shm ? rest - shm : 0)
+    }
 }

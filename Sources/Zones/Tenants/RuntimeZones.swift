@@ -27,21 +27,23 @@ public final class RuntimeZones: ZoneControl {
             }
             initProcess = .lumos(command: nil)
         }
-        var console: Int32 = -1
-        if let log = launch.consoleLog {
-            try Files.makeDirectories(Files.parent(log), mode: 0o700)
-            console = try sys("open", log) { open(log, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0o600) }
-        }
-        defer { if console >= 0 { close(console) } }
         var limits = launch.limits
         limits.maxLockedMemory = Self.allowLockedMemory(limits.maxLockedMemory)
         let range = try ZoneIDRange.allocate(for: launch.uuid, root: root)
-        let spec = ZoneSpec(uuid: launch.uuid, hostname: launch.hostname, rootfs: launch.rootfs, initProcess: initProcess,
+        var spec = ZoneSpec(uuid: launch.uuid, hostname: launch.hostname, rootfs: launch.rootfs, initProcess: initProcess,
                             limits: limits,
                             filesystems: launch.mounts.map { BindMount(source: $0.source, target: $0.target, readOnly: $0.readOnly, noExec: $0.options.contains("noexec")) },
-                            tmpfsSize: launch.tmpfsMiB, idRange: range, idmapRootfs: true,
-                            stdout: console >= 0 ? console : nil, stderr: console >= 0 ? console : nil)
+                            tmpfsSize: Self.tmpfsSize(launch), idRange: range, idmapRootfs: true)
+        spec.consoleLog = launch.consoleLog
+        spec.allowIOUring = launch.allowIOUring
         return try runtime.start(spec, beforeRelease: beforeRelease)
+    }
+
+    /// /tmp's size. A manifest stored by a Lumos before the memory budget of docs/security.md
+    /// may ask for more than the budget leaves (validation refuses that now); such a zone boots
+    /// with the largest /tmp that fits rather than not at all.
+    static func tmpfsSize(_ launch: ZoneLaunch) -> UInt64 {
+        min(launch.tmpfsMiB, TmpfsBudget(maxPhysicalMemory: launch.limits.maxPhysicalMemory).maxTmp)
     }
 
     /// The zone's init sets RLIMIT_MEMLOCK inside its user namespace, where it cannot raise the
@@ -76,5 +78,7 @@ public final class RuntimeZones: ZoneControl {
     }
     public func cleanup(_ uuid: String) throws { try runtime.cleanup(uuid) }
     public func release(_ uuid: String) { ZoneIDRange.release(uuid, root: root) }
-    public func login(_ uuid: String, _ argv: [String], tty: Bool) throws -> Int32 { try runtime.exec(uuid, argv, tty: tty) }
+    public func login(_ uuid: String, _ argv: [String], tty: Bool, allowIOUring: Bool) throws -> Int32 {
+        try runtime.exec(uuid, argv, tty: tty, allowIOUring: allowIOUring)
+    }
 }

@@ -39,6 +39,7 @@ public struct TenantStore: Sendable {
         let dir = tenantDirectory(uuid)
         unlink(manifestPath(uuid))
         unlink(consoleLog(uuid))
+        unlink(consoleLog(uuid) + ".0")
         rmdir(dir)
     }
 

@@ -182,7 +182,8 @@ public final class Vmadm {
         try writeZoneFiles(m, root: root)
         let launch = ZoneLaunch(uuid: m.uuid, hostname: m.hostname, rootfs: root, initCommand: [m.initName],
                                 limits: ZoneLimits(m), mounts: m.filesystems, tmpfsMiB: UInt64(m.tmpfsMiB),
-                                consoleLog: store.consoleLog(m.uuid))
+                                consoleLog: ConsoleLog(path: store.consoleLog(m.uuid), maxBytes: m.zlogMaxSize),
+                                allowIOUring: m.allowIOUring)
         var nics: [NicResult] = []
         _ = try zones.start(launch) { pid in nics = try network.attach(vm: m, pid: pid) }
         try writeBack(m, nics)
@@ -384,7 +385,7 @@ public final class Vmadm {
     }
 
     public func login(_ uuid: String, _ argv: [String], tty: Bool) throws -> Int32 {
-        _ = try store.read(uuid)
-        return try zones.login(uuid, argv, tty: tty)
+        let m = try store.read(uuid)
+        return try zones.login(uuid, argv, tty: tty, allowIOUring: m.allowIOUring)
     }
 }

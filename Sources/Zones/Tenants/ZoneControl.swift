@@ -11,8 +11,10 @@ public struct ZoneLaunch: Sendable {
     public var limits: ZoneLimits
     public var mounts: [FilesystemMount]
     public var tmpfsMiB: UInt64
-    /// Where the zone's console output (its init's stdout/stderr) is appended.
-    public var consoleLog: String?
+    /// Where the zone's console output (its init's stdout/stderr) is kept, capped.
+    public var consoleLog: ConsoleLog?
+    /// lumos_allow_io_uring.
+    public var allowIOUring = false
 }
 
 /// The kernel side of zones as vmadm uses it. The real one is the zone runtime
@@ -33,7 +35,7 @@ public protocol ZoneControl: AnyObject {
     /// Gives back per-zone host resources kept between boots (the uid range).
     func release(_ uuid: String)
     /// Runs a command in the running zone (zlogin); returns its exit status.
-    func login(_ uuid: String, _ argv: [String], tty: Bool) throws -> Int32
+    func login(_ uuid: String, _ argv: [String], tty: Bool, allowIOUring: Bool) throws -> Int32
 }
 
 extension ZoneControl {
