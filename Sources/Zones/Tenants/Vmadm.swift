@@ -86,6 +86,7 @@ public final class Vmadm {
             }
         }
         try datasets.setQuota(dataset(uuid), bytes: m.quotaGiB.map { UInt64($0) << 30 })
+        try setIndestructible(uuid, m.indestructibleZoneroot)
         try store.write(m)
         if zones.isRunning(uuid) { try zones.updateLimits(uuid, ZoneLimits(m)) }
     }
