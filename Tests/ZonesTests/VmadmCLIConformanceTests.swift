@@ -1,3 +1,4 @@
+import Foundation
 import Glibc
 import LumosCore
 import Testing
@@ -76,6 +77,32 @@ struct VmadmCLIConformanceTests {
         #expect(vm.lookup("alias") == "zone70" && vm.lookup("quota") == 20 && vm.lookup("zfs_io_priority") == 30)
         #expect(vm.lookup("nics.0.primary") == true && vm.lookup("nics.0.ips") == ["10.2.121.70/16"])
         #expect(try h.lumos(["login", m.uuid, "true"]).status == 0)
+    }
+
+    /// restart_init: an init_name that exits is started again while the zone runs; without it
+    /// the zone stops when its init exits.
+    @Test func restartInitStartsInitNameAgain() throws {
+        let h = try RealHost("restart")
+        defer { h.close() }
+        let uuid = try h.vmadm.create(h.payload(["autoboot": false, "init_name": "/sbin/flaky", "restart_init": true])).uuid
+        let root = try h.vmadm.rootfs(uuid)
+        try Files.writeAtomically(root + "/sbin/flaky", "#!/bin/sh\necho run >> /etc/restarts\nsleep 1\nexit 3\n", mode: 0o755)
+        func runs() -> Int { ((try? FD.readText(root + "/etc/restarts")) ?? "").split(separator: "\n").count }
+        try h.vmadm.start(uuid)
+        let deadline = Date().addingTimeInterval(8)
+        while runs() < 3 && Date() < deadline { usleep(100_000) }
+        #expect(runs() >= 3, "init_name was started \(runs()) times")
+        #expect(h.vmadm.zones.isRunning(uuid))
+        try h.vmadm.stop(uuid, force: false, timeout: 5)
+        #expect(!h.vmadm.zones.isRunning(uuid))
+
+        try h.vmadm.update(uuid, ["restart_init": false])
+        try Files.writeAtomically(root + "/etc/restarts", "", mode: 0o644)
+        try h.vmadm.start(uuid)
+        let gone = Date().addingTimeInterval(8)
+        while h.vmadm.zones.isRunning(uuid) && Date() < gone { usleep(100_000) }
+        #expect(!h.vmadm.zones.isRunning(uuid), "the zone stops when its init exits")
+        #expect(runs() == 1)
     }
 
     @Test func ipcCapsAreTheZonesNamespaceSysctls() throws {

@@ -92,11 +92,13 @@ private func updateError(_ m: Manifest, _ payload: JSONValue) -> String? {
         #expect(plan.manifest["package_version"] == "1.0.1")
     }
 
-    @Test func restartInitFalseOnly() throws {
-        #expect(try create(["restart_init": false])["restart_init"] == false)
-        let p = problems(["restart_init": true])
-        #expect(p.badValues == ["restart_init"])
-        #expect(p.first.kind == .unsupported && p.first.message.contains("daemon"))
+    @Test func restartInitRunsInitNameUnderLumosInit() throws {
+        let h = try ScratchHost()
+        let m = try h.vmadm.create(h.payload(["restart_init": true]))
+        #expect(h.zones.launches.last?.restartInit == true)
+        try h.vmadm.update(m.uuid, ["restart_init": false])
+        try h.vmadm.reboot(m.uuid)
+        #expect(h.zones.launches.last?.restartInit == false)
     }
 
     @Test func ipcCapsBecomeNamespaceSysctls() throws {

@@ -40,6 +40,7 @@ public struct Manifest: Sendable, Equatable {
     public var resolvers: [String] { value("resolvers")?.arrayValue?.compactMap(\.stringValue) ?? [] }
     public var dnsDomain: String? { value("dns_domain")?.stringValue }
     public var maintainResolvers: Bool { value("maintain_resolvers")?.boolValue ?? false }
+    public var restartInit: Bool { value("restart_init")?.boolValue ?? false }
     public var indestructibleZoneroot: Bool { value("indestructible_zoneroot")?.boolValue ?? false }
     /// nil when unlimited (0).
     public var quotaGiB: Int64? { integer("quota").flatMap { $0 > 0 ? $0 : nil } }

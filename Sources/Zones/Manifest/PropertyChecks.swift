@@ -27,10 +27,7 @@ enum PropertyChecks {
                 throw LumosError.invalid("\(name): \(ValueChecks.show(value)) is not a valid host name; use letters, digits and '-' (at most 63 per label)")
             }
         case .boolean:
-            guard let b = value.boolValue else { throw bad("true or false") }
-            if name == "restart_init" && b {
-                throw LumosError.unsupported("restart_init: true is not supported yet: nothing restarts a zone's init when it exits until the Lumos daemon exists (the zone stops, as with false); set false or leave it out")
-            }
+            guard value.boolValue != nil else { throw bad("true or false") }
         case .integer(let min, let max, let unit):
             guard let n = value.intValue else {
                 throw bad("a whole number" + (unit.isEmpty ? "" : " of \(unit)"))

@@ -102,7 +102,7 @@ public enum PropertyTable {
         PropertySpec("init_name", .string(maxLength: 1024), default: .value("/sbin/init"), update: .nextBoot, applied: .launch,
                      "the program run as the zone's PID 1"),
         PropertySpec("restart_init", .boolean, update: .nextBoot, applied: .launch,
-                     "whether a zone whose init exits is restarted; only false (the zone stops) is supported until the daemon exists"),
+                     "start init_name again when it exits (it then runs as the child of Lumos's init, not as PID 1, so not for inits that must be PID 1 such as busybox init or systemd); false or absent: the zone stops"),
         PropertySpec("resolvers", .ipAddressList, default: .value([]), update: .nextBoot, applied: .zoneFiles,
                      "DNS servers written to /etc/resolv.conf at boot (and at once when maintain_resolvers is true)"),
         PropertySpec("maintain_resolvers", .boolean, update: .live, applied: .zoneFiles,

@@ -165,7 +165,10 @@ public struct ZoneRuntime: Sendable {
         }
         CrashPoint.hit("zone.start.exec")
         Reaper.shared.add(pid)
-        if case .lumos = spec.initProcess { waitForSignalHandlers(pid) }
+        switch spec.initProcess {
+        case .lumos, .restarting: waitForSignalHandlers(pid)
+        case .image: break
+        }
         return pid
     }
 

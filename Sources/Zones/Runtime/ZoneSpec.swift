@@ -79,6 +79,9 @@ public enum ZoneInit: Sendable, Equatable, Codable {
     case lumos(command: [String]?)
     /// The image's own program is exec'd directly as PID 1 (vmadm's init_name).
     case image([String])
+    /// Lumos's init is PID 1 and runs the image's program as its child, starting it again
+    /// whenever it exits until the zone is stopped (vmadm's restart_init).
+    case restarting([String])
 }
 
 /// Everything the kernel needs to run one zone. The caller (vmadm) owns where the values come
@@ -147,6 +150,9 @@ public struct ZoneSpec: Sendable, Equatable {
             throw LumosError.invalid("zone \(uuid): root file system \(rootfs) is not a directory; create the zone's dataset first")
         }
         if case .image(let argv) = initProcess, argv.isEmpty {
+            throw LumosError.invalid("zone \(uuid): the init command is empty; give a program such as /sbin/init")
+        }
+        if case .restarting(let argv) = initProcess, argv.isEmpty {
             throw LumosError.invalid("zone \(uuid): the init command is empty; give a program such as /sbin/init")
         }
         for fs in filesystems {

@@ -27,6 +27,9 @@ public final class RuntimeZones: ZoneControl {
             }
             initProcess = .lumos(command: nil)
         }
+        // restart_init: PID 1 cannot be restarted in place, so Lumos's init runs init_name as its
+        // child and starts it again (Sources/lumos-init, --restart).
+        if launch.restartInit, case .image(let argv) = initProcess { initProcess = .restarting(argv) }
         var limits = launch.limits
         limits.maxLockedMemory = Self.allowLockedMemory(limits.maxLockedMemory)
         let range = try ZoneIDRange.allocate(for: launch.uuid, root: root)

@@ -184,7 +184,7 @@ public final class Vmadm {
         let launch = ZoneLaunch(uuid: m.uuid, hostname: m.hostname, rootfs: root, initCommand: [m.initName],
                                 limits: ZoneLimits(m), mounts: m.filesystems, tmpfsMiB: UInt64(m.tmpfsMiB),
                                 consoleLog: ConsoleLog(path: store.consoleLog(m.uuid), maxBytes: m.zlogMaxSize),
-                                allowIOUring: m.allowIOUring)
+                                allowIOUring: m.allowIOUring, restartInit: m.restartInit)
         var nics: [NicResult] = []
         _ = try zones.start(launch) { pid in nics = try network.attach(vm: m, pid: pid) }
         try writeBack(m, nics)

@@ -15,6 +15,8 @@ public struct ZoneLaunch: Sendable {
     public var consoleLog: ConsoleLog?
     /// lumos_allow_io_uring.
     public var allowIOUring = false
+    /// restart_init: init_name is started again when it exits (under Lumos's init).
+    public var restartInit = false
 }
 
 /// The kernel side of zones as vmadm uses it. The real one is the zone runtime
