@@ -4,11 +4,21 @@ import LumosCore
 /// NIC and property, what is wrong and what to do (DESIGN.md "Errors").
 public enum NicValidation {
     static let interfaceLimit = 100
-    static let maxMTU = 65535
+    /// vmadm(8) nics.*.mtu: 576 to 9000 on etherstubs and overlays.
+    static let maxMTU = 9000
 
     /// Validates one NIC; `index` is its position in nics[] for the message.
     public static func validate(_ nic: NicSpec, index: Int) throws {
         let at = "nics[\(index)]"
+        try validateValues(nic, at: at)
+        if nic.usesDHCP && nic.ipv4Addresses.isEmpty && nic.allowedNetworks.filter(\.isIPv4).isEmpty && nic.allowIPSpoofing != true {
+            throw LumosError.invalid("\(at).ips: dhcp without a static IPv4 address leaves anti-spoofing nothing to allow; add the address to ips (the built-in DHCP server hands it out), add the outside DHCP range to allowed_ips, or set allow_ip_spoofing")
+        }
+    }
+
+    /// The values of one NIC (`at` names it in messages: nics[0], add_nics[1]): the one place
+    /// their ranges and forms are checked, for vmadm's validation and for the network's.
+    public static func validateValues(_ nic: NicSpec, at: String) throws {
         if nic.nicTag.isEmpty { throw LumosError.invalid("\(at).nic_tag: missing; name the switch (see `dladm show-etherstub`)") }
         if !SwitchName.isValid(nic.nicTag) {
             throw LumosError.invalid("\(at).nic_tag: \(nic.nicTag) is not a valid tag (1-15 characters a-z, 0-9, _ . -)")
@@ -28,9 +38,6 @@ public enum NicValidation {
             if net.address == net.network && net.prefix < (net.isIPv4 ? 31 : 127) {
                 throw LumosError.invalid("\(at).ips: \(ip) is the network address of its subnet; use a host address")
             }
-        }
-        if nic.usesDHCP && nic.ipv4Addresses.isEmpty && nic.allowedNetworks.filter(\.isIPv4).isEmpty && nic.allowIPSpoofing != true {
-            throw LumosError.invalid("\(at).ips: dhcp without a static IPv4 address leaves anti-spoofing nothing to allow; add the address to ips (the built-in DHCP server hands it out), add the outside DHCP range to allowed_ips, or set allow_ip_spoofing")
         }
         for gw in nic.gateways {
             guard let g = IPAddress(gw) else { throw LumosError.invalid("\(at).gateways: \(gw) is not an IP address") }

@@ -30,9 +30,19 @@ enum NicChecks {
         var specs: [NicSpec] = []
         for (i, entry) in list.enumerated() {
             let nic = try checkOne(entry, at: "nics[\(i)]", requireTag: true)
-            do { specs.append(try NicSpec(json: nic)) } catch let e as LumosError { throw LumosError(e.kind, "nics[\(i)].\(e.message)") }
+            specs.append(try spec(nic, at: "nics[\(i)]"))
         }
         try NicValidation.checkAcross(specs)
+    }
+
+    /// A complete NIC as the Net module's spec, with its values checked there (ranges, the
+    /// nic tag's form, gateways in a subnet of ips): the one place those rules are written.
+    @discardableResult
+    static func spec(_ nic: [String: JSONValue], at: String) throws -> NicSpec {
+        let spec: NicSpec
+        do { spec = try NicSpec(json: nic) } catch let e as LumosError { throw LumosError(e.kind, "\(at).\(e.message)") }
+        try NicValidation.validateValues(spec, at: at)
+        return spec
     }
 
     /// Checks one NIC object. `requireTag` is false for update_nics entries, which name a NIC by mac.
@@ -45,11 +55,7 @@ enum NicChecks {
             let dym = hint.map { $0.1 <= 3 ? "; did you mean \"\($0.0)\"?" : "" } ?? ""
             throw LumosError.invalid("\(at): unknown NIC property \"\(k)\"\(dym)")
         }
-        if let tag = nic["nic_tag"] {
-            guard let s = tag.stringValue, !s.isEmpty, s.count <= 31, s.allSatisfy({ $0.isASCII && ($0.isLetter || $0.isNumber || $0 == "_" || $0 == "-") }) else {
-                throw LumosError.invalid("\(at).nic_tag: \(ValueChecks.show(tag)) is not a NIC tag name; use letters, digits, '_' or '-' (up to 31)")
-            }
-        } else if requireTag {
+        if nic["nic_tag"] == nil && requireTag {
             throw LumosError.invalid("\(at): nic_tag is required; name the host network to attach to, e.g. \"nic_tag\": \"admin\"")
         }
         if let mac = nic["mac"], !(mac.stringValue.map(ValueChecks.isUnicastMAC) ?? false) {
@@ -85,21 +91,9 @@ enum NicChecks {
         for key in booleanKeys {
             if let v = nic[key], v.boolValue == nil { throw LumosError.invalid("\(at).\(key): expected true or false, got \(v.typeName) \(ValueChecks.show(v))") }
         }
-        if let v = nic["mtu"] {
-            guard let n = v.intValue, n >= 576, n <= 9000 else { throw LumosError.invalid("\(at).mtu: \(ValueChecks.show(v)) is out of range; use 576 to 9000") }
-        }
-        if let v = nic["vlan_id"] {
-            guard let n = v.intValue, n >= 0, n <= 4094 else { throw LumosError.invalid("\(at).vlan_id: \(ValueChecks.show(v)) is out of range; use 0 (untagged) to 4094") }
-        }
-        if let v = nic["blocked_outgoing_ports"] {
-            guard let a = v.arrayValue, a.allSatisfy({ ($0.intValue ?? 0) >= 1 && ($0.intValue ?? 0) <= 65535 }) else {
-                throw LumosError.invalid("\(at).blocked_outgoing_ports: expected an array of port numbers 1 to 65535, e.g. [25]")
-            }
-        }
         if nic["model"] != nil { throw LumosError.unsupported("\(at).model: NIC models are for kvm VMs; remove it for an lx zone") }
         for key in bandwidthKeys {
-            guard let v = nic[key] else { continue }
-            guard let mbps = v.numberValue, mbps > 0, mbps <= 1_000_000 else {
+            if let v = nic[key], v.numberValue == nil {
                 throw LumosError.invalid("\(at).\(key): \(ValueChecks.show(v)) is not a bandwidth; give Mbit/s as a positive number, e.g. 100")
             }
         }

@@ -111,7 +111,9 @@ enum PropertyChecks {
         case .add:
             guard let a = value.arrayValue else { throw LumosError.invalid("\(name): expected an array of \(target == "nics" ? "NIC" : "entry") objects") }
             if target == "nics" {
-                for (i, n) in a.enumerated() { try NicChecks.checkOne(n, at: "\(name)[\(i)]", requireTag: true) }
+                for (i, n) in a.enumerated() {
+                    try NicChecks.spec(try NicChecks.checkOne(n, at: "\(name)[\(i)]", requireTag: true), at: "\(name)[\(i)]")
+                }
             } else if target == "filesystems" {
                 try FilesystemChecks.check(value, name: name)
             }
