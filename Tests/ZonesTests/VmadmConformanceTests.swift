@@ -225,6 +225,7 @@ private func updateError(_ m: Manifest, _ payload: JSONValue) -> String? {
         #expect(vm.lookup("hvm") == false)
         #expect(vm.lookup("datasets") == [])
         #expect(vm.lookup("zpool") == "zones")
+        #expect(vm.lookup("zonename")?.stringValue == m.uuid)
         #expect(vm.lookup("zfs_filesystem")?.stringValue == "zones/\(m.uuid)")
         if let server = HostIdentity.uuid { #expect(vm.lookup("server_uuid")?.stringValue == server) }
         // Nothing computed is stored.
