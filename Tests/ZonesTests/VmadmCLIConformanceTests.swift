@@ -105,6 +105,27 @@ struct VmadmCLIConformanceTests {
         #expect(runs() == 1)
     }
 
+    /// add_filesystems/remove_filesystems change the zone's bind mounts at its next boot.
+    @Test func filesystemEditsApplyAtTheNextBoot() throws {
+        let h = try RealHost("fs")
+        defer { h.close() }
+        let source = h.dir + "/logs"
+        try Files.makeDirectories(source)
+        try Files.writeAtomically(source + "/marker", "from the host\n", mode: 0o644)
+        let uuid = try h.vmadm.create(h.payload()).uuid
+        let missing = try h.lumos(["vm", "update", uuid], stdin: #"{"add_filesystems":[{"type":"lofs","source":"/nonexistent-lumos","target":"/var/log"}]}"#)
+        #expect(missing.status == 1 && missing.stderr.contains("does not exist on this host"))
+        let add = #"{"add_filesystems":[{"type":"lofs","source":"\#(source)","target":"/var/log","options":["nodevice","ro"]}]}"#
+        let r = try h.lumos(["vm", "update", uuid], stdin: add)
+        #expect(r.status == 0 && r.stderr.contains("take effect at the next boot"), "\(r.stderr)")
+        try h.vmadm.reboot(uuid)
+        #expect(try h.lumos(["login", uuid, "cat", "/var/log/marker"]).stdout == "from the host\n")
+        #expect(try h.lumos(["login", uuid, "touch", "/var/log/x"]).status != 0, "mounted read-only")
+        #expect(try h.lumos(["vm", "update", uuid], stdin: #"{"remove_filesystems":["/var/log"]}"#).status == 0)
+        try h.vmadm.reboot(uuid)
+        #expect(try h.lumos(["login", uuid, "cat", "/var/log/marker"]).status != 0)
+    }
+
     @Test func ipcCapsAreTheZonesNamespaceSysctls() throws {
         let h = try RealHost("ipc")
         defer { h.close() }

@@ -122,11 +122,16 @@ public final class Vmadm {
             throw LumosError.exists("uuid: VM \(m.uuid) already exists; omit uuid to get a new one")
         }
         try checkLinkPrefixFree(m.uuid)
+        try checkMountSources(m)
+        if !m.nics.isEmpty { try network.validate(vm: m) }
+        return m
+    }
+
+    /// Bind-mount sources must exist on this host (checked at create and when filesystems change).
+    func checkMountSources(_ m: Manifest) throws {
         for (i, fs) in m.filesystems.enumerated() where !Files.exists(fs.source) {
             throw LumosError.notFound("filesystems[\(i)].source: \(fs.source) does not exist on this host; create it first")
         }
-        if !m.nics.isEmpty { try network.validate(vm: m) }
-        return m
     }
 
     /// Net names a tenant's host links `lz` + the first 8 hex digits of its uuid, so two VMs
@@ -290,6 +295,7 @@ public final class Vmadm {
         var plan = try ManifestValidator.validateUpdate(current, payload)
         guard !plan.changed.isEmpty else { return plan }
         // Routes live in the zone's network namespace: a running zone gets them with its NICs.
+        if plan.changed.contains("filesystems") { try checkMountSources(plan.manifest) }
         let nicsChanged = plan.changed.contains("nics") || plan.changed.contains("routes")
         if nicsChanged { try network.validate(vm: plan.manifest) }
         let livePid = nicsChanged && zones.isRunning(uuid) ? zones.initPid(uuid) : nil
