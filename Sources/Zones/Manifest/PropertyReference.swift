@@ -4,8 +4,8 @@ import LumosCore
 /// a test checks the document holds exactly this).
 public enum PropertyReference {
     public static func markdown() -> String {
-        var out = "| property | type | create | update | list | default | how it applies |\n"
-        out += "|---|---|---|---|---|---|---|\n"
+        var out = "| property | type | brands | create | update | list | default | how it applies |\n"
+        out += "|---|---|---|---|---|---|---|---|\n"
         for spec in PropertyTable.all.sorted(by: { $0.name < $1.name }) {
             let create = spec.actions.contains(.create) ? "yes" : "no"
             // An edit takes effect when the property it edits does.
@@ -27,7 +27,8 @@ public enum PropertyReference {
                 what = "\(application(spec)): \(spec.summary)"
             }
             what = what.replacingOccurrences(of: "|", with: "\\|")
-            out += "| `\(spec.name)` | \(type(spec.kind)) | \(spec.unsupportedReason == nil ? create : "no") | \(spec.unsupportedReason == nil ? update : "no") | \(list) | \(defaultText(spec.defaultRule)) | \(what) |\n"
+            let brands = spec.unsupportedReason == nil ? spec.brands.map(\.rawValue).sorted().joined(separator: ", ") : ""
+            out += "| `\(spec.name)` | \(type(spec.kind)) | \(brands) | \(spec.unsupportedReason == nil ? create : "no") | \(spec.unsupportedReason == nil ? update : "no") | \(list) | \(defaultText(spec.defaultRule)) | \(what) |\n"
         }
         return out
     }
