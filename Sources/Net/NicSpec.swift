@@ -60,6 +60,10 @@ public struct NicSpec: Sendable, Equatable, Codable {
     /// Every key a NIC object may have (vmadm's nics.* properties Lumos acts on, the old
     /// ip/netmask/gateway spelling, and the Lumos bandwidth caps).
     public static let fieldNames: [String] = CodingKeys.allCases.map(\.rawValue)
+    /// The fields that are booleans, and the bandwidth caps (Mbit/s).
+    public static let flagFields: [String] = [CodingKeys.primary, .allowIPSpoofing, .allowMACSpoofing, .allowDHCPSpoofing,
+                                              .allowRestrictedTraffic].map(\.rawValue)
+    public static let bandwidthFields: [String] = [CodingKeys.rxMaxbwMbps, .txMaxbwMbps].map(\.rawValue)
 
     public init(from decoder: Decoder) throws {
         try self.init(json: try decoder.singleValueContainer().decode([String: JSONValue].self))

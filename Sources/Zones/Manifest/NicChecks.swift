@@ -7,9 +7,8 @@ import Net
 enum NicChecks {
     /// Lumos extensions (the Net module's names): bandwidth caps in Mbit/s, like dladm's maxbw;
     /// tx is what the zone sends, rx what it receives.
-    static let bandwidthKeys = ["lumos_tx_maxbw_mbps", "lumos_rx_maxbw_mbps"]
-    static let booleanKeys = ["primary", "allow_ip_spoofing", "allow_mac_spoofing", "allow_dhcp_spoofing",
-                              "allow_restricted_traffic"]
+    static var bandwidthKeys: [String] { NicSpec.bandwidthFields }
+    static var booleanKeys: [String] { NicSpec.flagFields }
     /// Only fields the Net module acts on: anything else would be silently ignored.
     static var keys: [String] { NicSpec.fieldNames }
 
