@@ -29,7 +29,7 @@ private func createError(_ payload: JSONValue) -> String? {
         #expect(m["autoboot"] == true)
         #expect(m["cpu_cap"] == nil)
         #expect(m.hostname == m.uuid)
-        #expect(m.initName == "/sbin/init")
+        #expect(m["init_name"] == "/sbin/init")
     }
 
     @Test func derivedDefaultsFollowMemory() throws {

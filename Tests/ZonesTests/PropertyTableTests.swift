@@ -61,6 +61,34 @@ import Testing
         for c in children { #expect((c.value as? UInt64?) == .some(7), "\(c.label ?? "?") is not fed by the table") }
     }
 
+    @Test func everyBootSettingComesFromAnEntry() {
+        // Each `.boot` row changes a field of ZoneLaunch; every field the manifest decides
+        // (all but the VM's identity, where it lives and its limits, which are `.limit` rows)
+        // must be fed by one.
+        let blank = ZoneLaunch(Manifest(["uuid": "7b4ad1a2-3c1e-4a8e-9f00-2f1b8c0d6e11"]), rootfs: "/r", consoleLog: ConsoleLog(path: "/c"))
+        func fields(_ l: ZoneLaunch) -> [String: String] {
+            Dictionary(uniqueKeysWithValues: Mirror(reflecting: l).children.map { ($0.label ?? "?", String(describing: $0.value)) })
+        }
+        var fed: Set<String> = []
+        for spec in PropertyTable.all {
+            guard case .boot(let setting) = spec.application else { continue }
+            let sample: JSONValue
+            switch spec.kind {
+            case .integer: sample = 4242
+            case .boolean: sample = true
+            case .filesystems: sample = [["type": "lofs", "source": "/a", "target": "/b"]]
+            default: sample = "/sbin/sample"
+            }
+            var l = blank
+            setting.apply(&l, sample)
+            let changed = fields(l).filter { fields(blank)[$0.key] != $0.value }.map(\.key)
+            #expect(changed.count == 1, "\(spec.name) changes \(changed)")
+            fed.formUnion(changed)
+        }
+        let decided = Set(fields(blank).keys).subtracting(["uuid", "hostname", "rootfs", "limits"])
+        #expect(fed == decided, "ZoneLaunch fields without a table entry: \(decided.subtracting(fed))")
+    }
+
     @Test func everyAcceptedKeyIsAnEntryAndEveryEntryIsAcceptedOrRefusedWithAReason() {
         // Names that are not properties (NIC and mount fields, vmadm commands) are unknown.
         for name in ["mac", "ips", "target", "options", "console", "maxPhysicalMemory"] {
@@ -100,7 +128,8 @@ import Testing
     @Test func theReferenceInDocsIsTheTable() throws {
         let doc = try String(contentsOfFile: Self.sources + "/../docs/vmadm.md", encoding: .utf8)
         let reference = PropertyReference.markdown()
-        #expect(doc.contains(reference), "docs/vmadm.md is out of date: regenerate its reference with `lumos vm properties`")
+        let upToDate = doc.contains(reference)
+        #expect(upToDate, "docs/vmadm.md is out of date: regenerate its reference with `lumos vm properties`")
         for spec in PropertyTable.all { #expect(reference.contains("| `\(spec.name)` |"), "\(spec.name)") }
     }
 }

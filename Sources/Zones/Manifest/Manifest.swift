@@ -36,21 +36,16 @@ public struct Manifest: Sendable, Equatable {
     public var imageUUID: String { properties["image_uuid"]?.stringValue ?? "" }
     public var hostname: String { value("hostname")?.stringValue ?? uuid }
     public var autoboot: Bool { value("autoboot")?.boolValue ?? false }
-    public var initName: String { value("init_name")?.stringValue ?? "" }
     public var resolvers: [String] { value("resolvers")?.arrayValue?.compactMap(\.stringValue) ?? [] }
     public var dnsDomain: String? { value("dns_domain")?.stringValue }
     public var maintainResolvers: Bool { value("maintain_resolvers")?.boolValue ?? false }
-    public var restartInit: Bool { value("restart_init")?.boolValue ?? false }
     public var indestructibleZoneroot: Bool { value("indestructible_zoneroot")?.boolValue ?? false }
     /// nil when unlimited (0).
     public var quotaGiB: Int64? { integer("quota").flatMap { $0 > 0 ? $0 : nil } }
-    public var tmpfsMiB: Int64 { integer("tmpfs") ?? 0 }
     /// routes: destination → gateway, as vmadm writes them.
     public var routes: [(destination: String, gateway: String)] {
         (value("routes")?.objectValue ?? [:]).sorted { $0.key < $1.key }.compactMap { k, v in v.stringValue.map { (k, $0) } }
     }
-    /// zlog_max_size: the console log's cap in bytes.
-    public var zlogMaxSize: UInt64 { integer("zlog_max_size").map { UInt64($0) } ?? ConsoleLog.defaultMaxBytes }
     public var allowIOUring: Bool { value("lumos_allow_io_uring")?.boolValue ?? false }
 
     public var filesystems: [FilesystemMount] {

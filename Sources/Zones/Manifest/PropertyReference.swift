@@ -42,7 +42,7 @@ public enum PropertyReference {
         case .limit: return "limit"
         case .dataset: return "dataset"
         case .zoneFiles: return "zone files"
-        case .launch: return "boot"
+        case .boot: return "boot"
         case .network: return "network"
         case .vmadm: return "vmadm"
         case .sameAs(let other): return "sets \(other)"

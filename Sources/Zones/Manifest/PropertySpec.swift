@@ -139,8 +139,16 @@ public struct LimitSetting: Sendable {
     }
 }
 
-/// How a property takes effect; the runtime reads the typed forms (`limit`) straight from
-/// the table, the others name the code that applies them.
+/// A boot-time setting fed by a property: how its value (or default) is set on the zone's
+/// `ZoneLaunch` (init_name → initCommand, tmpfs → tmpfsMiB, ...).
+public struct LaunchSetting: Sendable {
+    public let apply: @Sendable (inout ZoneLaunch, JSONValue) -> Void
+
+    public init(_ apply: @escaping @Sendable (inout ZoneLaunch, JSONValue) -> Void) { self.apply = apply }
+}
+
+/// How a property takes effect; the runtime reads the typed forms (`limit`, `boot`) straight
+/// from the table, the others name the code that applies them.
 public enum Application: Sendable {
     /// Kept in the manifest for people and tools (alias, tags, package_name); nothing to apply.
     case recorded
@@ -150,8 +158,8 @@ public enum Application: Sendable {
     case dataset
     /// Files written into the zone's root before boot (hostname, resolv.conf).
     case zoneFiles
-    /// How the zone is launched (init, tmpfs, bind mounts, restart_init).
-    case launch
+    /// How the zone is booted: a field of `ZoneLaunch` (init, tmpfs, bind mounts, restart_init).
+    case boot(LaunchSetting)
     /// The Net module (nics, routes).
     case network
     /// vmadm's own behaviour (autoboot, indestructible_zoneroot).

@@ -186,10 +186,7 @@ public final class Vmadm {
     func boot(_ m: Manifest) throws {
         let root = try rootfs(m.uuid)
         try writeZoneFiles(m, root: root)
-        let launch = ZoneLaunch(uuid: m.uuid, hostname: m.hostname, rootfs: root, initCommand: [m.initName],
-                                limits: ZoneLimits(m), mounts: m.filesystems, tmpfsMiB: UInt64(m.tmpfsMiB),
-                                consoleLog: ConsoleLog(path: store.consoleLog(m.uuid), maxBytes: m.zlogMaxSize),
-                                allowIOUring: m.allowIOUring, restartInit: m.restartInit)
+        let launch = ZoneLaunch(m, rootfs: root, consoleLog: ConsoleLog(path: store.consoleLog(m.uuid)))
         var nics: [NicResult] = []
         _ = try zones.start(launch) { pid in nics = try network.attach(vm: m, pid: pid) }
         try writeBack(m, nics)

@@ -7,16 +7,30 @@ public struct ZoneLaunch: Sendable {
     public var hostname: String
     public var rootfs: String
     /// argv of the zone's init (init_name), run under Lumos's reaping init.
-    public var initCommand: [String]
-    public var limits: ZoneLimits
-    public var mounts: [FilesystemMount]
-    public var tmpfsMiB: UInt64
+    public var initCommand: [String] = []
+    public var limits = ZoneLimits()
+    public var mounts: [FilesystemMount] = []
+    public var tmpfsMiB: UInt64 = 0
     /// Where the zone's console output (its init's stdout/stderr) is kept, capped.
     public var consoleLog: ConsoleLog?
     /// lumos_allow_io_uring.
     public var allowIOUring = false
     /// restart_init: init_name is started again when it exits (under Lumos's init).
     public var restartInit = false
+
+    /// The launch of `m`'s zone: the boot settings of the property table (`.boot` rows) and
+    /// its limits (`.limit` rows), each from the manifest's value or its default.
+    public init(_ m: Manifest, rootfs: String, consoleLog: ConsoleLog?) {
+        uuid = m.uuid
+        hostname = m.hostname
+        self.rootfs = rootfs
+        self.consoleLog = consoleLog
+        limits = ZoneLimits(m)
+        for spec in PropertyTable.all {
+            guard case .boot(let setting) = spec.application, let v = m.value(spec.name) else { continue }
+            setting.apply(&self, v)
+        }
+    }
 }
 
 /// The kernel side of zones as vmadm uses it. The real one is the zone runtime
