@@ -261,9 +261,6 @@ public enum PropertyTable {
     /// `vmadm list -o` fields (vmadm's LIST_FIELDS, plus the list-only fields).
     public static let listable: [PropertySpec] = all.filter(\.isListable)
 
-    /// Whether a brand of a VM accepts the property: in its brands, or refused with a reason.
-    static func usable(_ spec: PropertySpec, brand: Brand) -> Bool { spec.brands.contains(brand) }
-
     /// The closest known property name, for "did you mean" in errors.
     public static func suggestion(for name: String) -> String? {
         let candidates = all.filter { $0.unsupportedReason == nil && $0.brands.contains(.lx) }.map(\.name)
