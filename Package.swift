@@ -42,5 +42,8 @@ let package = Package(
         .testTarget(name: "ZonesTests", dependencies: ["Zones", "Storage", "Images", "Net", "LumosCore"]),
         .testTarget(name: "NetTests", dependencies: ["Net", "LumosCore"]),
         .testTarget(name: "TraceTests", dependencies: ["Trace", "LumosCore"]),
+        // Attacks from inside real zones (docs/security.md); Resources/attack.c is the tenant's
+        // toolbox, compiled static by the tests themselves.
+        .testTarget(name: "SecurityTests", dependencies: ["Zones", "LumosCore"], exclude: ["Resources"]),
     ]
 )

@@ -39,9 +39,12 @@ done
 # start: vmadm vs runc on the same rootfs (a stopped zone's dataset)
 payload ',"autoboot":false' | vmadm create 2>/dev/null
 u=$(vmadm list -H -o uuid | head -1)
-rootfs=$(vmadm get "$u" | sed -n 's/.*"zonepath": "\(.*\)".*/\1/p')/root
+# runc gets a copy outside the pool: pools are mounted noexec and closed to other users
+# (docs/security.md), and runc runs from a plain bind mount of its rootfs.
 bundle=$work/bundle
 mkdir -p "$bundle"
+cp -a "$(vmadm get "$u" | sed -n 's/.*"zonepath": "\(.*\)".*/\1/p')/root" "$bundle/rootfs"
+rootfs=$bundle/rootfs
 (cd "$bundle" && runc spec)
 python3 - "$bundle/config.json" "$rootfs" <<'PY'
 import json, sys
@@ -76,16 +79,23 @@ density_s=$(echo "scale=1; $(ms_since "$t") / 1000" | bc)
 running=$(vmadm list -H -o state state=running | wc -l)
 sleep 2
 after=$(slab)
-rss=0; charged=0
+rss=0; charged=0; logger_rss=0; loggers=0
 for u in $(vmadm list -H -o uuid); do
   for p in $(cat /sys/fs/cgroup/pids/lumos/$u/cgroup.procs 2>/dev/null || cat /sys/fs/cgroup/lumos/$u/cgroup.procs 2>/dev/null); do
-    r=$(awk '/VmRSS/ {print $2}' /proc/$p/status 2>/dev/null || echo 0); rss=$((rss + ${r:-0}))
+    r=$(awk '/VmRSS/ {print $2}' /proc/$p/status 2>/dev/null || echo 0)
+    # The zone's console logger (lumos-init --console-log) is Lumos's, not the zone's.
+    if tr '\0' ' ' < /proc/$p/cmdline 2>/dev/null | grep -q -- '--console-log'; then
+      logger_rss=$((logger_rss + ${r:-0})); loggers=$((loggers + 1))
+    else
+      rss=$((rss + ${r:-0}))
+    fi
   done
   c=$(cat /sys/fs/cgroup/memory/lumos/$u/memory.usage_in_bytes 2>/dev/null || cat /sys/fs/cgroup/lumos/$u/memory.current 2>/dev/null || echo 0)
   charged=$((charged + c / 1024))
 done
 per_zone=$(echo "scale=0; ($after - $before) / $zones" | bc)
 rss_zone=$(echo "scale=0; $rss / $zones" | bc)
+logger_zone=$(echo "scale=0; $logger_rss / $zones" | bc)
 charged_zone=$(echo "scale=0; $charged / $zones" | bc)
 # Processes running this build of lumos (other users of the machine may run their own).
 lumos_procs=0
@@ -110,4 +120,6 @@ echo "| idle zones created and running | $running of $zones in ${density_s} s |"
 echo "| zone's own processes per idle zone (KiB RSS) | $rss_zone |"
 echo "| charged to the zone's memory cgroup per idle zone (KiB) | $charged_zone |"
 echo "| Lumos's own memory per idle zone: kernel slab growth (KiB) | $per_zone |"
+echo "| Lumos's console logger per idle zone (KiB RSS; $loggers loggers) | $logger_zone |"
+echo "| Lumos's own memory per idle zone, slab + logger (KiB) | $((per_zone + logger_zone)) |"
 echo "| Lumos processes left running (no daemon) | $lumos_procs |"

@@ -43,11 +43,19 @@ public struct PortPolicy: Sendable, Equatable {
 /// Each allow_* property loosens exactly its own rule:
 /// - allow_mac_spoofing: the port's MAC element becomes the full MAC range (addresses still checked).
 /// - allow_ip_spoofing: the port's address elements become 0.0.0.0/0 and ::/0 (MAC still checked).
-/// - allow_dhcp_spoofing: the port may send from UDP port 67/547 (DHCP server replies).
+/// - allow_dhcp_spoofing: the port may send DHCP server messages: from UDP port 67/547, or to
+///   a client's port 68/546 from any port (docs/security.md: a reply from port 6767 is still one).
 /// - allow_restricted_traffic: ethertypes other than IPv4, IPv6 and ARP may pass.
+///
+/// Never allowed from a tenant, whatever its flags: IPv6 router advertisements, redirects and
+/// router renumbering, and IPv4 ICMP redirects (a tenant is never its neighbours' router). A
+/// port named like a tenant port (`lz...`) that has no elements drops everything: a NIC whose
+/// elements were lost sends nothing rather than anything.
 public enum Antispoof {
     public static let family = "bridge"
     public static let table = "lumos"
+    /// Every tenant port's name starts with this (TenantNetwork.hostLinkName).
+    public static let tenantPortPrefix = "lz"
 
     /// The table with its sets and chains, without elements.
     ///
@@ -79,6 +87,7 @@ public enum Antispoof {
     \t\ttype filter hook prerouting priority -200; policy accept;
     \t\tiifname . ether type vmap @port_ethertypes
     \t\tiifname @ports jump tenant
+    \t\tiifname "\(tenantPortPrefix)*" drop
     \t}
 
     \tchain tenant {
@@ -107,6 +116,7 @@ public enum Antispoof {
     \t}
 
     \tchain tenant_nd {
+    \t\ticmpv6 type { nd-router-advert, nd-redirect, router-renumbering } drop
     \t\ticmpv6 type nd-neighbor-advert iifname . ether saddr . @th,64,128 != @nd_ok drop
     \t\tgoto tenant_l4
     \t}
@@ -128,6 +138,8 @@ public enum Antispoof {
 
     \tchain tenant_l4 {
     \t\tudp sport { 67, 547 } iifname != @dhcp_server_ok drop
+    \t\tudp dport { 68, 546 } iifname != @dhcp_server_ok drop
+    \t\ticmp type redirect drop
     \t\tiifname != @blocking accept
     \t\tmeta l4proto { tcp, udp } iifname . th dport @blocked_ports drop
     \t\taccept
@@ -199,7 +211,10 @@ public enum Antispoof {
 
     /// Replaces the table with one that holds exactly `ports`, in one transaction: the
     /// `table {}` line makes the delete valid when the table does not exist yet.
+    /// No ports: the table is removed (nothing of Lumos stays in the firewall when no tenant
+    /// needs it).
     public static func rebuildScript(_ ports: [PortPolicy]) -> String {
-        "table bridge lumos {}\ndelete table bridge lumos\n" + tableText + addScript(ports)
+        let drop = "table bridge lumos {}\ndelete table bridge lumos\n"
+        return ports.isEmpty ? drop : drop + tableText + addScript(ports)
     }
 }

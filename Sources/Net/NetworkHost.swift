@@ -94,12 +94,33 @@ public struct NetworkHost: Sendable {
 
     /// Creates the bridge of a configured switch (again, e.g. after a reboot).
     func plumb(_ sw: VirtualSwitch) throws {
-        var lines = ["link add \(sw.bridge)\(sw.mtu.map { " mtu \($0)" } ?? "") type bridge"]
+        var lines = ["link add \(sw.bridge)\(sw.mtu.map { " mtu \($0)" } ?? "") type bridge \(Self.bridgeOptions)"]
         if let up = sw.uplink { lines += ["link set \(up) master \(sw.bridge)", "link set \(up) up"] }
         for a in sw.hostAddresses { lines.append("addr add \(a) dev \(sw.bridge)") }
-        lines.append("link set \(sw.bridge) up")
         try tools.ipBatch(lines)
+        try ignoreRouterMessages(sw.bridge)
+        try tools.ipBatch(["link set \(sw.bridge) up"])
         try bypassBridgeNetfilter()
+    }
+
+    /// Bridge options every switch has (docs/security.md, "Switches"): frames to the link-local
+    /// group addresses (01:80:c2:00:00:0X: LLDP, 802.1X, ...) are delivered to the bridge before
+    /// any netfilter hook sees them, and the bridge would learn their source MAC on the sending
+    /// port, so a tenant could move a neighbour's MAC to itself. Not learning from them leaves
+    /// learning to frames that passed the anti-spoofing check at prerouting.
+    static let bridgeOptions = "no_linklocal_learn 1"
+
+    /// The switch's own interface in the host never takes a tenant's word on routing: no router
+    /// advertisements (a rogue RA would give the host a prefix and a default route) and no ICMP
+    /// redirects. Lumos owns the bridge, so it sets these; the host's other interfaces are not
+    /// touched. Cheap (no exec): every attach re-asserts them, for switches made before.
+    func ignoreRouterMessages(_ bridge: String) throws {
+        for (key, value) in [("net.ipv6.conf.\(bridge).accept_ra", "0"), ("net.ipv6.conf.\(bridge).accept_redirects", "0"),
+                             ("net.ipv4.conf.\(bridge).accept_redirects", "0")] {
+            // A host without IPv6 has no net.ipv6 keys and nothing to refuse.
+            if key.hasPrefix("net.ipv6"), !Files.isDirectory("/proc/sys/net/ipv6") { continue }
+            try tools.writeSysctl(key, value)
+        }
     }
 
     /// br_netfilter (on by default in every new namespace when the module is loaded) sends each
@@ -120,7 +141,7 @@ public struct NetworkHost: Sendable {
         guard let sw = try store.switchConfig(name) else {
             throw LumosError.notFound("nic tag \(name) does not exist; create it with `dladm create-etherstub \(name)`")
         }
-        if try !tools.linkExists(sw.bridge) { try plumb(sw) }
+        if try !tools.linkExists(sw.bridge) { try plumb(sw) } else { try ignoreRouterMessages(sw.bridge) }
         return sw
     }
 
@@ -215,7 +236,13 @@ public struct NetworkHost: Sendable {
 
     // MARK: Anti-spoofing table
 
-    /// Replaces the table with exactly the ports of every recorded tenant (atomic).
+    /// Removes the table once no recorded tenant has a NIC (an empty table is never left).
+    func dropAntispoofIfUnused() throws {
+        if try store.tenants().allSatisfy({ $0.nics.isEmpty }) { try tools.nft(Antispoof.rebuildScript([])) }
+    }
+
+    /// Replaces the table with exactly the ports of every recorded tenant (atomic); removes it
+    /// when there are none.
     func rebuildAntispoof(excluding tenant: String? = nil) throws {
         let ports = try store.tenants().filter { $0.uuid != tenant }.flatMap { $0.nics.map(\.portPolicy) }
         try tools.nft(Antispoof.rebuildScript(ports))

@@ -21,7 +21,7 @@ public struct TenantNetwork: Sendable {
         guard hex.count >= 8, tenant.allSatisfy({ $0.isHexDigit || $0 == "-" }) else {
             throw LumosError.invalid("\(tenant): not a tenant uuid (hex digits and dashes, at least 8 digits)")
         }
-        return "lz" + hex.prefix(8)
+        return Antispoof.tenantPortPrefix + hex.prefix(8)
     }
 
     /// Host side of netN: `lz<uuid8><N>` (at most 12 characters; IFNAMSIZ is 16).
@@ -170,6 +170,10 @@ public struct TenantNetwork: Sendable {
         var bridgeLines: [String] = []
         var createInZone: [String] = []
         var vlanBridges: Set<String> = []
+        // Switches made by an older Lumos get the bridge options too (no extra exec: same batch).
+        for sw in switches.values.sorted(by: { $0.name < $1.name }) {
+            hostLines.append("link set \(sw.bridge) type bridge \(NetworkHost.bridgeOptions)")
+        }
         for n in nics {
             let sw = switches[n.switchName]!
             let mtu = n.spec.mtu ?? sw.mtu ?? 1500
@@ -258,6 +262,7 @@ public struct TenantNetwork: Sendable {
             if r.status == 0 && r.stdout.contains("\"\(prefix)") { try host.rebuildAntispoof(excluding: tenant) }
         }
         host.store.removeTenant(tenant)
+        try host.dropAntispoofIfUnused()
         let dhcp = DHCPService(host: host)
         for s in Set(record?.nics.map(\.switchName) ?? []) where try host.store.switchConfig(s) != nil {
             try dhcp.refresh(switchName: s)

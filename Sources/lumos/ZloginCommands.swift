@@ -43,7 +43,12 @@ struct Zlogin: ParsableCommand {
         var environment = ZoneSpec.defaultEnvironment.filter { !$0.hasPrefix("TERM=") }
         environment.append("TERM=" + (getenv("TERM").map { String(cString: $0) } ?? "xterm"))
         let runtime = try ZoneRuntime()
-        let status = try runtime.exec(uuid, argv, tty: command.isEmpty || forceTerminal, environment: environment)
+        // A session gets the seccomp profile the zone was started with: a vmadm zone's manifest
+        // may allow io_uring (zones of `lumos zone run` have no manifest and never do).
+        let store = TenantStore(root: global.stateRoot)
+        let allowIOUring = store.exists(uuid) ? try store.read(uuid).allowIOUring : false
+        let status = try runtime.exec(uuid, argv, tty: command.isEmpty || forceTerminal, environment: environment,
+                                      allowIOUring: allowIOUring)
         throw ExitCode(status)
     }
 }

@@ -48,13 +48,23 @@ import Testing
     }
 
     @Test func rebuildReplacesTheTableInOneTransaction() {
-        let script = Antispoof.rebuildScript([])
+        let p = PortPolicy(port: "lz0000000a0", mac: mac, spec: NicSpec(nicTag: "s", ips: ["10.0.0.5/24"]))
+        let script = Antispoof.rebuildScript([p])
         #expect(script.hasPrefix("table bridge lumos {}\ndelete table bridge lumos\ntable bridge lumos {\n"))
         #expect(script.contains("type filter hook prerouting priority -200; policy accept;"))
         #expect(script.contains("iifname . arp saddr ether . arp saddr ip @v4_ok accept"))
         #expect(script.contains("iifname . ether saddr . ip saddr @v4_ok goto tenant_l4"))
         #expect(script.contains("udp sport { 67, 547 } iifname != @dhcp_server_ok drop"))
-        #expect(!script.contains("add element"))
+        #expect(script.contains("udp dport { 68, 546 } iifname != @dhcp_server_ok drop"))
+        #expect(script.contains("icmpv6 type { nd-router-advert, nd-redirect, router-renumbering } drop"))
+        #expect(script.contains("icmp type redirect drop"))
+        #expect(script.contains("iifname @ports jump tenant\n\t\tiifname \"lz*\" drop\n"))
+        #expect(script.contains("add element bridge lumos ports { \"lz0000000a0\" }"))
+    }
+
+    /// With no tenant port left the table goes: nothing of Lumos stays in the firewall.
+    @Test func rebuildWithoutPortsRemovesTheTable() {
+        #expect(Antispoof.rebuildScript([]) == "table bridge lumos {}\ndelete table bridge lumos\n")
     }
 
     @Test func deleteMirrorsAdd() {

@@ -270,6 +270,13 @@ public struct ZoneCgroup: Sendable {
         return nil
     }
 
+    /// How many processes the kernel's OOM killer has ended in the zone (memory.events on
+    /// cgroup v2, memory.oom_control on v1); nil where the kernel does not count them.
+    public var oomKills: UInt64? {
+        if case .v2 = layout.holder("memory") { return statValue(controller: "memory", file: "memory.events", key: "oom_kill") }
+        return statValue(controller: "memory", file: "memory.oom_control", key: "oom_kill")
+    }
+
     /// A single-value file in the directory holding `controller` (e.g. memory.limit_in_bytes).
     public func value(controller: String, file: String) -> String? {
         guard let dir = directory(for: controller) else { return nil }

@@ -82,6 +82,7 @@ extension ZoneRuntime {
 
         var master: Int32 = -1
         defer { if master >= 0 { close(master) } }
+        let oomBefore = cgroup(uuid).oomKills
         do {
             try sys("sendmsg", "zlogin \(uuid)") { clinux_zone_release(sock, -1) }
             while true {
@@ -102,7 +103,16 @@ extension ZoneRuntime {
             throw error
         }
         if master >= 0 { TerminalRelay(master: master, input: stdin, output: stdout).run() }
-        return Exec.wait(pid)
+        let status = Exec.wait(pid)
+        // A session killed because the zone ran out of memory says so, instead of a bare 137.
+        if status == 128 + SIGKILL, let before = oomBefore, let after = cgroup(uuid).oomKills, after > before {
+            let cap = cgroup(uuid).value(controller: "memory", file: "memory.limit_in_bytes")
+                ?? cgroup(uuid).value(controller: "memory", file: "memory.max")
+            let mib = cap.flatMap { UInt64($0) }.map { " (max_physical_memory \($0 >> 20) MiB)" } ?? ""
+            let line = "zlogin: \(argv[0]) was killed by the zone's OOM killer: zone \(uuid) is out of memory\(mib)\n"
+            _ = FD.writeAll(stderr, Array(line.utf8))
+        }
+        return status
     }
 }
 
