@@ -11,8 +11,11 @@ struct VmadmCLIConformanceTests {
     @Test func listLookupAndValidateBehaveAsVmadm() throws {
         let h = try RealHost("conf")
         defer { h.close() }
-        // Booted once, so it has a zonedid (its uid range slot, kept across boots).
         let uuid = try h.vmadm.create(h.payload()).uuid
+        // A zonedid from create on (its uid range slot, kept across boots), booted or not.
+        let never = try h.vmadm.create(h.payload(["autoboot": false, "alias": "other"])).uuid
+        #expect(try h.vmadm.get(never).lookup("zonedid") != nil)
+        try h.vmadm.delete(never)
 
         // Example 1 of vmadm(8): "-s -ram,..." is the sort option's value, not an option.
         let ex1 = try h.lumos(["vm", "list", "-o", "uuid,type,ram,quota,cpu_shares,zfs_io_priority", "-s", "-ram,cpu_shares", "type=KVM", "ram=128"])

@@ -81,6 +81,7 @@ public final class RuntimeZones: ZoneControl {
     }
     public func cleanup(_ uuid: String) throws { try runtime.cleanup(uuid) }
     public func release(_ uuid: String) { ZoneIDRange.release(uuid, root: root) }
+    public func reserve(_ uuid: String) throws { _ = try ZoneIDRange.allocate(for: uuid, root: root) }
     public func login(_ uuid: String, _ argv: [String], tty: Bool, allowIOUring: Bool) throws -> Int32 {
         try runtime.exec(uuid, argv, tty: tty, allowIOUring: allowIOUring)
     }

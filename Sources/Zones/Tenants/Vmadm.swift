@@ -164,6 +164,8 @@ public final class Vmadm {
             try datasets.setQuota(dataset(m.uuid), bytes: m.quotaGiB.map { UInt64($0) << 30 })
             try intent.mark("quota")
             if m.indestructibleZoneroot { try setIndestructible(m.uuid, true) }
+            // vmadm: a VM has its zonedid from create on, booted or not.
+            try zones.reserve(m.uuid)
             try store.write(m)
             try intent.mark("manifest")
             if m.autoboot {

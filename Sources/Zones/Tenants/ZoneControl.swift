@@ -50,12 +50,16 @@ public protocol ZoneControl: AnyObject {
     func cleanup(_ uuid: String) throws
     /// Gives back per-zone host resources kept between boots (the uid range).
     func release(_ uuid: String)
+    /// Takes the per-zone host resources kept between boots (the uid range, whose slot is the
+    /// zone's zonedid) before the first boot; `release` gives them back.
+    func reserve(_ uuid: String) throws
     /// Runs a command in the running zone (zlogin); returns its exit status.
     func login(_ uuid: String, _ argv: [String], tty: Bool, allowIOUring: Bool) throws -> Int32
 }
 
 extension ZoneControl {
     public func zonedid(_ uuid: String) -> Int64? { nil }
+    public func reserve(_ uuid: String) throws {}
 }
 
 /// What the network made of one NIC, written back to the manifest so `vmadm get` shows it.
