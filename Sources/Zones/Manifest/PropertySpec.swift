@@ -171,8 +171,8 @@ public enum Application: Sendable {
 }
 
 /// One row of the property table: the single place that says how a vmadm property is
-/// validated, defaulted, listed, shown, updated and applied (STYLE.md: "one table, not checks
-/// scattered around"; vmadm's own is src/vm/node_modules/proptable.js).
+/// validated, defaulted, listed, shown, updated and applied (docs/vmadm.md: one table, not checks
+/// scattered around; vmadm's own is src/vm/node_modules/proptable.js).
 public struct PropertySpec: Sendable {
     public var name: String
     public var kind: PropertyKind
