@@ -42,6 +42,8 @@ struct VmadmCLIConformanceTests {
         #expect(report.lookup("missing_properties") == ["image_uuid"])
         #expect(bad.stderr.split(separator: "\n").count == 1)
         #expect(try h.lumos(["vm", "validate", "update"], stdin: "{}").status == 2)
+        #expect(try h.lumos(["vm", "start"]).status == 2, "a missing argument is invalid usage")
+        #expect(try h.lumos(["vm", "get", "7b4ad1a2-3c1e-4a8e-9f00-2f1b8c0d6e11"]).status == 1, "an unknown VM is an error")
 
         // validate update BRAND checks the form; validate update UUID checks against that VM.
         let ex10 = #"{"update_nics":[{"mac":"b2:1e:ba:a5:6e:71","ips":["10.2.121.72/16"]}]}"#
