@@ -79,7 +79,7 @@ public enum ManifestValidator {
         for spec in PropertyTable.all where spec.access == .required && props[spec.name] == nil {
             problems.add(spec.name, .missing, .invalid("\(spec.name): is required (\(spec.summary)); add it to the payload"))
         }
-        resolveAliases(&props, current: nil, &problems)
+        resolveAliases(&props, &problems)
         if let zonename = props["zonename"]?.stringValue {
             if props["uuid"] == nil { props["uuid"] = .string(zonename) }
             if props["uuid"]?.stringValue?.lowercased() != zonename.lowercased() {
@@ -135,7 +135,7 @@ public enum ManifestValidator {
         var problems = checkUpdatePayload(payload, brand: brand)
         guard problems.isEmpty, let raw = payload.objectValue else { return (nil, problems) }
         var changes = raw
-        resolveAliases(&changes, current: current, &problems)
+        resolveAliases(&changes, &problems)
         var props = current.properties
         var changed: Set<String> = []
         for key in changes.keys.sorted() {
@@ -260,7 +260,7 @@ public enum ManifestValidator {
 
     /// Properties that set another one (`ram` on a zone is max_physical_memory): the value is
     /// moved to its target; giving both with different values is an error.
-    static func resolveAliases(_ props: inout [String: JSONValue], current: Manifest?, _ problems: inout ValidationProblems) {
+    static func resolveAliases(_ props: inout [String: JSONValue], _ problems: inout ValidationProblems) {
         for spec in PropertyTable.all {
             guard case .sameAs(let target) = spec.application, let v = props[spec.name] else { continue }
             props[spec.name] = nil
