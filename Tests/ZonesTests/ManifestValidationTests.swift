@@ -1,3 +1,4 @@
+import Foundation
 import LumosCore
 import Testing
 @testable import Zones
@@ -242,8 +243,10 @@ private func createError(_ payload: JSONValue) -> String? {
         let q = ListQuery()
         let text = q.render(q.select(vms), header: true, parsable: false)
         let lines = text.split(separator: "\n")
-        #expect(lines[0].hasPrefix("UUID  TYPE  RAM  STATE    ALIAS"))
-        #expect(lines[1] == "cccc  LX    128  running  -")
+        // vmadm.js LIST_FIELDS widths: uuid 36, type 4, ram 7, state 16, alias 10; rtrimmed.
+        func pad(_ s: String, _ n: Int) -> String { s.padding(toLength: max(n, s.count), withPad: " ", startingAt: 0) }
+        #expect(lines[0] == pad("UUID", 36) + "  " + pad("TYPE", 4) + "  " + pad("RAM", 7) + "  " + pad("STATE", 16) + "  ALIAS")
+        #expect(lines[1] == pad("cccc", 36) + "  " + pad("LX", 4) + "  " + pad("128", 7) + "  " + pad("running", 16) + "  -")
         #expect(q.render(vms, header: false, parsable: true).split(separator: "\n")[0] == "bbbb:LX:512:running:web")
     }
 

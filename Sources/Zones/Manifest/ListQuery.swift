@@ -121,7 +121,8 @@ public struct ListQuery: Sendable {
         }
     }
 
-    /// Renders rows as vmadm does: aligned columns with vmadm's headers; `-H` omits the
+    /// Renders rows as vmadm does: columns padded to vmadm's widths (dotted fields 20) and
+    /// separated by two spaces, lines right-trimmed, with vmadm's headers; `-H` omits the
     /// header; `-p` prints colon-separated fields without header (colons in values escaped),
     /// a missing value as an empty field where the table prints `-` (vmadm.js outputVMListLine).
     public func render(_ vms: [JSONValue], header: Bool, parsable: Bool) -> String {
@@ -129,8 +130,17 @@ public struct ListQuery: Sendable {
         if parsable {
             return rows.map { $0.map { ($0 ?? "").replacingOccurrences(of: ":", with: "\\:") }.joined(separator: ":") + "\n" }.joined()
         }
-        var table = Table(columns: columns.map { PropertyTable.spec($0)?.columnHeader ?? $0.uppercased() })
-        for r in rows { table.add(r.map { $0 ?? "-" }) }
-        return table.render(header: header)
+        let widths = columns.map { PropertyTable.spec($0)?.column?.width ?? 20 }
+        func line(_ fields: [String]) -> String {
+            var text = ""
+            for (i, f) in fields.enumerated() {
+                if i > 0 { text += "  " }
+                text += f.padding(toLength: max(widths[i], f.count), withPad: " ", startingAt: 0)
+            }
+            while text.hasSuffix(" ") { text.removeLast() }
+            return text + "\n"
+        }
+        let headers = columns.map { PropertyTable.spec($0)?.column?.header ?? $0.uppercased() }
+        return (header ? line(headers) : "") + rows.map { line($0.map { $0 ?? "-" }) }.joined()
     }
 }

@@ -170,6 +170,20 @@ public enum Application: Sendable {
     case none
 }
 
+/// A `vmadm list` column: its header and the width vmadm pads it to (LIST_FIELDS in
+/// src/vm/sbin/vmadm.js; a longer value widens only its own row, as sprintf's %-Ns does).
+public struct ListColumn: Sendable, Equatable, ExpressibleByStringLiteral {
+    public var header: String
+    public var width: Int
+
+    public init(_ header: String, width: Int) {
+        self.header = header
+        self.width = width
+    }
+
+    public init(stringLiteral header: String) { self.init(header, width: header.count) }
+}
+
 /// One row of the property table: the single place that says how a vmadm property is
 /// validated, defaulted, listed, shown, updated and applied (docs/vmadm.md: one table, not checks
 /// scattered around; vmadm's own is src/vm/node_modules/proptable.js).
@@ -183,8 +197,9 @@ public struct PropertySpec: Sendable {
     public var update: UpdateRule
     public var source: PropertySource
     public var application: Application
-    /// The column header in `vmadm list -o` (vmadm's LIST_FIELDS); nil when not listable.
-    public var columnHeader: String?
+    /// The `vmadm list -o` column (vmadm's LIST_FIELDS); nil when not listable.
+    public var column: ListColumn?
+    public var columnHeader: String? { column?.header }
     public var summary: String
     /// vmadm shows some flags only when true (do_not_inventory, indestructible_zoneroot):
     /// setting false removes the property.
@@ -193,7 +208,7 @@ public struct PropertySpec: Sendable {
     /// `list`: the `vmadm list` header, or nil when vmadm does not list the property. Actions
     /// follow from access and update unless given.
     public init(_ name: String, _ kind: PropertyKind, _ access: Access = .settable, brands: Set<Brand> = [.lx, .kvm],
-                default defaultRule: DefaultRule = .none, update: UpdateRule = .no, list: String? = nil,
+                default defaultRule: DefaultRule = .none, update: UpdateRule = .no, list: ListColumn? = nil,
                 source: PropertySource = .stored, applied: Application = .recorded, actions: Set<PropertyAction>? = nil,
                 _ summary: String) {
         self.name = name
@@ -203,7 +218,7 @@ public struct PropertySpec: Sendable {
         self.defaultRule = defaultRule
         self.update = update
         self.source = source
-        self.columnHeader = list
+        self.column = list
         self.summary = summary
         switch access {
         case .readOnly, .unsupported: self.application = .none
@@ -237,7 +252,7 @@ public struct PropertySpec: Sendable {
         return s
     }
 
-    public var isListable: Bool { columnHeader != nil }
+    public var isListable: Bool { column != nil }
     public var isComputed: Bool { if case .computed = source { return true }; return false }
     public var unsupportedReason: String? { if case .unsupported(let why) = access { return why }; return nil }
 }
