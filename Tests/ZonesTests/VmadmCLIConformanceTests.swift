@@ -131,6 +131,24 @@ struct VmadmCLIConformanceTests {
         #expect(try h.lumos(["login", uuid, "cat", "/var/log/marker"]).status != 0)
     }
 
+    /// indestructible_zoneroot is a held snapshot: neither vmadm delete nor a destroy of the
+    /// dataset removes the zone until the property is set false.
+    @Test func indestructibleZonerootHoldsOnAPool() throws {
+        let h = try RealHost("indestr")
+        defer { h.close() }
+        let uuid = try h.vmadm.create(h.payload(["indestructible_zoneroot": true])).uuid
+        #expect(try h.lumos(["dataset", "holds", "-H", "zones/\(uuid)@indestructible"]).stdout.contains("vmadm_indestructible_zoneroot"))
+        let destroy = try h.lumos(["dataset", "destroy", "-r", "zones/\(uuid)"])
+        #expect(destroy.status != 0 && destroy.stderr.contains("has holds"))
+        let delete = try h.lumos(["vm", "delete", uuid])
+        #expect(delete.status == 1 && delete.stderr.contains("indestructible_zoneroot=false"))
+        #expect(h.vmadm.zones.isRunning(uuid), "a refused delete changes nothing")
+        #expect(try h.lumos(["vm", "list", "-H", "-o", "indestructible_zoneroot"]).stdout == "true\n")
+        #expect(try h.lumos(["vm", "update", uuid, "indestructible_zoneroot=false"]).status == 0)
+        #expect(try h.lumos(["vm", "delete", uuid]).status == 0)
+        #expect(!h.vmadm.datasets.exists("zones/\(uuid)"))
+    }
+
     @Test func ipcCapsAreTheZonesNamespaceSysctls() throws {
         let h = try RealHost("ipc")
         defer { h.close() }

@@ -244,6 +244,8 @@ private func updateError(_ m: Manifest, _ payload: JSONValue) -> String? {
         let h = try ScratchHost()
         let m = try h.vmadm.create(h.payload(["indestructible_zoneroot": true, "autoboot": false]))
         #expect(try h.datasets.snapshots(of: "zones/\(m.uuid)").contains("indestructible"))
+        #expect(try h.datasets.holds("zones/\(m.uuid)@indestructible") == ["vmadm_indestructible_zoneroot"])
+        #expect(throws: LumosError.self) { try h.datasets.destroy("zones/\(m.uuid)", recursive: true) }
         #expect(throws: LumosError.self) { try h.vmadm.delete(m.uuid) }
         #expect(h.vmadm.store.exists(m.uuid))
         // get does not list the marker as a vmadm snapshot.

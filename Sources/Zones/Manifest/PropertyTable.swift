@@ -98,7 +98,7 @@ public enum PropertyTable {
                      applied: .boot(LaunchSetting { l, v in l.mounts = (v.arrayValue ?? []).compactMap { FilesystemMount(json: $0) } }), actions: [.create, .get],
                      "host directories bind-mounted into the zone (type lofs); change with add_/remove_/update_filesystems, matched by target"),
         PropertySpec("indestructible_zoneroot", .boolean, update: .live, list: "INDESTR_ROOT", applied: .vmadm,
-                     "a snapshot @indestructible of the zone's dataset; delete refuses until this is set false (shown only when true)").omittedWhenFalse(),
+                     "a held snapshot @indestructible of the zone's dataset: delete, and a destroy of the dataset, refuse until this is set false (shown only when true)").omittedWhenFalse(),
 
         // Inside the zone
         PropertySpec("init_name", .string(maxLength: 1024), brands: [.lx], default: .value("/sbin/init"), update: .nextBoot,

@@ -345,13 +345,22 @@ public final class Vmadm {
     /// The snapshot that holds a VM with indestructible_zoneroot (vmadm(8): "@indestructible").
     static let indestructibleSnapshot = "indestructible"
 
-    /// indestructible_zoneroot: vmadm keeps a held snapshot @indestructible; here the snapshot
-    /// marks it and delete refuses while the property is set.
+    /// The hold on it; while it is there, neither vmadm delete nor a destroy of the dataset
+    /// (lumos dataset destroy -r) can remove the zone's root.
+    static let indestructibleHold = "vmadm_indestructible_zoneroot"
+
+    /// indestructible_zoneroot (vmadm(8)): a snapshot @indestructible of the zone's dataset with
+    /// a hold on it. Setting it false releases the hold and destroys the snapshot.
     func setIndestructible(_ uuid: String, _ on: Bool) throws {
         let snap = "\(dataset(uuid))@\(Self.indestructibleSnapshot)"
         let has = (try datasets.snapshots(of: dataset(uuid))).contains(Self.indestructibleSnapshot)
-        if on && !has { try datasets.snapshot(snap) }
-        if !on && has { try datasets.destroy(snap, recursive: false) }
+        if on {
+            if !has { try datasets.snapshot(snap) }
+            if !(try datasets.holds(snap)).contains(Self.indestructibleHold) { try datasets.hold(snap, tag: Self.indestructibleHold) }
+        } else if has {
+            if (try datasets.holds(snap)).contains(Self.indestructibleHold) { try datasets.release(snap, tag: Self.indestructibleHold) }
+            try datasets.destroy(snap, recursive: false)
+        }
     }
 
     // MARK: reading
