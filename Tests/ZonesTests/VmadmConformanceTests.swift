@@ -233,6 +233,19 @@ private func updateError(_ m: Manifest, _ payload: JSONValue) -> String? {
         #expect(Set(stored.properties.keys).isDisjoint(with: PropertyTable.computedProperties))
     }
 
+    @Test func startAndStopRecordAutoboot() throws {
+        let h = try ScratchHost()
+        let m = try h.vmadm.create(h.payload(["autoboot": false]))
+        try h.vmadm.start(m.uuid)
+        #expect(try h.vmadm.store.read(m.uuid).autoboot == true)
+        try h.vmadm.stop(m.uuid, force: false, timeout: 1)
+        #expect(try h.vmadm.store.read(m.uuid).autoboot == false)
+        // reboot leaves it as it is.
+        try h.vmadm.start(m.uuid)
+        try h.vmadm.reboot(m.uuid)
+        #expect(try h.vmadm.store.read(m.uuid).autoboot == true)
+    }
+
     @Test func zpoolMustBeThePoolInUse() throws {
         let h = try ScratchHost()
         #expect(try h.vmadm.create(h.payload(["zpool": "zones", "autoboot": false]))["zpool"] == "zones")

@@ -48,7 +48,7 @@ public enum PropertyTable {
         PropertySpec("do_not_inventory", .boolean, update: .live, list: .init("DNI", width: 5),
                      "keep the VM out of external inventories (kept for tools; shown only when true, as vmadm does)").omittedWhenFalse(),
         PropertySpec("autoboot", .boolean, default: .value(true), update: .live, list: "AUTOBOOT", applied: .vmadm,
-                     "start the zone after create (and when the host boots, once the daemon exists)"),
+                     "start the zone after create (and when the host boots, once the daemon exists); start sets it true and stop false, as vmadm does"),
         PropertySpec("nowait", .boolean, brands: [.lx], actions: [.create, .get],
                      "vmadm: the create is done once the zone first starts; Lumos's create always returns then"),
 

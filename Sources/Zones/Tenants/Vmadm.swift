@@ -234,6 +234,7 @@ public final class Vmadm {
         // A zone whose init ended by itself left its NIC records behind: start clean.
         try network.detach(vm: m)
         try boot(m)
+        try recordAutoboot(uuid, true)
     }
 
     public func stop(_ uuid: String, force: Bool, timeout: Double) throws {
@@ -243,6 +244,16 @@ public final class Vmadm {
         if !zones.isRunning(uuid) && !force { throw LumosError.invalid("VM \(uuid) is not running") }
         try zones.stop(uuid, force: force, timeout: timeout)
         try network.detach(vm: m)
+        try recordAutoboot(uuid, false)
+    }
+
+    /// vmadm(8) autoboot: "any time the VM is started this will also get set true and when the
+    /// VM is stopped it will get set false", so a host that boots brings back what was running.
+    func recordAutoboot(_ uuid: String, _ on: Bool) throws {
+        var m = try store.read(uuid)
+        guard m.autoboot != on else { return }
+        m["autoboot"] = .bool(on)
+        try store.write(m)
     }
 
     public func reboot(_ uuid: String, force: Bool = false, timeout: Double = 30) throws {
