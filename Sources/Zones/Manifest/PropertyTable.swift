@@ -20,7 +20,6 @@ public enum PropertyTable {
                               "builder": "brand \"builder\" runs illumos binaries, which Linux cannot; use \"lx\""]
 
     static let zeroUUID: JSONValue = "00000000-0000-0000-0000-000000000000"
-    static let kvmOnly = "is for kvm VMs (hardware virtualization), which this Lumos does not run yet"
     static let bhyveOnly = "is for bhyve VMs; bhyve needs illumos, and Lumos will run hardware VMs as brand kvm"
     static let receiveOnly = "appears only in SmartOS vmadm receive streams; vmadm send/receive between Lumos hosts carries the manifest itself"
     static let delegated = "delegated datasets need ZFS administration inside the zone, which Lumos storage does not offer"
