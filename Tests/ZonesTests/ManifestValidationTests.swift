@@ -111,6 +111,7 @@ private func createError(_ payload: JSONValue) -> String? {
         ("two primaries", base(["nics": [["nic_tag": "a", "primary": true], ["nic_tag": "b", "primary": true]]]), "only one NIC may be primary"),
         ("same mac", base(["nics": [["nic_tag": "a", "mac": "90:b8:d0:00:00:01"], ["nic_tag": "b", "mac": "90:B8:D0:00:00:01"]]]), "is already used by nics[0]"),
         ("same ip", base(["nics": [["nic_tag": "a", "ips": ["10.0.0.5/24"]], ["nic_tag": "b", "ips": ["10.0.0.5/16"]]]]), "is already on nics[0]"),
+        ("nic ip not in ips", base(["nics": [["nic_tag": "a", "ip": "10.0.0.6", "ips": ["10.0.0.5/24"]]]]), "ip 10.0.0.6 is not one of ips"),
         ("nic model", base(["nics": [["nic_tag": "a", "model": "virtio"]]]), "kvm VMs"),
     ]
 

@@ -114,6 +114,13 @@ private func updateError(_ m: Manifest, _ payload: JSONValue) -> String? {
         #expect(!ZoneLimits(try create()).hasIPCLimits)
     }
 
+    @Test func aNICCopiedFromGetIsAccepted() throws {
+        // get shows ip/netmask/gateway beside ips/gateways; payloads made from it validate.
+        let m = try create(["nics": [["nic_tag": "a", "ips": ["10.0.0.5/24"], "ip": "10.0.0.5", "netmask": "255.255.255.0",
+                                      "gateways": ["10.0.0.1"], "gateway": "10.0.0.1"]]])
+        #expect(try NetAttachment.nicSpecs(m).first?.ips == ["10.0.0.5/24"])
+    }
+
     @Test func unsupportedPropertiesSayWhy() {
         for (name, value, why): (String, JSONValue, String) in [
             ("archive_on_delete", true, "vmadm send"),

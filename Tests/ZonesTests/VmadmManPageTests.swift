@@ -130,6 +130,12 @@ enum ManPage {
         // Example 5's nics.*.ip: a NIC written in vmadm's older single-address form.
         let a = try h.vmadm.create(h.payload(["uuid": .string(ManPage.vm), "alias": "a1", "max_physical_memory": 128,
                                               "nics": [["nic_tag": "external", "ip": "10.2.121.70", "netmask": "255.255.0.0"]]]))
+        // ... and one made with ips, as example 2 makes it: get shows ip/netmask beside ips.
+        let e2 = try h.vmadm.create(h.payload(["alias": "e2", "max_physical_memory": 512,
+                                               "nics": [["nic_tag": "external", "ips": ["10.2.121.80/16"], "gateways": ["10.2.121.1"]]]]))
+        let shown = try h.vmadm.get(e2.uuid).lookup("nics.0")
+        #expect(shown?.lookup("ip") == "10.2.121.80" && shown?.lookup("netmask") == "255.255.0.0" && shown?.lookup("gateway") == "10.2.121.1")
+        #expect(try h.vmadm.store.read(e2.uuid).nics.first?.objectValue?["ip"] == nil, "shown, not stored")
         _ = try h.vmadm.create(h.payload(["alias": "b1", "max_physical_memory": 128]))
         _ = try h.vmadm.create(h.payload(["alias": "c1", "max_physical_memory": 128]))
         _ = try h.vmadm.create(h.payload(["alias": "a2", "max_physical_memory": 256]))
@@ -142,6 +148,7 @@ enum ManPage {
             return q.select(try h.vmadm.list()).compactMap { $0.lookup("alias")?.stringValue }.sorted()
         }
         #expect(try lookup(ManPage.example5) == ["a1"])
+        #expect(try lookup(["nics.*.ip=10.2.121.80"]) == ["e2"])
         #expect(try lookup(ManPage.example6) == ["a1", "b1"])
         // Examples 13 to 16: stop, start, reboot, delete.
         try h.vmadm.stop(a.uuid, force: false, timeout: 1)

@@ -74,7 +74,11 @@ enum NicChecks {
                     throw LumosError.invalid("\(at).ips[\(j)]: \(ValueChecks.show(v)) is not an address with prefix, \"dhcp\" or \"addrconf\"\(more)")
                 }
             }
-            if nic["ip"] != nil { throw LumosError.invalid("\(at): both ip and ips are set; use ips") }
+            // vmadm get shows ip/netmask beside ips (the old form, for lookups such as
+            // nics.*.ip=...); a NIC copied from it may carry both when they agree.
+            if let ip = nic["ip"]?.stringValue, !a.contains(where: { $0.stringValue?.split(separator: "/").first.map(String.init) == ip }) {
+                throw LumosError.invalid("\(at): ip \(ip) is not one of ips; give ips only")
+            }
         }
         if let gw = nic["gateway"], !(gw.stringValue.map(ValueChecks.isIP) ?? false) {
             throw LumosError.invalid("\(at).gateway: \(ValueChecks.show(gw)) is not an IP address")

@@ -393,6 +393,7 @@ public final class Vmadm {
             guard case .computed(let compute) = spec.source else { continue }
             p[spec.name] = compute(facts)
         }
+        if p["nics"] != nil { p["nics"] = .array(m.nicsAsShown) }
         return .object(p)
     }
 
