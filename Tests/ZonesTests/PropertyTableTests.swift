@@ -89,6 +89,30 @@ import Testing
         #expect(fed == decided, "ZoneLaunch fields without a table entry: \(decided.subtracting(fed))")
     }
 
+    @Test func everyZoneFileSettingComesFromAnEntry() {
+        let blank = ZoneFiles(Manifest(["uuid": "7b4ad1a2-3c1e-4a8e-9f00-2f1b8c0d6e11"]))
+        func fields(_ f: ZoneFiles) -> [String: String] {
+            Dictionary(uniqueKeysWithValues: Mirror(reflecting: f).children.map { ($0.label ?? "?", String(describing: $0.value)) })
+        }
+        var fed: Set<String> = []
+        for spec in PropertyTable.all {
+            guard case .zoneFiles(let setting) = spec.application else { continue }
+            let sample: JSONValue
+            switch spec.kind {
+            case .boolean: sample = true
+            case .ipAddressList: sample = ["192.0.2.1"]
+            default: sample = "sample.example"
+            }
+            var f = blank
+            setting.apply(&f, sample)
+            let changed = fields(f).filter { fields(blank)[$0.key] != $0.value }.map(\.key)
+            #expect(changed.count == 1, "\(spec.name) changes \(changed)")
+            fed.formUnion(changed)
+        }
+        #expect(fed == Set(fields(blank).keys), "ZoneFiles fields without a table entry: \(Set(fields(blank).keys).subtracting(fed))")
+        #expect(ZoneFiles(Manifest(["uuid": "u", "resolvers": ["192.0.2.53"], "dns_domain": "example.com"])).resolvConf == "search example.com\nnameserver 192.0.2.53\n")
+    }
+
     @Test func everyAcceptedKeyIsAnEntryAndEveryEntryIsAcceptedOrRefusedWithAReason() {
         // Names that are not properties (NIC and mount fields, vmadm commands) are unknown.
         for name in ["mac", "ips", "target", "options", "console", "maxPhysicalMemory"] {

@@ -37,8 +37,6 @@ public struct Manifest: Sendable, Equatable {
     public var hostname: String { value("hostname")?.stringValue ?? uuid }
     public var autoboot: Bool { value("autoboot")?.boolValue ?? false }
     public var resolvers: [String] { value("resolvers")?.arrayValue?.compactMap(\.stringValue) ?? [] }
-    public var dnsDomain: String? { value("dns_domain")?.stringValue }
-    public var maintainResolvers: Bool { value("maintain_resolvers")?.boolValue ?? false }
     public var indestructibleZoneroot: Bool { value("indestructible_zoneroot")?.boolValue ?? false }
     /// nil when unlimited (0).
     public var quotaGiB: Int64? { integer("quota").flatMap { $0 > 0 ? $0 : nil } }

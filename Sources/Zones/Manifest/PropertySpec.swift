@@ -147,6 +147,14 @@ public struct LaunchSetting: Sendable {
     public init(_ apply: @escaping @Sendable (inout ZoneLaunch, JSONValue) -> Void) { self.apply = apply }
 }
 
+/// A setting of the files Lumos writes into a zone's /etc (hostname, resolv.conf) fed by a
+/// property: how its value (or default) is set on `ZoneFiles`.
+public struct ZoneFilesSetting: Sendable {
+    public let apply: @Sendable (inout ZoneFiles, JSONValue) -> Void
+
+    public init(_ apply: @escaping @Sendable (inout ZoneFiles, JSONValue) -> Void) { self.apply = apply }
+}
+
 /// How a property takes effect; the runtime reads the typed forms (`limit`, `boot`) straight
 /// from the table, the others name the code that applies them.
 public enum Application: Sendable {
@@ -156,8 +164,8 @@ public enum Application: Sendable {
     case limit(LimitSetting)
     /// The zone's dataset (quota).
     case dataset
-    /// Files written into the zone's root before boot (hostname, resolv.conf).
-    case zoneFiles
+    /// Files written into the zone's /etc before boot: a field of `ZoneFiles`.
+    case zoneFiles(ZoneFilesSetting)
     /// How the zone is booted: a field of `ZoneLaunch` (init, tmpfs, bind mounts, restart_init).
     case boot(LaunchSetting)
     /// The Net module (nics, routes).

@@ -187,7 +187,7 @@ public final class Vmadm {
     /// interfaces its NICs got, when the manifest did not have them already.
     func boot(_ m: Manifest) throws {
         let root = try rootfs(m.uuid)
-        try writeZoneFiles(m, root: root)
+        try ZoneFiles(m).write(root: root)
         let launch = ZoneLaunch(m, rootfs: root, consoleLog: ConsoleLog(path: store.consoleLog(m.uuid)))
         var nics: [NicResult] = []
         _ = try zones.start(launch) { pid in nics = try network.attach(vm: m, pid: pid) }
@@ -198,31 +198,6 @@ public final class Vmadm {
     func writeBack(_ m: Manifest, _ nics: [NicResult]) throws {
         let updated = m.withNicResults(nics)
         if updated != m { try store.write(updated) }
-    }
-
-    /// /etc/resolv.conf and /etc/hostname from the manifest, as vmadm does for lx zones.
-    func writeZoneFiles(_ m: Manifest, root: String) throws {
-        // The zone's root user owns its /etc and may have planted symlinks (/etc itself, the
-        // files, or the temp names): writeBeneath never follows one. A tenant that replaced /etc
-        // with a symlink simply does not get these files.
-        var st = stat()
-        guard lstat(root + "/etc", &st) == 0, (st.st_mode & S_IFMT) == S_IFDIR else { return }
-        for (name, text) in [("hostname", m.hostname + "\n"), ("resolv.conf", resolvConf(m))] {
-            let path = "\(root)/etc/\(name)"
-            if lstat(path, &st) == 0 && (st.st_mode & S_IFMT) != S_IFREG { continue }
-            if name == "resolv.conf" && m.resolvers.isEmpty { continue }
-            // Unchanged files are not rewritten. No fsync: both are derived from the manifest
-            // again at every boot, so a power loss cannot leave them wrong for long.
-            if (st.st_mode & S_IFMT) == S_IFREG, (try? FD.readText(path)) == text { continue }
-            try Files.writeBeneath(root: root, "etc/\(name)", text, durable: false)
-        }
-    }
-
-    func resolvConf(_ m: Manifest) -> String {
-        var text = ""
-        if let d = m.dnsDomain, d != "local" { text += "search \(d)\n" }
-        for r in m.resolvers { text += "nameserver \(r)\n" }
-        return text
     }
 
     public func start(_ uuid: String) throws {
@@ -336,8 +311,9 @@ public final class Vmadm {
         try store.write(plan.manifest)
         try intent.mark("manifest")
         // vmadm(8) maintain_resolvers: a running zone's resolv.conf follows resolvers.
-        if plan.changed.contains("resolvers") && plan.manifest.maintainResolvers && zones.isRunning(uuid) {
-            try writeZoneFiles(plan.manifest, root: try rootfs(uuid))
+        let files = ZoneFiles(plan.manifest)
+        if plan.changed.contains("resolvers") && files.maintainResolvers && zones.isRunning(uuid) {
+            try files.write(root: try rootfs(uuid))
         }
         if zones.isRunning(uuid), plan.live.contains(where: PropertyTable.limitProperties.contains) {
             try zones.updateLimits(uuid, ZoneLimits(plan.manifest))
