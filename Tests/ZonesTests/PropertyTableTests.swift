@@ -113,6 +113,15 @@ import Testing
         #expect(ZoneFiles(Manifest(["uuid": "u", "resolvers": ["192.0.2.53"], "dns_domain": "example.com"])).resolvConf == "search example.com\nnameserver 192.0.2.53\n")
     }
 
+    @Test func theDatasetSettingsComeFromTheTable() {
+        #expect(ZoneDataset(Manifest(["quota": 20])).quotaBytes == 20 << 30)
+        #expect(ZoneDataset(Manifest(["quota": 0])).quotaBytes == nil)
+        // Absent: the table's default (10 GiB), not a literal somewhere else.
+        #expect(ZoneDataset(Manifest([:])).quotaBytes == 10 << 30)
+        let fed = PropertyTable.all.filter { if case .dataset = $0.application { return true }; return false }.count
+        #expect(fed == Mirror(reflecting: ZoneDataset(Manifest([:]))).children.count)
+    }
+
     @Test func everyAcceptedKeyIsAnEntryAndEveryEntryIsAcceptedOrRefusedWithAReason() {
         // Names that are not properties (NIC and mount fields, vmadm commands) are unknown.
         for name in ["mac", "ips", "target", "options", "console", "maxPhysicalMemory"] {

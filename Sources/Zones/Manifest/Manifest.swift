@@ -38,8 +38,6 @@ public struct Manifest: Sendable, Equatable {
     public var autoboot: Bool { value("autoboot")?.boolValue ?? false }
     public var resolvers: [String] { value("resolvers")?.arrayValue?.compactMap(\.stringValue) ?? [] }
     public var indestructibleZoneroot: Bool { value("indestructible_zoneroot")?.boolValue ?? false }
-    /// nil when unlimited (0).
-    public var quotaGiB: Int64? { integer("quota").flatMap { $0 > 0 ? $0 : nil } }
     /// routes: destination → gateway, as vmadm writes them.
     public var routes: [(destination: String, gateway: String)] {
         (value("routes")?.objectValue ?? [:]).sorted { $0.key < $1.key }.compactMap { k, v in v.stringValue.map { (k, $0) } }

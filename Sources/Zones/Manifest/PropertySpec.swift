@@ -155,6 +155,13 @@ public struct ZoneFilesSetting: Sendable {
     public init(_ apply: @escaping @Sendable (inout ZoneFiles, JSONValue) -> Void) { self.apply = apply }
 }
 
+/// A setting of the zone's dataset fed by a property: how its value is set on `ZoneDataset`.
+public struct DatasetSetting: Sendable {
+    public let apply: @Sendable (inout ZoneDataset, JSONValue) -> Void
+
+    public init(_ apply: @escaping @Sendable (inout ZoneDataset, JSONValue) -> Void) { self.apply = apply }
+}
+
 /// How a property takes effect; the runtime reads the typed forms (`limit`, `boot`) straight
 /// from the table, the others name the code that applies them.
 public enum Application: Sendable {
@@ -162,8 +169,8 @@ public enum Application: Sendable {
     case recorded
     /// A resource control of the running zone (cgroups, rlimits, ipc sysctls): `ZoneLimits`.
     case limit(LimitSetting)
-    /// The zone's dataset (quota).
-    case dataset
+    /// The zone's dataset: a field of `ZoneDataset` (quota).
+    case dataset(DatasetSetting)
     /// Files written into the zone's /etc before boot: a field of `ZoneFiles`.
     case zoneFiles(ZoneFilesSetting)
     /// How the zone is booted: a field of `ZoneLaunch` (init, tmpfs, bind mounts, restart_init).

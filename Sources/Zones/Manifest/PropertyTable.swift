@@ -87,7 +87,7 @@ public enum PropertyTable {
                      applied: .limit(LimitSetting(\.maxMsgIds)), "System V message queues (kernel.msgmni in its ipc namespace)"),
 
         // Storage
-        PropertySpec("quota", .integer(min: 0, max: 1 << 30, unit: "GiB"), default: .value(10), update: .live, list: "QUOTA", applied: .dataset,
+        PropertySpec("quota", .integer(min: 0, max: 1 << 30, unit: "GiB"), default: .value(10), update: .live, list: "QUOTA", applied: .dataset(DatasetSetting { d, v in d.quotaBytes = v.intValue.flatMap { $0 > 0 ? UInt64($0) << 30 : nil } }),
                      "size cap of the zone's dataset in GiB (0 = none)"),
         PropertySpec("tmpfs", .integer(min: 0, max: maxMiB, unit: "MiB"), brands: [.lx],
                      default: .derived { p in p["max_physical_memory"]?.intValue.map { .number(Double(TmpfsBudget(maxPhysicalMemory: UInt64($0)).maxTmp)) } },

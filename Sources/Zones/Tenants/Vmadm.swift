@@ -85,7 +85,7 @@ public final class Vmadm {
                 m = m.withNicResults((try? network.reset(vm: previous, pid: pid)) ?? [])
             }
         }
-        try datasets.setQuota(dataset(uuid), bytes: m.quotaGiB.map { UInt64($0) << 30 })
+        try datasets.setQuota(dataset(uuid), bytes: ZoneDataset(m).quotaBytes)
         try setIndestructible(uuid, m.indestructibleZoneroot)
         try store.write(m)
         if zones.isRunning(uuid) { try zones.updateLimits(uuid, ZoneLimits(m)) }
@@ -95,7 +95,7 @@ public final class Vmadm {
         try zones.cleanup(uuid)
         try datasets.rollback("\(dataset(uuid))@\(snapshot)")
         if let m = manifest ?? (try? store.read(uuid)) {
-            try datasets.setQuota(dataset(uuid), bytes: m.quotaGiB.map { UInt64($0) << 30 })
+            try datasets.setQuota(dataset(uuid), bytes: ZoneDataset(m).quotaBytes)
             if restart { try boot(m) }
         }
     }
@@ -161,7 +161,7 @@ public final class Vmadm {
         do {
             try datasets.clone(images.finalSnapshot(m.imageUUID), to: dataset(m.uuid))
             try intent.mark("cloned")
-            try datasets.setQuota(dataset(m.uuid), bytes: m.quotaGiB.map { UInt64($0) << 30 })
+            try datasets.setQuota(dataset(m.uuid), bytes: ZoneDataset(m).quotaBytes)
             try intent.mark("quota")
             if m.indestructibleZoneroot { try setIndestructible(m.uuid, true) }
             // vmadm: a VM has its zonedid from create on, booted or not.
@@ -302,7 +302,7 @@ public final class Vmadm {
             try intent.mark("nics")
         }
         if plan.changed.contains("quota") {
-            try datasets.setQuota(dataset(uuid), bytes: plan.manifest.quotaGiB.map { UInt64($0) << 30 })
+            try datasets.setQuota(dataset(uuid), bytes: ZoneDataset(plan.manifest).quotaBytes)
             try intent.mark("quota")
         }
         if plan.changed.contains("indestructible_zoneroot") {
