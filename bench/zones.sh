@@ -83,8 +83,10 @@ rss=0; charged=0; logger_rss=0; loggers=0
 for u in $(vmadm list -H -o uuid); do
   for p in $(cat /sys/fs/cgroup/pids/lumos/$u/cgroup.procs 2>/dev/null || cat /sys/fs/cgroup/lumos/$u/cgroup.procs 2>/dev/null); do
     r=$(awk '/VmRSS/ {print $2}' /proc/$p/status 2>/dev/null || echo 0)
-    # The zone's console logger (lumos-init --console-log) is Lumos's, not the zone's.
+    # The zone's console logger (lumos-init --console-log) is Lumos's, not the zone's. Its
+    # proportional set size: the binary's pages are shared by every logger and lumos-init.
     if tr '\0' ' ' < /proc/$p/cmdline 2>/dev/null | grep -q -- '--console-log'; then
+      r=$(awk '/^Pss:/ {print $2}' /proc/$p/smaps_rollup 2>/dev/null || echo 0)
       logger_rss=$((logger_rss + ${r:-0})); loggers=$((loggers + 1))
     else
       rss=$((rss + ${r:-0}))
@@ -120,6 +122,6 @@ echo "| idle zones created and running | $running of $zones in ${density_s} s |"
 echo "| zone's own processes per idle zone (KiB RSS) | $rss_zone |"
 echo "| charged to the zone's memory cgroup per idle zone (KiB) | $charged_zone |"
 echo "| Lumos's own memory per idle zone: kernel slab growth (KiB) | $per_zone |"
-echo "| Lumos's console logger per idle zone (KiB RSS; $loggers loggers) | $logger_zone |"
+echo "| Lumos's console logger per idle zone (KiB PSS; $loggers loggers) | $logger_zone |"
 echo "| Lumos's own memory per idle zone, slab + logger (KiB) | $((per_zone + logger_zone)) |"
 echo "| Lumos processes left running (no daemon) | $lumos_procs |"

@@ -154,7 +154,10 @@ public struct TenantNetwork: Sendable {
         // Anti-spoofing is in place before a port joins its bridge, so the tenant never sends
         // one unchecked frame (ifname matching does not need the link to exist yet). The record
         // already holds these NICs, so a missing table is rebuilt with them.
-        if (try? host.tools.nft(Antispoof.addScript(nics.map(\.portPolicy)))) == nil {
+        // The table goes with the last tenant NIC, so the first NIC on a host makes it at once
+        // (one nft run) instead of failing to add to a table that is not there.
+        let firstTenant = try !host.store.tenants().contains { $0.uuid != record.uuid && !$0.nics.isEmpty }
+        if firstTenant || (try? host.tools.nft(Antispoof.addScript(nics.map(\.portPolicy)))) == nil {
             try host.rebuildAntispoof()
         }
         var switches: [String: VirtualSwitch] = [:]
@@ -253,16 +256,19 @@ public struct TenantNetwork: Sendable {
             $0.hasPrefix(prefix) && Self.isTenantLink($0) && !ownedByOthers.contains($0)
         }
         try host.tools.ipBatch(links.map { "link del \($0)" }, force: true)
+        // Whether the table may still be there once this tenant's elements are gone.
+        var tableLeft = true
         if let record, !record.nics.isEmpty {
             let del = Antispoof.deleteScript(record.nics.map(\.portPolicy))
             // A delete fails as a whole when one element is missing: rebuild without the tenant.
             if (try? host.tools.nft(del)) == nil { try host.rebuildAntispoof(excluding: tenant) }
         } else {
             let r = try host.tools.nftCommand(["list", "table", Antispoof.family, Antispoof.table], check: false)
-            if r.status == 0 && r.stdout.contains("\"\(prefix)") { try host.rebuildAntispoof(excluding: tenant) }
+            tableLeft = r.status == 0
+            if tableLeft && r.stdout.contains("\"\(prefix)") { try host.rebuildAntispoof(excluding: tenant) }
         }
         host.store.removeTenant(tenant)
-        try host.dropAntispoofIfUnused()
+        if tableLeft { try host.dropAntispoofIfUnused() }
         let dhcp = DHCPService(host: host)
         for s in Set(record?.nics.map(\.switchName) ?? []) where try host.store.switchConfig(s) != nil {
             try dhcp.refresh(switchName: s)
