@@ -7,6 +7,8 @@ private let RLIMIT_MEMLOCK_VALUE = __rlimit_resource_t(__RLIMIT_MEMLOCK.rawValue
 public final class RuntimeZones: ZoneControl {
     public let runtime: ZoneRuntime
     public let root: StateRoot
+    /// uuid → uid range slot, read from the registry when first needed.
+    private var knownSlots: [String: Int]?
 
     public init(root: StateRoot, runtime: ZoneRuntime? = nil) throws {
         self.root = root
@@ -33,6 +35,7 @@ public final class RuntimeZones: ZoneControl {
         var limits = launch.limits
         limits.maxLockedMemory = Self.allowLockedMemory(limits.maxLockedMemory)
         let range = try ZoneIDRange.allocate(for: launch.uuid, root: root)
+        knownSlots = nil
         var spec = ZoneSpec(uuid: launch.uuid, hostname: launch.hostname, rootfs: launch.rootfs, initProcess: initProcess,
                             limits: limits,
                             filesystems: launch.mounts.map { BindMount(source: $0.source, target: $0.target, readOnly: $0.readOnly, noExec: $0.options.contains("noexec")) },
@@ -75,13 +78,21 @@ public final class RuntimeZones: ZoneControl {
         l.maxLockedMemory = Self.allowLockedMemory(l.maxLockedMemory)
         try runtime.updateLimits(uuid, l)
     }
-    /// The zone's uid range slot: held from the first boot until delete.
+    /// The zone's uid range slot, held from create until delete. The registry is read once per
+    /// process: `vmadm list` asks for every zone's.
     public func zonedid(_ uuid: String) -> Int64? {
-        ZoneIDRange.lookup(uuid, root: root).map { Int64(($0.base - ZoneIDRange.firstBase) / ZoneIDRange.size) + 1 }
+        if knownSlots == nil { knownSlots = ZoneIDRange.slots() }
+        return knownSlots?[uuid].map { Int64($0) + 1 }
     }
     public func cleanup(_ uuid: String) throws { try runtime.cleanup(uuid) }
-    public func release(_ uuid: String) { ZoneIDRange.release(uuid, root: root) }
-    public func reserve(_ uuid: String) throws { _ = try ZoneIDRange.allocate(for: uuid, root: root) }
+    public func release(_ uuid: String) {
+        ZoneIDRange.release(uuid, root: root)
+        knownSlots = nil
+    }
+    public func reserve(_ uuid: String) throws {
+        _ = try ZoneIDRange.allocate(for: uuid, root: root)
+        knownSlots = nil
+    }
     public func login(_ uuid: String, _ argv: [String], tty: Bool, allowIOUring: Bool) throws -> Int32 {
         try runtime.exec(uuid, argv, tty: tty, allowIOUring: allowIOUring)
     }
