@@ -19,6 +19,10 @@ public protocol DatasetStore: AnyObject {
     func rollback(_ snapshot: String) throws
     /// Size cap in bytes; nil removes it.
     func setQuota(_ name: String, bytes: UInt64?) throws
+    /// zfs hold / release: a snapshot with a hold cannot be destroyed, alone or with its dataset.
+    func hold(_ snapshot: String, tag: String) throws
+    func release(_ snapshot: String, tag: String) throws
+    func holds(_ snapshot: String) throws -> [String]
     /// Snapshot names (the part after @) of a dataset, oldest first.
     func snapshots(of name: String) throws -> [String]
     /// Writes a full stream of `snapshot` to `fd`.

@@ -54,8 +54,35 @@ public final class DirectoryDatasets: DatasetStore {
         try Exec.run(["cp", "-a", "--reflink=auto", src, dst])
     }
 
+    /// Holds are files `<base>/.holds/<dataset>@<snapshot>` listing the tags, one a line.
+    func holdsFile(_ snapshot: String) -> String { "\(base)/.holds/\(snapshot.dropFirst(poolName.count + 1).replacingOccurrences(of: "/", with: "%"))" }
+
+    public func holds(_ snapshot: String) throws -> [String] {
+        _ = try mountpoint(snapshot)
+        return ((try? FD.readText(holdsFile(snapshot))) ?? "").split(separator: "\n").map(String.init)
+    }
+
+    public func hold(_ snapshot: String, tag: String) throws {
+        var tags = try holds(snapshot)
+        if tags.contains(tag) { throw LumosError.exists("snapshot \(snapshot) already has a hold named \(tag)") }
+        tags.append(tag)
+        try Files.makeDirectories(base + "/.holds")
+        try Files.writeAtomically(holdsFile(snapshot), tags.joined(separator: "\n"), mode: 0o600)
+    }
+
+    public func release(_ snapshot: String, tag: String) throws {
+        var tags = try holds(snapshot)
+        guard let i = tags.firstIndex(of: tag) else { throw LumosError.notFound("snapshot \(snapshot) has no hold named \(tag)") }
+        tags.remove(at: i)
+        if tags.isEmpty { unlink(holdsFile(snapshot)) } else { try Files.writeAtomically(holdsFile(snapshot), tags.joined(separator: "\n"), mode: 0o600) }
+    }
+
     public func destroy(_ name: String, recursive: Bool) throws {
         let p = try path(name)
+        let held = name.contains("@") ? [name] : (try snapshots(of: name)).map { "\(name)@\($0)" }
+        if let h = held.first(where: { !((try? holds($0)) ?? []).isEmpty }) {
+            throw LumosError.busy("cannot destroy \(name): snapshot \(h) has holds; release them first")
+        }
         if !name.contains("@") {
             let snaps = "\(base)/.snapshots/\(name.dropFirst(poolName.count + 1))"
             if Files.exists(snaps) {

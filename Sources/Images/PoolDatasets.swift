@@ -32,6 +32,9 @@ public final class PoolDatasets: DatasetStore {
     }
     public func destroy(_ name: String, recursive: Bool) throws { try pool.destroy(self.name(name), recursive: recursive) }
     public func rollback(_ snapshot: String) throws { try pool.rollback(name(snapshot), destroyNewer: true) }
+    public func hold(_ snapshot: String, tag: String) throws { try pool.hold(tag, name(snapshot)) }
+    public func release(_ snapshot: String, tag: String) throws { try pool.release(tag, name(snapshot)) }
+    public func holds(_ snapshot: String) throws -> [String] { try pool.holds(name(snapshot)) }
 
     public func setQuota(_ name: String, bytes: UInt64?) throws {
         try pool.set(self.name(name), "quota", bytes.map(String.init) ?? "none")

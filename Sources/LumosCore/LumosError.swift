@@ -4,7 +4,7 @@ import Glibc
 /// what to do (DESIGN.md "Errors"). `errno` is kept when the kernel said it.
 public struct LumosError: Error, CustomStringConvertible, Equatable, Sendable {
     public enum Kind: String, Sendable {
-        case invalidArgument, notFound, exists, busy, permission, unsupported, corrupt, io, quota, noSpace, failed
+        case invalidArgument, usage, notFound, exists, busy, permission, unsupported, corrupt, io, quota, noSpace, failed
     }
     public var kind: Kind
     public var message: String
@@ -19,6 +19,8 @@ public struct LumosError: Error, CustomStringConvertible, Equatable, Sendable {
     public var description: String { message }
 
     public static func invalid(_ m: String) -> LumosError { LumosError(.invalidArgument, m) }
+    /// The command line itself is wrong (vmadm(8) "EXIT STATUS" 2: invalid usage).
+    public static func usage(_ m: String) -> LumosError { LumosError(.usage, m) }
     public static func notFound(_ m: String) -> LumosError { LumosError(.notFound, m) }
     public static func exists(_ m: String) -> LumosError { LumosError(.exists, m) }
     public static func busy(_ m: String) -> LumosError { LumosError(.busy, m) }

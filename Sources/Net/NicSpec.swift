@@ -6,7 +6,8 @@ import LumosCore
 /// - `lumos_rx_maxbw_mbps`: cap, in Mbit/s, on what the tenant receives through this NIC.
 /// - `lumos_tx_maxbw_mbps`: cap, in Mbit/s, on what the tenant sends through this NIC.
 ///
-/// Unknown keys are kept out: vmadm owns the manifest; this is the part Net acts on.
+/// This is the one NIC schema: vmadm's manifest validation accepts exactly `fieldNames`, and
+/// a manifest's nics[] entries become NicSpecs with `init(json:)` (no encode/decode round trip).
 public struct NicSpec: Sendable, Equatable, Codable {
     public var interface: String?
     public var nicTag: String
@@ -40,7 +41,7 @@ public struct NicSpec: Sendable, Equatable, Codable {
         self.rxMaxbwMbps = rxMaxbwMbps; self.txMaxbwMbps = txMaxbwMbps
     }
 
-    enum CodingKeys: String, CodingKey {
+    enum CodingKeys: String, CodingKey, CaseIterable {
         case interface, mac, ips, gateways, primary, mtu, model
         case nicTag = "nic_tag"
         case vlanID = "vlan_id"
@@ -56,44 +57,91 @@ public struct NicSpec: Sendable, Equatable, Codable {
         case ip, netmask, gateway
     }
 
+    /// Every key a NIC object may have (vmadm's nics.* properties Lumos acts on, the old
+    /// ip/netmask/gateway spelling, and the Lumos bandwidth caps).
+    public static let fieldNames: [String] = CodingKeys.allCases.map(\.rawValue)
+    /// The fields that are booleans, and the bandwidth caps (Mbit/s).
+    public static let flagFields: [String] = [CodingKeys.primary, .allowIPSpoofing, .allowMACSpoofing, .allowDHCPSpoofing,
+                                              .allowRestrictedTraffic].map(\.rawValue)
+    public static let bandwidthFields: [String] = [CodingKeys.rxMaxbwMbps, .txMaxbwMbps].map(\.rawValue)
+
     public init(from decoder: Decoder) throws {
-        let c = try decoder.container(keyedBy: CodingKeys.self)
-        nicTag = try c.decodeIfPresent(String.self, forKey: .nicTag) ?? ""
-        interface = try c.decodeIfPresent(String.self, forKey: .interface)
-        mac = try c.decodeIfPresent(MACAddress.self, forKey: .mac)
-        ips = try c.decodeIfPresent([String].self, forKey: .ips) ?? []
-        gateways = try c.decodeIfPresent([String].self, forKey: .gateways) ?? []
-        if ips.isEmpty, let ip = try c.decodeIfPresent(String.self, forKey: .ip) {
+        try self.init(json: try decoder.singleValueContainer().decode([String: JSONValue].self))
+    }
+
+    /// A NIC from its manifest object. Types are checked (a wrong one is a one-line error
+    /// naming the field); values are NicValidation's job.
+    public init(json o: [String: JSONValue]) throws {
+        func string(_ k: CodingKeys) throws -> String? {
+            guard let v = o[k.rawValue], v != .null else { return nil }
+            guard let s = v.stringValue else { throw LumosError.invalid("\(k.rawValue): expected a string, got \(v.typeName)") }
+            return s
+        }
+        func strings(_ k: CodingKeys) throws -> [String] {
+            guard let v = o[k.rawValue], v != .null else { return [] }
+            guard let a = v.arrayValue, a.allSatisfy({ $0.stringValue != nil }) else {
+                throw LumosError.invalid("\(k.rawValue): expected an array of strings, got \(v.typeName)")
+            }
+            return a.compactMap(\.stringValue)
+        }
+        func int(_ k: CodingKeys) throws -> Int? {
+            guard let v = o[k.rawValue], v != .null else { return nil }
+            guard let n = v.intValue, let i = Int(exactly: n) else { throw LumosError.invalid("\(k.rawValue): expected a whole number, got \(v.typeName)") }
+            return i
+        }
+        func number(_ k: CodingKeys) throws -> Double? {
+            guard let v = o[k.rawValue], v != .null else { return nil }
+            guard let d = v.numberValue else { throw LumosError.invalid("\(k.rawValue): expected a number, got \(v.typeName)") }
+            return d
+        }
+        nicTag = try string(.nicTag) ?? ""
+        interface = try string(.interface)
+        if let m = try string(.mac) {
+            guard let mac = MACAddress(m) else { throw LumosError.invalid("mac: \(m) is not a MAC address") }
+            self.mac = mac
+        } else {
+            mac = nil
+        }
+        ips = try strings(.ips)
+        gateways = try strings(.gateways)
+        if ips.isEmpty, let ip = try string(.ip) {
             // vmadm: "ip" plus "netmask" is the old spelling of one ips[] entry.
-            if let mask = try c.decodeIfPresent(String.self, forKey: .netmask), let m = IPAddress(mask), m.isIPv4, IPAddress(ip) != nil {
+            if let mask = try string(.netmask), let m = IPAddress(mask), m.isIPv4, IPAddress(ip) != nil {
                 ips = ["\(ip)/\(m.uint32.nonzeroBitCount)"]
             } else {
                 ips = [ip]
             }
         }
-        if gateways.isEmpty, let gw = try c.decodeIfPresent(String.self, forKey: .gateway) { gateways = [gw] }
-        primary = try Self.flag(c, .primary)
-        mtu = try c.decodeIfPresent(Int.self, forKey: .mtu)
-        vlanID = try c.decodeIfPresent(Int.self, forKey: .vlanID)
-        model = try c.decodeIfPresent(String.self, forKey: .model)
-        allowIPSpoofing = try Self.flag(c, .allowIPSpoofing)
-        allowMACSpoofing = try Self.flag(c, .allowMACSpoofing)
-        allowDHCPSpoofing = try Self.flag(c, .allowDHCPSpoofing)
-        allowRestrictedTraffic = try Self.flag(c, .allowRestrictedTraffic)
-        allowedIPs = try c.decodeIfPresent([String].self, forKey: .allowedIPs) ?? []
-        blockedOutgoingPorts = try c.decodeIfPresent([Int].self, forKey: .blockedOutgoingPorts) ?? []
-        rxMaxbwMbps = try c.decodeIfPresent(Double.self, forKey: .rxMaxbwMbps)
-        txMaxbwMbps = try c.decodeIfPresent(Double.self, forKey: .txMaxbwMbps)
+        if gateways.isEmpty, let gw = try string(.gateway) { gateways = [gw] }
+        primary = try Self.flag(o, .primary)
+        mtu = try int(.mtu)
+        vlanID = try int(.vlanID)
+        model = try string(.model)
+        allowIPSpoofing = try Self.flag(o, .allowIPSpoofing)
+        allowMACSpoofing = try Self.flag(o, .allowMACSpoofing)
+        allowDHCPSpoofing = try Self.flag(o, .allowDHCPSpoofing)
+        allowRestrictedTraffic = try Self.flag(o, .allowRestrictedTraffic)
+        allowedIPs = try strings(.allowedIPs)
+        if let v = o[CodingKeys.blockedOutgoingPorts.rawValue], v != .null {
+            guard let a = v.arrayValue, let ports = Optional(a.compactMap { $0.intValue.flatMap { Int(exactly: $0) } }), ports.count == a.count else {
+                throw LumosError.invalid("blocked_outgoing_ports: expected an array of port numbers")
+            }
+            blockedOutgoingPorts = ports
+        } else {
+            blockedOutgoingPorts = []
+        }
+        rxMaxbwMbps = try number(.rxMaxbwMbps)
+        txMaxbwMbps = try number(.txMaxbwMbps)
     }
 
     /// vmadm writes booleans as true/false and, in older manifests, as "1"/"true" strings.
-    static func flag(_ c: KeyedDecodingContainer<CodingKeys>, _ key: CodingKeys) throws -> Bool? {
-        if let b = try? c.decodeIfPresent(Bool.self, forKey: key) { return b }
-        guard let s = try c.decodeIfPresent(String.self, forKey: key) else { return nil }
-        switch s.lowercased() {
+    static func flag(_ o: [String: JSONValue], _ key: CodingKeys) throws -> Bool? {
+        guard let v = o[key.rawValue], v != .null else { return nil }
+        if let b = v.boolValue { return b }
+        switch v.stringValue?.lowercased() {
         case "true", "1": return true
         case "false", "0": return false
-        default: throw LumosError.invalid("\(key.rawValue): \(s) is not a boolean (use true or false)")
+        default: throw LumosError.invalid("\(key.rawValue): \(v) is not a boolean (use true or false)")
         }
     }
 

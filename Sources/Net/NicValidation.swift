@@ -4,11 +4,21 @@ import LumosCore
 /// NIC and property, what is wrong and what to do (DESIGN.md "Errors").
 public enum NicValidation {
     static let interfaceLimit = 100
-    static let maxMTU = 65535
+    /// vmadm(8) nics.*.mtu: 576 to 9000 on etherstubs and overlays.
+    static let maxMTU = 9000
 
     /// Validates one NIC; `index` is its position in nics[] for the message.
     public static func validate(_ nic: NicSpec, index: Int) throws {
         let at = "nics[\(index)]"
+        try validateValues(nic, at: at)
+        if nic.usesDHCP && nic.ipv4Addresses.isEmpty && nic.allowedNetworks.filter(\.isIPv4).isEmpty && nic.allowIPSpoofing != true {
+            throw LumosError.invalid("\(at).ips: dhcp without a static IPv4 address leaves anti-spoofing nothing to allow; add the address to ips (the built-in DHCP server hands it out), add the outside DHCP range to allowed_ips, or set allow_ip_spoofing")
+        }
+    }
+
+    /// The values of one NIC (`at` names it in messages: nics[0], add_nics[1]): the one place
+    /// their ranges and forms are checked, for vmadm's validation and for the network's.
+    public static func validateValues(_ nic: NicSpec, at: String) throws {
         if nic.nicTag.isEmpty { throw LumosError.invalid("\(at).nic_tag: missing; name the switch (see `dladm show-etherstub`)") }
         if !SwitchName.isValid(nic.nicTag) {
             throw LumosError.invalid("\(at).nic_tag: \(nic.nicTag) is not a valid tag (1-15 characters a-z, 0-9, _ . -)")
@@ -28,9 +38,6 @@ public enum NicValidation {
             if net.address == net.network && net.prefix < (net.isIPv4 ? 31 : 127) {
                 throw LumosError.invalid("\(at).ips: \(ip) is the network address of its subnet; use a host address")
             }
-        }
-        if nic.usesDHCP && nic.ipv4Addresses.isEmpty && nic.allowedNetworks.filter(\.isIPv4).isEmpty && nic.allowIPSpoofing != true {
-            throw LumosError.invalid("\(at).ips: dhcp without a static IPv4 address leaves anti-spoofing nothing to allow; add the address to ips (the built-in DHCP server hands it out), add the outside DHCP range to allowed_ips, or set allow_ip_spoofing")
         }
         for gw in nic.gateways {
             guard let g = IPAddress(gw) else { throw LumosError.invalid("\(at).gateways: \(gw) is not an IP address") }
@@ -60,6 +67,12 @@ public enum NicValidation {
     /// Validates a whole nics[] list: each NIC, then what must hold across them.
     public static func validate(_ nics: [NicSpec]) throws {
         for (i, n) in nics.enumerated() { try validate(n, index: i) }
+        try checkAcross(nics)
+    }
+
+    /// The rules between a VM's NICs, in one place for vmadm's validation and the network's:
+    /// at most one primary (vmadm(8) nics.*.primary), distinct interfaces, MACs and addresses.
+    public static func checkAcross(_ nics: [NicSpec]) throws {
         let primaries = nics.indices.filter { nics[$0].isPrimary }
         if primaries.count > 1 {
             throw LumosError.invalid("nics[\(primaries[1])].primary: nics[\(primaries[0])] is already primary; only one NIC may be primary")
@@ -74,6 +87,13 @@ public enum NicValidation {
             if let m = n.mac {
                 if let j = macs[m] { throw LumosError.invalid("nics[\(i)].mac: \(m) is already used by nics[\(j)]") }
                 macs[m] = i
+            }
+        }
+        var addresses: [IPAddress: Int] = [:]
+        for (i, n) in nics.enumerated() {
+            for a in n.addresses {
+                if let j = addresses[a.address], j != i { throw LumosError.invalid("nics[\(i)].ips: address \(a.address) is already on nics[\(j)]; use it once") }
+                addresses[a.address] = i
             }
         }
     }

@@ -90,6 +90,8 @@ enum XAttr {
     /// Lumos last made that head equal to the snapshot (receive, rollback). Kept outside the
     /// head so that recording it does not change what it records.
     static let headGeneration = prefix + "head-generation"
+    /// On a snapshot's holder directory: its holds (zfs hold), tags joined by ",".
+    static let holds = prefix + "holds"
     /// On a volume made with -s: its size is not held to the pool's available space.
     static let sparse = prefix + "sparse"
     static let volsize = prefix + "volsize"

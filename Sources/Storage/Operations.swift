@@ -205,6 +205,7 @@ extension Pool {
                 throw LumosError.busy("cannot destroy '\(ds)': it has \(what) (\(kids.prefix(3).map(\.name.description).joined(separator: ", "))); use -r to destroy them too")
             }
         }
+        try refuseHeld(doomed, "destroy '\(ds)'")
         // A snapshot that has clones outside what is being destroyed stays, as in zfs.
         let doomedNames = Set(doomed.map(\.name.description))
         for d in doomed where d.name.isSnapshot {
@@ -273,6 +274,7 @@ extension Pool {
                 }
             }
         }
+        try refuseHeld(newer, "roll back to '\(snap)'")
         if current.type == .volume, let dev = LoopDevice.find(backing: current.path + "/" + Volume.fileName) {
             throw LumosError.busy("cannot roll back '\(ds)': volume is attached as \(dev); detach it first")
         }

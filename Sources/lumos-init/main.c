@@ -9,6 +9,15 @@
 // zombie, and exits with the command's status (128+signal when it was killed), which ends the
 // zone. Without a command, SIGTERM/SIGINT/SIGHUP make it exit 0.
 //
+//   lumos-init --restart command [args...]
+//
+// vmadm's restart_init: when `command` exits it is started again (after a second, so a command
+// that cannot start does not spin), until the zone is told to stop (SIGTERM or SIGINT) or the
+// command has failed within a second of starting five times in a row; then this init exits
+// with its status. PID 1 itself cannot be restarted (Linux ends a pid namespace with its
+// PID 1), so the command runs as this init's child: inits that insist on being PID 1
+// (busybox init, systemd) cannot be restarted this way.
+//
 // Lumos executes this binary from a descriptor opened on the host before pivot_root
 // (execveat(fd, "", AT_EMPTY_PATH)), so images need not contain it: it is linked statically
 // and depends on nothing inside the zone.
@@ -32,6 +41,7 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 static int open_log(const char *path, long long *size) {
@@ -99,6 +109,29 @@ static int exit_code(int status) {
 
 static void ignore(int sig) { (void)sig; }
 
+// Forks and execs the zone's command with default signal handling; returns its pid, or -1.
+static pid_t start_command(char **command) {
+    pid_t child = fork();
+    if (child < 0) {
+        perror("lumos-init: fork");
+        return -1;
+    }
+    if (child == 0) {
+        // Handlers do not survive exec, but restore the defaults before it anyway.
+        signal(SIGCHLD, SIG_DFL);
+        for (int i = 0; i < FORWARDED_COUNT; i++) signal(forwarded[i], SIG_DFL);
+        sigset_t none;
+        sigemptyset(&none);
+        sigprocmask(SIG_SETMASK, &none, NULL);
+        // Its own process group, so a terminal's job control works inside the zone.
+        setpgid(0, 0);
+        execvp(command[0], command);
+        fprintf(stderr, "lumos-init: cannot run %s: %s\n", command[0], strerror(errno));
+        _exit(127);
+    }
+    return child;
+}
+
 int main(int argc, char **argv) {
     if (argc >= 2 && strcmp(argv[1], "--console-log") == 0) {
         if (argc != 4) { fprintf(stderr, "usage: lumos-init --console-log PATH MAX_BYTES\n"); return 2; }
@@ -117,26 +150,18 @@ int main(int argc, char **argv) {
     for (int i = 0; i < FORWARDED_COUNT; i++) sigaction(forwarded[i], &sa, NULL);
     sigaction(SIGCHLD, &sa, NULL);
 
+    int restart = 0, stopping = 0, quick_failures = 0;
+    if (argc >= 2 && strcmp(argv[1], "--restart") == 0) {
+        restart = 1;
+        argv++;
+        argc--;
+    }
     pid_t child = -1;
+    time_t started = 0;
     if (argc > 1) {
-        child = fork();
-        if (child < 0) {
-            perror("lumos-init: fork");
-            return 1;
-        }
-        if (child == 0) {
-            // Handlers do not survive exec, but restore the defaults before it anyway.
-            signal(SIGCHLD, SIG_DFL);
-            for (int i = 0; i < FORWARDED_COUNT; i++) signal(forwarded[i], SIG_DFL);
-            sigset_t none;
-            sigemptyset(&none);
-            sigprocmask(SIG_SETMASK, &none, NULL);
-            // Its own process group, so a terminal's job control works inside the zone.
-            setpgid(0, 0);
-            execvp(argv[1], argv + 1);
-            fprintf(stderr, "lumos-init: cannot run %s: %s\n", argv[1], strerror(errno));
-            _exit(127);
-        }
+        child = start_command(argv + 1);
+        if (child < 0) return 1;
+        started = time(NULL);
     }
 
     for (;;) {
@@ -147,10 +172,21 @@ int main(int argc, char **argv) {
             int status;
             pid_t pid;
             while ((pid = waitpid(-1, &status, WNOHANG)) > 0) {
-                if (pid == child) return exit_code(status);
+                if (pid != child) continue;
+                if (!restart || stopping) return exit_code(status);
+                quick_failures = time(NULL) - started < 1 && exit_code(status) != 0 ? quick_failures + 1 : 0;
+                if (quick_failures >= 5) {
+                    fprintf(stderr, "lumos-init: %s failed 5 times within a second of starting; not restarting it\n", argv[1]);
+                    return exit_code(status);
+                }
+                sleep(1);
+                child = start_command(argv + 1);
+                if (child < 0) return 1;
+                started = time(NULL);
             }
             continue;
         }
+        if (sig == SIGTERM || sig == SIGINT) stopping = 1;
         if (child > 0) {
             kill(child, sig);
         } else if (sig == SIGTERM || sig == SIGINT || sig == SIGHUP) {

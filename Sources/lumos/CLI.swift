@@ -12,14 +12,24 @@ struct GlobalOptions: ParsableArguments {
 }
 
 enum CLI {
+    /// How a command tree reports failures in its exit status.
+    enum ExitCodes {
+        /// 2 for bad input of any kind (zfs, zpool, dladm, ...).
+        case invalidIsUsage
+        /// vmadm(8) "EXIT STATUS": 1 for every error (an invalid payload included), 2 only for
+        /// invalid usage of the command line.
+        case vmadm
+    }
+
     /// Parses and runs a command tree; every failure is one line on stderr and a non-zero exit.
-    static func run(_ type: ParsableCommand.Type, _ args: [String], name: String) -> Never {
+    static func run(_ type: ParsableCommand.Type, _ args: [String], name: String, exitCodes: ExitCodes = .invalidIsUsage) -> Never {
         do {
             var command = try CommandShortcut.parse(type, args) ?? type.parseAsRoot(args)
             try command.run()
             exit(0)
         } catch let error as LumosError {
-            fail(name, error.message, code: error.kind == .invalidArgument ? 2 : 1)
+            let usage = error.kind == .usage || (exitCodes == .invalidIsUsage && error.kind == .invalidArgument)
+            fail(name, error.message, code: usage ? 2 : 1)
         } catch let error as Errno {
             fail(name, error.description, code: 1)
         } catch let error as ExitCode {
@@ -31,7 +41,7 @@ enum CLI {
                 print(type.fullMessage(for: error))
                 exit(0)
             }
-            fail(name, type.message(for: error), code: code.rawValue)
+            fail(name, type.message(for: error), code: exitCodes == .vmadm ? 2 : code.rawValue)
         }
     }
 

@@ -10,6 +10,7 @@ struct DatasetCommand: ParsableCommand {
         commandName: CLI.commandName("dataset", alias: "zfs"),
         abstract: "Datasets, volumes, snapshots, clones, rollback and send/receive (zfs).",
         subcommands: [Create.self, List.self, Get.self, Set.self, Inherit.self, Destroy.self, Snapshot.self, Rollback.self,
+                      Hold.self, Release.self, Holds.self,
                       Clone.self, Promote.self, Send.self, Receive.self]
     )
 
@@ -220,6 +221,45 @@ struct DatasetCommand: ParsableCommand {
         func run() throws {
             let (pool, ds) = try DatasetCommand.open(name, global)
             try pool.rollback(ds, destroyNewer: recursive)
+        }
+    }
+
+    /// zfs hold TAG SNAPSHOT: the snapshot cannot be destroyed until the tag is released.
+    struct Hold: ParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Put a named hold on a snapshot (it cannot be destroyed while held).")
+        @OptionGroup var global: GlobalOptions
+        @Argument var tag: String
+        @Argument var snapshot: String
+
+        func run() throws {
+            let (pool, snap) = try DatasetCommand.open(snapshot, global)
+            try pool.hold(tag, snap)
+        }
+    }
+
+    struct Release: ParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Remove a named hold from a snapshot.")
+        @OptionGroup var global: GlobalOptions
+        @Argument var tag: String
+        @Argument var snapshot: String
+
+        func run() throws {
+            let (pool, snap) = try DatasetCommand.open(snapshot, global)
+            try pool.release(tag, snap)
+        }
+    }
+
+    struct Holds: ParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "List a snapshot's holds (NAME TAG).")
+        @OptionGroup var global: GlobalOptions
+        @Flag(name: .customShort("H"), help: "No header.") var noHeader = false
+        @Argument var snapshot: String
+
+        func run() throws {
+            let (pool, snap) = try DatasetCommand.open(snapshot, global)
+            var table = Table(columns: ["NAME", "TAG"])
+            for t in try pool.holds(snap) { table.add([snap.description, t]) }
+            print(table.render(header: !noHeader), terminator: "")
         }
     }
 

@@ -39,7 +39,7 @@ struct VmadmCommand: ParsableCommand {
         abstract: "Create, inspect, change and remove zones (vmadm).",
         subcommands: [Create.self, Validate.self, Start.self, Stop.self, Reboot.self, Delete.self, Kill.self, List.self,
                       Get.self, Lookup.self, Info.self, Update.self, CreateSnapshot.self, RollbackSnapshot.self,
-                      DeleteSnapshot.self, Send.self, Receive.self, Console.self]
+                      DeleteSnapshot.self, Send.self, Receive.self, Console.self, Properties.self]
     )
 
     struct Create: ParsableCommand {
@@ -55,27 +55,55 @@ struct VmadmCommand: ParsableCommand {
     }
 
     struct Validate: ParsableCommand {
-        static let configuration = CommandConfiguration(abstract: "Check a create or update payload without changing anything.")
+        static let configuration = CommandConfiguration(
+            abstract: "Check a create or update payload without changing anything (vmadm validate create | update BRAND|UUID).")
         @OptionGroup var global: GlobalOptions
         @Argument(help: "create or update.") var action: String
-        @Argument(help: "Brand (for update; default lx).") var brand: String?
+        @Argument(help: "For update: the brand (lx), or the uuid of a VM to check the payload against.") var target: String?
         @Option(name: .short, help: "Payload file (default: stdin).") var f: String?
+        @Flag(name: .long, help: "On failure, print every problem as vmadm's JSON (bad_properties, bad_values, missing_properties).") var json = false
 
         func run() throws {
-            let payload = try readPayload(f, what: "validate")
+            let problems: ValidationProblems
+            let what: String
             switch action {
             case "create":
-                let m = try ManifestValidator.validateCreate(payload)
-                print("VALID 'create' payload for \(m.brand) brand VMs.")
+                if target != nil { throw LumosError.usage("validate create: takes no brand; the payload's brand is checked") }
+                let payload = try readPayload(f, what: "validate")
+                let (m, p) = ManifestValidator.checkCreate(payload)
+                problems = p
+                what = m?.brand ?? payload.lookup("brand")?.stringValue ?? "lx"
             case "update":
-                guard brand == nil || brand == "lx" else { throw LumosError.unsupported("brand \(brand!): only lx VMs exist in this Lumos") }
-                let sample = try ManifestValidator.validateCreate(["brand": "lx", "image_uuid": "00000000-0000-0000-0000-000000000001"])
-                _ = try ManifestValidator.validateUpdate(sample, payload)
-                print("VALID 'update' payload for lx brand VMs.")
+                guard let target else { throw LumosError.usage("validate update: give the brand (lx) or a VM's uuid, as in vmadm validate update lx -f FILE") }
+                let payload = try readPayload(f, what: "validate")
+                if ValueChecks.isUUID(target) {
+                    // Checked against the VM named: remove_nics and update_nics must find its NICs.
+                    let v = try openVmadm(global.stateRoot)
+                    let current = try v.store.read(target.lowercased())
+                    problems = ManifestValidator.checkUpdate(current, payload).1
+                    what = current.brand
+                } else {
+                    guard let brand = Brand(rawValue: target), PropertyTable.runningBrands.contains(brand) else {
+                        throw LumosError.invalid("validate update: brand \(target) is not one this Lumos runs; use lx (or a VM's uuid)")
+                    }
+                    problems = ManifestValidator.checkUpdatePayload(payload, brand: brand)
+                    what = brand.rawValue
+                }
             default:
-                throw LumosError.invalid("validate: \"\(action)\" is not create or update")
+                throw LumosError.usage("validate: \"\(action)\" is not create or update")
             }
+            guard problems.isEmpty else {
+                if json { print(problems.json.serialized()) }
+                throw problems.first
+            }
+            report("VALID '\(action)' payload for \(what) brand VMs.")
         }
+    }
+
+    struct Properties: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Print every vmadm property Lumos knows as a Markdown table (the reference in docs/vmadm.md).")
+        func run() throws { print(PropertyReference.markdown(), terminator: "") }
     }
 
     struct Start: ParsableCommand {
@@ -85,6 +113,8 @@ struct VmadmCommand: ParsableCommand {
         func run() throws {
             let v = try openVmadm(global.stateRoot)
             let id = try v.store.resolve(uuid)
+            // vmadm.js: starting a running VM is a no-op that exits 0 (EALREADYRUNNING).
+            if v.zones.isRunning(id) { report("VM \(id) is already running"); return }
             try v.start(id)
             report("Successfully started VM \(id)")
         }
@@ -99,6 +129,8 @@ struct VmadmCommand: ParsableCommand {
         func run() throws {
             let v = try openVmadm(global.stateRoot)
             let id = try v.store.resolve(uuid)
+            // vmadm.js: stopping a stopped VM is a no-op that exits 0 (ENOTRUNNING).
+            if !force && !v.zones.isRunning(id) { report("VM \(id) is not running"); return }
             try v.stop(id, force: force, timeout: t)
             report("Successfully completed stop for VM \(id)")
         }
@@ -148,8 +180,9 @@ struct VmadmCommand: ParsableCommand {
         @OptionGroup var global: GlobalOptions
         @Flag(name: .customShort("p"), help: "Parsable: colon-separated, no header.") var parsable = false
         @Flag(name: .customShort("H"), help: "No header.") var noHeader = false
-        @Option(name: .short, help: "Columns, comma-separated.") var o: String?
-        @Option(name: .short, help: "Sort fields, comma-separated; -field for descending.") var s: String?
+        // Unconditional: vmadm's sort fields start with '-' for descending (-s -ram,uuid).
+        @Option(name: .short, parsing: .unconditional, help: "Columns, comma-separated.") var o: String?
+        @Option(name: .short, parsing: .unconditional, help: "Sort fields, comma-separated; -field for descending.") var s: String?
         @Argument(help: "Filters: field=value or field=~regex.") var filters: [String] = []
         func run() throws {
             var q = ListQuery()
@@ -178,8 +211,10 @@ struct VmadmCommand: ParsableCommand {
         @Option(name: .short, help: "Fields of each object with -j.") var o: String?
         @Argument(help: "Filters.") var filters: [String] = []
         func run() throws {
+            // vmadm.js: "Cannot specify -o without -j" (without -j lookup prints only uuids).
+            if o != nil && !json { throw LumosError.invalid("lookup: cannot specify -o without -j (without -j lookup prints uuids)") }
             var q = ListQuery()
-            q.filters = try ListQuery.filters(filters)
+            q.filters = try ListQuery.filters(filters, what: "lookup")
             q.sort = ["uuid"]
             let fields = try o.map { try ListQuery.fields($0, option: "-o") }
             let vms = q.select(try openVmadm(global.stateRoot).list())
@@ -324,7 +359,7 @@ enum Signals {
         if let n = Int32(text), n > 0, n < 65 { return n }
         var name = text.uppercased()
         if name.hasPrefix("SIG") { name.removeFirst(3) }
-        guard let s = names[name] else { throw LumosError.invalid("-s \(text): unknown signal; use e.g. TERM, KILL, HUP or a number") }
+        guard let s = names[name] else { throw LumosError.usage("-s \(text): unknown signal; use e.g. TERM, KILL, HUP or a number") }
         return s
     }
 }

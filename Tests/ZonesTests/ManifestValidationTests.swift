@@ -1,3 +1,4 @@
+import Foundation
 import LumosCore
 import Testing
 @testable import Zones
@@ -29,7 +30,7 @@ private func createError(_ payload: JSONValue) -> String? {
         #expect(m["autoboot"] == true)
         #expect(m["cpu_cap"] == nil)
         #expect(m.hostname == m.uuid)
-        #expect(m.initName == "/sbin/init")
+        #expect(m["init_name"] == "/sbin/init")
     }
 
     @Test func derivedDefaultsFollowMemory() throws {
@@ -102,11 +103,15 @@ private func createError(_ payload: JSONValue) -> String? {
         ("nic spoof flag", base(["nics": [["nic_tag": "admin", "allow_ip_spoofing": "no"]]]), "allow_ip_spoofing: expected true or false"),
         ("nic ports", base(["nics": [["nic_tag": "admin", "blocked_outgoing_ports": [0]]]]), "blocked_outgoing_ports"),
         ("nic bandwidth", base(["nics": [["nic_tag": "admin", "lumos_tx_maxbw_mbps": "fast"]]]), "not a bandwidth"),
-        ("nic zero bandwidth", base(["nics": [["nic_tag": "admin", "lumos_rx_maxbw_mbps": 0]]]), "not a bandwidth"),
-        ("nic ignored field", base(["nics": [["nic_tag": "admin", "network_uuid": "0b8a7c2e-1f2d-4c5e-9a6b-7c8d9e0f1a2b"]]]), "unknown NIC property"),
-        ("two primaries", base(["nics": [["nic_tag": "a", "primary": true], ["nic_tag": "b", "primary": true]]]), "mark at most one"),
-        ("same mac", base(["nics": [["nic_tag": "a", "mac": "90:b8:d0:00:00:01"], ["nic_tag": "b", "mac": "90:B8:D0:00:00:01"]]]), "used by another NIC"),
-        ("same ip", base(["nics": [["nic_tag": "a", "ips": ["10.0.0.5/24"]], ["nic_tag": "b", "ips": ["10.0.0.5/16"]]]]), "on two NICs"),
+        ("nic zero bandwidth", base(["nics": [["nic_tag": "admin", "lumos_rx_maxbw_mbps": 0]]]), "is not a rate in Mbit/s"),
+        ("nic tag form", base(["nics": [["nic_tag": "External"]]]), "nics[0].nic_tag: External is not a valid tag"),
+        ("nic mtu above vmadm", base(["nics": [["nic_tag": "admin", "mtu": 9001]]]), "(576-9000)"),
+        ("nic ignored field", base(["nics": [["nic_tag": "admin", "network_uuid": "0b8a7c2e-1f2d-4c5e-9a6b-7c8d9e0f1a2b"]]]), "no network registry"),
+        ("nic unknown field", base(["nics": [["nic_tag": "admin", "colour": "blue"]]]), "unknown NIC property"),
+        ("two primaries", base(["nics": [["nic_tag": "a", "primary": true], ["nic_tag": "b", "primary": true]]]), "only one NIC may be primary"),
+        ("same mac", base(["nics": [["nic_tag": "a", "mac": "90:b8:d0:00:00:01"], ["nic_tag": "b", "mac": "90:B8:D0:00:00:01"]]]), "is already used by nics[0]"),
+        ("same ip", base(["nics": [["nic_tag": "a", "ips": ["10.0.0.5/24"]], ["nic_tag": "b", "ips": ["10.0.0.5/16"]]]]), "is already on nics[0]"),
+        ("nic ip not in ips", base(["nics": [["nic_tag": "a", "ip": "10.0.0.6", "ips": ["10.0.0.5/24"]]]]), "ip 10.0.0.6 is not one of ips"),
         ("nic model", base(["nics": [["nic_tag": "a", "model": "virtio"]]]), "kvm VMs"),
     ]
 
@@ -239,8 +244,10 @@ private func createError(_ payload: JSONValue) -> String? {
         let q = ListQuery()
         let text = q.render(q.select(vms), header: true, parsable: false)
         let lines = text.split(separator: "\n")
-        #expect(lines[0].hasPrefix("UUID  TYPE  RAM  STATE    ALIAS"))
-        #expect(lines[1] == "cccc  LX    128  running  -")
+        // vmadm.js LIST_FIELDS widths: uuid 36, type 4, ram 7, state 16, alias 10; rtrimmed.
+        func pad(_ s: String, _ n: Int) -> String { s.padding(toLength: max(n, s.count), withPad: " ", startingAt: 0) }
+        #expect(lines[0] == pad("UUID", 36) + "  " + pad("TYPE", 4) + "  " + pad("RAM", 7) + "  " + pad("STATE", 16) + "  ALIAS")
+        #expect(lines[1] == pad("cccc", 36) + "  " + pad("LX", 4) + "  " + pad("128", 7) + "  " + pad("running", 16) + "  -")
         #expect(q.render(vms, header: false, parsable: true).split(separator: "\n")[0] == "bbbb:LX:512:running:web")
     }
 

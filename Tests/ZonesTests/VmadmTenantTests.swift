@@ -216,7 +216,7 @@ import Testing
         let plan = try ManifestValidator.validateUpdate(m, ["max_physical_memory": 1024])
         _ = try h.vmadm.store.journal.begin("update", m.uuid, data: ["manifest": plan.manifest.json.serialized(pretty: false)])
         _ = try h.vmadm.list()
-        #expect(try h.vmadm.store.read(m.uuid).maxPhysicalMemoryMiB == 1024)
+        #expect(try h.vmadm.store.read(m.uuid).integer("max_physical_memory") == 1024)
         #expect(h.zones.limits[m.uuid]?.maxPhysicalMemory == 1024)
     }
 

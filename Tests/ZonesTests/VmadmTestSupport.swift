@@ -6,7 +6,7 @@ import LumosCore
 /// A zone runtime that records what vmadm asked of it (the real one is tested with root).
 final class FakeZones: ZoneControl {
     var running: [String: pid_t] = [:]
-    var limits: [String: TenantLimits] = [:]
+    var limits: [String: ZoneLimits] = [:]
     var launches: [ZoneLaunch] = []
     var cleaned: [String] = []
     var released: [String] = []
@@ -26,7 +26,7 @@ final class FakeZones: ZoneControl {
     func initPid(_ uuid: String) -> pid_t? { running[uuid] }
     func stop(_ uuid: String, force: Bool, timeout: Double) throws { running[uuid] = nil }
     func kill(_ uuid: String, signal: Int32) throws {}
-    func updateLimits(_ uuid: String, _ l: TenantLimits) throws { limits[uuid] = l }
+    func updateLimits(_ uuid: String, _ l: ZoneLimits) throws { limits[uuid] = l }
     func cleanup(_ uuid: String) throws { running[uuid] = nil; cleaned.append(uuid) }
     func release(_ uuid: String) { released.append(uuid) }
     func login(_ uuid: String, _ argv: [String], tty: Bool, allowIOUring: Bool) throws -> Int32 { 0 }

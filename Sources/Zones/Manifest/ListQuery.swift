@@ -1,5 +1,6 @@
 import Foundation
 import LumosCore
+import Net
 
 /// `vmadm list` / `lookup`: filters (`key=value`, `key=~regex`, dotted keys, `*` over arrays),
 /// columns (`-o`) and sort keys (`-s`, `-key` for descending).
@@ -19,13 +20,32 @@ public struct ListQuery: Sendable {
 
     public init() {}
 
-    /// Parses `key=value` / `key=~regex` arguments.
-    public static func filters(_ args: [String]) throws -> [Filter] {
+    /// Whether `key` can filter VMs (vmadm.js validFilterKey): a listable property, a field of
+    /// a NIC (`nics.0.ip`, `nics.*.mac`), or a key of tags or metadata (`tags.role`).
+    public static func isFilterKey(_ key: String) -> Bool {
+        if PropertyTable.spec(key)?.isListable == true { return true }
+        let parts = key.split(separator: ".", omittingEmptySubsequences: false).map(String.init)
+        if parts.count == 3, parts[0] == "nics", parts[1] == "*" || Int(parts[1]) != nil { return NicSpec.fieldNames.contains(parts[2]) }
+        if parts.count >= 2, ["tags", "customer_metadata", "internal_metadata"].contains(parts[0]) { return !parts[1].isEmpty }
+        return false
+    }
+
+    /// Whether `key` can be a column or a sort key: a filter key, without `*` (which NIC
+    /// would it show?), as vmadm.js validColumnKey.
+    public static func isColumnKey(_ key: String) -> Bool { isFilterKey(key) && !key.contains("*") }
+
+    /// Parses `key=value` / `key=~regex` arguments; `what` is "filter" (list) or "lookup".
+    public static func filters(_ args: [String], what: String = "filter") throws -> [Filter] {
         try args.map { arg in
             guard let eq = arg.firstIndex(of: "="), eq != arg.startIndex else {
                 throw LumosError.invalid("filter \"\(arg)\": expected field=value or field=~regex")
             }
             let key = String(arg[..<eq])
+            guard isFilterKey(key) else {
+                let hint = PropertyTable.suggestion(for: key).flatMap { PropertyTable.spec($0)?.isListable == true ? "; did you mean \"\($0)\"?" : nil }
+                    ?? "; use a listable property (docs/vmadm.md), nics.N.FIELD, nics.*.FIELD or tags.KEY"
+                throw LumosError.invalid("Invalid \(what) key: \"\(key)\"\(hint)")
+            }
             var value = String(arg[arg.index(after: eq)...])
             var regex = false
             if value.hasPrefix("~") {
@@ -39,15 +59,17 @@ public struct ListQuery: Sendable {
         }
     }
 
-    /// Checks -o and -s field names against the property table (dotted keys into maps are allowed).
+    /// Checks -o and -s field names: listable properties of the table and dotted keys into
+    /// NICs and maps; sort keys may start with - (descending) or + (ascending).
     public static func fields(_ text: String, option: String) throws -> [String] {
         let names = text.split(separator: ",").map { String($0).trimmingSpaces() }.filter { !$0.isEmpty }
         if names.isEmpty { throw LumosError.invalid("\(option): give a comma-separated list of fields, e.g. uuid,alias,state") }
         for n in names {
-            let base = String(n.drop { $0 == "-" }.split(separator: ".").first ?? "")
-            if PropertyTable.spec(base) == nil {
-                let hint = PropertyTable.suggestion(for: base).map { "; did you mean \"\($0)\"?" } ?? ""
-                throw LumosError.invalid("\(option): unknown field \"\(base)\"\(hint)")
+            let key = option == "-s" && (n.hasPrefix("-") || n.hasPrefix("+")) ? String(n.dropFirst()) : n
+            if !isColumnKey(key) {
+                if PropertyTable.spec(key) != nil { throw LumosError.invalid("\(option): \(key) is not a list field (vmadm get shows it)") }
+                let hint = PropertyTable.suggestion(for: key).map { "; did you mean \"\($0)\"?" } ?? ""
+                throw LumosError.invalid("\(option): unknown field \"\(key)\"\(hint)")
             }
         }
         return names
@@ -79,7 +101,7 @@ public struct ListQuery: Sendable {
         vms.filter(matches).sorted { a, b in
             for key in sort {
                 let desc = key.hasPrefix("-")
-                let k = desc ? String(key.dropFirst()) : key
+                let k = desc || key.hasPrefix("+") ? String(key.dropFirst()) : key
                 let x = a.lookup(k), y = b.lookup(k)
                 if let o = Self.order(x, y), o != .orderedSame { return (o == .orderedAscending) != desc }
             }
@@ -99,15 +121,26 @@ public struct ListQuery: Sendable {
         }
     }
 
-    /// Renders rows as vmadm does: aligned columns with upper-case headers; `-H` omits the
-    /// header; `-p` prints colon-separated fields without header (colons in values escaped).
+    /// Renders rows as vmadm does: columns padded to vmadm's widths (dotted fields 20) and
+    /// separated by two spaces, lines right-trimmed, with vmadm's headers; `-H` omits the
+    /// header; `-p` prints colon-separated fields without header (colons in values escaped),
+    /// a missing value as an empty field where the table prints `-` (vmadm.js outputVMListLine).
     public func render(_ vms: [JSONValue], header: Bool, parsable: Bool) -> String {
-        let rows = vms.map { vm in columns.map { col in vm.lookup(col)?.plainText ?? "-" } }
+        let rows = vms.map { vm in columns.map { col in vm.lookup(col).flatMap { $0 == .null ? nil : $0.plainText } } }
         if parsable {
-            return rows.map { $0.map { $0.replacingOccurrences(of: ":", with: "\\:") }.joined(separator: ":") + "\n" }.joined()
+            return rows.map { $0.map { ($0 ?? "").replacingOccurrences(of: ":", with: "\\:") }.joined(separator: ":") + "\n" }.joined()
         }
-        var table = Table(columns: columns.map { PropertyTable.spec($0)?.columnHeader ?? $0 })
-        for r in rows { table.add(r) }
-        return table.render(header: header)
+        let widths = columns.map { PropertyTable.spec($0)?.column?.width ?? 20 }
+        func line(_ fields: [String]) -> String {
+            var text = ""
+            for (i, f) in fields.enumerated() {
+                if i > 0 { text += "  " }
+                text += f.padding(toLength: max(widths[i], f.count), withPad: " ", startingAt: 0)
+            }
+            while text.hasSuffix(" ") { text.removeLast() }
+            return text + "\n"
+        }
+        let headers = columns.map { PropertyTable.spec($0)?.column?.header ?? $0.uppercased() }
+        return (header ? line(headers) : "") + rows.map { line($0.map { $0 ?? "-" }) }.joined()
     }
 }

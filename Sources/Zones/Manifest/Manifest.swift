@@ -12,41 +12,48 @@ public struct Manifest: Sendable, Equatable {
         set { properties[name] = newValue }
     }
 
+    /// A property's value, or its table default when the manifest lacks it (a manifest
+    /// written by hand or by an older Lumos). Defaults live only in `PropertyTable`.
+    public func value(_ name: String) -> JSONValue? {
+        if let v = properties[name] { return v }
+        switch PropertyTable.spec(name)?.defaultRule {
+        case .value(let v)?: return v
+        case .derived(let f)?:
+            var withDefaults = properties
+            for spec in PropertyTable.all where withDefaults[spec.name] == nil {
+                if case .value(let v) = spec.defaultRule { withDefaults[spec.name] = v }
+            }
+            return f(withDefaults)
+        default: return nil
+        }
+    }
+
+    public func integer(_ name: String) -> Int64? { value(name)?.intValue }
+
     public var uuid: String { properties["uuid"]?.stringValue ?? "" }
     public var alias: String? { properties["alias"]?.stringValue }
     public var brand: String { properties["brand"]?.stringValue ?? "" }
     public var imageUUID: String { properties["image_uuid"]?.stringValue ?? "" }
-    public var hostname: String { properties["hostname"]?.stringValue ?? uuid }
-    public var autoboot: Bool { properties["autoboot"]?.boolValue ?? true }
-    public var initName: String { properties["init_name"]?.stringValue ?? "/sbin/init" }
-    public var resolvers: [String] { properties["resolvers"]?.arrayValue?.compactMap(\.stringValue) ?? [] }
-    public var dnsDomain: String? { properties["dns_domain"]?.stringValue }
-
-    public func mebibytes(_ name: String) -> Int64? { properties[name]?.intValue }
-    public var maxPhysicalMemoryMiB: Int64 { mebibytes("max_physical_memory") ?? 256 }
-    public var maxLockedMemoryMiB: Int64 { mebibytes("max_locked_memory") ?? maxPhysicalMemoryMiB }
-    public var maxSwapMiB: Int64 { mebibytes("max_swap") ?? max(maxPhysicalMemoryMiB, 256) }
-    public var maxLwps: Int64 { properties["max_lwps"]?.intValue ?? 2000 }
-    public var cpuShares: Int64 { properties["cpu_shares"]?.intValue ?? 100 }
-    /// nil when uncapped (absent or 0, as vmadm treats 0).
-    public var cpuCapPercent: Int64? { properties["cpu_cap"]?.intValue.flatMap { $0 > 0 ? $0 : nil } }
-    public var ioPriority: Int64 { properties["zfs_io_priority"]?.intValue ?? 100 }
-    /// nil when unlimited (0).
-    public var quotaGiB: Int64? { properties["quota"]?.intValue.flatMap { $0 > 0 ? $0 : nil } }
-    public var tmpfsMiB: Int64 { mebibytes("tmpfs") ?? Int64(TmpfsBudget(maxPhysicalMemory: UInt64(maxPhysicalMemoryMiB)).maxTmp) }
+    public var hostname: String { value("hostname")?.stringValue ?? uuid }
+    public var autoboot: Bool { value("autoboot")?.boolValue ?? false }
+    public var resolvers: [String] { value("resolvers")?.arrayValue?.compactMap(\.stringValue) ?? [] }
+    public var indestructibleZoneroot: Bool { value("indestructible_zoneroot")?.boolValue ?? false }
+    /// routes: destination → gateway, as vmadm writes them.
+    public var routes: [(destination: String, gateway: String)] {
+        (value("routes")?.objectValue ?? [:]).sorted { $0.key < $1.key }.compactMap { k, v in v.stringValue.map { (k, $0) } }
+    }
+    public var allowIOUring: Bool { value("lumos_allow_io_uring")?.boolValue ?? false }
 
     public var filesystems: [FilesystemMount] {
         (properties["filesystems"]?.arrayValue ?? []).compactMap { FilesystemMount(json: $0) }
     }
 
     public var nics: [JSONValue] { properties["nics"]?.arrayValue ?? [] }
-    public var zlogMaxSize: UInt64 { properties["zlog_max_size"]?.intValue.map(UInt64.init) ?? ConsoleLog.defaultMaxBytes }
-    public var allowIOUring: Bool { properties["lumos_allow_io_uring"]?.boolValue ?? false }
 
     /// Only the properties a user set or Lumos defaulted — what is stored; computed ones
     /// (state, pid, ...) are added when printing.
     public var stored: Manifest {
-        Manifest(properties.filter { !PropertyTable.runtimeComputed.contains($0.key) })
+        Manifest(properties.filter { !PropertyTable.computedProperties.contains($0.key) })
     }
 
     public var json: JSONValue { .object(properties) }

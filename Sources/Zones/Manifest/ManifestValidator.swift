@@ -11,29 +11,83 @@ public struct UpdatePlan: Sendable {
     public var nextBoot: [String] { changed.filter { PropertyTable.spec($0)?.update == .nextBoot } }
 }
 
+/// Every problem of a payload, as vmadm's validate reports them (vmadm(8) "validate"):
+/// properties not valid for the action, values not acceptable, required ones missing. Thrown
+/// as an error it reads as its first problem, one line naming the property.
+public struct ValidationProblems: Error, CustomStringConvertible, Sendable {
+    public var badProperties: [String] = []
+    public var badValues: [String] = []
+    public var missingProperties: [String] = []
+    /// One message per problem, in the order found.
+    public var errors: [LumosError] = []
+
+    public var isEmpty: Bool { errors.isEmpty }
+    public var description: String { errors.first?.message ?? "valid" }
+    public var first: LumosError { errors.first ?? LumosError.invalid("valid") }
+
+    enum Category { case property, value, missing }
+
+    mutating func add(_ name: String, _ category: Category, _ error: LumosError) {
+        switch category {
+        case .property: if !badProperties.contains(name) { badProperties.append(name) }
+        case .value: if !badValues.contains(name) { badValues.append(name) }
+        case .missing: if !missingProperties.contains(name) { missingProperties.append(name) }
+        }
+        errors.append(error)
+    }
+
+    /// Runs a check of `name`'s value; a failure is recorded as a bad value.
+    mutating func value(_ name: String, _ check: () throws -> Void) {
+        do { try check() } catch let e as LumosError { add(name, .value, e) } catch { add(name, .value, .invalid("\(name): \(oneLine(error))")) }
+    }
+
+    /// vmadm's JSON: the three lists (only those not empty) plus Lumos's messages.
+    public var json: JSONValue {
+        var o: [String: JSONValue] = [:]
+        if !badProperties.isEmpty { o["bad_properties"] = .array(badProperties.map { .string($0) }) }
+        if !badValues.isEmpty { o["bad_values"] = .array(badValues.map { .string($0) }) }
+        if !missingProperties.isEmpty { o["missing_properties"] = .array(missingProperties.map { .string($0) }) }
+        o["errors"] = .array(errors.map { .string($0.message) })
+        return .object(o)
+    }
+}
+
 /// Validation and defaults for create and update payloads, driven by `PropertyTable`.
 public enum ManifestValidator {
-    /// vmadm update's keys that edit a map or list property instead of replacing it.
-    static let mapEdits = ["customer_metadata", "internal_metadata", "tags"]
-    static let updateOnlyKeys: Set<String> = Set(mapEdits.flatMap { ["set_\($0)", "remove_\($0)"] } + ["add_nics", "remove_nics", "update_nics"])
-
     /// Validates a create payload and fills in defaults. Nothing on the host is consulted, so
-    /// the same checks run for `vmadm validate create`.
+    /// the same checks run for `vmadm validate create`. Throws the first problem.
     public static func validateCreate(_ payload: JSONValue, newUUID: () -> String = { UUID().uuidString.lowercased() }) throws -> Manifest {
+        let (m, problems) = checkCreate(payload, newUUID: newUUID)
+        guard let m, problems.isEmpty else { throw problems.first }
+        return m
+    }
+
+    /// Every problem of a create payload, and the defaulted manifest when there are none.
+    public static func checkCreate(_ payload: JSONValue, newUUID: () -> String = { UUID().uuidString.lowercased() }) -> (Manifest?, ValidationProblems) {
+        var problems = ValidationProblems()
         guard var props = payload.objectValue else {
-            throw LumosError.invalid("manifest: a create payload must be a JSON object, got \(payload.typeName)")
+            problems.add("payload", .value, .invalid("manifest: a create payload must be a JSON object, got \(payload.typeName)"))
+            return (nil, problems)
         }
-        for key in props.keys.sorted() {
-            if updateOnlyKeys.contains(key) {
-                throw LumosError.invalid("\(key): only valid in an update payload; in create, give \(key.replacingOccurrences(of: "set_", with: "").replacingOccurrences(of: "add_", with: "")) directly")
-            }
-            let spec = try knownSpec(key)
-            if spec.access == .readOnly { throw LumosError.invalid("\(key): is set by Lumos and cannot be given; remove it from the payload") }
-            try PropertyChecks.check(spec, props[key]!)
+        let brand = checkBrand(props["brand"], &problems)
+        // null at create is the same as leaving the property out.
+        props = props.filter { $0.value != .null }
+        for key in props.keys.sorted() where key != "brand" {
+            guard let spec = acceptedSpec(key, for: .create, brand: brand, &problems) else { continue }
+            problems.value(key) { try PropertyChecks.check(spec, props[key]!) }
         }
         for spec in PropertyTable.all where spec.access == .required && props[spec.name] == nil {
-            throw LumosError.invalid("\(spec.name): is required (\(spec.summary)); add it to the payload")
+            problems.add(spec.name, .missing, .invalid("\(spec.name): is required (\(spec.summary)); add it to the payload"))
         }
+        resolveAliases(&props, &problems)
+        if let zonename = props["zonename"]?.stringValue {
+            if props["uuid"] == nil { props["uuid"] = .string(zonename) }
+            if props["uuid"]?.stringValue?.lowercased() != zonename.lowercased() {
+                problems.add("zonename", .value, .invalid("zonename: Lumos names a zone by its uuid; give the same value as uuid, or leave zonename out"))
+            }
+            props["zonename"] = nil
+        }
+        guard problems.isEmpty else { return (nil, problems) }
         if props["uuid"] == nil { props["uuid"] = .string(newUUID()) }
         props["uuid"] = .string(props["uuid"]!.stringValue!.lowercased())
         for spec in PropertyTable.all where props[spec.name] == nil {
@@ -44,32 +98,67 @@ public enum ManifestValidator {
             }
         }
         props["nics"] = .array(completeNICs(props["nics"]?.arrayValue ?? []))
+        dropFalseFlags(&props)
         let manifest = Manifest(props)
-        try checkRelations(manifest)
-        return manifest
+        checkRelations(manifest, &problems)
+        return (problems.isEmpty ? manifest : nil, problems)
     }
 
     /// Validates an update payload against the current manifest (vmadm update semantics).
     public static func validateUpdate(_ current: Manifest, _ payload: JSONValue) throws -> UpdatePlan {
+        let (plan, problems) = checkUpdate(current, payload)
+        guard let plan, problems.isEmpty else { throw problems.first }
+        return plan
+    }
+
+    /// Checks an update payload's keys and values for a brand without a VM, as
+    /// `vmadm validate update BRAND` does: edits are checked for their form, not against NICs
+    /// or mounts a VM has.
+    public static func checkUpdatePayload(_ payload: JSONValue, brand: Brand) -> ValidationProblems {
+        var problems = ValidationProblems()
         guard let changes = payload.objectValue else {
-            throw LumosError.invalid("update: the payload must be a JSON object, got \(payload.typeName)")
+            problems.add("payload", .value, .invalid("update: the payload must be a JSON object, got \(payload.typeName)"))
+            return problems
         }
+        for key in changes.keys.sorted() {
+            guard let spec = acceptedSpec(key, for: .update, brand: brand, &problems) else { continue }
+            let value = changes[key]!
+            if value == .null { problems.value(key) { try checkClear(spec) }; continue }
+            problems.value(key) { try PropertyChecks.check(spec, value) }
+        }
+        return problems
+    }
+
+    /// Every problem of an update payload against the VM `current`, and the plan when none.
+    public static func checkUpdate(_ current: Manifest, _ payload: JSONValue) -> (UpdatePlan?, ValidationProblems) {
+        let brand = Brand(rawValue: current.brand) ?? .lx
+        var problems = checkUpdatePayload(payload, brand: brand)
+        guard problems.isEmpty, let raw = payload.objectValue else { return (nil, problems) }
+        var changes = raw
+        resolveAliases(&changes, &problems)
         var props = current.properties
         var changed: Set<String> = []
         for key in changes.keys.sorted() {
             let value = changes[key]!
-            if let edit = try applyEdit(key, value, &props) { changed.insert(edit); continue }
-            let spec = try knownSpec(key)
-            if spec.access == .readOnly { throw LumosError.invalid("\(key): is set by Lumos and cannot be updated") }
-            if spec.update == .no { throw LumosError.invalid("\(key): cannot be changed after create (vmadm: not updatable)") }
-            try PropertyChecks.check(spec, value)
-            if key == "nics" { throw LumosError.invalid("nics: use add_nics, remove_nics or update_nics to change NICs") }
+            guard let spec = PropertyTable.spec(key) else { continue }
+            if case .edit(let op, let target) = spec.kind {
+                problems.value(key) {
+                    try ListEdits.apply(op, to: target, key: key, value, &props)
+                    changed.insert(target)
+                }
+                continue
+            }
+            if value == .null {
+                if props[key] != nil { props[key] = nil; changed.insert(key) }
+                continue
+            }
             if props[key] != value { props[key] = value; changed.insert(key) }
         }
+        guard problems.isEmpty else { return (nil, problems) }
         // Raising the memory cap raises the caps derived from it, as vmadm does, unless the
         // payload sets them itself.
         if changed.contains("max_physical_memory"), let ram = props["max_physical_memory"]?.intValue {
-            let old = current.maxPhysicalMemoryMiB
+            let old = current.integer("max_physical_memory")
             if changes["max_swap"] == nil, (props["max_swap"]?.intValue ?? 0) < ram { props["max_swap"] = .number(Double(ram)); changed.insert("max_swap") }
             if changes["max_locked_memory"] == nil, let locked = props["max_locked_memory"]?.intValue, locked == old || locked > ram {
                 props["max_locked_memory"] = .number(Double(ram)); changed.insert("max_locked_memory")
@@ -79,10 +168,14 @@ public enum ManifestValidator {
                 props["tmpfs"] = .number(Double(maxTmp)); changed.insert("tmpfs")
             }
         }
-        try NicChecks.check(props["nics"] ?? .array([]))
+        dropFalseFlags(&props)
+        for name in ["nics", "filesystems", "routes"] where changed.contains(name) {
+            if let spec = PropertyTable.spec(name), let v = props[name] { problems.value(name) { try PropertyChecks.check(spec, v) } }
+        }
         let manifest = Manifest(props)
-        try checkRelations(manifest)
-        return UpdatePlan(manifest: manifest, changed: changed.sorted())
+        checkRelations(manifest, &problems)
+        guard problems.isEmpty else { return (nil, problems) }
+        return (UpdatePlan(manifest: manifest, changed: changed.sorted()), problems)
     }
 
     /// Parses `prop=value` arguments of `vmadm update UUID prop=value ...` into a payload;
@@ -92,8 +185,11 @@ public enum ManifestValidator {
         for arg in args {
             guard let eq = arg.firstIndex(of: "=") else { throw LumosError.invalid("update: \"\(arg)\" is not property=value") }
             let key = String(arg[..<eq]), text = String(arg[arg.index(after: eq)...])
-            if updateOnlyKeys.contains(key) { out[key] = try JSONValue.parse(text, what: key); continue }
-            let spec = try knownSpec(key)
+            var problems = ValidationProblems()
+            guard let spec = PropertyTable.spec(key) else {
+                _ = acceptedSpec(key, for: .update, brand: .lx, &problems)
+                throw problems.first
+            }
             switch spec.kind {
             case .integer:
                 guard let n = Int64(text) else { throw LumosError.invalid("\(key): expected a whole number, got \"\(text)\"") }
@@ -101,7 +197,7 @@ public enum ManifestValidator {
             case .boolean:
                 guard text == "true" || text == "false" else { throw LumosError.invalid("\(key): expected true or false, got \"\(text)\"") }
                 out[key] = .bool(text == "true")
-            case .ipAddressList, .stringMap, .filesystems, .nics, .computed:
+            case .ipAddressList, .stringList, .stringMap, .routes, .filesystems, .nics, .computed, .edit:
                 out[key] = text.hasPrefix("[") || text.hasPrefix("{") ? try JSONValue.parse(text, what: key)
                     : .array(text.split(separator: ",").map { .string(String($0)) })
             default:
@@ -111,68 +207,74 @@ public enum ManifestValidator {
         return .object(out)
     }
 
-    static func knownSpec(_ key: String) throws -> PropertySpec {
+    /// The brand of a create payload; problems go to `problems` (lx is assumed for the rest).
+    static func checkBrand(_ value: JSONValue?, _ problems: inout ValidationProblems) -> Brand {
+        guard let value, value != .null else { return .lx }
+        problems.value("brand") { try PropertyChecks.check(PropertyTable.spec("brand")!, value) }
+        return value.stringValue.flatMap(Brand.init(rawValue:)) ?? .lx
+    }
+
+    /// The table row of `key` when `action` on a VM of `brand` accepts it; otherwise the
+    /// problem is recorded (unknown, not on Linux, another brand's, read-only, not updatable).
+    static func acceptedSpec(_ key: String, for action: PropertyAction, brand: Brand, _ problems: inout ValidationProblems) -> PropertySpec? {
         guard let spec = PropertyTable.spec(key) else {
             let hint = PropertyTable.suggestion(for: key).map { "; did you mean \"\($0)\"?" } ?? "; see vmadm(8) for property names"
-            throw LumosError.invalid("\(key): unknown property\(hint)")
+            problems.add(key, .property, .invalid("\(key): unknown property\(hint)"))
+            return nil
         }
-        if case .unsupported(let why) = spec.access { throw LumosError.unsupported("\(key): not supported on Linux: \(why)") }
+        if let why = spec.unsupportedReason {
+            problems.add(key, .property, .unsupported("\(key): not supported on Linux: \(why)"))
+            return nil
+        }
+        if !spec.brands.contains(brand) {
+            let owners = spec.brands.map(\.rawValue).sorted().joined(separator: ", ")
+            let later = spec.brands.isDisjoint(with: PropertyTable.runningBrands) ? ", which this Lumos does not run yet" : ""
+            problems.add(key, .property, .unsupported("\(key): is a property of \(owners) VMs (hardware virtualization)\(later), not of \(brand.rawValue) zones; remove it"))
+            return nil
+        }
+        guard spec.actions.contains(action) else {
+            let editors = PropertyTable.all.compactMap { s -> String? in if case .edit(_, let of) = s.kind, of == key { return s.name }; return nil }
+            let message: String
+            switch (action, spec.kind) {
+            case (.create, .edit(_, let target)):
+                message = "\(key): only valid in an update payload; in create, give \(target) directly"
+            case (_, _) where spec.access == .readOnly:
+                message = action == .create ? "\(key): is set by Lumos and cannot be given; remove it from the payload" : "\(key): is set by Lumos and cannot be updated"
+            case (.update, _) where !editors.isEmpty:
+                message = "\(key): use \(editors.joined(separator: ", ")) to change it"
+            default:
+                message = "\(key): cannot be changed after create (vmadm: not updatable)"
+            }
+            problems.add(key, .property, .invalid(message))
+            return nil
+        }
         return spec
     }
 
-    /// set_X / remove_X / add_nics / remove_nics / update_nics. Returns the property changed.
-    static func applyEdit(_ key: String, _ value: JSONValue, _ props: inout [String: JSONValue]) throws -> String? {
-        for map in mapEdits {
-            if key == "set_\(map)" {
-                guard let o = value.objectValue else { throw LumosError.invalid("\(key): expected an object of keys to set") }
-                var cur = props[map]?.objectValue ?? [:]
-                for (k, v) in o { cur[k] = v }
-                try PropertyChecks.check(PropertyTable.spec(map)!, .object(cur))
-                props[map] = .object(cur)
-                return map
+    /// vmadm(8) "update": many properties can be cleared with null; those a VM cannot be
+    /// without cannot.
+    static func checkClear(_ spec: PropertySpec) throws {
+        if case .edit = spec.kind { throw LumosError.invalid("\(spec.name): expected a value, got null") }
+        if spec.access == .required { throw LumosError.invalid("\(spec.name): cannot be cleared") }
+    }
+
+    /// Properties that set another one (`ram` on a zone is max_physical_memory): the value is
+    /// moved to its target; giving both with different values is an error.
+    static func resolveAliases(_ props: inout [String: JSONValue], _ problems: inout ValidationProblems) {
+        for spec in PropertyTable.all {
+            guard case .sameAs(let target) = spec.application, let v = props[spec.name] else { continue }
+            props[spec.name] = nil
+            if let other = props[target], other != v {
+                problems.add(spec.name, .value, .invalid("\(spec.name): \(ValueChecks.show(v)) differs from \(target) \(ValueChecks.show(other)); for zones they are the same property, give one"))
+                continue
             }
-            if key == "remove_\(map)" {
-                guard let a = value.arrayValue, a.allSatisfy({ $0.stringValue != nil }) else {
-                    throw LumosError.invalid("\(key): expected an array of key names to remove")
-                }
-                var cur = props[map]?.objectValue ?? [:]
-                for k in a.compactMap(\.stringValue) { cur[k] = nil }
-                props[map] = .object(cur)
-                return map
-            }
+            props[target] = v
         }
-        var nics = props["nics"]?.arrayValue ?? []
-        switch key {
-        case "add_nics":
-            guard let a = value.arrayValue else { throw LumosError.invalid("add_nics: expected an array of NIC objects") }
-            for (i, n) in a.enumerated() { try NicChecks.checkOne(n, at: "add_nics[\(i)]", requireTag: true) }
-            nics = completeNICs(nics + a)
-        case "remove_nics":
-            guard let a = value.arrayValue, a.allSatisfy({ $0.stringValue != nil }) else { throw LumosError.invalid("remove_nics: expected an array of MAC addresses") }
-            for mac in a.compactMap({ $0.stringValue?.lowercased() }) {
-                guard let i = nics.firstIndex(where: { $0.objectValue?["mac"]?.stringValue?.lowercased() == mac }) else {
-                    throw LumosError.notFound("remove_nics: this VM has no NIC with MAC \(mac); see vmadm get UUID")
-                }
-                nics.remove(at: i)
-            }
-        case "update_nics":
-            guard let a = value.arrayValue else { throw LumosError.invalid("update_nics: expected an array of NIC objects with mac") }
-            for (i, n) in a.enumerated() {
-                let o = try NicChecks.checkOne(n, at: "update_nics[\(i)]", requireTag: false)
-                guard let mac = o["mac"]?.stringValue?.lowercased() else { throw LumosError.invalid("update_nics[\(i)]: mac is required to say which NIC to change") }
-                guard let j = nics.firstIndex(where: { $0.objectValue?["mac"]?.stringValue?.lowercased() == mac }) else {
-                    throw LumosError.notFound("update_nics[\(i)]: this VM has no NIC with MAC \(mac)")
-                }
-                var cur = nics[j].objectValue ?? [:]
-                for (k, v) in o { cur[k] = v }
-                if cur["ips"] != nil && o["ips"] != nil { cur["ip"] = nil }
-                nics[j] = .object(cur)
-            }
-        default:
-            return nil
-        }
-        props["nics"] = .array(nics)
-        return "nics"
+    }
+
+    /// Flags vmadm shows only when true (do_not_inventory, ...): false removes them.
+    static func dropFalseFlags(_ props: inout [String: JSONValue]) {
+        for spec in PropertyTable.all where spec.omitWhenFalse && props[spec.name] == .bool(false) { props[spec.name] = nil }
     }
 
     /// Gives every NIC a MAC and an interface name, and makes the first one primary when
@@ -200,18 +302,10 @@ public enum ManifestValidator {
         }
     }
 
-    /// Rules between properties.
-    static func checkRelations(_ m: Manifest) throws {
-        let ram = m.maxPhysicalMemoryMiB
-        if m.maxSwapMiB < ram {
-            throw LumosError.invalid("max_swap: \(m.maxSwapMiB) MiB is below max_physical_memory (\(ram) MiB); max_swap counts memory plus swap, so set it to at least \(ram)")
-        }
-        if m.maxLockedMemoryMiB > ram {
-            throw LumosError.invalid("max_locked_memory: \(m.maxLockedMemoryMiB) MiB is above max_physical_memory (\(ram) MiB); lower it or raise max_physical_memory")
-        }
-        let budget = TmpfsBudget(maxPhysicalMemory: UInt64(ram))
-        if m.tmpfsMiB > budget.maxTmp {
-            throw LumosError.invalid("tmpfs: \(m.tmpfsMiB) MiB leaves too little of max_physical_memory (\(ram) MiB) once /dev/shm (\(budget.shm) MiB) and room for processes (\(budget.reserve) MiB) are counted; use at most \(budget.maxTmp)")
+    /// Rules between properties, each written once (`PropertyRules`).
+    static func checkRelations(_ m: Manifest, _ problems: inout ValidationProblems) {
+        for rule in PropertyRules.all {
+            if let message = rule.violation(m) { problems.add(rule.property, .value, .invalid(message)) }
         }
     }
 }

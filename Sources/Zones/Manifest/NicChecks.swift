@@ -1,59 +1,60 @@
 import LumosCore
+import Net
 
-/// nics[]: vmadm's NIC properties, checked here; wiring them is the Net module's job.
+/// nics[]: the values of vmadm's NIC properties, checked here with vmadm's messages; the NIC
+/// schema (which keys exist) and the rules across NICs are the Net module's `NicSpec` and
+/// `NicValidation.checkAcross`.
 enum NicChecks {
     /// Lumos extensions (the Net module's names): bandwidth caps in Mbit/s, like dladm's maxbw;
     /// tx is what the zone sends, rx what it receives.
-    static let bandwidthKeys = ["lumos_tx_maxbw_mbps", "lumos_rx_maxbw_mbps"]
-    static let booleanKeys = ["primary", "allow_ip_spoofing", "allow_mac_spoofing", "allow_dhcp_spoofing",
-                              "allow_restricted_traffic"]
+    static var bandwidthKeys: [String] { NicSpec.bandwidthFields }
+    static var booleanKeys: [String] { NicSpec.flagFields }
     /// Only fields the Net module acts on: anything else would be silently ignored.
-    static let keys = ["nic_tag", "mac", "ip", "ips", "netmask", "gateway", "gateways", "mtu", "vlan_id",
-                       "allowed_ips", "blocked_outgoing_ports", "interface", "model"] + booleanKeys + bandwidthKeys
+    static var keys: [String] { NicSpec.fieldNames }
+
+    /// vmadm's nics.* properties Lumos does not act on, with the reason (vmadm(8) "nics.*").
+    static let unsupportedFields = [
+        "allow_unfiltered_promisc": "is for kvm VMs, which this Lumos does not run yet",
+        "allowed_dhcp_cids": "DHCP client identifiers are not filtered by Lumos's anti-spoofing; remove it",
+        "dhcp_server": "is deprecated in vmadm; use allow_dhcp_spoofing",
+        "network_uuid": "Lumos has no network registry to track NICs in; remove it (nic_tag names the switch)",
+        "vrrp_vrid": "VRRP MAC addresses are not supported by Lumos's anti-spoofing",
+        "vrrp_primary_ip": "VRRP is not supported by Lumos's anti-spoofing",
+    ]
 
     static func check(_ value: JSONValue) throws {
         guard let list = value.arrayValue else {
             throw LumosError.invalid("nics: expected an array of NIC objects, got \(value.typeName)")
         }
-        var macs: Set<String> = [], ips: Set<String> = []
-        var primaries = 0
+        var specs: [NicSpec] = []
         for (i, entry) in list.enumerated() {
             let nic = try checkOne(entry, at: "nics[\(i)]", requireTag: true)
-            if let mac = nic["mac"]?.stringValue?.lowercased(), !macs.insert(mac).inserted {
-                throw LumosError.invalid("nics[\(i)].mac: \(mac) is used by another NIC of this VM; give each NIC its own MAC")
-            }
-            for ip in addresses(nic) where !ips.insert(ip).inserted {
-                throw LumosError.invalid("nics[\(i)]: address \(ip) is on two NICs of this VM; use it once")
-            }
-            if nic["primary"]?.boolValue == true { primaries += 1 }
+            specs.append(try spec(nic, at: "nics[\(i)]"))
         }
-        if primaries > 1 { throw LumosError.invalid("nics: \(primaries) NICs are marked primary; mark at most one") }
+        try NicValidation.checkAcross(specs)
     }
 
-    /// Static addresses without their prefix, for duplicate checks.
-    static func addresses(_ nic: [String: JSONValue]) -> [String] {
-        var out: [String] = []
-        if let ip = nic["ip"]?.stringValue, ValueChecks.isIP(ip) { out.append(ip) }
-        for v in nic["ips"]?.arrayValue ?? [] {
-            if let s = v.stringValue, ValueChecks.isCIDR(s) { out.append(String(s.split(separator: "/")[0])) }
-        }
-        return out
+    /// A complete NIC as the Net module's spec, with its values checked there (ranges, the
+    /// nic tag's form, gateways in a subnet of ips): the one place those rules are written.
+    @discardableResult
+    static func spec(_ nic: [String: JSONValue], at: String) throws -> NicSpec {
+        let spec: NicSpec
+        do { spec = try NicSpec(json: nic) } catch let e as LumosError { throw LumosError(e.kind, "\(at).\(e.message)") }
+        try NicValidation.validateValues(spec, at: at)
+        return spec
     }
 
     /// Checks one NIC object. `requireTag` is false for update_nics entries, which name a NIC by mac.
     @discardableResult
     static func checkOne(_ entry: JSONValue, at: String, requireTag: Bool) throws -> [String: JSONValue] {
         guard let nic = entry.objectValue else { throw LumosError.invalid("\(at): expected an object like {\"nic_tag\": \"admin\", \"ips\": [\"dhcp\"]}, got \(entry.typeName)") }
-        for k in nic.keys where !keys.contains(k) {
+        for k in nic.keys.sorted() where !keys.contains(k) {
+            if let why = unsupportedFields[k] { throw LumosError.unsupported("\(at).\(k): \(why)") }
             let hint = keys.map { ($0, PropertyTable.editDistance(k, $0)) }.min { $0.1 < $1.1 }
             let dym = hint.map { $0.1 <= 3 ? "; did you mean \"\($0.0)\"?" : "" } ?? ""
             throw LumosError.invalid("\(at): unknown NIC property \"\(k)\"\(dym)")
         }
-        if let tag = nic["nic_tag"] {
-            guard let s = tag.stringValue, !s.isEmpty, s.count <= 31, s.allSatisfy({ $0.isASCII && ($0.isLetter || $0.isNumber || $0 == "_" || $0 == "-") }) else {
-                throw LumosError.invalid("\(at).nic_tag: \(ValueChecks.show(tag)) is not a NIC tag name; use letters, digits, '_' or '-' (up to 31)")
-            }
-        } else if requireTag {
+        if nic["nic_tag"] == nil && requireTag {
             throw LumosError.invalid("\(at): nic_tag is required; name the host network to attach to, e.g. \"nic_tag\": \"admin\"")
         }
         if let mac = nic["mac"], !(mac.stringValue.map(ValueChecks.isUnicastMAC) ?? false) {
@@ -73,7 +74,11 @@ enum NicChecks {
                     throw LumosError.invalid("\(at).ips[\(j)]: \(ValueChecks.show(v)) is not an address with prefix, \"dhcp\" or \"addrconf\"\(more)")
                 }
             }
-            if nic["ip"] != nil { throw LumosError.invalid("\(at): both ip and ips are set; use ips") }
+            // vmadm get shows ip/netmask beside ips (the old form, for lookups such as
+            // nics.*.ip=...); a NIC copied from it may carry both when they agree.
+            if let ip = nic["ip"]?.stringValue, !a.contains(where: { $0.stringValue?.split(separator: "/").first.map(String.init) == ip }) {
+                throw LumosError.invalid("\(at): ip \(ip) is not one of ips; give ips only")
+            }
         }
         if let gw = nic["gateway"], !(gw.stringValue.map(ValueChecks.isIP) ?? false) {
             throw LumosError.invalid("\(at).gateway: \(ValueChecks.show(gw)) is not an IP address")
@@ -89,21 +94,9 @@ enum NicChecks {
         for key in booleanKeys {
             if let v = nic[key], v.boolValue == nil { throw LumosError.invalid("\(at).\(key): expected true or false, got \(v.typeName) \(ValueChecks.show(v))") }
         }
-        if let v = nic["mtu"] {
-            guard let n = v.intValue, n >= 576, n <= 9000 else { throw LumosError.invalid("\(at).mtu: \(ValueChecks.show(v)) is out of range; use 576 to 9000") }
-        }
-        if let v = nic["vlan_id"] {
-            guard let n = v.intValue, n >= 0, n <= 4094 else { throw LumosError.invalid("\(at).vlan_id: \(ValueChecks.show(v)) is out of range; use 0 (untagged) to 4094") }
-        }
-        if let v = nic["blocked_outgoing_ports"] {
-            guard let a = v.arrayValue, a.allSatisfy({ ($0.intValue ?? 0) >= 1 && ($0.intValue ?? 0) <= 65535 }) else {
-                throw LumosError.invalid("\(at).blocked_outgoing_ports: expected an array of port numbers 1 to 65535, e.g. [25]")
-            }
-        }
         if nic["model"] != nil { throw LumosError.unsupported("\(at).model: NIC models are for kvm VMs; remove it for an lx zone") }
         for key in bandwidthKeys {
-            guard let v = nic[key] else { continue }
-            guard let mbps = v.numberValue, mbps > 0, mbps <= 1_000_000 else {
+            if let v = nic[key], v.numberValue == nil {
                 throw LumosError.invalid("\(at).\(key): \(ValueChecks.show(v)) is not a bandwidth; give Mbit/s as a positive number, e.g. 100")
             }
         }

@@ -2,8 +2,8 @@ import Glibc
 import LumosCore
 
 /// Checks of single values, shared by the property table and the nic/filesystem entries.
-enum ValueChecks {
-    static func isUUID(_ s: String) -> Bool {
+public enum ValueChecks {
+    public static func isUUID(_ s: String) -> Bool {
         let parts = s.split(separator: "-", omittingEmptySubsequences: false)
         guard parts.map(\.count) == [8, 4, 4, 4, 12] else { return false }
         return parts.allSatisfy { $0.allSatisfy(\.isHexDigit) }

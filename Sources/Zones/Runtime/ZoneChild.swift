@@ -23,6 +23,10 @@ final class ZoneChild {
         switch spec.initProcess {
         case .image(let command):
             args = command
+        case .restarting(let command):
+            args = ["lumos-init", "--restart"] + command
+            initFD = open(initBinary, CLINUX_O_PATH | O_CLOEXEC)
+            if initFD < 0 { throw Errno(errno, "open", initBinary) }
         case .lumos(let command):
             args = ["lumos-init"]
             if let command {

@@ -39,6 +39,16 @@ public struct ZoneIDRange: Sendable, Equatable, Codable {
         return nil
     }
 
+    /// Every zone holding a slot, by uuid (one pass over the registry, for listing many zones).
+    public static func slots(registry: String = hostRegistry) -> [String: Int] {
+        var out: [String: Int] = [:]
+        for name in Files.list(registry) {
+            guard let slot = Int(name), let owner = try? FD.readText("\(registry)/\(name)") else { continue }
+            out[owner.trimmingSpaces()] = slot
+        }
+        return out
+    }
+
     /// The range of `uuid`, allocating the lowest free slot the first time. `durable: false`
     /// skips the fsync, for zones that do not outlive the host (`lumos zone run`): a host crash
     /// ends them, and their slot is merely free again afterwards.

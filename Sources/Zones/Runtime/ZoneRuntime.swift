@@ -145,6 +145,7 @@ public struct ZoneRuntime: Sendable {
             CrashPoint.hit("zone.start.released")
             // Limits after the clone: the cloning thread itself briefly counted in pids.max.
             try cg.apply(spec.limits)
+            try ZoneIPC.apply(spec.limits, pid: pid, zone: spec.uuid)
             CrashPoint.hit("zone.start.limited")
             try beforeRelease(pid)
             // If the child already failed, its message says why: read it rather than the EPIPE.
@@ -164,7 +165,10 @@ public struct ZoneRuntime: Sendable {
         }
         CrashPoint.hit("zone.start.exec")
         Reaper.shared.add(pid)
-        if case .lumos = spec.initProcess { waitForSignalHandlers(pid) }
+        switch spec.initProcess {
+        case .lumos, .restarting: waitForSignalHandlers(pid)
+        case .image: break
+        }
         return pid
     }
 
@@ -358,9 +362,6 @@ public struct ZoneRuntime: Sendable {
     public func updateLimits(_ uuid: String, _ limits: ZoneLimits) throws {
         let cg = cgroup(uuid)
         guard cg.populated else { throw LumosError.invalid("zone \(uuid) is not running; the new limits apply at the next start") }
-        if let mem = limits.maxPhysicalMemory, let swap = limits.maxSwap, swap < mem {
-            throw LumosError.invalid("zone \(uuid): max_swap (\(swap) MiB) must be at least max_physical_memory (\(mem) MiB)")
-        }
         if let locked = limits.maxLockedMemory, let pid = initPid(uuid), MemlockLimit.current(pid) != locked << 20 {
             // Checked before anything changes: without CAP_SYS_RESOURCE the kernel refuses to
             // set another user's limits, and the zone's processes are another user.
@@ -371,6 +372,7 @@ public struct ZoneRuntime: Sendable {
             for other in cg.processes() where other != pid { _ = clinux_set_memlock(other, locked << 20) }
         }
         try cg.apply(limits)
+        if let pid = initPid(uuid) { try ZoneIPC.apply(limits, pid: pid, zone: uuid) }
     }
 }
 

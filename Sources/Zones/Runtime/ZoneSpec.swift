@@ -3,7 +3,9 @@ import LumosCore
 
 /// Resource controls of a running zone, in vmadm's units (vmadm(8) property in brackets).
 /// `nil` means "no limit". Applied through cgroups (v1 controllers and/or cgroup v2, see
-/// `CgroupLayout`) and can be changed live with `ZoneRuntime.updateLimits`.
+/// `CgroupLayout`), rlimits and ipc sysctls, and can be changed live with
+/// `ZoneRuntime.updateLimits`. vmadm fills it from the property table (`ZoneLimits(manifest)`),
+/// which also holds the rules between fields (max_swap ≥ max_physical_memory).
 public struct ZoneLimits: Sendable, Equatable, Codable {
     /// MiB of RAM [max_physical_memory]: memory.limit_in_bytes / memory.max.
     public var maxPhysicalMemory: UInt64?
@@ -21,9 +23,19 @@ public struct ZoneLimits: Sendable, Equatable, Codable {
     public var cpuCap: UInt64?
     /// I/O weight [zfs_io_priority], 1...1000 (default 100): blkio.bfq.weight / io.weight.
     public var ioWeight: UInt64?
+    /// MiB of System V shared memory [max_shm_memory]: kernel.shmall (pages) and kernel.shmmax
+    /// in the zone's ipc namespace.
+    public var maxShmMemory: UInt64?
+    /// Shared memory segments [max_shm_ids]: kernel.shmmni in the zone's ipc namespace.
+    public var maxShmIds: UInt64?
+    /// Semaphore sets [max_sem_ids]: SEMMNI, the fourth field of kernel.sem.
+    public var maxSemIds: UInt64?
+    /// Message queues [max_msg_ids]: kernel.msgmni.
+    public var maxMsgIds: UInt64?
 
     public init(maxPhysicalMemory: UInt64? = nil, maxSwap: UInt64? = nil, maxLockedMemory: UInt64? = nil,
-                maxLwps: UInt64? = nil, cpuShares: UInt64? = nil, cpuCap: UInt64? = nil, ioWeight: UInt64? = nil) {
+                maxLwps: UInt64? = nil, cpuShares: UInt64? = nil, cpuCap: UInt64? = nil, ioWeight: UInt64? = nil,
+                maxShmMemory: UInt64? = nil, maxShmIds: UInt64? = nil, maxSemIds: UInt64? = nil, maxMsgIds: UInt64? = nil) {
         self.maxPhysicalMemory = maxPhysicalMemory
         self.maxSwap = maxSwap
         self.maxLockedMemory = maxLockedMemory
@@ -31,7 +43,14 @@ public struct ZoneLimits: Sendable, Equatable, Codable {
         self.cpuShares = cpuShares
         self.cpuCap = cpuCap
         self.ioWeight = ioWeight
+        self.maxShmMemory = maxShmMemory
+        self.maxShmIds = maxShmIds
+        self.maxSemIds = maxSemIds
+        self.maxMsgIds = maxMsgIds
     }
+
+    /// Whether any System V IPC cap is set (they are written into the zone's ipc namespace).
+    public var hasIPCLimits: Bool { maxShmMemory != nil || maxShmIds != nil || maxSemIds != nil || maxMsgIds != nil }
 }
 
 /// A host path bind-mounted into the zone [filesystems, type lofs].
@@ -60,6 +79,9 @@ public enum ZoneInit: Sendable, Equatable, Codable {
     case lumos(command: [String]?)
     /// The image's own program is exec'd directly as PID 1 (vmadm's init_name).
     case image([String])
+    /// Lumos's init is PID 1 and runs the image's program as its child, starting it again
+    /// whenever it exits until the zone is stopped (vmadm's restart_init).
+    case restarting([String])
 }
 
 /// Everything the kernel needs to run one zone. The caller (vmadm) owns where the values come
@@ -130,6 +152,9 @@ public struct ZoneSpec: Sendable, Equatable {
         if case .image(let argv) = initProcess, argv.isEmpty {
             throw LumosError.invalid("zone \(uuid): the init command is empty; give a program such as /sbin/init")
         }
+        if case .restarting(let argv) = initProcess, argv.isEmpty {
+            throw LumosError.invalid("zone \(uuid): the init command is empty; give a program such as /sbin/init")
+        }
         for fs in filesystems {
             guard fs.source.hasPrefix("/"), Files.exists(fs.source) else {
                 throw LumosError.invalid("zone \(uuid): filesystem source \(fs.source) does not exist on the host")
@@ -140,9 +165,6 @@ public struct ZoneSpec: Sendable, Equatable {
         }
         if let mem = limits.maxPhysicalMemory, tmpfsSize > TmpfsBudget(maxPhysicalMemory: mem).maxTmp {
             throw LumosError.invalid("zone \(uuid): tmpfs (\(tmpfsSize) MiB) leaves too little of max_physical_memory (\(mem) MiB) for the zone's processes; use at most \(TmpfsBudget(maxPhysicalMemory: mem).maxTmp)")
-        }
-        if let mem = limits.maxPhysicalMemory, let swap = limits.maxSwap, swap < mem {
-            throw LumosError.invalid("zone \(uuid): max_swap (\(swap) MiB) must be at least max_physical_memory (\(mem) MiB)")
         }
         if let lwps = limits.maxLwps, lwps < 1 {
             throw LumosError.invalid("zone \(uuid): max_lwps must be at least 1")

@@ -14,16 +14,11 @@ public final class NetAttachment: TenantNetwork {
         net = Net.TenantNetwork(host: host)
     }
 
-    /// The manifest's nics[] as the Net module's specs (same vmadm property names).
+    /// The manifest's nics[] as the Net module's specs (`NicSpec` is the one NIC schema).
     public static func nicSpecs(_ vm: Manifest) throws -> [NicSpec] {
         try vm.nics.enumerated().map { i, nic in
-            do {
-                return try JSONDecoder().decode(NicSpec.self, from: JSONEncoder().encode(nic))
-            } catch let e as LumosError {
-                throw e
-            } catch {
-                throw LumosError.invalid("nics[\(i)]: \(oneLine(String(describing: error)))")
-            }
+            guard let o = nic.objectValue else { throw LumosError.invalid("nics[\(i)]: expected an object, got \(nic.typeName)") }
+            do { return try NicSpec(json: o) } catch let e as LumosError { throw LumosError(e.kind, "nics[\(i)].\(e.message)") }
         }
     }
 
@@ -57,14 +52,44 @@ public final class NetAttachment: TenantNetwork {
     public func attach(vm: Manifest, pid: pid_t) throws -> [NicResult] {
         let nics = try Self.nicSpecs(vm)
         guard !nics.isEmpty else { return [] }
-        return Self.results(try net.attach(tenant: vm.uuid, nics: nics, netnsPid: pid, hostname: vm.hostname,
-                                           resolvers: vm.resolvers, addressesByDHCP: Self.addressesByDHCP))
+        let results = Self.results(try net.attach(tenant: vm.uuid, nics: nics, netnsPid: pid, hostname: vm.hostname,
+                                                  resolvers: vm.resolvers, addressesByDHCP: Self.addressesByDHCP))
+        try setRoutes(vm, results, pid: pid)
+        return results
     }
 
     public func apply(vm: Manifest, pid: pid_t) throws -> [NicResult] {
         let nics = try Self.nicSpecs(vm)
-        return Self.results(try net.apply(tenant: vm.uuid, nics: nics, netns: .pid(pid), hostname: vm.hostname,
-                                          resolvers: vm.resolvers, addressesByDHCP: Self.addressesByDHCP))
+        let results = Self.results(try net.apply(tenant: vm.uuid, nics: nics, netns: .pid(pid), hostname: vm.hostname,
+                                                 resolvers: vm.resolvers, addressesByDHCP: Self.addressesByDHCP))
+        try setRoutes(vm, results, pid: pid)
+        return results
+    }
+
+    /// The manifest's routes as the zone's static routes; `nics[N]` and `macs[MAC]` become
+    /// link-local routes over that NIC's interface (vmadm(8) "routes").
+    static func staticRoutes(_ vm: Manifest, _ results: [NicResult]) -> [StaticRoute] {
+        let nics = vm.withNicResults(results).nics.compactMap(\.objectValue)
+        return vm.routes.map { dest, gw in
+            switch RouteGateway(gw) {
+            case .nic(let i) where i < nics.count:
+                return StaticRoute(destination: dest, interface: nics[i]["interface"]?.stringValue)
+            case .mac(let mac):
+                let nic = nics.first { $0["mac"]?.stringValue?.lowercased() == mac }
+                return StaticRoute(destination: dest, interface: nic?["interface"]?.stringValue)
+            default:
+                return StaticRoute(destination: dest, gateway: gw)
+            }
+        }
+    }
+
+    func setRoutes(_ vm: Manifest, _ results: [NicResult], pid: pid_t) throws {
+        let routes = Self.staticRoutes(vm, results)
+        do {
+            try StaticRoutes.set(routes, in: .pid(pid))
+        } catch {
+            throw LumosError.failed("routes: the zone's static routes could not be set (\(oneLine(error))); check each gateway is reachable from a NIC's subnet")
+        }
     }
 
     public func reset(vm: Manifest, pid: pid_t) throws -> [NicResult] {

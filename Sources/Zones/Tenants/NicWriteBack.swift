@@ -1,4 +1,5 @@
 import LumosCore
+import Net
 
 extension Manifest {
     /// The manifest with each NIC's `mac` and `interface` as the network wired them, so
@@ -25,5 +26,23 @@ extension Manifest {
             return .object(nic)
         })
         return out
+    }
+}
+
+extension Manifest {
+    /// nics[] as vmadm get shows them: with vmadm's older single-address fields (ip, netmask,
+    /// gateway) beside ips and gateways, taken from the first IPv4 address, so lookups written
+    /// for them (vmadm(8) example 5, nics.*.ip=10.2.121.70) find VMs made with ips. Only shown,
+    /// never stored.
+    public var nicsAsShown: [JSONValue] {
+        nics.map { value in
+            guard var o = value.objectValue, let spec = try? NicSpec(json: o) else { return value }
+            if o["ip"] == nil, let net = spec.ipv4Addresses.first {
+                o["ip"] = .string(net.address.description)
+                o["netmask"] = .string(net.netmask.description)
+            }
+            if o["gateway"] == nil, let gw = spec.gatewayAddresses.first(where: \.isIPv4) { o["gateway"] = .string(gw.description) }
+            return .object(o)
+        }
     }
 }

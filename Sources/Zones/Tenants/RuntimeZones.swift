@@ -7,15 +7,12 @@ private let RLIMIT_MEMLOCK_VALUE = __rlimit_resource_t(__RLIMIT_MEMLOCK.rawValue
 public final class RuntimeZones: ZoneControl {
     public let runtime: ZoneRuntime
     public let root: StateRoot
+    /// uuid → uid range slot, read from the registry when first needed.
+    private var knownSlots: [String: Int]?
 
     public init(root: StateRoot, runtime: ZoneRuntime? = nil) throws {
         self.root = root
         self.runtime = try runtime ?? ZoneRuntime()
-    }
-
-    static func limits(_ l: TenantLimits) -> ZoneLimits {
-        ZoneLimits(maxPhysicalMemory: l.maxPhysicalMemory, maxSwap: l.maxSwap, maxLockedMemory: l.maxLockedMemory,
-                   maxLwps: l.maxLwps, cpuShares: l.cpuShares, cpuCap: l.cpuCap, ioWeight: l.ioWeight)
     }
 
     public func start(_ launch: ZoneLaunch, beforeRelease: (pid_t) throws -> Void) throws -> pid_t {
@@ -32,11 +29,15 @@ public final class RuntimeZones: ZoneControl {
             }
             initProcess = .lumos(command: nil)
         }
+        // restart_init: PID 1 cannot be restarted in place, so Lumos's init runs init_name as its
+        // child and starts it again (Sources/lumos-init, --restart).
+        if launch.restartInit, case .image(let argv) = initProcess { initProcess = .restarting(argv) }
         var limits = launch.limits
         limits.maxLockedMemory = Self.allowLockedMemory(limits.maxLockedMemory)
         let range = try ZoneIDRange.allocate(for: launch.uuid, root: root)
+        knownSlots = nil
         var spec = ZoneSpec(uuid: launch.uuid, hostname: launch.hostname, rootfs: launch.rootfs, initProcess: initProcess,
-                            limits: Self.limits(limits),
+                            limits: limits,
                             filesystems: launch.mounts.map { BindMount(source: $0.source, target: $0.target, readOnly: $0.readOnly, noExec: $0.options.contains("noexec")) },
                             tmpfsSize: Self.tmpfsSize(launch), idRange: range, idmapRootfs: true)
         spec.consoleLog = launch.consoleLog
@@ -72,13 +73,26 @@ public final class RuntimeZones: ZoneControl {
     public func initPid(_ uuid: String) -> pid_t? { runtime.initPid(uuid) }
     public func stop(_ uuid: String, force: Bool, timeout: Double) throws { try runtime.stop(uuid, force: force, timeout: timeout) }
     public func kill(_ uuid: String, signal: Int32) throws { try runtime.kill(uuid, signal: signal) }
-    public func updateLimits(_ uuid: String, _ limits: TenantLimits) throws {
+    public func updateLimits(_ uuid: String, _ limits: ZoneLimits) throws {
         var l = limits
         l.maxLockedMemory = Self.allowLockedMemory(l.maxLockedMemory)
-        try runtime.updateLimits(uuid, Self.limits(l))
+        try runtime.updateLimits(uuid, l)
+    }
+    /// The zone's uid range slot, held from create until delete. The registry is read once per
+    /// process: `vmadm list` asks for every zone's.
+    public func zonedid(_ uuid: String) -> Int64? {
+        if knownSlots == nil { knownSlots = ZoneIDRange.slots() }
+        return knownSlots?[uuid].map { Int64($0) + 1 }
     }
     public func cleanup(_ uuid: String) throws { try runtime.cleanup(uuid) }
-    public func release(_ uuid: String) { ZoneIDRange.release(uuid, root: root) }
+    public func release(_ uuid: String) {
+        ZoneIDRange.release(uuid, root: root)
+        knownSlots = nil
+    }
+    public func reserve(_ uuid: String) throws {
+        _ = try ZoneIDRange.allocate(for: uuid, root: root)
+        knownSlots = nil
+    }
     public func login(_ uuid: String, _ argv: [String], tty: Bool, allowIOUring: Bool) throws -> Int32 {
         try runtime.exec(uuid, argv, tty: tty, allowIOUring: allowIOUring)
     }

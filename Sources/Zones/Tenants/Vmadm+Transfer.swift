@@ -81,7 +81,7 @@ extension Vmadm {
             for snap in try datasets.snapshots(of: dataset(uuid)) where snap.hasPrefix("vmadm-send-") {
                 try datasets.destroy("\(dataset(uuid))@\(snap)", recursive: false)
             }
-            try datasets.setQuota(dataset(uuid), bytes: m.quotaGiB.map { UInt64($0) << 30 })
+            try datasets.setQuota(dataset(uuid), bytes: ZoneDataset(m).quotaBytes)
             if m["create_timestamp"] == nil { m["create_timestamp"] = .string(TenantStore.timestamp()) }
             try store.write(m)
             intent.finish()

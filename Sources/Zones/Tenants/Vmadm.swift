@@ -85,16 +85,17 @@ public final class Vmadm {
                 m = m.withNicResults((try? network.reset(vm: previous, pid: pid)) ?? [])
             }
         }
-        try datasets.setQuota(dataset(uuid), bytes: m.quotaGiB.map { UInt64($0) << 30 })
+        try datasets.setQuota(dataset(uuid), bytes: ZoneDataset(m).quotaBytes)
+        try setIndestructible(uuid, m.indestructibleZoneroot)
         try store.write(m)
-        if zones.isRunning(uuid) { try zones.updateLimits(uuid, TenantLimits(m)) }
+        if zones.isRunning(uuid) { try zones.updateLimits(uuid, ZoneLimits(m)) }
     }
 
     func finishRollback(_ uuid: String, snapshot: String, restart: Bool, manifest: Manifest?) throws {
         try zones.cleanup(uuid)
         try datasets.rollback("\(dataset(uuid))@\(snapshot)")
         if let m = manifest ?? (try? store.read(uuid)) {
-            try datasets.setQuota(dataset(uuid), bytes: m.quotaGiB.map { UInt64($0) << 30 })
+            try datasets.setQuota(dataset(uuid), bytes: ZoneDataset(m).quotaBytes)
             if restart { try boot(m) }
         }
     }
@@ -111,6 +112,9 @@ public final class Vmadm {
     /// free, bind-mount sources exist. Nothing is changed.
     public func validateForCreate(_ payload: JSONValue) throws -> Manifest {
         let m = try ManifestValidator.validateCreate(payload)
+        if let pool = m["zpool"]?.stringValue, pool != datasets.poolName {
+            throw LumosError.notFound("zpool: pool \(pool) is not the pool vmadm uses on this host (\(datasets.poolName)); leave zpool out or give \(datasets.poolName)")
+        }
         guard images.isInstalled(m.imageUUID) else {
             throw LumosError.notFound("image_uuid: image \(m.imageUUID) is not installed; see imgadm list, or imgadm import / imgadm build busybox")
         }
@@ -118,11 +122,16 @@ public final class Vmadm {
             throw LumosError.exists("uuid: VM \(m.uuid) already exists; omit uuid to get a new one")
         }
         try checkLinkPrefixFree(m.uuid)
+        try checkMountSources(m)
+        if !m.nics.isEmpty { try network.validate(vm: m) }
+        return m
+    }
+
+    /// Bind-mount sources must exist on this host (checked at create and when filesystems change).
+    func checkMountSources(_ m: Manifest) throws {
         for (i, fs) in m.filesystems.enumerated() where !Files.exists(fs.source) {
             throw LumosError.notFound("filesystems[\(i)].source: \(fs.source) does not exist on this host; create it first")
         }
-        if !m.nics.isEmpty { try network.validate(vm: m) }
-        return m
     }
 
     /// Net names a tenant's host links `lz` + the first 8 hex digits of its uuid, so two VMs
@@ -152,8 +161,11 @@ public final class Vmadm {
         do {
             try datasets.clone(images.finalSnapshot(m.imageUUID), to: dataset(m.uuid))
             try intent.mark("cloned")
-            try datasets.setQuota(dataset(m.uuid), bytes: m.quotaGiB.map { UInt64($0) << 30 })
+            try datasets.setQuota(dataset(m.uuid), bytes: ZoneDataset(m).quotaBytes)
             try intent.mark("quota")
+            if m.indestructibleZoneroot { try setIndestructible(m.uuid, true) }
+            // vmadm: a VM has its zonedid from create on, booted or not.
+            try zones.reserve(m.uuid)
             try store.write(m)
             try intent.mark("manifest")
             if m.autoboot {
@@ -175,11 +187,8 @@ public final class Vmadm {
     /// interfaces its NICs got, when the manifest did not have them already.
     func boot(_ m: Manifest) throws {
         let root = try rootfs(m.uuid)
-        try writeZoneFiles(m, root: root)
-        let launch = ZoneLaunch(uuid: m.uuid, hostname: m.hostname, rootfs: root, initCommand: [m.initName],
-                                limits: TenantLimits(m), mounts: m.filesystems, tmpfsMiB: UInt64(m.tmpfsMiB),
-                                consoleLog: ConsoleLog(path: store.consoleLog(m.uuid), maxBytes: m.zlogMaxSize),
-                                allowIOUring: m.allowIOUring)
+        try ZoneFiles(m).write(root: root)
+        let launch = ZoneLaunch(m, rootfs: root, consoleLog: ConsoleLog(path: store.consoleLog(m.uuid)))
         var nics: [NicResult] = []
         _ = try zones.start(launch) { pid in nics = try network.attach(vm: m, pid: pid) }
         try writeBack(m, nics)
@@ -191,31 +200,6 @@ public final class Vmadm {
         if updated != m { try store.write(updated) }
     }
 
-    /// /etc/resolv.conf and /etc/hostname from the manifest, as vmadm does for lx zones.
-    func writeZoneFiles(_ m: Manifest, root: String) throws {
-        // The zone's root user owns its /etc and may have planted symlinks (/etc itself, the
-        // files, or the temp names): writeBeneath never follows one. A tenant that replaced /etc
-        // with a symlink simply does not get these files.
-        var st = stat()
-        guard lstat(root + "/etc", &st) == 0, (st.st_mode & S_IFMT) == S_IFDIR else { return }
-        for (name, text) in [("hostname", m.hostname + "\n"), ("resolv.conf", resolvConf(m))] {
-            let path = "\(root)/etc/\(name)"
-            if lstat(path, &st) == 0 && (st.st_mode & S_IFMT) != S_IFREG { continue }
-            if name == "resolv.conf" && m.resolvers.isEmpty { continue }
-            // Unchanged files are not rewritten. No fsync: both are derived from the manifest
-            // again at every boot, so a power loss cannot leave them wrong for long.
-            if (st.st_mode & S_IFMT) == S_IFREG, (try? FD.readText(path)) == text { continue }
-            try Files.writeBeneath(root: root, "etc/\(name)", text, durable: false)
-        }
-    }
-
-    func resolvConf(_ m: Manifest) -> String {
-        var text = ""
-        if let d = m.dnsDomain, d != "local" { text += "search \(d)\n" }
-        for r in m.resolvers { text += "nameserver \(r)\n" }
-        return text
-    }
-
     public func start(_ uuid: String) throws {
         let lock = try self.lock(uuid)
         defer { withExtendedLifetime(lock) {} }
@@ -225,6 +209,7 @@ public final class Vmadm {
         // A zone whose init ended by itself left its NIC records behind: start clean.
         try network.detach(vm: m)
         try boot(m)
+        try recordAutoboot(uuid, true)
     }
 
     public func stop(_ uuid: String, force: Bool, timeout: Double) throws {
@@ -234,6 +219,16 @@ public final class Vmadm {
         if !zones.isRunning(uuid) && !force { throw LumosError.invalid("VM \(uuid) is not running") }
         try zones.stop(uuid, force: force, timeout: timeout)
         try network.detach(vm: m)
+        try recordAutoboot(uuid, false)
+    }
+
+    /// vmadm(8) autoboot: "any time the VM is started this will also get set true and when the
+    /// VM is stopped it will get set false", so a host that boots brings back what was running.
+    func recordAutoboot(_ uuid: String, _ on: Bool) throws {
+        var m = try store.read(uuid)
+        guard m.autoboot != on else { return }
+        m["autoboot"] = .bool(on)
+        try store.write(m)
     }
 
     public func reboot(_ uuid: String, force: Bool = false, timeout: Double = 30) throws {
@@ -258,6 +253,9 @@ public final class Vmadm {
         let lock = try self.lock(uuid)
         defer { withExtendedLifetime(lock) {} }
         let m = try store.read(uuid)
+        if m.indestructibleZoneroot {
+            throw LumosError.busy("VM \(uuid) has indestructible_zoneroot set; run vmadm update \(uuid) indestructible_zoneroot=false first")
+        }
         let intent = try store.journal.begin("delete", uuid, data: ["manifest": m.stored.json.serialized(pretty: false)])
         try zones.cleanup(uuid)
         try intent.mark("stopped")
@@ -281,7 +279,9 @@ public final class Vmadm {
         let current = try store.read(uuid)
         var plan = try ManifestValidator.validateUpdate(current, payload)
         guard !plan.changed.isEmpty else { return plan }
-        let nicsChanged = plan.changed.contains("nics")
+        // Routes live in the zone's network namespace: a running zone gets them with its NICs.
+        if plan.changed.contains("filesystems") { try checkMountSources(plan.manifest) }
+        let nicsChanged = plan.changed.contains("nics") || plan.changed.contains("routes")
         if nicsChanged { try network.validate(vm: plan.manifest) }
         let livePid = nicsChanged && zones.isRunning(uuid) ? zones.initPid(uuid) : nil
         var data = ["manifest": plan.manifest.stored.json.serialized(pretty: false)]
@@ -302,13 +302,21 @@ public final class Vmadm {
             try intent.mark("nics")
         }
         if plan.changed.contains("quota") {
-            try datasets.setQuota(dataset(uuid), bytes: plan.manifest.quotaGiB.map { UInt64($0) << 30 })
+            try datasets.setQuota(dataset(uuid), bytes: ZoneDataset(plan.manifest).quotaBytes)
             try intent.mark("quota")
+        }
+        if plan.changed.contains("indestructible_zoneroot") {
+            try setIndestructible(uuid, plan.manifest.indestructibleZoneroot)
         }
         try store.write(plan.manifest)
         try intent.mark("manifest")
-        if zones.isRunning(uuid), plan.live.contains(where: Self.limitProperties.contains) {
-            try zones.updateLimits(uuid, TenantLimits(plan.manifest))
+        // vmadm(8) maintain_resolvers: a running zone's resolv.conf follows resolvers.
+        let files = ZoneFiles(plan.manifest)
+        if plan.changed.contains("resolvers") && files.maintainResolvers && zones.isRunning(uuid) {
+            try files.write(root: try rootfs(uuid))
+        }
+        if zones.isRunning(uuid), plan.live.contains(where: PropertyTable.limitProperties.contains) {
+            try zones.updateLimits(uuid, ZoneLimits(plan.manifest))
             try intent.mark("applied")
         }
         intent.finish()
@@ -321,34 +329,47 @@ public final class Vmadm {
         if (try? network.apply(vm: m, pid: pid)) == nil { _ = try? network.reset(vm: m, pid: pid) }
     }
 
-    static let limitProperties: Set<String> = ["max_physical_memory", "max_swap", "max_locked_memory", "max_lwps",
-                                               "cpu_shares", "cpu_cap", "zfs_io_priority"]
+    /// The snapshot that holds a VM with indestructible_zoneroot (vmadm(8): "@indestructible").
+    static let indestructibleSnapshot = "indestructible"
+
+    /// The hold on it; while it is there, neither vmadm delete nor a destroy of the dataset
+    /// (lumos dataset destroy -r) can remove the zone's root.
+    static let indestructibleHold = "vmadm_indestructible_zoneroot"
+
+    /// indestructible_zoneroot (vmadm(8)): a snapshot @indestructible of the zone's dataset with
+    /// a hold on it. Setting it false releases the hold and destroys the snapshot.
+    func setIndestructible(_ uuid: String, _ on: Bool) throws {
+        let snap = "\(dataset(uuid))@\(Self.indestructibleSnapshot)"
+        let has = (try datasets.snapshots(of: dataset(uuid))).contains(Self.indestructibleSnapshot)
+        if on {
+            if !has { try datasets.snapshot(snap) }
+            if !(try datasets.holds(snap)).contains(Self.indestructibleHold) { try datasets.hold(snap, tag: Self.indestructibleHold) }
+        } else if has {
+            if (try datasets.holds(snap)).contains(Self.indestructibleHold) { try datasets.release(snap, tag: Self.indestructibleHold) }
+            try datasets.destroy(snap, recursive: false)
+        }
+    }
 
     // MARK: reading
 
-    /// The manifest with what vmadm computes when printing (state from the kernel).
+    /// The manifest with what vmadm computes when printing: every computed row of the
+    /// property table, from the kernel's and the pool's facts about the VM.
     public func describe(_ m: Manifest, withSnapshots: Bool = false) -> JSONValue {
-        var p = m.properties
         let uuid = m.uuid
         let running = zones.isRunning(uuid)
-        let busy = store.journal.read(uuid) != nil && !FileLock.isFree(store.journal.lockPath(uuid))
-        let hasDataset = datasets.exists(dataset(uuid))
-        p["type"] = "LX"
-        p["ram"] = p["max_physical_memory"]
-        p["state"] = .string(running ? "running" : busy ? "provisioning" : hasDataset ? "stopped" : "failed")
-        p["zone_state"] = .string(running ? "running" : "installed")
-        p["zonename"] = .string(uuid)
-        p["zfs_filesystem"] = .string(dataset(uuid))
-        p["zpool"] = .string(datasets.poolName)
-        if let path = try? datasets.mountpoint(dataset(uuid)) { p["zonepath"] = .string(path) }
-        if running, let pid = zones.initPid(uuid) {
-            p["pid"] = .number(Double(pid))
-            p["zoneid"] = .number(Double(pid))
-            if let t = ProcessStart.timestamp(pid) { p["boot_timestamp"] = .string(t) }
+        let pid = running ? zones.initPid(uuid) : nil
+        let facts = VMFacts(manifest: m, running: running,
+                            busy: store.journal.read(uuid) != nil && !FileLock.isFree(store.journal.lockPath(uuid)),
+                            hasDataset: datasets.exists(dataset(uuid)), dataset: dataset(uuid), pool: datasets.poolName,
+                            zonepath: try? datasets.mountpoint(dataset(uuid)), pid: pid, bootTimestamp: pid.flatMap(ProcessStart.timestamp),
+                            snapshots: withSnapshots ? (try? datasets.snapshots(of: dataset(uuid)))?.filter { $0 != Self.indestructibleSnapshot } : nil,
+                            serverUUID: HostIdentity.uuid, zonedid: zones.zonedid(uuid))
+        var p = m.properties
+        for spec in PropertyTable.all {
+            guard case .computed(let compute) = spec.source else { continue }
+            p[spec.name] = compute(facts)
         }
-        if withSnapshots, let snaps = try? datasets.snapshots(of: dataset(uuid)) {
-            p["snapshots"] = .array(snaps.map { ["name": .string($0)] })
-        }
+        if p["nics"] != nil { p["nics"] = .array(m.nicsAsShown) }
         return .object(p)
     }
 

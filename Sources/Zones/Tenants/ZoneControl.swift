@@ -1,41 +1,36 @@
 import Glibc
 import LumosCore
 
-/// Resource limits of a tenant in vmadm units (MiB, percent, weights); nil = no limit.
-public struct TenantLimits: Sendable, Equatable {
-    public var maxPhysicalMemory: UInt64?
-    public var maxSwap: UInt64?
-    public var maxLockedMemory: UInt64?
-    public var maxLwps: UInt64?
-    public var cpuShares: UInt64?
-    public var cpuCap: UInt64?
-    public var ioWeight: UInt64?
-
-    public init(_ m: Manifest) {
-        maxPhysicalMemory = UInt64(m.maxPhysicalMemoryMiB)
-        maxSwap = UInt64(m.maxSwapMiB)
-        maxLockedMemory = UInt64(m.maxLockedMemoryMiB)
-        maxLwps = UInt64(m.maxLwps)
-        cpuShares = UInt64(m.cpuShares)
-        cpuCap = m.cpuCapPercent.map(UInt64.init)
-        ioWeight = UInt64(m.ioPriority)
-    }
-}
-
 /// What the runtime needs to boot a tenant's zone, taken from its manifest and dataset.
 public struct ZoneLaunch: Sendable {
     public var uuid: String
     public var hostname: String
     public var rootfs: String
     /// argv of the zone's init (init_name), run under Lumos's reaping init.
-    public var initCommand: [String]
-    public var limits: TenantLimits
-    public var mounts: [FilesystemMount]
-    public var tmpfsMiB: UInt64
+    public var initCommand: [String] = []
+    public var limits = ZoneLimits()
+    public var mounts: [FilesystemMount] = []
+    public var tmpfsMiB: UInt64 = 0
     /// Where the zone's console output (its init's stdout/stderr) is kept, capped.
     public var consoleLog: ConsoleLog?
     /// lumos_allow_io_uring.
     public var allowIOUring = false
+    /// restart_init: init_name is started again when it exits (under Lumos's init).
+    public var restartInit = false
+
+    /// The launch of `m`'s zone: the boot settings of the property table (`.boot` rows) and
+    /// its limits (`.limit` rows), each from the manifest's value or its default.
+    public init(_ m: Manifest, rootfs: String, consoleLog: ConsoleLog?) {
+        uuid = m.uuid
+        hostname = m.hostname
+        self.rootfs = rootfs
+        self.consoleLog = consoleLog
+        limits = ZoneLimits(m)
+        for spec in PropertyTable.all {
+            guard case .boot(let setting) = spec.application, let v = m.value(spec.name) else { continue }
+            setting.apply(&self, v)
+        }
+    }
 }
 
 /// The kernel side of zones as vmadm uses it. The real one is the zone runtime
@@ -49,13 +44,22 @@ public protocol ZoneControl: AnyObject {
     /// SIGTERM to init, SIGKILL to everything after `timeout` (at once with force).
     func stop(_ uuid: String, force: Bool, timeout: Double) throws
     func kill(_ uuid: String, signal: Int32) throws
-    func updateLimits(_ uuid: String, _ limits: TenantLimits) throws
-    /// Ends every process and removes the zone's cgroups; idempotent (crash repair, delete).
+    func updateLimits(_ uuid: String, _ limits: ZoneLimits) throws
+    /// A number for the zone that stays the same across boots (vmadm's zonedid), if it has one.
+    func zonedid(_ uuid: String) -> Int64?    /// Ends every process and removes the zone's cgroups; idempotent (crash repair, delete).
     func cleanup(_ uuid: String) throws
     /// Gives back per-zone host resources kept between boots (the uid range).
     func release(_ uuid: String)
+    /// Takes the per-zone host resources kept between boots (the uid range, whose slot is the
+    /// zone's zonedid) before the first boot; `release` gives them back.
+    func reserve(_ uuid: String) throws
     /// Runs a command in the running zone (zlogin); returns its exit status.
     func login(_ uuid: String, _ argv: [String], tty: Bool, allowIOUring: Bool) throws -> Int32
+}
+
+extension ZoneControl {
+    public func zonedid(_ uuid: String) -> Int64? { nil }
+    public func reserve(_ uuid: String) throws {}
 }
 
 /// What the network made of one NIC, written back to the manifest so `vmadm get` shows it.
