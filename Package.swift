@@ -1,7 +1,7 @@
 // swift-tools-version: 6.0
 import PackageDescription
 
-// One module per SmartOS part (DESIGN.md), a C target for what Swift cannot call,
+// One module per SmartOS part (docs/architecture.md), a C target for what Swift cannot call,
 // and the `lumos` executable that only parses arguments and prints.
 let package = Package(
     name: "Lumos",

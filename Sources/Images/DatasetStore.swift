@@ -3,7 +3,7 @@ import LumosCore
 
 /// The storage operations images and tenants need, by ZFS-style name (`zones/<uuid>`,
 /// `zones/<uuid>@final`). The real implementation is the Storage module's pool; a plain
-/// directory stand-in serves logic tests. Narrow on purpose (DESIGN.md "narrow protocol").
+/// directory stand-in serves logic tests. Narrow on purpose (docs/architecture.md "narrow protocol").
 public protocol DatasetStore: AnyObject {
     var poolName: String { get }
     func exists(_ name: String) -> Bool

@@ -2,7 +2,7 @@ import CLinux
 import Glibc
 
 /// Runs external tools (mkfs.btrfs, btrfs send/receive, nft, ip) with posix_spawn.
-/// Lumos never forks from Swift (FACTS.md); posix_spawn is safe because the child only execs.
+/// Lumos never forks from Swift (docs/architecture.md); posix_spawn is safe because the child only execs.
 public enum Exec {
     public struct Result: Sendable {
         public var status: Int32

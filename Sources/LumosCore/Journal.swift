@@ -4,7 +4,7 @@ import Glibc
 /// An intent record: written before a multi-step operation changes anything, updated as steps
 /// complete, removed when the operation is done. A record whose lock nobody holds belongs to a
 /// command that died (kill -9, power loss); the next command finishes or undoes it
-/// (DESIGN.md "State and safety").
+/// (docs/architecture.md "State and safety").
 public struct Intent: Codable, Sendable, Equatable {
     public var operation: String
     public var subject: String

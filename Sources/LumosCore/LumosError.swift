@@ -1,7 +1,7 @@
 import Glibc
 
 /// The one error type the CLI prints: a single line naming the thing, what was wrong and
-/// what to do (DESIGN.md "Errors"). `errno` is kept when the kernel said it.
+/// what to do (docs/architecture.md "Errors"). `errno` is kept when the kernel said it.
 public struct LumosError: Error, CustomStringConvertible, Equatable, Sendable {
     public enum Kind: String, Sendable {
         case invalidArgument, usage, notFound, exists, busy, permission, unsupported, corrupt, io, quota, noSpace, failed

@@ -1,7 +1,7 @@
 import Glibc
 
 /// A one-line progress bar on stderr for long work (import, send, debootstrap); silent when
-/// stderr is not a terminal, so piped and scripted use stays quiet (DESIGN.md "Interfaces").
+/// stderr is not a terminal, so piped and scripted use stays quiet (docs/architecture.md "Interfaces").
 public final class ProgressBar: @unchecked Sendable {
     let label: String
     let total: UInt64

@@ -51,7 +51,7 @@ public enum Files {
     }
 
     /// Writes a file atomically: temp file, fsync, rename, fsync of the directory
-    /// (DESIGN.md "State and safety").
+    /// (docs/architecture.md "State and safety").
     public static func writeAtomically(_ path: String, _ bytes: [UInt8], mode: mode_t = 0o644) throws {
         let dir = parent(path)
         let tmp = "\(dir)/.\(basename(path)).tmp.\(getpid())"

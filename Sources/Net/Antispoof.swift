@@ -37,7 +37,7 @@ public struct PortPolicy: Sendable, Equatable {
 
 /// The anti-spoofing ruleset: ONE nft table in the bridge family, owned by Lumos, whose chain
 /// is fixed and whose per-port facts are set elements. A tenant is added or removed by adding
-/// or deleting its elements, so other tenants' traffic is never disturbed (FACTS.md recipe:
+/// or deleting its elements, so other tenants' traffic is never disturbed (docs/architecture.md recipe:
 /// prerouting priority -200, sets keyed by iifname . ether saddr [. ip saddr]).
 ///
 /// Each allow_* property loosens exactly its own rule:

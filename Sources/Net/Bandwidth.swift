@@ -1,4 +1,4 @@
-/// Bandwidth caps with tc, as FACTS.md measured them here (tc police and matchall are missing):
+/// Bandwidth caps with tc, as docs/architecture.md measured them here (tc police and matchall are missing):
 /// - to the tenant: a tbf on the host side of its veth (that side's egress is the tenant's rx);
 /// - from the tenant: an ingress qdisc on the host side, a u32 match-all filter whose mirred
 ///   action redirects every frame to an ifb, and a tbf on the ifb's egress.

@@ -3,7 +3,7 @@ import LumosCore
 
 /// A network namespace Lumos works in: the host side (where switches live) or a tenant's.
 /// iproute2's `-n` only takes names under /run/netns, so commands enter a namespace with
-/// nsenter(1) by path, which works for every form (FACTS.md: "iproute2 accepts a netns path"
+/// nsenter(1) by path, which works for every form (docs/architecture.md: "iproute2 accepts a netns path"
 /// holds for `netns NAME|PID` arguments, not for `-n`).
 public enum NetNamespace: Sendable, Equatable, Codable, CustomStringConvertible {
     /// The namespace of the calling process (the real host in production).

@@ -1,7 +1,7 @@
 import LumosCore
 
 /// Checks a tenant's nics[] before anything is changed; every error is one line naming the
-/// NIC and property, what is wrong and what to do (DESIGN.md "Errors").
+/// NIC and property, what is wrong and what to do (docs/architecture.md "Errors").
 public enum NicValidation {
     static let interfaceLimit = 100
     /// vmadm(8) nics.*.mtu: 576 to 9000 on etherstubs and overlays.

@@ -3,7 +3,7 @@ import Glibc
 import LumosCore
 
 /// Volumes (the zvol equivalent): a dataset holding one sparse file, kept copy-on-write so
-/// btrfs checksums protect it (a nocow file has no checksums; FACTS.md), and exposed as a
+/// btrfs checksums protect it (a nocow file has no checksums; docs/architecture.md), and exposed as a
 /// loop block device with direct I/O. Snapshot, clone and send work as for any dataset.
 public enum Volume {
     public static let fileName = "volume.raw"

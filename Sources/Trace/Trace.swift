@@ -1,4 +1,4 @@
-/// The Trace module (see DESIGN.md, "SmartOS part → Lumos part on Linux").
+/// The Trace module (see docs/architecture.md, "Modules").
 public enum TraceModule {
     public static let name = "Trace"
 }

@@ -1,4 +1,4 @@
-/// The Zones module (see DESIGN.md, "SmartOS part → Lumos part on Linux").
+/// The Zones module (see docs/architecture.md, "Modules").
 public enum ZonesModule {
     public static let name = "Zones"
 }

@@ -12,7 +12,7 @@ func openVmadm(_ root: StateRoot) throws -> Vmadm {
     // NICs go on switches in the host's network namespace, or in $LUMOS_NET_NETNS when set.
     let network = NetAttachment(host: try NetworkHost.fromEnvironment(root: root))
     let vmadm = Vmadm(root: root, datasets: datasets, zones: try RuntimeZones(root: root), network: network)
-    // Every command first finishes or undoes what a killed command left (DESIGN.md).
+    // Every command first finishes or undoes what a killed command left (docs/architecture.md).
     try vmadm.recover()
     return vmadm
 }

@@ -1,4 +1,4 @@
-// Zones: the clone → setup → exec path that Swift must not run (FACTS.md "Processes,
+// Zones: the clone → setup → exec path that Swift must not run (docs/architecture.md "Processes,
 // namespaces, cgroups"). Everything that allocates (argv, envp, paths, the seccomp program)
 // is built by the caller before clone; the child runs only async-signal-safe system calls.
 //

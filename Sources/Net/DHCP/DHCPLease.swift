@@ -5,7 +5,7 @@ public struct DHCPLease: Sendable, Equatable, Codable {
     public var gateway: IPAddress?
     public var resolvers: [IPAddress]
     public var hostname: String?
-    /// Option 54; busybox udhcpc refuses offers without it (FACTS.md).
+    /// Option 54; busybox udhcpc refuses offers without it (docs/architecture.md).
     public var serverID: IPAddress
     public var leaseSeconds: UInt32
 

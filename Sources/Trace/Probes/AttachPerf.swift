@@ -2,7 +2,7 @@ import CLinux
 import Glibc
 import LumosCore
 
-/// Attaching a loaded BPF program to the probe kinds this kernel allows (FACTS.md
+/// Attaching a loaded BPF program to the probe kinds this kernel allows (docs/architecture.md
 /// "Tracing"): tracepoints and cpu-clock samples through perf_event_open, uprobes through
 /// the uprobe PMU (USDT probes are uprobes at the note's file offset, with the semaphore as
 /// the uprobe's reference counter), and raw tracepoints through bpf(BPF_RAW_TRACEPOINT_OPEN).

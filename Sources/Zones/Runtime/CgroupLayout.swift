@@ -4,7 +4,7 @@ import LumosCore
 /// Where this host mounts its cgroup hierarchies. Hybrid hosts (like this one) hold the
 /// controllers in v1 hierarchies and mount an empty cgroup2 for kill/freeze/populated; pure v2
 /// hosts hold everything in one cgroup2 tree. Each resource goes to v1 when a v1 hierarchy has
-/// its controller, else to v2 when v2 offers it (FACTS.md: support both).
+/// its controller, else to v2 when v2 offers it (docs/architecture.md: support both).
 public struct CgroupLayout: Sendable, Equatable {
     /// v1 controller name → mount point (co-mounted controllers share a path).
     public var v1: [String: String]

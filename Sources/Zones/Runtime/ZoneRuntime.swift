@@ -45,7 +45,7 @@
 // init. lumos-init is exec'd from a descriptor opened on the host before pivot_root
 // (execveat AT_EMPTY_PATH), so images need not contain it and cannot replace it.
 //
-// start() order (FACTS.md): clone(NEWUSER|NEWNS|NEWPID|NEWUTS|NEWIPC|NEWNET) → the child waits
+// start() order (docs/architecture.md): clone(NEWUSER|NEWNS|NEWPID|NEWUTS|NEWIPC|NEWNET) → the child waits
 // (born in the zone's cgroups: ZoneCgroup.withThreadInZone + CLONE_INTO_CGROUP) → the parent
 // writes uid_map/gid_map, builds the idmapped rootfs tree and releases the child with it → the
 // child sets up its mounts, pivot_root and hostname while the parent applies the limits and

@@ -7,7 +7,7 @@ import Net
 /// vmadm's operations on tenants (lx zones). Every multi-step change is journaled: an intent
 /// is written before anything changes, and every command first finishes or undoes intents
 /// left by a command that died (create, delete, receive are undone or completed; update and
-/// rollback roll forward), so a kill -9 never leaves a half tenant (DESIGN.md).
+/// rollback roll forward), so a kill -9 never leaves a half tenant (docs/architecture.md).
 public final class Vmadm {
     public let store: TenantStore
     public let datasets: DatasetStore
