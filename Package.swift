@@ -23,6 +23,9 @@ let package = Package(
         .target(name: "Zones", dependencies: ["LumosCore", "Storage", "Images", "Net", "CLinux"]),
         .target(name: "Net", dependencies: ["LumosCore", "CLinux"]),
         .target(name: "Trace", dependencies: ["LumosCore", "CLinux"]),
+        // Brand kvm (docs/vm.md): QEMU's command line, the accelerator probe, QMP, taps, and
+        // the small guest builder.
+        .target(name: "VM", dependencies: ["LumosCore", "Images", "Net", "CLinux"]),
         .executableTarget(
             name: "lumos",
             dependencies: [
@@ -42,6 +45,7 @@ let package = Package(
         .testTarget(name: "ZonesTests", dependencies: ["Zones", "Storage", "Images", "Net", "LumosCore"]),
         .testTarget(name: "NetTests", dependencies: ["Net", "LumosCore"]),
         .testTarget(name: "TraceTests", dependencies: ["Trace", "LumosCore"]),
+        .testTarget(name: "VMTests", dependencies: ["VM", "Net", "LumosCore", "CLinux"]),
         // Attacks from inside real zones (docs/security.md); Resources/attack.c is the tenant's
         // toolbox, compiled static by the tests themselves.
         .testTarget(name: "SecurityTests", dependencies: ["Zones", "LumosCore"], exclude: ["Resources"]),
