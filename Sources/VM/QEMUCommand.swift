@@ -73,7 +73,9 @@ public struct QEMUCommand: Sendable, Equatable {
             }
             device += ",drive=\(node),id=vd\(i)"
             if let bs = disk.blockSize { device += ",logical_block_size=\(bs),physical_block_size=\(bs)" }
-            if disk.boot { device += ",bootindex=0" }
+            // bootindex 0 is taken by the kernel's option ROM in a direct-kernel boot; 1 is
+            // still first among devices.
+            if disk.boot { device += ",bootindex=1" }
             a += ["-device", device]
         }
         for (i, nic) in vm.nics.enumerated() {

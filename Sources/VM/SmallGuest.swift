@@ -49,6 +49,7 @@ public struct SmallGuest: Sendable, Equatable {
         _ = try? Exec.run(["rm", "-rf", "--one-file-system", root])
         try BusyboxImage.build(into: root)
         try guestFiles(hostname: hostname).forEach { path, text, mode in
+            try Files.makeDirectories(Files.parent("\(root)/\(path)"))
             try Files.writeAtomically("\(root)/\(path)", text, mode: mode)
             _ = chmod("\(root)/\(path)", mode)
         }
@@ -135,7 +136,7 @@ public struct SmallGuest: Sendable, Equatable {
                 #!/bin/sh
                 mount -t proc proc /proc
                 mount -t sysfs sysfs /sys
-                mountpoint -q /dev || mount -t devtmpfs devtmpfs /dev
+                grep -q "^devtmpfs /dev " /proc/mounts || mount -t devtmpfs devtmpfs /dev
                 mkdir -p /dev/pts && mount -t devpts devpts /dev/pts
                 mount -t tmpfs -o mode=0755 tmpfs /run
                 hostname -F /etc/hostname

@@ -77,7 +77,7 @@ import Testing
         #expect(blockdevs[3] == "driver=raw,node-name=disk3,read-only=on,file.driver=file,file.filename=/dev/fdset/4")
         #expect(values(c.argv, "-device") == [
             "virtio-scsi-pci,id=scsi0",
-            "virtio-blk-pci,drive=disk0,id=vd0,bootindex=0",
+            "virtio-blk-pci,drive=disk0,id=vd0,bootindex=1",
             "ide-hd,drive=disk1,id=vd1",
             "scsi-hd,bus=scsi0.0,drive=disk2,id=vd2,logical_block_size=4096,physical_block_size=4096",
             "ide-cd,drive=disk3,id=vd3",

@@ -1,0 +1,78 @@
+import Foundation
+import Glibc
+import LumosCore
+import Net
+import Testing
+@testable import VM
+
+/// The small guest under QEMU (TCG here), on a tap on a bridge in a network namespace the test
+/// creates: it takes its address by DHCP from Net's DHCP code, answers ping from the bridge's
+/// side, and powers off on the ACPI button through QMP. Nothing is left afterwards.
+@Suite(.serialized, .enabled(if: isRoot && hasQEMU, "needs root (namespaces, taps) and qemu-system-x86_64"))
+struct BootToPingTests {
+    @Test func smallGuestGetsDHCPAnswersPingAndPowersOff() throws {
+        let scratch = try Scratch("boot")
+        defer { scratch.remove() }
+        let guest = try SmallGuest.build(into: "\(scratch.path)/guest")
+        let id = String(UInt32.random(in: 0...0xffffff), radix: 16)
+        let nsName = "lumos-vmt-\(getpid())-\(id)"
+        try Exec.run(["ip", "netns", "add", nsName])
+        var nsDeleted = false
+        defer { if !nsDeleted { _ = try? Exec.run(["ip", "netns", "delete", nsName]) } }
+        let ns = NetNamespace.named(nsName)
+        let net = NetTools(ns)
+        try net.ipBatch(["link set lo up", "link add br0 type bridge", "addr add 10.77.0.1/24 dev br0", "link set br0 up"])
+
+        let tapName = "vmt\(id)"
+        let tap = try Tap(name: tapName, namespace: ns, bridge: "br0")
+        defer { tap.close() }
+        #expect(try net.linkExists(tapName))
+        let mac = MACAddress.generate()
+        let lease = DHCPLease(mac: mac, address: IPNetwork("10.77.0.2/24")!, gateway: IPAddress("10.77.0.1"), serverID: IPAddress("10.77.0.1")!)
+        let dhcp = try GuestDHCP(namespacePath: ns.path!, bridge: "br0", lease: lease)
+        defer { dhcp.stop() }
+
+        let disk = try sys("open", guest.disk) { open(guest.disk, O_RDWR | O_CLOEXEC) }
+        defer { close(disk) }
+        let accel = try AcceleratorProbe.choose()
+        let vm = VMDescription(
+            name: "vmt-\(id)", machine: .q35, accelerator: accel.accelerator, memoryMiB: 128,
+            disks: [.init(descriptor: disk, boot: true)], nics: [.init(tapDescriptor: tap.descriptor, mac: mac)],
+            kernelBoot: .init(kernel: guest.kernel, initrd: guest.initrd, commandLine: guest.commandLine),
+            runDirectory: "\(scratch.path)/run")
+        let t0 = Monotonic.now
+        let qemu = try QEMUProcess(vm)
+        defer { qemu.kill() }
+
+        var replied = false
+        while Monotonic.now - t0 < 120 && qemu.isRunning {
+            if try net.run(["ping", "-c", "1", "-W", "1", "-n", "10.77.0.2"], check: false).status == 0 { replied = true; break }
+        }
+        let bootToPing = Monotonic.now - t0
+        let console = (try? FD.readText(vm.consoleLogPath)) ?? ""
+        if replied { print("small guest (\(accel.accelerator.rawValue)): QEMU start to first ping reply \(String(format: "%.2f", bootToPing)) s") }
+        for line in console.split(whereSeparator: \.isNewline) where line.contains("lumos-") || line.contains("rror") || line.contains("fail") {
+            print("  guest console: \(line)")
+        }
+        #expect(replied, "no ping reply; console:\n\(console.suffix(2000))\nqemu.log:\n\((try? FD.readText(qemu.logPath)) ?? "")")
+        #expect(dhcp.replies.contains(.offer) && dhcp.replies.contains(.ack), "DHCP replies: \(dhcp.replies)")
+        #expect(console.contains("lumos-guest: eth0 bound 10.77.0.2/24"))
+
+        let state = try qemu.qmp().status()
+        #expect(state.running && state.failure == nil)
+        #expect(qemu.failure() == nil)
+
+        // The guest's acpid turns the power button into poweroff; QEMU then exits by itself.
+        #expect(qemu.stop(timeout: 60) == .poweredOff, "console:\n\(((try? FD.readText(vm.consoleLogPath)) ?? "").suffix(1500))")
+        #expect(qemu.exitStatus == 0)
+        #expect(!processExists(qemu.pid))
+
+        // The tap goes with the last descriptor; the namespace with `ip netns delete`.
+        tap.close()
+        #expect(try !net.linkExists(tapName))
+        dhcp.stop()
+        try Exec.run(["ip", "netns", "delete", nsName])
+        nsDeleted = true
+        #expect(!Files.exists("/run/netns/\(nsName)"))
+    }
+}
