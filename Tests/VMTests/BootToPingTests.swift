@@ -3,6 +3,7 @@ import Glibc
 import LumosCore
 import Net
 import Testing
+import VMTestSupport
 @testable import VM
 
 /// The small guest under QEMU (TCG here), on a tap on a bridge in a network namespace the test
@@ -14,22 +15,16 @@ struct BootToPingTests {
         let scratch = try Scratch("boot")
         defer { scratch.remove() }
         let guest = try SmallGuest.build(into: "\(scratch.path)/guest")
+        let network = try GuestNetwork(tag: "vmt", subnet: "10.77.0")
+        defer { try? network.remove() }
+        let net = network.tools
         let id = String(UInt32.random(in: 0...0xffffff), radix: 16)
-        let nsName = "lumos-vmt-\(getpid())-\(id)"
-        try Exec.run(["ip", "netns", "add", nsName])
-        var nsDeleted = false
-        defer { if !nsDeleted { _ = try? Exec.run(["ip", "netns", "delete", nsName]) } }
-        let ns = NetNamespace.named(nsName)
-        let net = NetTools(ns)
-        try net.ipBatch(["link set lo up", "link add br0 type bridge", "addr add 10.77.0.1/24 dev br0", "link set br0 up"])
-
         let tapName = "vmt\(id)"
-        let tap = try Tap(name: tapName, namespace: ns, bridge: "br0")
+        let tap = try Tap(name: tapName, namespace: network.namespace, bridge: network.bridge)
         defer { tap.close() }
         #expect(try net.linkExists(tapName))
         let mac = MACAddress.generate()
-        let lease = DHCPLease(mac: mac, address: IPNetwork("10.77.0.2/24")!, gateway: IPAddress("10.77.0.1"), serverID: IPAddress("10.77.0.1")!)
-        let dhcp = try GuestDHCP(namespacePath: ns.path!, bridge: "br0", lease: lease)
+        let dhcp = try network.dhcp(network.lease(1, mac: mac))
         defer { dhcp.stop() }
 
         let disk = try sys("open", guest.disk) { open(guest.disk, O_RDWR | O_CLOEXEC) }
@@ -44,10 +39,7 @@ struct BootToPingTests {
         let qemu = try QEMUProcess(vm)
         defer { qemu.kill() }
 
-        var replied = false
-        while Monotonic.now - t0 < 120 && qemu.isRunning {
-            if try net.run(["ping", "-c", "1", "-W", "1", "-n", "10.77.0.2"], check: false).status == 0 { replied = true; break }
-        }
+        let replied = try network.ping("10.77.0.2", mac: mac, seconds: 120)
         let bootToPing = Monotonic.now - t0
         let console = (try? FD.readText(vm.consoleLogPath)) ?? ""
         if replied { print("small guest (\(accel.accelerator.rawValue)): QEMU start to first ping reply \(String(format: "%.2f", bootToPing)) s") }
@@ -71,8 +63,7 @@ struct BootToPingTests {
         tap.close()
         #expect(try !net.linkExists(tapName))
         dhcp.stop()
-        try Exec.run(["ip", "netns", "delete", nsName])
-        nsDeleted = true
-        #expect(!Files.exists("/run/netns/\(nsName)"))
+        try network.remove()
+        #expect(!Files.exists("/run/netns/\(network.name)"))
     }
 }

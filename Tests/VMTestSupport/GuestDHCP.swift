@@ -4,18 +4,18 @@ import Glibc
 import LumosCore
 import Net
 
-/// A DHCP server for one guest, in a thread inside the test's network namespace, made of Net's
+/// Test and bench support (not shipped): a DHCP server for one guest, in a thread inside the test's network namespace, made of Net's
 /// own DHCP code (DHCPPacket, DHCPLease.reply, UDPDatagram and the packet socket the switch
 /// responder uses, Sources/Net/DHCP): it answers only the lease's MAC, as the responder does.
-final class GuestDHCP: @unchecked Sendable {
-    let lease: DHCPLease
+public final class GuestDHCP: @unchecked Sendable {
+    public let lease: DHCPLease
     private let lock = NSLock()
     private var stopping = false
     private var served: [DHCPPacket.MessageType] = []
     private var failure: String?
     private let done = DispatchSemaphore(value: 0)
 
-    init(namespacePath: String, bridge: String, lease: DHCPLease) throws {
+    public init(namespacePath: String, bridge: String, lease: DHCPLease) throws {
         self.lease = lease
         let ready = DispatchSemaphore(value: 0)
         let thread = Thread { [self] in
@@ -39,9 +39,9 @@ final class GuestDHCP: @unchecked Sendable {
     }
 
     /// The message types sent so far (offer, ack, nak).
-    var replies: [DHCPPacket.MessageType] { lock.withLock { served } }
+    public var replies: [DHCPPacket.MessageType] { lock.withLock { served } }
 
-    func stop() {
+    public func stop() {
         let first = lock.withLock { () -> Bool in defer { stopping = true }; return !stopping }
         if first { done.wait() }
     }
