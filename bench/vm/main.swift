@@ -4,7 +4,7 @@
 // line in the same run, interleaved; plus QEMU's resident memory beyond the guest's RAM.
 // Both guests take their address by DHCP from the same in-process server (Tests/VMTestSupport)
 // on a bridge in a namespace made for the run. Prints markdown. See BENCHMARKS.md.
-// Usage: sudo .build/debug/vm-bench [RUNS]   (or bench/vm.sh, which builds it in release mode)
+// Usage: sudo [KEEP=1] .build/debug/vm-bench [RUNS]   (or bench/vm.sh, which builds it in release mode)
 import Foundation
 import Glibc
 import LumosCore
@@ -37,7 +37,8 @@ func rss(_ pid: pid_t) -> (total: Int, anon: Int, file: Int) {
 func run() throws {
     let work = "/tmp/lumos-vm-bench-\(getpid())"
     try Files.makeDirectories(work, mode: 0o700)
-    defer { _ = try? Exec.run(["rm", "-rf", "--one-file-system", work]) }
+    // KEEP=1 leaves the guest, consoles and QEMU logs for inspection.
+    defer { if getenv("KEEP") == nil { _ = try? Exec.run(["rm", "-rf", "--one-file-system", work]) } else { print("kept \(work)") } }
     let t0 = Monotonic.now
     let guest = try SmallGuest.build(into: "\(work)/guest")
     let buildSeconds = Monotonic.now - t0
