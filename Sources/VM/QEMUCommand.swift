@@ -66,8 +66,8 @@ public struct QEMUCommand: Sendable, Equatable {
             var device: String
             switch (disk.model, disk.media) {
             case (.virtio, _): device = mmio ? "virtio-blk-device" : "virtio-blk-pci"
-            case (.ide, .disk): device = "ide-hd"
-            case (.ide, .cdrom): device = "ide-cd"
+            case (.ide, .disk): device = "ide-hd," + ideSlot(vm, disk: i)
+            case (.ide, .cdrom): device = "ide-cd," + ideSlot(vm, disk: i)
             case (.scsi, .disk): device = "scsi-hd,bus=scsi0.0"
             case (.scsi, .cdrom): device = "scsi-cd,bus=scsi0.0"
             }
@@ -96,6 +96,13 @@ public struct QEMUCommand: Sendable, Equatable {
             a += ["-append", k.commandLine]
         }
         return QEMUCommand(argv: a, descriptors: fds)
+    }
+
+    /// IDE places are explicit: QEMU's automatic choice puts a second device on q35's first
+    /// AHCI port, which holds one. q35 has six one-unit buses, pc (PIIX) two buses of two.
+    static func ideSlot(_ vm: VMDescription, disk: Int) -> String {
+        let k = vm.disks[..<disk].filter { $0.model == .ide }.count
+        return vm.machine == .pc ? "bus=ide.\(k / 2),unit=\(k % 2)" : "bus=ide.\(k)"
     }
 
     static func machineOption(_ vm: VMDescription) -> String {
@@ -140,6 +147,11 @@ public struct QEMUCommand: Sendable, Equatable {
             if let bs = d.blockSize, bs < 512 || bs > 32768 || bs & (bs - 1) != 0 {
                 throw LumosError.invalid("disks[\(i)].block_size \(bs): use a power of two from 512 to 32768")
             }
+        }
+        let ide = vm.disks.filter { $0.model == .ide }.count
+        let idePlaces = vm.machine == .pc ? 4 : 6
+        if ide > idePlaces {
+            throw LumosError.invalid("disks: \(ide) ide disks, but machine \(vm.machine.rawValue) has \(idePlaces) places; use virtio or scsi for the rest")
         }
         for (i, n) in vm.nics.enumerated() {
             if n.tapDescriptor < 0 { throw LumosError.invalid("nics[\(i)]: no open tap descriptor") }

@@ -16,6 +16,15 @@ public final class QEMUProcess {
     public init(_ vm: VMDescription) throws {
         command = try QEMUCommand.build(vm)
         description = vm
+        // QEMU dups an fdset's descriptor only for the access mode it asks for: O_RDONLY for
+        // a read-only disk, O_RDWR otherwise.
+        for (i, disk) in vm.disks.enumerated() {
+            let flags = fcntl(disk.descriptor, F_GETFL)
+            if flags < 0 { throw LumosError.invalid("disks[\(i)]: descriptor \(disk.descriptor) is not open") }
+            let mode = flags & O_ACCMODE
+            if disk.readOnly && mode != O_RDONLY { throw LumosError.invalid("disks[\(i)] is read-only: open it O_RDONLY") }
+            if !disk.readOnly && mode != O_RDWR { throw LumosError.invalid("disks[\(i)] is writable: open it O_RDWR") }
+        }
         try Files.makeDirectories(vm.runDirectory, mode: 0o700)
         for stale in [vm.qmpSocket, vm.consoleSocket] { Files.remove(stale) }
         let logPath = "\(vm.runDirectory)/qemu.log"
@@ -52,7 +61,16 @@ public final class QEMUProcess {
     /// at a time, so everything that talks to this VM shares it.
     public func qmp(timeout: Double = 10) throws -> QMPClient {
         if let client { return client }
-        let c = try QMPClient(socketPath: description.qmpSocket, timeout: timeout)
+        let c: QMPClient
+        do {
+            c = try QMPClient(socketPath: description.qmpSocket, timeout: timeout)
+        } catch {
+            // A QEMU that refused its command line has exited: its own message says why.
+            if waitForExit(seconds: 1), let line = ((try? FD.readText(logPath)) ?? "").split(whereSeparator: \.isNewline).last {
+                throw LumosError.failed("QEMU exited with status \(exitStatus ?? -1): \(line)")
+            }
+            throw error
+        }
         client = c
         return c
     }
@@ -78,17 +96,25 @@ public final class QEMUProcess {
         waitForExit(seconds: 10)
     }
 
-    /// Why the VM is not healthy, from QMP's run state or QEMU's log; nil when it is.
+    /// Why the VM is not healthy, from QEMU's log, its exit or QMP's run state; nil when it is.
     public func failure() -> String? {
-        if let log = try? FD.readText(logPath), let line = log.split(separator: "\n").first(where: { $0.contains("KVM internal error") }) {
-            return "QEMU: \(line)"
-        }
-        if !isRunning { return "QEMU exited with status \(exitStatus ?? -1)" }
+        let log = (try? FD.readText(logPath)) ?? ""
+        if !isRunning { return Self.failure(log: log, exitStatus: exitStatus, state: nil) }
         guard let q = try? qmp(timeout: 5), let state = try? q.status() else {
             client = nil
-            return "QMP does not answer"
+            return Self.failure(log: log, exitStatus: nil, state: nil) ?? "QMP does not answer"
         }
-        return state.failure
+        return Self.failure(log: log, exitStatus: nil, state: state)
+    }
+
+    /// The verdict from what was observed: a "KVM internal error" line in QEMU's log wins (QEMU
+    /// prints it, then sits paused in `internal-error`), then an exit, then the run state.
+    static func failure(log: String, exitStatus: Int32?, state: RunState?) -> String? {
+        if let line = log.split(whereSeparator: \.isNewline).first(where: { $0.contains("KVM internal error") }) {
+            return "QEMU: \(line)"
+        }
+        if let exitStatus { return "QEMU exited with status \(exitStatus)" }
+        return state?.failure
     }
 
     public enum StopOutcome: Sendable, Equatable { case poweredOff, killed, alreadyExited }

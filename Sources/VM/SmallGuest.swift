@@ -141,7 +141,11 @@ public struct SmallGuest: Sendable, Equatable {
                 mount -t tmpfs -o mode=0755 tmpfs /run
                 hostname -F /etc/hostname
                 ip link set lo up
-                acpid
+                # acpid in the foreground of a background job, so that "up" below comes only
+                # once it holds the input devices: a power button pressed earlier is lost.
+                acpid -f &
+                i=0
+                while [ $i -lt 300 ] && ! ls -l /proc/$!/fd 2>/dev/null | grep -q /dev/input/event; do usleep 10000; i=$((i + 1)); done
                 for path in /sys/class/net/*; do
                     link=${path##*/}
                     [ "$link" = lo ] && continue

@@ -13,8 +13,9 @@ public struct VMDescription: Sendable, Equatable {
     public enum NICModel: String, Sendable, CaseIterable { case virtio, e1000, rtl8139 }
 
     public struct Disk: Sendable, Equatable {
-        /// An open descriptor on the raw image (a volume file or block device), O_RDWR unless
-        /// `readOnly`; passed to QEMU through an fdset (/dev/fdset/N).
+        /// An open descriptor on the raw image (a volume file or block device): O_RDWR, or
+        /// O_RDONLY when `readOnly` (QEMU dups an fdset's descriptor only for the access mode it
+        /// asks for); passed to QEMU through an fdset (/dev/fdset/N).
         public var descriptor: Int32
         public var model: DiskModel
         public var media: Media

@@ -41,7 +41,8 @@ struct BootToPingTests {
 
         let replied = try network.ping("10.77.0.2", mac: mac, seconds: 120)
         let bootToPing = Monotonic.now - t0
-        let console = (try? FD.readText(vm.consoleLogPath)) ?? ""
+        // The lease script prints its line after it set the address, so after ping can work.
+        let console = waitForConsole(vm.consoleLogPath, containing: "lumos-guest: eth0 bound", seconds: replied ? 10 : 0)
         if replied { print("small guest (\(accel.accelerator.rawValue)): QEMU start to first ping reply \(String(format: "%.2f", bootToPing)) s") }
         for line in console.split(whereSeparator: \.isNewline) where line.contains("lumos-") || line.contains("rror") || line.contains("fail") {
             print("  guest console: \(line)")
@@ -65,5 +66,33 @@ struct BootToPingTests {
         dhcp.stop()
         try network.remove()
         #expect(!Files.exists("/run/netns/\(network.name)"))
+    }
+
+    /// The guest's initramfs finds its root on an ide (PIIX, machine pc; the cloud kernel has
+    /// no AHCI driver for q35's ide) or a virtio-scsi disk, by label.
+    @Test(arguments: [(VMDescription.Machine.pc, VMDescription.DiskModel.ide), (.q35, .scsi)])
+    func bootsFromOtherDiskModels(machine: VMDescription.Machine, model: VMDescription.DiskModel) throws {
+        let scratch = try Scratch("root-\(model.rawValue)")
+        defer { scratch.remove() }
+        let guest = try SmallGuest.build(into: "\(scratch.path)/guest")
+        let disk = try sys("open", guest.disk) { open(guest.disk, O_RDWR | O_CLOEXEC) }
+        defer { close(disk) }
+        let vm = VMDescription(
+            name: "root-\(model.rawValue)", machine: machine, accelerator: try AcceleratorProbe.choose().accelerator, memoryMiB: 128,
+            disks: [.init(descriptor: disk, model: model, boot: true)],
+            kernelBoot: .init(kernel: guest.kernel, initrd: guest.initrd, commandLine: guest.commandLine),
+            runDirectory: "\(scratch.path)/run")
+        let qemu = try QEMUProcess(vm)
+        defer { qemu.kill() }
+        let deadline = Monotonic.now + 120
+        var console = ""
+        while Monotonic.now < deadline && qemu.isRunning {
+            console = (try? FD.readText(vm.consoleLogPath)) ?? ""
+            if console.contains("lumos-guest: up") || console.contains("lumos-initramfs: root") { break }
+            usleep(100_000)
+        }
+        #expect(console.contains("lumos-guest: up"), "console:\n\(console.suffix(1500))")
+        #expect(!console.contains("lumos-initramfs"))
+        #expect(qemu.stop(timeout: 60) == .poweredOff, "console:\n\(((try? FD.readText(vm.consoleLogPath)) ?? "").suffix(1500))")
     }
 }

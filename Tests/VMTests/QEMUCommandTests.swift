@@ -78,10 +78,21 @@ import Testing
         #expect(values(c.argv, "-device") == [
             "virtio-scsi-pci,id=scsi0",
             "virtio-blk-pci,drive=disk0,id=vd0,bootindex=1",
-            "ide-hd,drive=disk1,id=vd1",
+            "ide-hd,bus=ide.0,drive=disk1,id=vd1",
             "scsi-hd,bus=scsi0.0,drive=disk2,id=vd2,logical_block_size=4096,physical_block_size=4096",
-            "ide-cd,drive=disk3,id=vd3",
+            "ide-cd,bus=ide.1,drive=disk3,id=vd3",
             "scsi-cd,bus=scsi0.0,drive=disk4,id=vd4",
+        ])
+    }
+
+    @Test func idePlacesOnPC() throws {
+        let c = try QEMUCommand.build(vm { m in
+            m.machine = .pc
+            m.disks = (0..<4).map { VMDescription.Disk(descriptor: Int32(10 + $0), model: .ide, media: $0 == 3 ? .cdrom : .disk) }
+        })
+        #expect(values(c.argv, "-device") == [
+            "ide-hd,bus=ide.0,unit=0,drive=disk0,id=vd0", "ide-hd,bus=ide.0,unit=1,drive=disk1,id=vd1",
+            "ide-hd,bus=ide.1,unit=0,drive=disk2,id=vd2", "ide-cd,bus=ide.1,unit=1,drive=disk3,id=vd3",
         ])
     }
 
@@ -144,6 +155,7 @@ import Testing
         ("longdir", "too long for a unix socket path"),
         ("vga", "vga banana"),
         ("microfirmware", "microvm has no firmware boot"),
+        ("ide", "5 ide disks, but machine pc has 4 places"),
     ])
     func rejects(_ what: String, _ message: String) throws {
         let bad = vm {
@@ -161,6 +173,7 @@ import Testing
             case "longdir": $0.runDirectory = "/" + String(repeating: "d", count: 100)
             case "vga": $0.vga = "banana"
             case "microfirmware": $0.machine = .microvm
+            case "ide": $0.machine = .pc; $0.disks = (0..<5).map { VMDescription.Disk(descriptor: Int32(3 + $0), model: .ide) }
             default: Issue.record("unknown case \(what)")
             }
         }

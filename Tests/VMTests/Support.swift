@@ -19,3 +19,15 @@ struct Scratch {
 
 /// Whether a process exists (not yet reaped or another with that pid): kill(pid, 0).
 func processExists(_ pid: pid_t) -> Bool { kill(pid, 0) == 0 || errno == EPERM }
+
+/// Waits up to `seconds` for `text` in a console log; returns the log as last read.
+func waitForConsole(_ path: String, containing text: String, seconds: Double) -> String {
+    let deadline = Monotonic.now + seconds
+    var log = ""
+    repeat {
+        log = (try? FD.readText(path)) ?? ""
+        if log.contains(text) { break }
+        usleep(50_000)
+    } while Monotonic.now < deadline
+    return log
+}

@@ -1,7 +1,7 @@
 // bench/vm: the small guest from QEMU start to its first ping reply, through the VM module
 // (Tap + VMDescription + QEMUProcess: descriptors, -sandbox, QMP and console sockets) against
 // the same kernel, initramfs and disk started by hand with a plain qemu-system-x86_64 command
-// line in the same run, interleaved; plus QEMU's resident memory beyond the guest's RAM.
+// line in the same run, interleaved; plus QEMU's resident memory beyond the guest's RAM (smaps).
 // Both guests take their address by DHCP from the same in-process server (Tests/VMTestSupport)
 // on a bridge in a namespace made for the run. Prints markdown. See BENCHMARKS.md.
 // Usage: sudo [KEEP=1] .build/debug/vm-bench [RUNS]   (or bench/vm.sh, which builds it in release mode)
@@ -22,16 +22,27 @@ func median(_ xs: [Double]) -> Double {
 
 func f(_ x: Double, _ digits: Int = 2) -> String { String(format: "%.\(digits)f", x) }
 
-/// VmRSS and its anonymous and file parts of a process, in KiB.
-func rss(_ pid: pid_t) -> (total: Int, anon: Int, file: Int) {
-    guard let text = try? FD.readText("/proc/\(pid)/status") else { return (0, 0, 0) }
-    func field(_ name: String) -> Int {
-        for line in text.split(separator: "\n") where line.hasPrefix(name + ":") {
-            return Int(line.split(separator: " ", omittingEmptySubsequences: true).dropFirst().first ?? "") ?? 0
+/// QEMU's memory in KiB from /proc/PID/smaps: all resident memory, the guest's RAM (the one
+/// anonymous mapping of exactly the RAM size) and TCG's translation cache (the rwx mapping).
+struct Memory { var rss = 0, guestRAM = 0, translationCache = 0; var own: Int { rss - guestRAM } }
+
+func memory(_ pid: pid_t, ramMiB: Int) -> Memory {
+    guard let text = try? FD.readText("/proc/\(pid)/smaps") else { return Memory() }
+    var m = Memory()
+    var perms = "", size = 0
+    for line in text.split(separator: "\n") {
+        let f = line.split(separator: " ", omittingEmptySubsequences: true)
+        guard let key = f.first else { continue }
+        if key.contains("-") && !key.hasSuffix(":") { perms = f.count > 1 ? String(f[1]) : ""; continue }
+        let kb = f.count > 1 ? Int(f[1]) ?? 0 : 0
+        if key == "Size:" { size = kb }
+        if key == "Rss:" {
+            m.rss += kb
+            if size == ramMiB * 1024 && perms == "rw-p" { m.guestRAM += kb }
+            if perms == "rwxp" { m.translationCache += kb }
         }
-        return 0
     }
-    return (field("VmRSS"), field("RssAnon"), field("RssFile"))
+    return m
 }
 
 func run() throws {
@@ -53,69 +64,71 @@ func run() throws {
     defer { bareDHCP.stop() }
 
     var lumosTimes: [Double] = [], bareTimes: [Double] = []
-    var lumosRSS: [Int] = [], bareRSS: [Int] = [], lumosAnon: [Int] = []
-    for i in 0..<runs {
-        // Through the VM module: tap in the namespace, disk as a descriptor, everything QEMU
-        // needs handed over at spawn.
-        do {
-            let start = Monotonic.now
-            let tap = try Tap(name: "vmbl\(i)", namespace: network.namespace, bridge: network.bridge)
-            defer { tap.close() }
-            let disk = try sys("open", guest.disk) { open(guest.disk, O_RDWR | O_CLOEXEC) }
-            defer { close(disk) }
-            let vm = VMDescription(name: "bench-\(i)", machine: .q35, accelerator: accel.accelerator, memoryMiB: ramMiB,
-                                   disks: [.init(descriptor: disk, boot: true)], nics: [.init(tapDescriptor: tap.descriptor, mac: lumosMAC)],
-                                   kernelBoot: .init(kernel: guest.kernel, initrd: guest.initrd, commandLine: guest.commandLine),
-                                   runDirectory: "\(work)/run-\(i)")
-            let qemu = try QEMUProcess(vm)
-            defer { qemu.kill() }
-            guard try network.ping("10.78.0.2", mac: lumosMAC, seconds: 120) else { throw LumosError.failed("run \(i): the Lumos-started guest never answered ping") }
-            lumosTimes.append(Monotonic.now - start)
-            let r = rss(qemu.pid)
-            lumosRSS.append(r.total); lumosAnon.append(r.anon)
-            if qemu.stop(timeout: 30) != .poweredOff { FileHandle.standardError.write("run \(i): Lumos guest did not power off; killed\n".data(using: .utf8)!) }
-        }
-        // By hand: a persistent tap made with ip tuntap, the disk by path, QEMU's defaults.
-        do {
-            let tapName = "vmbb\(i)"
-            try network.tools.ipBatch(["tuntap add dev \(tapName) mode tap", "link set dev \(tapName) master \(network.bridge)", "link set dev \(tapName) up"])
-            defer { try? network.tools.ipBatch(["link delete \(tapName)"]) }
-            let qmp = "\(work)/bare-\(i).qmp"
-            let argv = ["qemu-system-x86_64", "-machine", "q35", "-accel", accel.accelerator.rawValue, "-m", "\(ramMiB)", "-display", "none",
-                        "-kernel", guest.kernel, "-initrd", guest.initrd, "-append", guest.commandLine,
-                        "-drive", "file=\(guest.disk),format=raw,if=virtio",
-                        "-netdev", "tap,id=n0,ifname=\(tapName),script=no,downscript=no", "-device", "virtio-net-pci,netdev=n0,mac=\(bareMAC)",
-                        "-serial", "file:\(work)/bare-\(i).console", "-qmp", "unix:\(qmp),server=on,wait=off"]
-            let start = Monotonic.now
-            // QEMU opens the tap by name, so it must start inside the namespace.
-            let pid = try NetTools.withThread(inNamespace: network.namespace.path!) { try Exec.spawn(argv, stdout: .null, stderr: .null) }
-            var reaped = false
-            defer { if !reaped { kill(pid, SIGKILL); _ = Exec.wait(pid) } }
-            guard try network.ping("10.78.0.3", mac: bareMAC, seconds: 120) else { throw LumosError.failed("run \(i): the hand-started guest never answered ping") }
-            bareTimes.append(Monotonic.now - start)
-            bareRSS.append(rss(pid).total)
-            let q = try QMPClient(socketPath: qmp)
-            try q.powerdown()
-            let deadline = Monotonic.now + 30
-            var status: Int32 = 0
-            while Monotonic.now < deadline {
-                if waitpid(pid, &status, WNOHANG) == pid { reaped = true; break }
-                usleep(20_000)
-            }
+    var lumosMem: [Memory] = [], bareMem: [Memory] = []
+    // Through the VM module: tap in the namespace, disk as a descriptor, everything QEMU
+    // needs handed over at spawn.
+    func viaModule(_ i: Int) throws {
+        let start = Monotonic.now
+        let tap = try Tap(name: "vmbl\(i)", namespace: network.namespace, bridge: network.bridge)
+        defer { tap.close() }
+        let disk = try sys("open", guest.disk) { open(guest.disk, O_RDWR | O_CLOEXEC) }
+        defer { close(disk) }
+        let vm = VMDescription(name: "bench-\(i)", machine: .q35, accelerator: accel.accelerator, memoryMiB: ramMiB,
+                               disks: [.init(descriptor: disk, boot: true)], nics: [.init(tapDescriptor: tap.descriptor, mac: lumosMAC)],
+                               kernelBoot: .init(kernel: guest.kernel, initrd: guest.initrd, commandLine: guest.commandLine),
+                               runDirectory: "\(work)/run-\(i)")
+        let qemu = try QEMUProcess(vm)
+        defer { qemu.kill() }
+        guard try network.ping("10.78.0.2", mac: lumosMAC, seconds: 120) else { throw LumosError.failed("run \(i): the Lumos-started guest never answered ping") }
+        lumosTimes.append(Monotonic.now - start)
+        lumosMem.append(memory(qemu.pid, ramMiB: ramMiB))
+        if qemu.stop(timeout: 30) != .poweredOff { FileHandle.standardError.write("run \(i): Lumos guest did not power off; killed\n".data(using: .utf8)!) }
+    }
+    // By hand: a persistent tap made with ip tuntap, the disk by path, QEMU's defaults.
+    func byHand(_ i: Int) throws {
+        let tapName = "vmbb\(i)"
+        try network.tools.ipBatch(["tuntap add dev \(tapName) mode tap", "link set dev \(tapName) master \(network.bridge)", "link set dev \(tapName) up"])
+        defer { try? network.tools.ipBatch(["link delete \(tapName)"]) }
+        let qmp = "\(work)/bare-\(i).qmp"
+        let argv = ["qemu-system-x86_64", "-machine", "q35", "-accel", accel.accelerator.rawValue, "-m", "\(ramMiB)", "-display", "none",
+                    "-kernel", guest.kernel, "-initrd", guest.initrd, "-append", guest.commandLine,
+                    "-drive", "file=\(guest.disk),format=raw,if=virtio",
+                    "-netdev", "tap,id=n0,ifname=\(tapName),script=no,downscript=no", "-device", "virtio-net-pci,netdev=n0,mac=\(bareMAC)",
+                    "-serial", "file:\(work)/bare-\(i).console", "-qmp", "unix:\(qmp),server=on,wait=off"]
+        let start = Monotonic.now
+        // QEMU opens the tap by name, so it must start inside the namespace.
+        let pid = try NetTools.withThread(inNamespace: network.namespace.path!) { try Exec.spawn(argv, stdout: .null, stderr: .null) }
+        var reaped = false
+        defer { if !reaped { kill(pid, SIGKILL); _ = Exec.wait(pid) } }
+        guard try network.ping("10.78.0.3", mac: bareMAC, seconds: 120) else { throw LumosError.failed("run \(i): the hand-started guest never answered ping") }
+        bareTimes.append(Monotonic.now - start)
+        bareMem.append(memory(pid, ramMiB: ramMiB))
+        let q = try QMPClient(socketPath: qmp)
+        try q.powerdown()
+        let deadline = Monotonic.now + 30
+        var status: Int32 = 0
+        while Monotonic.now < deadline {
+            if waitpid(pid, &status, WNOHANG) == pid { reaped = true; break }
+            usleep(20_000)
         }
     }
+    // Interleaved, alternating which goes first, so neither always finds a warmer cache.
+    for i in 0..<runs {
+        if i % 2 == 0 { try viaModule(i); try byHand(i) } else { try byHand(i); try viaModule(i) }
+    }
     let lm = median(lumosTimes), bm = median(bareTimes)
-    let lr = Double(lumosRSS.sorted()[lumosRSS.count / 2]) / 1024, br = Double(bareRSS.sorted()[bareRSS.count / 2]) / 1024
+    func mib(_ xs: [Memory], _ k: KeyPath<Memory, Int>) -> String { f(Double(xs.map { $0[keyPath: k] }.sorted()[xs.count / 2]) / 1024, 1) }
     print("## VM: small guest, QEMU start → first ping reply (\(accel.accelerator.rawValue), \(ramMiB) MiB, q35, median of \(runs))")
     print("")
     print("| | VM module (Tap, fds, -sandbox, QMP) | plain qemu-system-x86_64 | ratio |")
     print("|---|---|---|---|")
     print("| start → first ping reply (s) | \(f(lm)) | \(f(bm)) | \(f(lm / bm)) |")
-    print("| QEMU RSS at first reply (MiB) | \(f(lr, 1)) | \(f(br, 1)) | |")
-    print("| RSS beyond guest RAM (MiB) | \(f(lr - Double(ramMiB), 1)) | \(f(br - Double(ramMiB), 1)) | |")
+    print("| QEMU RSS at first reply (MiB) | \(mib(lumosMem, \.rss)) | \(mib(bareMem, \.rss)) | |")
+    print("| of which guest RAM touched (MiB) | \(mib(lumosMem, \.guestRAM)) | \(mib(bareMem, \.guestRAM)) | |")
+    print("| QEMU's own memory: RSS minus guest RAM (MiB) | \(mib(lumosMem, \.own)) | \(mib(bareMem, \.own)) | |")
+    print("| of which TCG translation cache (MiB) | \(mib(lumosMem, \.translationCache)) | \(mib(bareMem, \.translationCache)) | |")
     print("")
     print("all runs (s): module \(lumosTimes.map { f($0) }.joined(separator: " ")); plain \(bareTimes.map { f($0) }.joined(separator: " "))")
-    print("anonymous RSS (MiB), module runs: \(lumosAnon.map { f(Double($0) / 1024, 1) }.joined(separator: " "))")
     print("small guest build (kernel cached): \(f(buildSeconds)) s; accelerator: \(accel)")
 }
 
