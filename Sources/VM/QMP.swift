@@ -71,7 +71,11 @@ public final class QMPClient {
 
     /// Ends QEMU at once. QEMU may close the socket before it answers; that counts as done.
     public func quit() throws {
-        do { try execute("quit") } catch let e as LumosError where e.message.contains("closed") {}
+        do {
+            try execute("quit")
+        } catch let e as LumosError where e.message.contains("closed") {
+        } catch let e as Errno where e.code == ECONNRESET {
+        }
     }
 
     /// Waits for an event by name (already seen, or read within `seconds`).
