@@ -1,3 +1,4 @@
+import Foundation
 import Glibc
 import Images
 import LumosCore
@@ -16,10 +17,34 @@ import LumosCore
 /// label and switch_roots to it.
 public struct SmallGuest: Sendable, Equatable {
     public var disk: String
+    /// The bzImage, for pc and q35.
     public var kernel: String
+    /// The same kernel as a PVH ELF, for microvm (`GuestKernel.pvhKernel`).
+    public var pvhKernel: String
     public var initrd: String
     public var commandLine: String
     public var kernelRelease: String
+
+    /// The direct-kernel boot for a machine type: the PVH vmlinux on microvm, else the bzImage.
+    /// On microvm the kernel calibrates the TSC against the PIT, which under TCG on a busy host
+    /// can spin forever: it is told the TSC's rate instead (`tsc_early_khz`; a TCG guest's TSC
+    /// runs at the host's).
+    public func kernelBoot(for machine: VMDescription.Machine) -> VMDescription.KernelBoot {
+        guard machine == .microvm else { return .init(kernel: kernel, initrd: initrd, commandLine: commandLine) }
+        let khz = Self.hostTSCkHz().map { " tsc_early_khz=\($0)" } ?? ""
+        return .init(kernel: pvhKernel, initrd: initrd, commandLine: commandLine + khz)
+    }
+
+    /// The host's TSC rate from /proc/cpuinfo's "cpu MHz" (the TSC rate on hosts with an
+    /// invariant TSC and no frequency scaling, such as cloud VMs), nil when absent.
+    static func hostTSCkHz() -> Int? {
+        guard let text = try? FD.readText("/proc/cpuinfo") else { return nil }
+        for line in text.split(separator: "\n") where line.hasPrefix("cpu MHz") {
+            guard let v = line.split(separator: ":").last.flatMap({ Double($0.trimmingCharacters(in: .whitespaces)) }), v > 0 else { return nil }
+            return Int((v * 1000).rounded())
+        }
+        return nil
+    }
 
     public static let rootLabel = "lumos-root"
     public static let defaultDiskMiB = 64
@@ -34,14 +59,16 @@ public struct SmallGuest: Sendable, Equatable {
         if hostname.isEmpty || !hostname.allSatisfy({ $0.isASCII && ($0.isLetter || $0.isNumber || $0 == "-") }) {
             throw LumosError.invalid("hostname \"\(hostname)\": use letters, digits and '-'")
         }
-        for tool in ["mkfs.ext4", "modinfo"] where Exec.which(tool) == nil {
+        for tool in ["mkfs.ext4", "modinfo", "lz4"] where Exec.which(tool) == nil {
             throw LumosError.notFound("\(tool) is missing; run scripts/install-deps.sh")
         }
         let kernel = try kernels.cloudKernel()
         try Files.makeDirectories(directory, mode: 0o755)
-        let guest = SmallGuest(disk: "\(directory)/disk.raw", kernel: "\(directory)/vmlinuz", initrd: "\(directory)/initrd.img",
+        let guest = SmallGuest(disk: "\(directory)/disk.raw", kernel: "\(directory)/vmlinuz", pvhKernel: "\(directory)/vmlinux",
+                               initrd: "\(directory)/initrd.img",
                                commandLine: "console=ttyS0 root=LABEL=\(rootLabel) quiet panic=-1", kernelRelease: kernel.release)
         try Exec.run(["cp", "--reflink=auto", kernel.bzImage, guest.kernel])
+        try Exec.run(["cp", "--reflink=auto", try kernel.pvhKernel(), guest.pvhKernel])
         try Files.writeAtomically(guest.initrd, try initramfs(kernel: kernel))
 
         let root = "\(directory)/.root-\(getpid())"

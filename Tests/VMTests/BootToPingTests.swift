@@ -11,7 +11,8 @@ import VMTestSupport
 /// side, and powers off on the ACPI button through QMP. Nothing is left afterwards.
 @Suite(.serialized, .enabled(if: isRoot && hasQEMU, "needs root (namespaces, taps) and qemu-system-x86_64"))
 struct BootToPingTests {
-    @Test func smallGuestGetsDHCPAnswersPingAndPowersOff() throws {
+    @Test(arguments: [VMDescription.Machine.q35, .microvm])
+    func smallGuestGetsDHCPAnswersPingAndPowersOff(machine: VMDescription.Machine) throws {
         let scratch = try Scratch("boot")
         defer { scratch.remove() }
         let guest = try SmallGuest.build(into: "\(scratch.path)/guest")
@@ -31,9 +32,9 @@ struct BootToPingTests {
         defer { close(disk) }
         let accel = try AcceleratorProbe.choose()
         let vm = VMDescription(
-            name: "vmt-\(id)", machine: .q35, accelerator: accel.accelerator, memoryMiB: 128,
+            name: "vmt-\(id)", machine: machine, accelerator: accel.accelerator, memoryMiB: 128,
             disks: [.init(descriptor: disk, boot: true)], nics: [.init(tapDescriptor: tap.descriptor, mac: mac)],
-            kernelBoot: .init(kernel: guest.kernel, initrd: guest.initrd, commandLine: guest.commandLine),
+            kernelBoot: guest.kernelBoot(for: machine),
             runDirectory: "\(scratch.path)/run")
         let t0 = Monotonic.now
         let qemu = try QEMUProcess(vm)
@@ -43,7 +44,7 @@ struct BootToPingTests {
         let bootToPing = Monotonic.now - t0
         // The lease script prints its line after it set the address, so after ping can work.
         let console = waitForConsole(vm.consoleLogPath, containing: "lumos-guest: eth0 bound", seconds: replied ? 10 : 0)
-        if replied { print("small guest (\(accel.accelerator.rawValue)): QEMU start to first ping reply \(String(format: "%.2f", bootToPing)) s") }
+        if replied { print("small guest (\(accel.accelerator.rawValue), \(machine.rawValue)): QEMU start to first ping reply \(String(format: "%.2f", bootToPing)) s") }
         for line in console.split(whereSeparator: \.isNewline) where line.contains("lumos-") || line.contains("rror") || line.contains("fail") {
             print("  guest console: \(line)")
         }

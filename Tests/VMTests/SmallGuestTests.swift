@@ -23,6 +23,14 @@ struct SmallGuestTests {
         let onDisk = try Exec.run(["debugfs", "-R", "stat /boot/vmlinuz", guest.disk]).stdout
         #expect(stat(guest.kernel, &st) == 0 && onDisk.contains("Size: \(st.st_size)"))
 
+        // microvm's kernel: the bzImage's payload as an ELF, the same release.
+        let elf = try FD.readFile(guest.pvhKernel)
+        #expect(elf.prefix(4).elementsEqual([0x7f, 0x45, 0x4c, 0x46]))
+        #expect(String(decoding: elf, as: UTF8.self).contains("Linux version \(guest.kernelRelease)"))
+        #expect(guest.kernelBoot(for: .microvm).kernel == guest.pvhKernel && guest.kernelBoot(for: .q35).kernel == guest.kernel)
+        #expect(guest.kernelBoot(for: .microvm).commandLine.contains(" tsc_early_khz="))
+        #expect(guest.kernelBoot(for: .q35).commandLine == guest.commandLine)
+
         // The initramfs loads each module after what it depends on.
         let list = try Exec.run(["sh", "-c", "busybox cpio -i --to-stdout etc/modules < \(guest.initrd)"]).stdout
         let order = list.split(separator: "\n").map(String.init)
