@@ -11,8 +11,8 @@ import LumosCore
 /// Layout: `disk.raw` is a partitionless ext4 file system labelled `lumos-root` (mkfs.ext4 -d,
 /// no mount, no loop device) holding the root and, in /boot, the kernel and initramfs it
 /// boots with, so the disk alone can become a zvol image. The guest is started by direct
-/// kernel boot (-kernel vmlinuz -initrd initrd.img -append commandLine) from the copies
-/// beside the disk: the cloud kernel has virtio_blk as a module, so a tiny initramfs (busybox
+/// kernel boot (`kernelBoot(for:)`: -kernel vmlinuz, or the PVH vmlinux on microvm, -initrd
+/// initrd.img -append commandLine) from the copies beside the disk: the cloud kernel has virtio_blk as a module, so a tiny initramfs (busybox
 /// and the modules, a newc archive written by `CPIOArchive`) loads them, finds the root by
 /// label and switch_roots to it.
 public struct SmallGuest: Sendable, Equatable {

@@ -1,7 +1,7 @@
 // bench/vm: the small guest from QEMU start to its first ping reply, through the VM module
 // (Tap + VMDescription + QEMUProcess: descriptors, -sandbox, QMP and console sockets) against
 // the same kernel, initramfs and disk started by hand with a plain qemu-system-x86_64 command
-// line in the same run, interleaved; plus QEMU's resident memory beyond the guest's RAM (smaps).
+// line in the same run, interleaved, and the module on microvm with the PVH kernel; plus QEMU's resident memory beyond the guest's RAM (smaps).
 // Both guests take their address by DHCP from the same in-process server (Tests/VMTestSupport)
 // on a bridge in a namespace made for the run. Prints markdown. See BENCHMARKS.md.
 // Usage: sudo [KEEP=1] .build/debug/vm-bench [RUNS]   (or bench/vm.sh, which builds it in release mode)
@@ -62,26 +62,32 @@ func run() throws {
     defer { lumosDHCP.stop() }
     let bareDHCP = try network.dhcp(network.lease(2, mac: bareMAC))
     defer { bareDHCP.stop() }
+    let microMAC = MACAddress.generate(avoiding: [lumosMAC, bareMAC])
+    let microDHCP = try network.dhcp(network.lease(3, mac: microMAC))
+    defer { microDHCP.stop() }
 
-    var lumosTimes: [Double] = [], bareTimes: [Double] = []
-    var lumosMem: [Memory] = [], bareMem: [Memory] = []
+    var lumosTimes: [Double] = [], bareTimes: [Double] = [], microTimes: [Double] = []
+    var lumosMem: [Memory] = [], bareMem: [Memory] = [], microMem: [Memory] = []
     // Through the VM module: tap in the namespace, disk as a descriptor, everything QEMU
     // needs handed over at spawn.
-    func viaModule(_ i: Int) throws {
+    func viaModule(_ i: Int, machine: VMDescription.Machine) throws {
+        let micro = machine == .microvm
+        let mac = micro ? microMAC : lumosMAC, address = micro ? "10.78.0.4" : "10.78.0.2"
         let start = Monotonic.now
-        let tap = try Tap(name: "vmbl\(i)", namespace: network.namespace, bridge: network.bridge)
+        let tap = try Tap(name: "vmb\(micro ? "m" : "l")\(i)", namespace: network.namespace, bridge: network.bridge)
         defer { tap.close() }
         let disk = try sys("open", guest.disk) { open(guest.disk, O_RDWR | O_CLOEXEC) }
         defer { close(disk) }
-        let vm = VMDescription(name: "bench-\(i)", machine: .q35, accelerator: accel.accelerator, memoryMiB: ramMiB,
-                               disks: [.init(descriptor: disk, boot: true)], nics: [.init(tapDescriptor: tap.descriptor, mac: lumosMAC)],
-                               kernelBoot: .init(kernel: guest.kernel, initrd: guest.initrd, commandLine: guest.commandLine),
-                               runDirectory: "\(work)/run-\(i)")
+        let vm = VMDescription(name: "bench-\(i)", machine: machine, accelerator: accel.accelerator, memoryMiB: ramMiB,
+                               disks: [.init(descriptor: disk, boot: true)], nics: [.init(tapDescriptor: tap.descriptor, mac: mac)],
+                               kernelBoot: guest.kernelBoot(for: machine), runDirectory: "\(work)/run-\(machine.rawValue)-\(i)")
         let qemu = try QEMUProcess(vm)
         defer { qemu.kill() }
-        guard try network.ping("10.78.0.2", mac: lumosMAC, seconds: 120) else { throw LumosError.failed("run \(i): the Lumos-started guest never answered ping") }
-        lumosTimes.append(Monotonic.now - start)
-        lumosMem.append(memory(qemu.pid, ramMiB: ramMiB))
+        guard try network.ping(address, mac: mac, seconds: 120) else { throw LumosError.failed("run \(i): the \(machine.rawValue) guest never answered ping") }
+        let elapsed = Monotonic.now - start
+        if micro { microTimes.append(elapsed); microMem.append(memory(qemu.pid, ramMiB: ramMiB)) } else {
+            lumosTimes.append(elapsed); lumosMem.append(memory(qemu.pid, ramMiB: ramMiB))
+        }
         if qemu.stop(timeout: 30) != .poweredOff { FileHandle.standardError.write("run \(i): Lumos guest did not power off; killed\n".data(using: .utf8)!) }
     }
     // By hand: a persistent tap made with ip tuntap, the disk by path, QEMU's defaults.
@@ -112,23 +118,25 @@ func run() throws {
             usleep(20_000)
         }
     }
-    // Interleaved, alternating which goes first, so neither always finds a warmer cache.
+    // Interleaved, rotating which goes first, so none always finds a warmer cache.
+    let order: [(Int) throws -> Void] = [{ try viaModule($0, machine: .q35) }, { try byHand($0) }, { try viaModule($0, machine: .microvm) }]
     for i in 0..<runs {
-        if i % 2 == 0 { try viaModule(i); try byHand(i) } else { try byHand(i); try viaModule(i) }
+        for k in 0..<order.count { try order[(i + k) % order.count](i) }
     }
     let lm = median(lumosTimes), bm = median(bareTimes)
     func mib(_ xs: [Memory], _ k: KeyPath<Memory, Int>) -> String { f(Double(xs.map { $0[keyPath: k] }.sorted()[xs.count / 2]) / 1024, 1) }
     print("## VM: small guest, QEMU start → first ping reply (\(accel.accelerator.rawValue), \(ramMiB) MiB, q35, median of \(runs))")
     print("")
-    print("| | VM module (Tap, fds, -sandbox, QMP) | plain qemu-system-x86_64 | ratio |")
-    print("|---|---|---|---|")
-    print("| start → first ping reply (s) | \(f(lm)) | \(f(bm)) | \(f(lm / bm)) |")
-    print("| QEMU RSS at first reply (MiB) | \(mib(lumosMem, \.rss)) | \(mib(bareMem, \.rss)) | |")
-    print("| of which guest RAM touched (MiB) | \(mib(lumosMem, \.guestRAM)) | \(mib(bareMem, \.guestRAM)) | |")
-    print("| QEMU's own memory: RSS minus guest RAM (MiB) | \(mib(lumosMem, \.own)) | \(mib(bareMem, \.own)) | |")
-    print("| of which TCG translation cache (MiB) | \(mib(lumosMem, \.translationCache)) | \(mib(bareMem, \.translationCache)) | |")
+    let mm = median(microTimes)
+    print("| | VM module, q35 (Tap, fds, -sandbox, QMP) | plain qemu-system-x86_64, q35 | module / plain | VM module, microvm (PVH vmlinux) | microvm / plain |")
+    print("|---|---|---|---|---|---|")
+    print("| start → first ping reply (s) | \(f(lm)) | \(f(bm)) | \(f(lm / bm)) | \(f(mm)) | \(f(mm / bm)) |")
+    print("| QEMU RSS at first reply (MiB) | \(mib(lumosMem, \.rss)) | \(mib(bareMem, \.rss)) | | \(mib(microMem, \.rss)) | |")
+    print("| of which guest RAM touched (MiB) | \(mib(lumosMem, \.guestRAM)) | \(mib(bareMem, \.guestRAM)) | | \(mib(microMem, \.guestRAM)) | |")
+    print("| QEMU's own memory: RSS minus guest RAM (MiB) | \(mib(lumosMem, \.own)) | \(mib(bareMem, \.own)) | | \(mib(microMem, \.own)) | |")
+    print("| of which TCG translation cache (MiB) | \(mib(lumosMem, \.translationCache)) | \(mib(bareMem, \.translationCache)) | | \(mib(microMem, \.translationCache)) | |")
     print("")
-    print("all runs (s): module \(lumosTimes.map { f($0) }.joined(separator: " ")); plain \(bareTimes.map { f($0) }.joined(separator: " "))")
+    print("all runs (s): module q35 \(lumosTimes.map { f($0) }.joined(separator: " ")); plain \(bareTimes.map { f($0) }.joined(separator: " ")); module microvm \(microTimes.map { f($0) }.joined(separator: " "))")
     print("small guest build (kernel cached): \(f(buildSeconds)) s; accelerator: \(accel)")
 }
 
