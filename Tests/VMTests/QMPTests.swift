@@ -64,6 +64,21 @@ struct QMPTests {
         #expect(qemu.failure() != nil)
     }
 
+    /// A QEMU that dies under its owner (here SIGKILL from outside, by pid) is reported, not
+    /// taken for a running VM.
+    @Test func deadQEMUIsAFailure() throws {
+        let scratch = try Scratch("dead")
+        defer { scratch.remove() }
+        let qemu = try start(scratch)
+        defer { qemu.kill() }
+        #expect(try qemu.qmp().status().running)
+        #expect(qemu.failure() == nil)
+        #expect(kill(qemu.pid, SIGKILL) == 0)
+        #expect(qemu.waitForExit(seconds: 10))
+        #expect(qemu.failure() == "QEMU exited with status 137")
+        #expect(qemu.stop(timeout: 1) == .alreadyExited)
+    }
+
     @Test func failureVerdict() {
         let log = "qemu-system-x86_64: warning: x\nKVM internal error. Suberror: 1\nemulation failure\n"
         let paused = RunState(status: "internal-error", running: false)
