@@ -166,6 +166,10 @@ public struct QEMUCommand: Sendable, Equatable {
         if let vga = vm.vga, !["std", "cirrus", "vmware", "virtio", "qxl", "none"].contains(vga) {
             throw LumosError.invalid("vga \(vga): use std, cirrus, vmware, virtio, qxl or none")
         }
+        if case .tcp(let address, let display, _)? = vm.vnc {
+            if address.isEmpty || address.contains(",") || address.contains(" ") { throw LumosError.invalid("vnc address \"\(address)\": give an IP address or host name") }
+            if display < 0 || display > 59635 { throw LumosError.invalid("vnc display \(display): use 0 to 59635 (port 5900 + display)") }
+        }
         if let tb = vm.tcgTranslationCacheMiB, tb < 1 { throw LumosError.invalid("TCG translation cache \(tb) MiB: give at least 1") }
     }
 }

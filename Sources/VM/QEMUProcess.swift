@@ -38,7 +38,8 @@ public final class QEMUProcess {
     public var isRunning: Bool {
         if exitStatus != nil { return false }
         var status: Int32 = 0
-        let r = waitpid(pid, &status, WNOHANG)
+        var r = waitpid(pid, &status, WNOHANG)
+        while r < 0 && errno == EINTR { r = waitpid(pid, &status, WNOHANG) }
         if r == pid {
             exitStatus = status & 0x7f == 0 ? (status >> 8) & 0xff : 128 + (status & 0x7f)
             return false

@@ -156,6 +156,7 @@ import Testing
         ("vga", "vga banana"),
         ("microfirmware", "microvm has no firmware boot"),
         ("ide", "5 ide disks, but machine pc has 4 places"),
+        ("vncaddress", "vnc address"),
     ])
     func rejects(_ what: String, _ message: String) throws {
         let bad = vm {
@@ -173,6 +174,7 @@ import Testing
             case "longdir": $0.runDirectory = "/" + String(repeating: "d", count: 100)
             case "vga": $0.vga = "banana"
             case "microfirmware": $0.machine = .microvm
+            case "vncaddress": $0.vnc = .tcp(address: "0.0.0.0,share=ignore", display: 1, password: false)
             case "ide": $0.machine = .pc; $0.disks = (0..<5).map { VMDescription.Disk(descriptor: Int32(3 + $0), model: .ide) }
             default: Issue.record("unknown case \(what)")
             }
