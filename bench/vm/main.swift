@@ -4,7 +4,7 @@
 // line in the same run, interleaved, and the module on microvm with the PVH kernel; plus QEMU's resident memory beyond the guest's RAM (smaps).
 // Both guests take their address by DHCP from the same in-process server (Tests/VMTestSupport)
 // on a bridge in a namespace made for the run. Prints markdown. See BENCHMARKS.md.
-// Usage: sudo [KEEP=1] .build/debug/vm-bench [RUNS]   (or bench/vm.sh, which builds it in release mode)
+// Usage: sudo [KEEP=1] [TB_SIZE=MiB] .build/debug/vm-bench [RUNS]   (or bench/vm.sh, which builds it in release mode)
 import Foundation
 import Glibc
 import LumosCore
@@ -14,6 +14,8 @@ import VMTestSupport
 
 let runs = CommandLine.arguments.count > 1 ? Int(CommandLine.arguments[1]) ?? 5 : 5
 let ramMiB = 128
+// TB_SIZE=N gives the module's VMs a TCG translation cache of N MiB (QEMU's default otherwise).
+let tbSize = getenv("TB_SIZE").flatMap { Int(String(cString: $0)) }
 
 func median(_ xs: [Double]) -> Double {
     let s = xs.sorted()
@@ -80,7 +82,8 @@ func run() throws {
         defer { close(disk) }
         let vm = VMDescription(name: "bench-\(i)", machine: machine, accelerator: accel.accelerator, memoryMiB: ramMiB,
                                disks: [.init(descriptor: disk, boot: true)], nics: [.init(tapDescriptor: tap.descriptor, mac: mac)],
-                               kernelBoot: guest.kernelBoot(for: machine), runDirectory: "\(work)/run-\(machine.rawValue)-\(i)")
+                               kernelBoot: guest.kernelBoot(for: machine), runDirectory: "\(work)/run-\(machine.rawValue)-\(i)",
+                               tcgTranslationCacheMiB: tbSize)
         let qemu = try QEMUProcess(vm)
         defer { qemu.kill() }
         guard try network.ping(address, mac: mac, seconds: 120) else { throw LumosError.failed("run \(i): the \(machine.rawValue) guest never answered ping") }
@@ -125,7 +128,7 @@ func run() throws {
     }
     let lm = median(lumosTimes), bm = median(bareTimes)
     func mib(_ xs: [Memory], _ k: KeyPath<Memory, Int>) -> String { f(Double(xs.map { $0[keyPath: k] }.sorted()[xs.count / 2]) / 1024, 1) }
-    print("## VM: small guest, QEMU start → first ping reply (\(accel.accelerator.rawValue), \(ramMiB) MiB, q35, median of \(runs))")
+    print("## VM: small guest, QEMU start → first ping reply (\(accel.accelerator.rawValue), \(ramMiB) MiB, median of \(runs)\(tbSize.map { ", module with tb-size=\($0)" } ?? ""))")
     print("")
     let mm = median(microTimes)
     print("| | VM module, q35 (Tap, fds, -sandbox, QMP) | plain qemu-system-x86_64, q35 | module / plain | VM module, microvm (PVH vmlinux) | microvm / plain |")
