@@ -23,6 +23,9 @@ let package = Package(
         .target(name: "Zones", dependencies: ["LumosCore", "Storage", "Images", "Net", "CLinux"]),
         .target(name: "Net", dependencies: ["LumosCore", "CLinux"]),
         .target(name: "Trace", dependencies: ["LumosCore", "CLinux"]),
+        // Brand kvm (docs/vm.md): QEMU's command line, the accelerator probe, QMP, taps, and
+        // the small guest builder.
+        .target(name: "VM", dependencies: ["LumosCore", "Images", "Net", "CLinux"]),
         .executableTarget(
             name: "lumos",
             dependencies: [
@@ -42,6 +45,11 @@ let package = Package(
         .testTarget(name: "ZonesTests", dependencies: ["Zones", "Storage", "Images", "Net", "LumosCore"]),
         .testTarget(name: "NetTests", dependencies: ["Net", "LumosCore"]),
         .testTarget(name: "TraceTests", dependencies: ["Trace", "LumosCore"]),
+        .testTarget(name: "VMTests", dependencies: ["VM", "VMTestSupport", "Net", "LumosCore", "CLinux"]),
+        // What VMTests and bench/vm share: a DHCP server thread in a test namespace and the
+        // guest network around it. Not part of any product.
+        .target(name: "VMTestSupport", dependencies: ["VM", "Net", "LumosCore", "CLinux"], path: "Tests/VMTestSupport"),
+        .executableTarget(name: "vm-bench", dependencies: ["VM", "VMTestSupport", "Net", "LumosCore"], path: "bench/vm"),
         // Attacks from inside real zones (docs/security.md); Resources/attack.c is the tenant's
         // toolbox, compiled static by the tests themselves.
         .testTarget(name: "SecurityTests", dependencies: ["Zones", "LumosCore"], exclude: ["Resources"]),

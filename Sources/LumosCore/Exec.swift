@@ -26,8 +26,9 @@ public enum Exec {
         return nil
     }
 
-    /// Starts `argv` with the given streams; returns the pid.
-    public static func spawn(_ argv: [String], stdin: Stream = .null, stdout: Stream = .inherit, stderr: Stream = .inherit) throws -> pid_t {
+    /// Starts `argv` with the given streams; returns the pid. `passing[i]` becomes the child's
+    /// fd 3+i (QEMU's disks and taps, docs/vm.md); every other descriptor is closed.
+    public static func spawn(_ argv: [String], stdin: Stream = .null, stdout: Stream = .inherit, stderr: Stream = .inherit, passing: [Int32] = []) throws -> pid_t {
         guard let path = which(argv[0]) else {
             throw LumosError.notFound("\(argv[0]): program not found; run scripts/install-deps.sh")
         }
@@ -41,9 +42,16 @@ public enum Exec {
             case .fd(let fd): posix_spawn_file_actions_adddup2(&actions, fd, target)
             }
         }
-        // Only 0, 1 and 2 pass to the child: a descriptor some other thread opened without
-        // O_CLOEXEC (a pipe end, a pool's loop device, a lock) must not keep it open there.
-        clinux_spawn_closefrom(&actions, 3)
+        // Passed descriptors go first to numbers above all of them and above their targets, then
+        // down to 3, 4, ...: a source that is itself a target is never overwritten before use.
+        // dup2 clears FD_CLOEXEC on the copy.
+        let parking = max(passing.max() ?? 0, Int32(2 + passing.count)) + 1
+        for (i, fd) in passing.enumerated() { posix_spawn_file_actions_adddup2(&actions, fd, parking + Int32(i)) }
+        for i in passing.indices { posix_spawn_file_actions_adddup2(&actions, parking + Int32(i), 3 + Int32(i)) }
+        // Only 0, 1 and 2 (and what the caller passes) reach the child: a descriptor some other
+        // thread opened without O_CLOEXEC (a pipe end, a pool's loop device, a lock) must not
+        // keep it open there.
+        clinux_spawn_closefrom(&actions, 3 + Int32(passing.count))
         // The child starts with no blocked signals and default dispositions: posix_spawn would
         // otherwise hand it the calling thread's mask (worker threads block most signals), and a
         // tool that relies on SIGALRM, like `ping -w`, would wait forever.

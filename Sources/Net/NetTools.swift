@@ -22,7 +22,7 @@ public struct NetTools: Sendable {
     /// Runs `body` with the calling thread in the network namespace at `path`, then returns
     /// the thread to its own. A thread that cannot go back stops the process: nothing may run
     /// in a tenant's namespace by mistake.
-    static func withThread<R>(inNamespace path: String, _ body: () throws -> R) throws -> R {
+    public static func withThread<R>(inNamespace path: String, _ body: () throws -> R) throws -> R {
         let home = try sys("open", "/proc/thread-self/ns/net") { open("/proc/thread-self/ns/net", O_RDONLY | O_CLOEXEC) }
         defer { close(home) }
         let target = try sys("open", path) { open(path, O_RDONLY | O_CLOEXEC) }

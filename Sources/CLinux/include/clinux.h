@@ -5,4 +5,5 @@
 #include "clinux_sys.h"
 #include "clinux_storage.h"
 #include "clinux_bpf.h"
+#include "clinux_vm.h"
 #endif
