@@ -160,6 +160,26 @@ struct TenantTapTests {
         #expect(try lab.host.store.tenant(uuid) == nil)
         #expect(Set(try lab.protectedPorts()) == [other[0].hostLink])
     }
+
+    /// A failure after the taps exist (here the ifb's name is taken) closes their descriptors
+    /// and undoes the rest: no tap, ifb, record, element or lease is left.
+    @Test func attachThatFailsMidwayLeavesNothing() throws {
+        let lab = try NetLab()
+        defer { lab.teardown() }
+        try lab.host.createEtherstub("stub0")
+        let net = TenantNetwork(host: lab.host)
+        let uuid = lab.uuid()
+        let ifb = TenantNetwork.ifbName(hostLink: try TenantNetwork.hostLinkName(tenant: uuid, interface: "net0"))
+        try lab.host.tools.ipBatch(["link add \(ifb) type bridge"])
+        #expect(throws: (any Error).self) {
+            try net.attachTaps(tenant: uuid, nics: [NicSpec(nicTag: "stub0", ips: ["10.78.0.20/24"], txMaxbwMbps: 5)])
+        }
+        #expect(try lab.tenantLinks().isEmpty)
+        #expect(try lab.host.store.tenants().isEmpty)
+        #expect(try lab.protectedPorts().isEmpty)
+        #expect(!Files.exists(DHCPService.leasePath(lab.host.store, "stub0")))
+        #expect(DHCPService(host: lab.host).runningPid(switchName: "stub0") == nil)
+    }
 }
 
 /// The guest's end of a tap: raw Ethernet frames behind the virtio-net header (IFF_VNET_HDR,
