@@ -290,7 +290,8 @@ public struct TenantNetwork: Sendable {
         // that tenant's, not leftovers of this one.
         let others = try host.store.tenants().filter { $0.uuid != tenant }.flatMap(\.nics)
         let ownedByOthers = Set(others.flatMap { [$0.hostLink, $0.ifbLink] })
-        // Deleting the host side of a veth deletes its peer inside the tenant too.
+        // Deleting the host side of a veth deletes its peer inside the tenant too; a tap goes
+        // even while QEMU holds its descriptor, which then carries no frames.
         let links = try host.tools.links().map(\.name).filter {
             $0.hasPrefix(prefix) && Self.isTenantLink($0) && !ownedByOthers.contains($0)
         }
