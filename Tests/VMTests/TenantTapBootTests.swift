@@ -8,7 +8,7 @@ import VMTestSupport
 
 /// The small guest on a tenant tap (`TenantNetwork.attachTaps`, docs/net.md "Tenant taps"):
 /// the switch's responder hands it the manifest address from the tenant record, it answers
-/// ping from the switch's host side, and when root inside the guest takes another address or
+/// ping from the switch's host side and from a zone on the same switch, and when root inside the guest takes another address or
 /// MAC (typed on its serial console) its replies are dropped by anti-spoofing.
 @Suite(.serialized, .enabled(if: isRoot && hasQEMU, "needs root (namespaces, taps) and qemu-system-x86_64"))
 struct TenantTapBootTests {
@@ -49,6 +49,17 @@ struct TenantTapBootTests {
         #expect(replied, "console:\n\(console.suffix(1500))")
         #expect(console.contains("lumos-guest: eth0 bound 10.84.0.7/24"))
         try #require(replied)
+
+        // A zone on the same switch (a veth tenant in a namespace of its own) reaches the VM.
+        let zoneNS = "lumos-vmttz-\(getpid())-\(String(UInt32.random(in: 0...0xffffff), radix: 16))"
+        try Exec.run(["ip", "netns", "add", zoneNS])
+        defer { _ = try? Exec.run(["ip", "netns", "delete", zoneNS], check: false) }
+        let zone = UUID().uuidString.lowercased()
+        try net.attach(tenant: zone, nics: [NicSpec(nicTag: sw, ips: ["10.84.0.9/24"])], netns: .named(zoneNS))
+        defer { try? net.cleanup(tenant: zone) }
+        #expect(try NetTools(.named(zoneNS)).run(["ping", "-n", "-q", "-c", "1", "-w", "10", "10.84.0.7"], check: false).status == 0,
+                "the zone does not reach the VM")
+        try net.detach(tenant: zone)
 
         // Root in the guest adds an address that is not its own, then takes another MAC, then
         // its own MAC back: one line typed on its console, each step announced by a marker.
