@@ -55,9 +55,14 @@ public struct TenantRecord: Sendable, Equatable, Codable {
     /// (VMs, or zones that run a DHCP client) instead of Lumos setting them inside.
     public var addressesByDHCP: Bool
     public var nics: [TenantNIC]
+    /// True when the NICs are taps held by a VM's QEMU (`TenantNetwork.attachTaps`), not veths
+    /// into a namespace; absent (nil) in records of zones and of older Lumos.
+    public var taps: Bool? = nil
+
+    public var hasTaps: Bool { taps == true }
 
     enum CodingKeys: String, CodingKey {
-        case uuid, hostname, resolvers, nics
+        case uuid, hostname, resolvers, nics, taps
         case addressesByDHCP = "addresses_by_dhcp"
     }
 }

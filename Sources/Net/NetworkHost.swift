@@ -260,8 +260,8 @@ public struct NetworkHost: Sendable {
         var records = try store.tenants()
         let links = try tools.links()
         let names = Set(links.map(\.name))
-        // A tenant whose namespace died took its veths with it: only its record, ifbs, set
-        // elements and leases remain.
+        // A tenant whose namespace died took its veths with it, and a VM whose QEMU died its
+        // taps (they are not persistent): only its record, ifbs, set elements and leases remain.
         for r in records where !r.nics.isEmpty && r.nics.allSatisfy({ !names.contains($0.hostLink) }) {
             store.removeTenant(r.uuid)
         }

@@ -63,10 +63,33 @@ public struct TenantNetwork: Sendable {
     @discardableResult
     public func attach(tenant: String, nics: [NicSpec], netns: NetNamespace, hostname: String? = nil,
                        resolvers: [String] = [], addressesByDHCP: Bool = false) throws -> [TenantNIC] {
+        try attach(tenant: tenant, nics: nics, ports: .veths(netns), hostname: hostname, resolvers: resolvers, addressesByDHCP: addressesByDHCP).nics
+    }
+
+    /// A VM's NICs (docs/net.md, "Tenant taps"): one tap per NIC in the switch's namespace,
+    /// named like a veth's host side (`lz<uuid8><N>`), a port of its switch with the same
+    /// anti-spoofing elements and caps as a zone's NIC, and served by the switch's DHCP
+    /// responder with the NIC's manifest address (the record takes addresses by DHCP). Each
+    /// `TenantTap` holds the tap's descriptor (O_CLOEXEC) for QEMU; the taps are not persistent,
+    /// so they go when the last copy of it is closed (then `repair` drops the rest), or with
+    /// `detach`/`cleanup`. NICs of a tap tenant cannot be updated in place (`update` refuses).
+    public func attachTaps(tenant: String, nics: [NicSpec], hostname: String? = nil, resolvers: [String] = []) throws -> [TenantTap] {
+        let r = try attach(tenant: tenant, nics: nics, ports: .taps, hostname: hostname, resolvers: resolvers, addressesByDHCP: true)
+        return zip(r.nics, r.descriptors).map { TenantTap(nic: $0, descriptor: $1) }
+    }
+
+    /// Where a tenant's NICs go: veths into its namespace, or taps held by the caller.
+    enum Ports {
+        case veths(NetNamespace)
+        case taps
+    }
+
+    func attach(tenant: String, nics: [NicSpec], ports: Ports, hostname: String?, resolvers: [String],
+                addressesByDHCP: Bool) throws -> (nics: [TenantNIC], descriptors: [Int32]) {
         try NicValidation.validate(nics)
         for r in resolvers where IPAddress(r) == nil { throw LumosError.invalid("resolvers: \(r) is not an IP address") }
         _ = try Self.linkPrefix(tenant: tenant)
-        try netns.check()
+        if case .veths(let netns) = ports { try netns.check() }
         try host.namespace.check()
         let lock = try host.store.lock()
         defer { withExtendedLifetime(lock) {} }
@@ -75,17 +98,18 @@ public struct TenantNetwork: Sendable {
         }
         try checkPrefixFree(tenant)
         var record = TenantRecord(uuid: tenant, hostname: hostname, resolvers: resolvers, addressesByDHCP: addressesByDHCP, nics: [])
+        if case .taps = ports { record.taps = true }
         let added = try resolve(nics, tenant: tenant, existing: [])
         try preflight(added)
         record.nics = added
+        // Recorded before any link exists: a crash from here on is undone by cleanup/repair.
         try host.store.save(record)
         do {
-            try plumb(added, record: record, netns: netns)
+            return (added, try plumb(added, record: record, ports: ports))
         } catch {
             try? cleanupLocked(tenant)
             throw error
         }
-        return added
     }
 
     /// Assigns interface names, host link names and MACs.
@@ -148,9 +172,11 @@ public struct TenantNetwork: Sendable {
         }
     }
 
-    /// The kernel side of attach for `nics` (already recorded).
-    func plumb(_ nics: [TenantNIC], record: TenantRecord, netns: NetNamespace) throws {
-        if nics.isEmpty { return }
+    /// The kernel side of attach for `nics` (already recorded). For taps, returns their
+    /// descriptors in the order of `nics` (none are left open when it throws).
+    @discardableResult
+    func plumb(_ nics: [TenantNIC], record: TenantRecord, ports: Ports) throws -> [Int32] {
+        if nics.isEmpty { return [] }
         // Anti-spoofing is in place before a port joins its bridge, so the tenant never sends
         // one unchecked frame (ifname matching does not need the link to exist yet). The record
         // already holds these NICs, so a missing table is rebuilt with them.
@@ -177,15 +203,26 @@ public struct TenantNetwork: Sendable {
         for sw in switches.values.sorted(by: { $0.name < $1.name }) {
             hostLines.append("link set \(sw.bridge) type bridge \(NetworkHost.bridgeOptions)")
         }
+        var descriptors: [Int32] = []
+        var plumbed = false
+        defer { if !plumbed { descriptors.forEach { _ = Glibc.close($0) } } }
         for n in nics {
             let sw = switches[n.switchName]!
             let mtu = n.spec.mtu ?? sw.mtu ?? 1500
-            if let ref = netns.iprouteReference {
-                hostLines.append("link add \(n.hostLink) mtu \(mtu) type veth peer name \(n.interface) address \(n.mac) mtu \(mtu) netns \(ref)")
-            } else if let hostRef = host.namespace.iprouteReference {
-                createInZone.append("link add \(n.interface) address \(n.mac) mtu \(mtu) type veth peer name \(n.hostLink) mtu \(mtu) netns \(hostRef)")
-            } else {
-                throw LumosError.unsupported("\(netns) and the host \(host.namespace) are both given only by path; give the tenant by pid")
+            switch ports {
+            case .taps:
+                // The tap exists from here on, a port of nothing yet: its elements are in the
+                // table already, and it joins the bridge in the batch below like a veth.
+                descriptors.append(try Tap.open(name: n.hostLink, namespace: host.namespace))
+                hostLines.append("link set dev \(n.hostLink) mtu \(mtu)")
+            case .veths(let netns):
+                if let ref = netns.iprouteReference {
+                    hostLines.append("link add \(n.hostLink) mtu \(mtu) type veth peer name \(n.interface) address \(n.mac) mtu \(mtu) netns \(ref)")
+                } else if let hostRef = host.namespace.iprouteReference {
+                    createInZone.append("link add \(n.interface) address \(n.mac) mtu \(mtu) type veth peer name \(n.hostLink) mtu \(mtu) netns \(hostRef)")
+                } else {
+                    throw LumosError.unsupported("\(netns) and the host \(host.namespace) are both given only by path; give the tenant by pid")
+                }
             }
             if n.spec.txMaxbwMbps != nil {
                 hostLines += ["link add \(n.ifbLink) type ifb", "link set \(n.ifbLink) up"]
@@ -199,6 +236,7 @@ public struct TenantNetwork: Sendable {
                 bridgeLines += ["vlan add dev \(n.hostLink) vid \(v) pvid untagged", "vlan del dev \(n.hostLink) vid 1"]
                 if let up = sw.uplink { bridgeLines.append("vlan add dev \(up) vid \(v)") }
             }
+            guard case .veths = ports else { continue }
             zoneLines.append("link set \(n.interface) up")
             if !record.addressesByDHCP {
                 for a in n.spec.addresses { zoneLines.append(Self.addressLine(a, n.interface)) }
@@ -208,8 +246,7 @@ public struct TenantNetwork: Sendable {
             }
         }
         // Caps and VLANs are set before the port comes up; without them one batch does it all.
-        let zoneTools = NetTools(netns)
-        if !createInZone.isEmpty { try zoneTools.ipBatch(createInZone) }
+        if !createInZone.isEmpty, case .veths(let netns) = ports { try NetTools(netns).ipBatch(createInZone) }
         if tcLines.isEmpty && bridgeLines.isEmpty {
             try host.tools.ipBatch(hostLines + portLines + upLines)
         } else {
@@ -218,9 +255,11 @@ public struct TenantNetwork: Sendable {
             try host.tools.bridgeBatch(bridgeLines)
             try host.tools.ipBatch(upLines)
         }
-        try zoneTools.ipBatch(zoneLines)
+        if case .veths(let netns) = ports { try NetTools(netns).ipBatch(zoneLines) }
         let dhcp = DHCPService(host: host)
         for s in Set(nics.map(\.switchName)) { try dhcp.refresh(switchName: s) }
+        plumbed = true
+        return descriptors
     }
 
     // MARK: Detach and cleanup
@@ -251,7 +290,8 @@ public struct TenantNetwork: Sendable {
         // that tenant's, not leftovers of this one.
         let others = try host.store.tenants().filter { $0.uuid != tenant }.flatMap(\.nics)
         let ownedByOthers = Set(others.flatMap { [$0.hostLink, $0.ifbLink] })
-        // Deleting the host side of a veth deletes its peer inside the tenant too.
+        // Deleting the host side of a veth deletes its peer inside the tenant too; a tap goes
+        // even while QEMU holds its descriptor, which then carries no frames.
         let links = try host.tools.links().map(\.name).filter {
             $0.hasPrefix(prefix) && Self.isTenantLink($0) && !ownedByOthers.contains($0)
         }
@@ -290,6 +330,9 @@ public struct TenantNetwork: Sendable {
         guard var record = try host.store.tenant(tenant) else {
             throw LumosError.notFound("tenant \(tenant) has no NICs attached; attach them first")
         }
+        if record.hasTaps {
+            throw LumosError.unsupported("tenant \(tenant)'s NICs are taps held by its VM; they cannot change while it runs: detach and attach them again")
+        }
         for m in remove where !record.nics.contains(where: { $0.mac == m }) {
             throw LumosError.notFound("remove_nics: tenant \(tenant) has no NIC with mac \(m)")
         }
@@ -322,7 +365,7 @@ public struct TenantNetwork: Sendable {
         record.nics = Self.ordered(keep + inPlace.map(\.new) + incoming)
         try host.store.save(record)
         do {
-            try plumb(incoming, record: record, netns: netns)
+            try plumb(incoming, record: record, ports: .veths(netns))
         } catch {
             try? unplumb(incoming, record: record)
             record.nics = Self.ordered(keep + inPlace.map(\.new))
@@ -440,4 +483,28 @@ extension TenantNetwork {
         if remove.isEmpty && add.isEmpty && change.isEmpty { return record.nics }
         return try update(tenant: tenant, netns: netns, add: add, remove: remove, update: change)
     }
+}
+
+/// One NIC of a VM as `TenantNetwork.attachTaps` made it: the recorded NIC (interface netN,
+/// MAC, host link `lz<uuid8><N>`, spec) and the open descriptor of its tap (O_CLOEXEC), which
+/// goes to QEMU as `-netdev tap,fd=N`. The tap lives while a copy of the descriptor is open.
+public final class TenantTap {
+    public let nic: TenantNIC
+    public private(set) var descriptor: Int32
+
+    init(nic: TenantNIC, descriptor: Int32) {
+        self.nic = nic
+        self.descriptor = descriptor
+    }
+
+    public var interface: String { nic.interface }
+    public var mac: MACAddress { nic.mac }
+    public var hostLink: String { nic.hostLink }
+
+    /// Closes Lumos's descriptor; the tap goes once QEMU's copy is closed too.
+    public func close() {
+        if descriptor >= 0 { Glibc.close(descriptor); descriptor = -1 }
+    }
+
+    deinit { close() }
 }
