@@ -120,9 +120,12 @@ public struct NetStore: Sendable {
     func remove(_ kind: String, _ name: String) { Files.remove(path(kind, name)) }
 
     func all<T: Decodable>(_ type: T.Type, _ kind: String) throws -> [T] {
-        try Files.list("\(dir)/\(kind)").filter { $0.hasSuffix(".json") && !$0.hasPrefix(".") }.compactMap {
-            try load(T.self, kind, String($0.dropLast(5)))
-        }
+        try names(kind).compactMap { try load(T.self, kind, $0) }
+    }
+
+    /// The names of the records of one kind, without reading them.
+    func names(_ kind: String) -> [String] {
+        Files.list("\(dir)/\(kind)").filter { $0.hasSuffix(".json") && !$0.hasPrefix(".") }.map { String($0.dropLast(5)) }
     }
 
     public func switchConfig(_ name: String) throws -> VirtualSwitch? { try load(VirtualSwitch.self, "switches", name) }
@@ -139,6 +142,8 @@ public struct NetStore: Sendable {
 
     public func tenant(_ uuid: String) throws -> TenantRecord? { try load(TenantRecord.self, "tenants", uuid) }
     public func tenants() throws -> [TenantRecord] { try all(TenantRecord.self, "tenants") }
+    /// Uuids of the tenants with a record (one directory read, no record parsed).
+    public func tenantUUIDs() -> [String] { names("tenants") }
     public func save(_ t: TenantRecord) throws { try save(t, "tenants", t.uuid, durable: false) }
     public func removeTenant(_ uuid: String) { remove("tenants", uuid) }
 

@@ -73,15 +73,18 @@ public struct NetTools: Sendable {
         return try Self.withThread(inNamespace: path) { if_nametoindex(name) != 0 }
     }
 
-    /// Writes `/proc/sys/<key with / for .>` inside the namespace without an exec: sysctl files
-    /// under /proc/sys/net belong to the network namespace of the thread that opens them.
-    /// A missing key (no IPv6, a link gone) throws.
-    public func writeSysctl(_ key: String, _ value: String) throws {
-        let path = "/proc/sys/" + key.split(separator: ".", omittingEmptySubsequences: false).joined(separator: "/")
+    /// Writes `/proc/sys/<key with / for .>` for each pair inside the namespace without an
+    /// exec (one namespace switch for all): sysctl files under /proc/sys/net belong to the
+    /// network namespace of the thread that opens them. A missing key (no IPv6, a link gone)
+    /// throws.
+    public func writeSysctls(_ settings: [(key: String, value: String)]) throws {
         func write() throws {
-            let fd = try sys("open", path) { open(path, O_WRONLY | O_CLOEXEC) }
-            defer { close(fd) }
-            if !FD.writeAll(fd, Array(value.utf8)) { throw Errno(errno, "write", path) }
+            for (key, value) in settings {
+                let path = "/proc/sys/" + key.split(separator: ".", omittingEmptySubsequences: false).joined(separator: "/")
+                let fd = try sys("open", path) { open(path, O_WRONLY | O_CLOEXEC) }
+                defer { close(fd) }
+                if !FD.writeAll(fd, Array(value.utf8)) { throw Errno(errno, "write", path) }
+            }
         }
         guard let ns = namespace.path else { return try write() }
         try Self.withThread(inNamespace: ns) { try write() }

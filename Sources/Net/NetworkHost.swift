@@ -115,12 +115,12 @@ public struct NetworkHost: Sendable {
     /// redirects. Lumos owns the bridge, so it sets these; the host's other interfaces are not
     /// touched. Cheap (no exec): every attach re-asserts them, for switches made before.
     func ignoreRouterMessages(_ bridge: String) throws {
-        for (key, value) in [("net.ipv6.conf.\(bridge).accept_ra", "0"), ("net.ipv6.conf.\(bridge).accept_redirects", "0"),
-                             ("net.ipv4.conf.\(bridge).accept_redirects", "0")] {
-            // A host without IPv6 has no net.ipv6 keys and nothing to refuse.
-            if key.hasPrefix("net.ipv6"), !Files.isDirectory("/proc/sys/net/ipv6") { continue }
-            try tools.writeSysctl(key, value)
+        var settings = [(key: "net.ipv4.conf.\(bridge).accept_redirects", value: "0")]
+        // A host without IPv6 has no net.ipv6 keys and nothing to refuse.
+        if Files.isDirectory("/proc/sys/net/ipv6") {
+            settings += [("net.ipv6.conf.\(bridge).accept_ra", "0"), ("net.ipv6.conf.\(bridge).accept_redirects", "0")]
         }
+        try tools.writeSysctls(settings)
     }
 
     /// br_netfilter (on by default in every new namespace when the module is loaded) sends each

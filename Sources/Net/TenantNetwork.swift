@@ -180,9 +180,10 @@ public struct TenantNetwork: Sendable {
         // Anti-spoofing is in place before a port joins its bridge, so the tenant never sends
         // one unchecked frame (ifname matching does not need the link to exist yet). The record
         // already holds these NICs, so a missing table is rebuilt with them.
-        // The table goes with the last tenant NIC, so the first NIC on a host makes it at once
-        // (one nft run) instead of failing to add to a table that is not there.
-        let firstTenant = try !host.store.tenants().contains { $0.uuid != record.uuid && !$0.nics.isEmpty }
+        // The table goes with the last tenant NIC, so the first tenant on a host makes it at once
+        // (one nft run) instead of failing to add to a table that is not there. Only the names
+        // of the records are read: an attach on a busy host must not parse every record again.
+        let firstTenant = host.store.tenantUUIDs().allSatisfy { $0 == record.uuid }
         if firstTenant || (try? host.tools.nft(Antispoof.addScript(nics.map(\.portPolicy)))) == nil {
             try host.rebuildAntispoof()
         }
