@@ -20,7 +20,7 @@ let package = Package(
         .target(name: "LumosCore", dependencies: ["CLinux"]),
         .target(name: "Storage", dependencies: ["LumosCore", "CLinux"]),
         .target(name: "Images", dependencies: ["LumosCore", "Storage"]),
-        .target(name: "Zones", dependencies: ["LumosCore", "Storage", "Images", "Net", "CLinux"]),
+        .target(name: "Zones", dependencies: ["LumosCore", "Storage", "Images", "Net", "VM", "CLinux"]),
         .target(name: "Net", dependencies: ["LumosCore", "CLinux"]),
         .target(name: "Trace", dependencies: ["LumosCore", "CLinux"]),
         // Brand kvm (docs/vm.md): QEMU's command line, the accelerator probe, QMP, taps, and

@@ -25,6 +25,13 @@ public protocol DatasetStore: AnyObject {
     func holds(_ snapshot: String) throws -> [String]
     /// Snapshot names (the part after @) of a dataset, oldest first.
     func snapshots(of name: String) throws -> [String]
+    /// A volume (the zvol of SmartOS): a dataset holding one sparse copy-on-write raw file.
+    func createVolume(_ name: String, bytes: UInt64) throws
+    /// Host path of a volume's raw file (or of a volume snapshot's, read-only).
+    func volumeFile(_ name: String) throws -> String
+    func volumeSize(_ name: String) throws -> UInt64
+    /// Grows a volume (never shrinks).
+    func growVolume(_ name: String, bytes: UInt64) throws
     /// Writes a full stream of `snapshot` to `fd`.
     func send(_ snapshot: String, to fd: Int32) throws
     /// Creates dataset `name` from a stream made by `send`.

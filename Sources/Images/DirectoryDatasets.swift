@@ -110,6 +110,27 @@ public final class DirectoryDatasets: DatasetStore {
         Files.list("\(base)/.snapshots/\(name.dropFirst(poolName.count + 1))")
     }
 
+    public func createVolume(_ name: String, bytes: UInt64) throws {
+        try createFilesystem(name)
+        let file = try volumeFile(name)
+        let fd = open(file, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0o600)
+        if fd < 0 { throw Errno(errno, "open", file) }
+        defer { close(fd) }
+        if ftruncate(fd, off_t(bytes)) != 0 { throw Errno(errno, "ftruncate", file) }
+    }
+    public func volumeFile(_ name: String) throws -> String { try mountpoint(name) + "/volume.raw" }
+    public func volumeSize(_ name: String) throws -> UInt64 {
+        var st = stat()
+        let file = try volumeFile(name)
+        if stat(file, &st) != 0 { throw Errno(errno, "stat", file) }
+        return UInt64(st.st_size)
+    }
+    public func growVolume(_ name: String, bytes: UInt64) throws {
+        let current = try volumeSize(name)
+        if bytes < current { throw LumosError.invalid("volume '\(name)' can grow, not shrink") }
+        if truncate(try volumeFile(name), off_t(bytes)) != 0 { throw Errno(errno, "truncate", name) }
+    }
+
     public func send(_ snapshot: String, to fd: Int32) throws {
         let src = try mountpoint(snapshot)
         let pid = try Exec.spawn(["tar", "-C", src, "-cf", "-", "."], stdout: .fd(fd))

@@ -47,6 +47,21 @@ public final class PoolDatasets: DatasetStore {
             .compactMap { $0.name.split(separator: "@", maxSplits: 1).dropFirst().first.map(String.init) }
     }
 
+    public func createVolume(_ name: String, bytes: UInt64) throws {
+        let ds = try self.name(name)
+        try pool.createVolume(ds, size: bytes, properties: ["lumos:owner": ds.path.last ?? name])
+    }
+    public func volumeFile(_ name: String) throws -> String { try pool.volumeFile(self.name(name)) }
+    public func volumeSize(_ name: String) throws -> UInt64 {
+        guard let n = UInt64(try pool.get(self.name(name), "volsize")) else { throw LumosError.invalid("'\(name)' is not a volume") }
+        return n
+    }
+    public func growVolume(_ name: String, bytes: UInt64) throws {
+        let current = try volumeSize(name)
+        if bytes < current { throw LumosError.invalid("volume '\(name)' is \(Size.format(current)); it can grow, not shrink") }
+        if bytes > current { try pool.set(self.name(name), "volsize", String(bytes)) }
+    }
+
     public func send(_ snapshot: String, to fd: Int32) throws { try pool.send(name(snapshot), to: fd) }
     public func receive(_ name: String, from fd: Int32) throws { try pool.receive(self.name(name), from: fd) }
 }

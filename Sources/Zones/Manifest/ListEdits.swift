@@ -8,6 +8,8 @@ enum ListEdits {
     /// The field that names an entry of a list property.
     static func entryKey(_ list: String) -> String { list == "filesystems" ? "target" : list == "disks" ? "path" : "mac" }
 
+    static func noun(_ list: String) -> String { list == "nics" ? "NIC" : list == "disks" ? "disk" : "mount" }
+
     static func apply(_ op: EditOperation, to target: String, key: String, _ value: JSONValue, _ props: inout [String: JSONValue]) throws {
         if case .stringMap = PropertyTable.spec(target)?.kind { return try applyMap(op, target, key, value, &props) }
         if case .routes = PropertyTable.spec(target)?.kind { return try applyMap(op, target, key, value, &props) }
@@ -22,7 +24,7 @@ enum ListEdits {
         case .add:
             for (i, e) in entries.enumerated() {
                 if let name = e.objectValue?[field]?.stringValue, index(of: name) != nil {
-                    throw LumosError.exists("\(key)[\(i)].\(field): this VM already has a \(target == "nics" ? "NIC" : "mount") with \(field) \(name)")
+                    throw LumosError.exists("\(key)[\(i)].\(field): this VM already has a \(noun(target)) with \(field) \(name)")
                 }
             }
             list += entries
@@ -30,7 +32,7 @@ enum ListEdits {
         case .remove:
             for name in entries.compactMap(\.stringValue) {
                 guard let i = index(of: name) else {
-                    throw LumosError.notFound("\(key): this VM has no \(target == "nics" ? "NIC" : "mount") with \(field == "mac" ? "MAC" : field) \(norm(name)); see vmadm get UUID")
+                    throw LumosError.notFound("\(key): this VM has no \(noun(target)) with \(field == "mac" ? "MAC" : field) \(norm(name)); see vmadm get UUID")
                 }
                 list.remove(at: i)
             }
@@ -38,7 +40,7 @@ enum ListEdits {
             for (i, e) in entries.enumerated() {
                 let o = e.objectValue ?? [:]
                 guard let name = o[field]?.stringValue, let j = index(of: name) else {
-                    throw LumosError.notFound("\(key)[\(i)]: this VM has no \(target == "nics" ? "NIC with MAC" : "mount with target") \(o[field]?.stringValue.map(norm) ?? "?")")
+                    throw LumosError.notFound("\(key)[\(i)]: this VM has no \(noun(target)) with \(field == "mac" ? "MAC" : field) \(o[field]?.stringValue.map(norm) ?? "?")")
                 }
                 var cur = list[j].objectValue ?? [:]
                 for (k, v) in o { cur[k] = v == .null ? nil : v }

@@ -50,6 +50,14 @@ public struct Manifest: Sendable, Equatable {
 
     public var nics: [JSONValue] { properties["nics"]?.arrayValue ?? [] }
 
+    public var isKVM: Bool { brand == "kvm" }
+
+    /// A kvm VM's disks[], typed; disk_driver is the model of disks that name none.
+    public var disks: [VMDisk] {
+        let model = value("disk_driver")?.stringValue.flatMap(VMDisk.Model.init(rawValue:)) ?? .virtio
+        return (properties["disks"]?.arrayValue ?? []).compactMap(\.objectValue).map { VMDisk(json: $0, defaultModel: model) }
+    }
+
     /// Only the properties a user set or Lumos defaulted — what is stored; computed ones
     /// (state, pid, ...) are added when printing.
     public var stored: Manifest {

@@ -79,7 +79,8 @@ public enum ManifestValidator {
         for spec in PropertyTable.all where spec.access == .required && props[spec.name] == nil {
             problems.add(spec.name, .missing, .invalid("\(spec.name): is required (\(spec.summary)); add it to the payload"))
         }
-        resolveAliases(&props, &problems)
+        checkImage(brand, &props, &problems)
+        resolveAliases(&props, brand: brand, &problems)
         if let zonename = props["zonename"]?.stringValue {
             if props["uuid"] == nil { props["uuid"] = .string(zonename) }
             if props["uuid"]?.stringValue?.lowercased() != zonename.lowercased() {
@@ -135,7 +136,7 @@ public enum ManifestValidator {
         var problems = checkUpdatePayload(payload, brand: brand)
         guard problems.isEmpty, let raw = payload.objectValue else { return (nil, problems) }
         var changes = raw
-        resolveAliases(&changes, &problems)
+        resolveAliases(&changes, brand: brand, &problems)
         var props = current.properties
         var changed: Set<String> = []
         for key in changes.keys.sorted() {
@@ -155,6 +156,11 @@ public enum ManifestValidator {
             if props[key] != value { props[key] = value; changed.insert(key) }
         }
         guard problems.isEmpty else { return (nil, problems) }
+        // A hardware VM's jail follows its ram (the cap is ram plus QEMU's overhead).
+        if brand == .kvm, changed.contains("ram"), changes["max_physical_memory"] == nil, let ram = props["ram"]?.intValue {
+            props["max_physical_memory"] = .number(Double(ram + PropertyTable.kvmOverheadMiB))
+            changed.insert("max_physical_memory")
+        }
         // Raising the memory cap raises the caps derived from it, as vmadm does, unless the
         // payload sets them itself.
         if changed.contains("max_physical_memory"), let ram = props["max_physical_memory"]?.intValue {
@@ -169,7 +175,7 @@ public enum ManifestValidator {
             }
         }
         dropFalseFlags(&props)
-        for name in ["nics", "filesystems", "routes"] where changed.contains(name) {
+        for name in ["nics", "filesystems", "routes", "disks"] where changed.contains(name) {
             if let spec = PropertyTable.spec(name), let v = props[name] { problems.value(name) { try PropertyChecks.check(spec, v) } }
         }
         let manifest = Manifest(props)
@@ -197,7 +203,7 @@ public enum ManifestValidator {
             case .boolean:
                 guard text == "true" || text == "false" else { throw LumosError.invalid("\(key): expected true or false, got \"\(text)\"") }
                 out[key] = .bool(text == "true")
-            case .ipAddressList, .stringList, .stringMap, .routes, .filesystems, .nics, .computed, .edit:
+            case .ipAddressList, .stringList, .stringMap, .routes, .filesystems, .nics, .disks, .computed, .edit:
                 out[key] = text.hasPrefix("[") || text.hasPrefix("{") ? try JSONValue.parse(text, what: key)
                     : .array(text.split(separator: ",").map { .string(String($0)) })
             default:
@@ -260,7 +266,9 @@ public enum ManifestValidator {
 
     /// Properties that set another one (`ram` on a zone is max_physical_memory): the value is
     /// moved to its target; giving both with different values is an error.
-    static func resolveAliases(_ props: inout [String: JSONValue], _ problems: inout ValidationProblems) {
+    static func resolveAliases(_ props: inout [String: JSONValue], brand: Brand, _ problems: inout ValidationProblems) {
+        // A hardware VM's ram is the guest's; its jail's cap is derived from it.
+        guard brand == .lx else { return }
         for spec in PropertyTable.all {
             guard case .sameAs(let target) = spec.application, let v = props[spec.name] else { continue }
             props[spec.name] = nil
@@ -269,6 +277,28 @@ public enum ManifestValidator {
                 continue
             }
             props[target] = v
+        }
+    }
+
+    /// image_uuid: a zone's root is cloned from it, so lx needs it; a kvm VM's images are its
+    /// disks' (vmadm(8) disks.*.image_uuid), and image_uuid shows the boot disk's.
+    static func checkImage(_ brand: Brand, _ props: inout [String: JSONValue], _ problems: inout ValidationProblems) {
+        switch brand {
+        case .lx:
+            if props["image_uuid"] == nil {
+                problems.add("image_uuid", .missing, .invalid("image_uuid: is required (the image the zone's root is cloned from); add it to the payload"))
+            }
+        case .kvm:
+            let disks = props["disks"]?.arrayValue?.compactMap(\.objectValue) ?? []
+            guard !disks.isEmpty else {
+                problems.add("disks", .missing, .invalid("disks: a kvm VM needs at least one disk, e.g. [{\"boot\": true, \"image_uuid\": \"...\"}]"))
+                return
+            }
+            let bootImage = (disks.first { $0["boot"]?.boolValue == true } ?? disks[0])["image_uuid"]?.stringValue?.lowercased()
+            if let given = props["image_uuid"]?.stringValue?.lowercased(), given != bootImage {
+                problems.add("image_uuid", .value, .invalid("image_uuid: a kvm VM's image is its boot disk's (disks[].image_uuid); remove it or give the same"))
+            }
+            if let bootImage { props["image_uuid"] = .string(bootImage) }
         }
     }
 

@@ -14,13 +14,16 @@ enum NicChecks {
 
     /// vmadm's nics.* properties Lumos does not act on, with the reason (vmadm(8) "nics.*").
     static let unsupportedFields = [
-        "allow_unfiltered_promisc": "is for kvm VMs, which this Lumos does not run yet",
+        "allow_unfiltered_promisc": "Lumos's anti-spoofing has no promiscuous exception; a NIC sees its own MAC's and broadcast traffic only",
         "allowed_dhcp_cids": "DHCP client identifiers are not filtered by Lumos's anti-spoofing; remove it",
         "dhcp_server": "is deprecated in vmadm; use allow_dhcp_spoofing",
         "network_uuid": "Lumos has no network registry to track NICs in; remove it (nic_tag names the switch)",
         "vrrp_vrid": "VRRP MAC addresses are not supported by Lumos's anti-spoofing",
         "vrrp_primary_ip": "VRRP is not supported by Lumos's anti-spoofing",
     ]
+
+    /// kvm NIC models QEMU emulates (nics[].model; lx zones refuse the key, `PropertyRules`).
+    static let nicModels: Set<String> = ["virtio", "e1000", "rtl8139"]
 
     static func check(_ value: JSONValue) throws {
         guard let list = value.arrayValue else {
@@ -94,7 +97,9 @@ enum NicChecks {
         for key in booleanKeys {
             if let v = nic[key], v.boolValue == nil { throw LumosError.invalid("\(at).\(key): expected true or false, got \(v.typeName) \(ValueChecks.show(v))") }
         }
-        if nic["model"] != nil { throw LumosError.unsupported("\(at).model: NIC models are for kvm VMs; remove it for an lx zone") }
+        if let v = nic["model"], !(v.stringValue.map(nicModels.contains) ?? false) {
+            throw LumosError.invalid("\(at).model: unknown NIC model \(ValueChecks.show(v)); use virtio, e1000 or rtl8139")
+        }
         for key in bandwidthKeys {
             if let v = nic[key], v.numberValue == nil {
                 throw LumosError.invalid("\(at).\(key): \(ValueChecks.show(v)) is not a bandwidth; give Mbit/s as a positive number, e.g. 100")

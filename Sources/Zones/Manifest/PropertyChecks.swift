@@ -83,6 +83,8 @@ enum PropertyChecks {
             try FilesystemChecks.check(value)
         case .nics:
             try NicChecks.check(value)
+        case .disks:
+            try DiskChecks.check(value)
         case .edit(let op, let target):
             try checkEdit(name, op, target, value)
         case .timestamp, .computed:
@@ -103,6 +105,7 @@ enum PropertyChecks {
         case .remove:
             guard let a = value.arrayValue, a.allSatisfy({ $0.stringValue != nil }) else {
                 throw LumosError.invalid(target == "nics" ? "\(name): expected an array of MAC addresses"
+                    : target == "disks" ? "\(name): expected an array of disk paths (see vmadm get UUID)"
                     : target == "filesystems" ? "\(name): expected an array of mount targets" : "\(name): expected an array of key names to remove")
             }
             if target == "nics", let bad = a.compactMap(\.stringValue).first(where: { !ValueChecks.isUnicastMAC($0) }) {
@@ -116,6 +119,8 @@ enum PropertyChecks {
                 }
             } else if target == "filesystems" {
                 try FilesystemChecks.check(value, name: name)
+            } else if target == "disks" {
+                for (i, d) in a.enumerated() { try DiskChecks.checkOne(d, at: "\(name)[\(i)]", partial: false) }
             }
         case .update:
             guard let a = value.arrayValue else { throw LumosError.invalid("\(name): expected an array of objects with \(field)") }
@@ -125,6 +130,12 @@ enum PropertyChecks {
                 }
                 if target == "nics" { try NicChecks.checkOne(e, at: "\(name)[\(i)]", requireTag: false) }
                 if target == "filesystems" { try FilesystemChecks.checkEntry(o, at: "\(name)[\(i)]", partial: true) }
+                if target == "disks" {
+                    try DiskChecks.checkOne(e, at: "\(name)[\(i)]", partial: true)
+                    for key in ["image_uuid", "media", "zfs_filesystem"] where o[key] != nil {
+                        throw LumosError.invalid("\(name)[\(i)].\(key): cannot be changed on an existing disk; remove the disk and add a new one")
+                    }
+                }
             }
         }
     }

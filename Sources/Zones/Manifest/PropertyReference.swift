@@ -64,6 +64,7 @@ public enum PropertyReference {
         case .routes: return "object (destination → gateway)"
         case .filesystems: return "array of mounts"
         case .nics: return "array of NICs"
+        case .disks: return "array of disks"
         case .pool: return "pool name"
         case .timestamp: return "ISO 8601 time"
         case .computed: return "array"

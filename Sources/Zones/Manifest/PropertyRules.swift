@@ -12,6 +12,8 @@ struct PropertyRule: Sendable {
 /// vmadm(8)'s rules between properties. The rules across NICs (one primary, distinct MACs
 /// and addresses) are the Net module's (`NicValidation.checkAcross`).
 enum PropertyRules {
+    /// The least a jail may have beyond ram: QEMU's own memory under TCG (docs/vm.md "Memory").
+    static let kvmMinimumOverheadMiB: Int64 = 128
     static let all: [PropertyRule] = [
         PropertyRule(property: "max_swap") { m in
             guard let ram = m.integer("max_physical_memory"), let swap = m.integer("max_swap"), swap < ram else { return nil }
@@ -31,6 +33,26 @@ enum PropertyRules {
         PropertyRule(property: "max_shm_memory") { m in
             guard let ram = m.integer("max_physical_memory"), let shm = m.integer("max_shm_memory"), shm > ram else { return nil }
             return "max_shm_memory: \(shm) MiB is above max_physical_memory (\(ram) MiB); shared memory is the zone's memory, so lower it"
+        },
+        // QEMU needs room beyond the guest's memory in its jail (docs/vm.md "Memory").
+        PropertyRule(property: "max_physical_memory") { m in
+            guard m.brand == "kvm", let ram = m.integer("ram"), let cap = m.integer("max_physical_memory"), cap < ram + kvmMinimumOverheadMiB else { return nil }
+            return "max_physical_memory: \(cap) MiB cannot hold the guest's ram (\(ram) MiB) and QEMU itself; give at least \(ram + kvmMinimumOverheadMiB), or leave it out (ram + \(PropertyTable.kvmOverheadMiB))"
+        },
+        PropertyRule(property: "disks") { m in
+            guard m.brand == "kvm" else { return nil }
+            let disks = m.disks
+            guard let boot = disks.first(where: \.boot) ?? disks.first else { return nil }
+            if boot.media == .disk && boot.imageUUID == nil && !disks.contains(where: { $0.media == .cdrom }) {
+                return "disks: the boot disk has no image_uuid and there is no cdrom to install from; give the boot disk an image_uuid"
+            }
+            let ide = disks.filter { $0.model == .ide }.count
+            if ide > 4 { return "disks: \(ide) ide disks; the pc machine's IDE buses hold 4, use virtio or scsi for the others" }
+            return nil
+        },
+        PropertyRule(property: "nics") { m in
+            guard m.brand != "kvm", let i = m.nics.firstIndex(where: { $0.objectValue?["model"] != nil }) else { return nil }
+            return "nics[\(i)].model: NIC models are for kvm VMs; remove it for an lx zone"
         },
         PropertyRule(property: "routes") { m in
             let nics = m.nics.compactMap(\.objectValue)

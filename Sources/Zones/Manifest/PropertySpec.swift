@@ -18,6 +18,8 @@ public enum PropertyKind: Sendable {
     case routes
     case filesystems
     case nics
+    /// kvm's disks[] (`DiskChecks`).
+    case disks
     /// The name of an existing pool (vmadm's "zpool" type).
     case pool
     case timestamp
@@ -100,10 +102,13 @@ public struct VMFacts: Sendable {
     public var serverUUID: String?
     /// A number that stays the same across boots (vmadm's zonedid).
     public var zonedid: Int64?
+    /// A running kvm VM's accelerator and why it was chosen ("tcg (...)").
+    public var accelerator: String?
 
     public init(manifest: Manifest, running: Bool = false, busy: Bool = false, hasDataset: Bool = true, dataset: String = "",
                 pool: String = "zones", zonepath: String? = nil, pid: Int32? = nil, bootTimestamp: String? = nil,
-                snapshots: [String]? = nil, serverUUID: String? = nil, zonedid: Int64? = nil) {
+                snapshots: [String]? = nil, serverUUID: String? = nil, zonedid: Int64? = nil, accelerator: String? = nil) {
+        self.accelerator = accelerator
         self.manifest = manifest
         self.running = running
         self.busy = busy

@@ -9,12 +9,15 @@ import LumosCore
 public enum PropertyTable {
     public static let minimumMemoryMiB: Int64 = 4
     static let maxMiB: Int64 = 1 << 40
-    /// Brands this Lumos runs. kvm's rows are in the table; the brand itself comes later.
-    public static let runningBrands: Set<Brand> = [.lx]
+    /// MiB a kvm VM's jail gets beyond the guest's ram: QEMU's own memory (about 130 MiB
+    /// measured under TCG with a 64 MiB translation cache, docs/vm.md "Memory"), with room.
+    /// vmadm adds 1024 for illumos KVM; QEMU needs less.
+    public static let kvmOverheadMiB: Int64 = 256
+    /// Brands this Lumos runs: lx zones and kvm hardware VMs (QEMU jailed in a zone, docs/vm.md).
+    public static let runningBrands: Set<Brand> = [.lx, .kvm]
     /// Brands vmadm has that this Lumos does not run, with the reason (so the error says
     /// "not yet" or "cannot" rather than "unknown").
-    static let otherBrands = ["kvm": "brand \"kvm\" is not available in this Lumos yet; use \"lx\"",
-                              "bhyve": "brand \"bhyve\" needs illumos; Lumos will run hardware VMs as brand \"kvm\"",
+    static let otherBrands = ["bhyve": "brand \"bhyve\" needs illumos; Lumos will run hardware VMs as brand \"kvm\"",
                               "joyent": "brand \"joyent\" runs illumos binaries, which Linux cannot; use \"lx\" with a Linux image",
                               "joyent-minimal": "brand \"joyent-minimal\" runs illumos binaries, which Linux cannot; use \"lx\"",
                               "builder": "brand \"builder\" runs illumos binaries, which Linux cannot; use \"lx\""]
@@ -23,6 +26,7 @@ public enum PropertyTable {
     static let bhyveOnly = "is for bhyve VMs; bhyve needs illumos, and Lumos will run hardware VMs as brand kvm"
     static let receiveOnly = "appears only in SmartOS vmadm receive streams; vmadm send/receive between Lumos hosts carries the manifest itself"
     static let delegated = "delegated datasets need ZFS administration inside the zone, which Lumos storage does not offer"
+    static let spiceLater = "SPICE needs a TCP listener that the jail's network namespace cannot offer the host; use vnc_port 0 (a unix socket) or the serial console"
     static let metadataLater = "Lumos has no metadata agent inside zones yet (it comes with the metadata service)"
 
     private static func mib(_ n: Int64) -> UInt64? { n > 0 ? UInt64(n) : nil }
@@ -31,8 +35,8 @@ public enum PropertyTable {
         // Identity
         PropertySpec("uuid", .uuid, list: .init("UUID", width: 36), "the VM's identifier; generated when omitted"),
         PropertySpec("alias", .string(maxLength: 255), update: .live, list: .init("ALIAS", width: 10), "a name for humans and tools (the tracer prints it)"),
-        PropertySpec("brand", .brand, .required, list: .init("BRAND", width: 14), "the kind of VM: lx (a Linux userland in a zone)"),
-        PropertySpec("image_uuid", .uuid, .required, list: .init("IMAGE_UUID", width: 36), applied: .vmadm, "the image the zone's root is cloned from"),
+        PropertySpec("brand", .brand, .required, list: .init("BRAND", width: 14), "the kind of VM: lx (a Linux userland in a zone) or kvm (a hardware VM: QEMU in a jail zone)"),
+        PropertySpec("image_uuid", .uuid, list: .init("IMAGE_UUID", width: 36), applied: .vmadm, "the image the zone's root is cloned from"),
         PropertySpec("zonename", .uuid, list: .init("ZONENAME", width: 12), source: .computed { .string($0.manifest.uuid) }, applied: .vmadm,
                      actions: [.create, .list, .get],
                      "the zone's name; Lumos names zones by their uuid, so it may only repeat the uuid (default: the uuid)"),
@@ -53,12 +57,16 @@ public enum PropertyTable {
                      "vmadm: the create is done once the zone first starts; Lumos's create always returns then"),
 
         // Memory and CPU: resource controls of the running zone.
-        PropertySpec("max_physical_memory", .integer(min: minimumMemoryMiB, max: maxMiB, unit: "MiB"), default: .value(256), update: .live,
+        PropertySpec("max_physical_memory", .integer(min: minimumMemoryMiB, max: maxMiB, unit: "MiB"), default: .derived { p in
+                         // vmadm: a kvm VM's cap is its ram plus the hypervisor's overhead.
+                         guard p["brand"] == "kvm" else { return .number(256) }
+                         return .number(Double((p["ram"]?.intValue ?? 256) + kvmOverheadMiB))
+                     }, update: .live,
                      list: "MAX_PHYS", applied: .limit(LimitSetting(\.maxPhysicalMemory, mib)),
-                     "memory cap in MiB (memory.max / memory.limit_in_bytes)"),
-        PropertySpec("ram", .integer(min: minimumMemoryMiB, max: maxMiB, unit: "MiB"), update: .live, list: .init("RAM", width: 7),
-                     source: .computed { $0.manifest["max_physical_memory"] }, applied: .sameAs("max_physical_memory"),
-                     "for zones the same as max_physical_memory (vmadm: setting ram on an OS VM sets it)"),
+                     "memory cap in MiB (memory.max / memory.limit_in_bytes); kvm: of the jail around QEMU, default ram plus \(kvmOverheadMiB) MiB for QEMU itself"),
+        PropertySpec("ram", .integer(min: minimumMemoryMiB, max: maxMiB, unit: "MiB"), default: .derived { $0["brand"] == "kvm" ? .number(256) : nil },
+                     update: .live, list: .init("RAM", width: 7), applied: .sameAs("max_physical_memory"),
+                     "kvm: the guest's memory in MiB (default 256; takes effect at the next boot), and the jail's max_physical_memory is ram plus QEMU's overhead; for zones the same as max_physical_memory (vmadm: setting ram on an OS VM sets it)"),
         PropertySpec("max_locked_memory", .integer(min: 0, max: maxMiB, unit: "MiB"), default: .derived { $0["max_physical_memory"] },
                      update: .live, list: "MAX_LOCKED", applied: .limit(LimitSetting(\.maxLockedMemory)),
                      "locked-memory cap in MiB, RLIMIT_MEMLOCK (default: max_physical_memory)"),
@@ -154,9 +162,9 @@ public enum PropertyTable {
         PropertySpec.edit("update_filesystems", .update, of: "filesystems", brands: [.lx]),
 
         // Computed by Lumos and printed by get/list, as vmadm prints them.
-        PropertySpec("type", .string(maxLength: 8), .readOnly, list: "TYPE", source: .computed { _ in "LX" },
-                     "LX for zones of brand lx (vmadm: OS, LX, KVM, BHYVE)"),
-        PropertySpec("hvm", .boolean, .readOnly, list: "HVM", source: .computed { _ in false }, "whether the VM is hardware virtualized"),
+        PropertySpec("type", .string(maxLength: 8), .readOnly, list: "TYPE", source: .computed { $0.manifest.brand == "kvm" ? "KVM" : "LX" },
+                     "LX for zones of brand lx, KVM for hardware VMs (vmadm: OS, LX, KVM, BHYVE)"),
+        PropertySpec("hvm", .boolean, .readOnly, list: "HVM", source: .computed { .bool($0.manifest.brand == "kvm") }, "whether the VM is hardware virtualized"),
         PropertySpec("state", .string(maxLength: 32), .readOnly, list: .init("STATE", width: 16),
                      source: .computed { .string($0.running ? "running" : $0.busy ? "provisioning" : $0.hasDataset ? "stopped" : "failed") },
                      "provisioning, running, stopped, failed, receiving"),
@@ -188,6 +196,9 @@ public enum PropertyTable {
                      "when the zone's last init exited (not recorded by Lumos yet)"),
         PropertySpec("free_space", .integer(min: 0, max: maxMiB, unit: "MiB"), .readOnly, brands: [.kvm], list: "FREE_SPACE",
                      source: .computed { _ in nil }, "space of a hardware VM neither in disks nor snapshots (kvm; none for zones)"),
+        PropertySpec("lumos_accelerator", .string(maxLength: 256), .readOnly, brands: [.kvm], list: "ACCEL",
+                     source: .computed { f in f.accelerator.map { .string($0) } },
+                     "a running kvm VM's accelerator and why: kvm (hardware KVM) or tcg (QEMU's emulator, when /dev/kvm is missing or not a hardware KVM; LUMOS_VM_ACCEL overrides)"),
         PropertySpec("transition_to", .string(maxLength: 32), .readOnly, source: .computed { _ in nil }, "the state a VM is moving to (none: Lumos changes state synchronously)"),
         PropertySpec("transition_expire", .integer(min: 0, max: Int64.max, unit: ""), .readOnly, source: .computed { _ in nil },
                      "when a hardware VM's state change times out (none for zones)"),
@@ -218,23 +229,28 @@ public enum PropertyTable {
 
         // Hardware VM properties (vmadm's kvm brand). In the table so the kvm brand only has
         // to be switched on; refused for lx with the reason.
-        PropertySpec("vcpus", .integer(min: 1, max: 64, unit: "CPUs"), brands: [.kvm], update: .nextBoot, list: "VCPUS", "virtual CPUs of a hardware VM"),
-        PropertySpec("cpu_type", .string(maxLength: 64), brands: [.kvm], update: .nextBoot, list: "CPU_TYPE", "the virtual CPU model (qemu64 or host)"),
-        PropertySpec("disks", .computed, brands: [.kvm], "the virtual disks of a hardware VM"),
-        PropertySpec("disk_driver", .string(maxLength: 32), brands: [.kvm], update: .nextBoot, "default model of disks (virtio, ide, scsi)"),
-        PropertySpec("nic_driver", .string(maxLength: 32), brands: [.kvm], update: .nextBoot, "default model of NICs (virtio, e1000, rtl8139)"),
-        PropertySpec("boot", .string(maxLength: 64), brands: [.kvm], update: .nextBoot, "boot order (order=cd)"),
-        PropertySpec("qemu_opts", .string(maxLength: 4096), brands: [.kvm], update: .nextBoot, "QEMU's options, replacing the defaults"),
-        PropertySpec("qemu_extra_opts", .string(maxLength: 4096), brands: [.kvm], update: .nextBoot, list: "QEMU_EXTRA_OPTS", "options appended to QEMU's command line"),
-        PropertySpec("spice_opts", .string(maxLength: 4096), brands: [.kvm], update: .nextBoot, "extra -spice options"),
-        PropertySpec("spice_password", .string(maxLength: 8), brands: [.kvm], update: .nextBoot, "the SPICE password"),
-        PropertySpec("spice_port", .integer(min: -1, max: 65535, unit: "port"), brands: [.kvm], update: .nextBoot, "the SPICE TCP port (0 random, -1 off)"),
-        PropertySpec("vga", .string(maxLength: 16), brands: [.kvm], update: .nextBoot, "VGA emulation (std, cirrus, vmware)"),
-        PropertySpec("vnc_password", .string(maxLength: 8), brands: [.kvm], update: .nextBoot, "the VNC password"),
-        PropertySpec("vnc_port", .integer(min: -1, max: 65535, unit: "port"), brands: [.kvm], update: .nextBoot, "the VNC TCP port (0 random, -1 off)"),
-        PropertySpec("virtio_txburst", .integer(min: 0, max: 1 << 20, unit: "packets"), brands: [.kvm], update: .nextBoot, "virtio NIC tx burst"),
-        PropertySpec("virtio_txtimer", .integer(min: 0, max: 1 << 30, unit: "ns"), brands: [.kvm], update: .nextBoot, "virtio NIC tx timer"),
-        PropertySpec("zone_dataset_uuid", .uuid, brands: [.kvm], "the image of the jail zone around a hardware VM"),
+        PropertySpec("vcpus", .integer(min: 1, max: 64, unit: "CPUs"), brands: [.kvm], default: .value(1), update: .nextBoot, list: "VCPUS", "virtual CPUs of a hardware VM"),
+        PropertySpec("cpu_type", .string(maxLength: 64), brands: [.kvm], default: .value("qemu64"), update: .nextBoot, list: "CPU_TYPE",
+                     "the virtual CPU model: qemu64 (default), host (KVM only), or any model of qemu-system-x86_64 -cpu help"),
+        PropertySpec("disks", .disks, brands: [.kvm], default: .value([]), update: .nextBoot, actions: [.create, .get],
+                     "the virtual disks: volumes <pool>/<uuid>-disk<N>, the boot disk cloned from image_uuid, the others empty of size MiB, or a cdrom ISO (path); change with add_disks/remove_disks/update_disks, matched by path"),
+        PropertySpec("disk_driver", .string(maxLength: 32), brands: [.kvm], default: .value("virtio"), update: .nextBoot, "default model of disks (virtio, ide, scsi)"),
+        PropertySpec("nic_driver", .string(maxLength: 32), brands: [.kvm], default: .value("virtio"), update: .nextBoot, "default model of NICs (virtio, e1000, rtl8139)"),
+        PropertySpec("boot", .string(maxLength: 64), brands: [.kvm], default: .value("order=cd"), update: .nextBoot,
+                     "boot order: order= with c (the boot disk) and d (the cdrom), as QEMU's -boot"),
+        PropertySpec("qemu_opts", .string(maxLength: 4096), .unsupported("Lumos builds QEMU's command line itself (disks and taps are handed over as descriptors into the jail); add options with qemu_extra_opts"), ""),
+        PropertySpec("qemu_extra_opts", .string(maxLength: 4096), brands: [.kvm], update: .nextBoot, list: "QEMU_EXTRA_OPTS",
+                     "options appended to QEMU's command line (split at spaces; QEMU runs in its jail, so host paths are not reachable)"),
+        PropertySpec("spice_opts", .string(maxLength: 4096), .unsupported(spiceLater), ""),
+        PropertySpec("spice_password", .string(maxLength: 8), .unsupported(spiceLater), ""),
+        PropertySpec("spice_port", .integer(min: -1, max: 65535, unit: "port"), .unsupported(spiceLater), ""),
+        PropertySpec("vga", .string(maxLength: 16), brands: [.kvm], update: .nextBoot, "VGA emulation (std, cirrus, vmware, virtio, none; default none: serial console only)"),
+        PropertySpec("vnc_password", .string(maxLength: 8), .unsupported("the VNC display is a unix socket only root on the host reaches (vnc_port 0), so there is nothing for a password to guard; remove it"), ""),
+        PropertySpec("vnc_port", .integer(min: -1, max: 0, unit: "port"), brands: [.kvm], default: .value(-1), update: .nextBoot,
+                     "-1 (default): no display; 0: a VNC display on the unix socket vnc.sock in the VM's run directory (a TCP port would need the jail's network namespace to reach the host, so only 0 and -1)"),
+        PropertySpec("virtio_txburst", .integer(min: 1, max: 1 << 20, unit: "packets"), brands: [.kvm], update: .nextBoot, "virtio NICs: packets sent per tx timer tick (QEMU's x-txburst, with tx=timer)"),
+        PropertySpec("virtio_txtimer", .integer(min: 1, max: 1 << 30, unit: "ns"), brands: [.kvm], update: .nextBoot, "virtio NICs: the tx timer in ns (QEMU's x-txtimer, with tx=timer)"),
+        PropertySpec("zone_dataset_uuid", .uuid, .unsupported("the jail's root is Lumos's own minimal QEMU root (docs/vm.md \"The jail\"), not an image"), ""),
         PropertySpec.edit("add_disks", .add, of: "disks", brands: [.kvm]),
         PropertySpec.edit("remove_disks", .remove, of: "disks", brands: [.kvm]),
         PropertySpec.edit("update_disks", .update, of: "disks", brands: [.kvm]),

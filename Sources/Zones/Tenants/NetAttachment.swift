@@ -58,6 +58,18 @@ public final class NetAttachment: TenantNetwork {
         return results
     }
 
+    public func attachTaps(vm: Manifest) throws -> [TapPort] {
+        let nics = try Self.nicSpecs(vm)
+        guard !nics.isEmpty else { return [] }
+        let taps = try net.attachTaps(tenant: vm.uuid, nics: nics, hostname: vm.hostname, resolvers: vm.resolvers)
+        return try taps.map { tap in
+            // Our own copy: the TenantTap closes its descriptor when it goes.
+            let fd = fcntl(tap.descriptor, F_DUPFD_CLOEXEC, 3)
+            if fd < 0 { throw Errno(errno, "dup", tap.interface) }
+            return TapPort(descriptor: fd, mac: tap.mac.description, interface: tap.interface)
+        }
+    }
+
     public func apply(vm: Manifest, pid: pid_t) throws -> [NicResult] {
         let nics = try Self.nicSpecs(vm)
         let results = Self.results(try net.apply(tenant: vm.uuid, nics: nics, netns: .pid(pid), hostname: vm.hostname,

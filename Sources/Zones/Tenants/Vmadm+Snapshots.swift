@@ -1,6 +1,7 @@
 import Foundation
 import Images
 import LumosCore
+import VM
 
 extension Vmadm {
     /// vmadm's rule for snapshot names, narrowed to what Lumos dataset names allow.
@@ -23,11 +24,26 @@ extension Vmadm {
         try Self.checkSnapshotName(name)
         let lock = try self.lock(uuid)
         defer { withExtendedLifetime(lock) {} }
-        _ = try store.read(uuid)
+        let m = try store.read(uuid)
         if try datasets.snapshots(of: dataset(uuid)).contains(name) {
             throw LumosError.exists("VM \(uuid) already has a snapshot named \(name); choose another name or delete it")
         }
-        try datasets.snapshot("\(dataset(uuid))@\(name)")
+        let all = tenantDatasets(uuid)
+        // A running VM's vCPUs are paused over the snapshots of its disks, so they are taken at
+        // one instant (crash-consistent, as zvol snapshots of a running VM are on SmartOS).
+        let qmp = m.isKVM ? qmpSocket(uuid).flatMap { try? QMPClient(socketPath: $0, timeout: 5) } : nil
+        if let qmp { try qmp.execute("stop") }
+        defer { if let qmp { _ = try? qmp.execute("cont") } }
+        var made: [String] = []
+        do {
+            for ds in all {
+                try datasets.snapshot("\(ds)@\(name)")
+                made.append("\(ds)@\(name)")
+            }
+        } catch {
+            for snap in made { try? datasets.destroy(snap, recursive: false) }
+            throw error
+        }
     }
 
     public func deleteSnapshot(_ uuid: String, _ name: String) throws {
@@ -38,7 +54,9 @@ extension Vmadm {
         guard try datasets.snapshots(of: dataset(uuid)).contains(name) else {
             throw LumosError.notFound("VM \(uuid) has no snapshot named \(name); see vmadm get \(uuid) (snapshots)")
         }
-        try datasets.destroy("\(dataset(uuid))@\(name)", recursive: false)
+        for ds in tenantDatasets(uuid) where try datasets.snapshots(of: ds).contains(name) {
+            try datasets.destroy("\(ds)@\(name)", recursive: false)
+        }
     }
 
     /// vmadm rollback-snapshot: the zone is stopped if running, its files become the
@@ -56,7 +74,7 @@ extension Vmadm {
         let intent = try store.journal.begin("rollback", uuid, data: ["snapshot": name, "restart": wasRunning ? "true" : "false",
                                                                       "manifest": m.stored.json.serialized(pretty: false)])
         if wasRunning {
-            try zones.stop(uuid, force: false, timeout: 30)
+            if m.isKVM { try stopKVM(uuid, force: false, timeout: 30) } else { try zones.stop(uuid, force: false, timeout: 30) }
             try? network.detach(vm: m)
             try intent.mark("stopped")
         }

@@ -5,7 +5,9 @@ import LumosCore
 
 /// vmadm send / receive: a whole tenant (manifest and dataset) as one stream, for backup and
 /// for moving it to another host. Format: a header line `LUMOS-VM-STREAM 1`, the manifest's
-/// length in bytes on a line, the manifest JSON, then the dataset's send stream.
+/// length in bytes on a line, the manifest JSON, then the dataset's send stream. A kvm VM's
+/// stream holds its disks' volumes instead, in disks[] order: its jail's root is Lumos's own
+/// (docs/vm.md), made afresh on the receiving host.
 extension Vmadm {
     static let streamMagic = "LUMOS-VM-STREAM 1"
 
@@ -16,13 +18,23 @@ extension Vmadm {
         if zones.isRunning(uuid) {
             throw LumosError.invalid("VM \(uuid) is running; stop it first (vmadm stop \(uuid)) so the stream is consistent")
         }
-        let snap = "\(dataset(uuid))@vmadm-send-\(Int(Date().timeIntervalSince1970))"
-        try datasets.snapshot(snap)
-        defer { try? datasets.destroy(snap, recursive: false) }
+        let name = "vmadm-send-\(Int(Date().timeIntervalSince1970))"
+        let sources = m.isKVM ? sentDisks(m).map(\.dataset) : [dataset(uuid)]
+        var snaps: [String] = []
+        defer { for snap in snaps { try? datasets.destroy(snap, recursive: false) } }
+        for ds in sources {
+            try datasets.snapshot("\(ds)@\(name)")
+            snaps.append("\(ds)@\(name)")
+        }
         let manifest = Array(m.stored.json.serialized(pretty: false).utf8)
         let header = Array("\(Self.streamMagic)\n\(manifest.count)\n".utf8) + manifest
         guard FD.writeAll(fd, header) else { throw Errno(errno, "write", "send stream") }
-        try datasets.send(snap, to: fd)
+        for snap in snaps { try datasets.send(snap, to: fd) }
+    }
+
+    /// A kvm VM's volumes in disks[] order (cdroms are host files, not sent).
+    func sentDisks(_ m: Manifest) -> [(index: Int, dataset: String)] {
+        m.disks.enumerated().filter { $0.element.media == .disk }.map { ($0.offset, volume(of: $0.element, m.uuid, index: $0.offset)) }
     }
 
     /// Reads one line without reading past it (the rest of the stream belongs to the dataset).
@@ -66,6 +78,15 @@ extension Vmadm {
         // The stream carries a stored manifest; check it as a create payload would be.
         var payload = m.properties
         for key in ["create_timestamp", "last_modified"] { payload[key] = nil }
+        // Set by vmadm at create, and again here for this host's pool.
+        if let disks = payload["disks"]?.arrayValue {
+            payload["disks"] = .array(disks.map { d in
+                guard var o = d.objectValue, o["media"]?.stringValue != "cdrom" else { return d }
+                o["path"] = nil
+                o["zfs_filesystem"] = nil
+                return .object(o)
+            })
+        }
         _ = try ManifestValidator.validateCreate(.object(payload))
         let uuid = m.uuid
         if store.exists(uuid) || datasets.exists(dataset(uuid)) {
@@ -76,10 +97,25 @@ extension Vmadm {
         defer { withExtendedLifetime(lock) {} }
         let intent = try store.journal.begin("receive", uuid, data: ["manifest": m.stored.json.serialized(pretty: false)])
         do {
-            try datasets.receive(dataset(uuid), from: fd)
+            if m.isKVM {
+                try datasets.clone(try jailImage(), to: dataset(uuid))
+                var list = m["disks"]?.arrayValue ?? []
+                for (i, ds) in sentDisks(m) {
+                    try datasets.receive(ds, from: fd)
+                    var o = list[i].objectValue ?? [:]
+                    o["zfs_filesystem"] = .string(ds)
+                    o["path"] = .string(try datasets.volumeFile(ds))
+                    list[i] = .object(o)
+                }
+                m["disks"] = .array(list)
+            } else {
+                try datasets.receive(dataset(uuid), from: fd)
+            }
             try intent.mark("received")
-            for snap in try datasets.snapshots(of: dataset(uuid)) where snap.hasPrefix("vmadm-send-") {
-                try datasets.destroy("\(dataset(uuid))@\(snap)", recursive: false)
+            for ds in tenantDatasets(uuid) {
+                for snap in try datasets.snapshots(of: ds) where snap.hasPrefix("vmadm-send-") {
+                    try datasets.destroy("\(ds)@\(snap)", recursive: false)
+                }
             }
             try datasets.setQuota(dataset(uuid), bytes: ZoneDataset(m).quotaBytes)
             if m["create_timestamp"] == nil { m["create_timestamp"] = .string(TenantStore.timestamp()) }

@@ -57,7 +57,7 @@ public final class Vmadm {
     func undoCreate(_ uuid: String, _ manifest: Manifest?) throws {
         try zones.cleanup(uuid)
         if let manifest { try? network.detach(vm: manifest) }
-        if datasets.exists(dataset(uuid)) { try datasets.destroy(dataset(uuid), recursive: true) }
+        for ds in tenantDatasets(uuid) { try datasets.destroy(ds, recursive: true) }
         store.remove(uuid)
         zones.release(uuid)
     }
@@ -65,7 +65,7 @@ public final class Vmadm {
     func finishDelete(_ uuid: String, _ manifest: Manifest?) throws {
         try zones.cleanup(uuid)
         if let manifest { try? network.detach(vm: manifest) }
-        if datasets.exists(dataset(uuid)) { try datasets.destroy(dataset(uuid), recursive: true) }
+        for ds in tenantDatasets(uuid) { try datasets.destroy(ds, recursive: true) }
         store.remove(uuid)
         zones.release(uuid)
     }
@@ -93,7 +93,9 @@ public final class Vmadm {
 
     func finishRollback(_ uuid: String, snapshot: String, restart: Bool, manifest: Manifest?) throws {
         try zones.cleanup(uuid)
-        try datasets.rollback("\(dataset(uuid))@\(snapshot)")
+        for ds in tenantDatasets(uuid) where try datasets.snapshots(of: ds).contains(snapshot) {
+            try datasets.rollback("\(ds)@\(snapshot)")
+        }
         if let m = manifest ?? (try? store.read(uuid)) {
             try datasets.setQuota(dataset(uuid), bytes: ZoneDataset(m).quotaBytes)
             if restart { try boot(m) }
@@ -115,8 +117,15 @@ public final class Vmadm {
         if let pool = m["zpool"]?.stringValue, pool != datasets.poolName {
             throw LumosError.notFound("zpool: pool \(pool) is not the pool vmadm uses on this host (\(datasets.poolName)); leave zpool out or give \(datasets.poolName)")
         }
-        guard images.isInstalled(m.imageUUID) else {
-            throw LumosError.notFound("image_uuid: image \(m.imageUUID) is not installed; see imgadm list, or imgadm import / imgadm build busybox")
+        if m.isKVM {
+            try validateKVM(m)
+        } else {
+            guard images.isInstalled(m.imageUUID) else {
+                throw LumosError.notFound("image_uuid: image \(m.imageUUID) is not installed; see imgadm list, or imgadm import / imgadm build busybox")
+            }
+            if images.isVolumeImage(m.imageUUID) {
+                throw LumosError.invalid("image_uuid: image \(m.imageUUID) is a disk image (zvol), for brand kvm; an lx zone needs a zone image (lx-dataset)")
+            }
         }
         if store.exists(m.uuid) || datasets.exists(dataset(m.uuid)) {
             throw LumosError.exists("uuid: VM \(m.uuid) already exists; omit uuid to get a new one")
@@ -159,10 +168,14 @@ public final class Vmadm {
         let intent = try store.journal.begin("create", m.uuid, data: ["manifest": m.stored.json.serialized(pretty: false)])
         CrashPoint.hit("create.begun")
         do {
-            try datasets.clone(images.finalSnapshot(m.imageUUID), to: dataset(m.uuid))
+            try datasets.clone(m.isKVM ? try jailImage() : images.finalSnapshot(m.imageUUID), to: dataset(m.uuid))
             try intent.mark("cloned")
             try datasets.setQuota(dataset(m.uuid), bytes: ZoneDataset(m).quotaBytes)
             try intent.mark("quota")
+            if m.isKVM {
+                m = try createDisks(m)
+                try intent.mark("disks")
+            }
             if m.indestructibleZoneroot { try setIndestructible(m.uuid, true) }
             // vmadm: a VM has its zonedid from create on, booted or not.
             try zones.reserve(m.uuid)
@@ -186,6 +199,7 @@ public final class Vmadm {
     /// Boots a zone from its manifest (caller holds the lock) and writes back the MACs and
     /// interfaces its NICs got, when the manifest did not have them already.
     func boot(_ m: Manifest) throws {
+        if m.isKVM { return try bootKVM(m) }
         let root = try rootfs(m.uuid)
         try ZoneFiles(m).write(root: root)
         let launch = ZoneLaunch(m, rootfs: root, consoleLog: ConsoleLog(path: store.consoleLog(m.uuid)))
@@ -217,7 +231,7 @@ public final class Vmadm {
         defer { withExtendedLifetime(lock) {} }
         let m = try store.read(uuid)
         if !zones.isRunning(uuid) && !force { throw LumosError.invalid("VM \(uuid) is not running") }
-        try zones.stop(uuid, force: force, timeout: timeout)
+        if m.isKVM { try stopKVM(uuid, force: force, timeout: timeout) } else { try zones.stop(uuid, force: force, timeout: timeout) }
         try network.detach(vm: m)
         try recordAutoboot(uuid, false)
     }
@@ -236,7 +250,7 @@ public final class Vmadm {
         defer { withExtendedLifetime(lock) {} }
         let m = try store.read(uuid)
         if !zones.isRunning(uuid) { throw LumosError.invalid("VM \(uuid) is not running; use vmadm start") }
-        try zones.stop(uuid, force: force, timeout: timeout)
+        if m.isKVM { try stopKVM(uuid, force: force, timeout: timeout) } else { try zones.stop(uuid, force: force, timeout: timeout) }
         try network.detach(vm: m)
         try boot(m)
     }
@@ -260,7 +274,7 @@ public final class Vmadm {
         try zones.cleanup(uuid)
         try intent.mark("stopped")
         try? network.detach(vm: m)
-        if datasets.exists(dataset(uuid)) { try datasets.destroy(dataset(uuid), recursive: true) }
+        for ds in tenantDatasets(uuid) { try datasets.destroy(ds, recursive: true) }
         try intent.mark("destroyed")
         store.remove(uuid)
         zones.release(uuid)
@@ -283,7 +297,8 @@ public final class Vmadm {
         if plan.changed.contains("filesystems") { try checkMountSources(plan.manifest) }
         let nicsChanged = plan.changed.contains("nics") || plan.changed.contains("routes")
         if nicsChanged { try network.validate(vm: plan.manifest) }
-        let livePid = nicsChanged && zones.isRunning(uuid) ? zones.initPid(uuid) : nil
+        // A hardware VM's NICs are taps QEMU holds: they change at its next boot.
+        let livePid = nicsChanged && !current.isKVM && zones.isRunning(uuid) ? zones.initPid(uuid) : nil
         var data = ["manifest": plan.manifest.stored.json.serialized(pretty: false)]
         if livePid != nil {
             data["nics"] = "live"
@@ -301,6 +316,10 @@ public final class Vmadm {
             }
             try intent.mark("nics")
         }
+        if current.isKVM, plan.changed.contains("disks") {
+            plan.manifest = try applyDiskChanges(from: current, to: plan.manifest, running: zones.isRunning(uuid))
+            try intent.mark("disks")
+        }
         if plan.changed.contains("quota") {
             try datasets.setQuota(dataset(uuid), bytes: ZoneDataset(plan.manifest).quotaBytes)
             try intent.mark("quota")
@@ -315,7 +334,9 @@ public final class Vmadm {
         if plan.changed.contains("resolvers") && files.maintainResolvers && zones.isRunning(uuid) {
             try files.write(root: try rootfs(uuid))
         }
-        if zones.isRunning(uuid), plan.live.contains(where: PropertyTable.limitProperties.contains) {
+        // A running VM's guest keeps its ram until the next boot, and its jail the cap that holds it.
+        let ramPending = current.isKVM && plan.changed.contains("ram")
+        if zones.isRunning(uuid), !ramPending, plan.live.contains(where: PropertyTable.limitProperties.contains) {
             try zones.updateLimits(uuid, ZoneLimits(plan.manifest))
             try intent.mark("applied")
         }
@@ -363,13 +384,16 @@ public final class Vmadm {
                             hasDataset: datasets.exists(dataset(uuid)), dataset: dataset(uuid), pool: datasets.poolName,
                             zonepath: try? datasets.mountpoint(dataset(uuid)), pid: pid, bootTimestamp: pid.flatMap(ProcessStart.timestamp),
                             snapshots: withSnapshots ? (try? datasets.snapshots(of: dataset(uuid)))?.filter { $0 != Self.indestructibleSnapshot } : nil,
-                            serverUUID: HostIdentity.uuid, zonedid: zones.zonedid(uuid))
+                            serverUUID: HostIdentity.uuid, zonedid: zones.zonedid(uuid),
+                            accelerator: m.isKVM && running ? runningAccelerator(uuid) : nil)
         var p = m.properties
         for spec in PropertyTable.all {
             guard case .computed(let compute) = spec.source else { continue }
             p[spec.name] = compute(facts)
         }
         if p["nics"] != nil { p["nics"] = .array(m.nicsAsShown) }
+        // A zone's ram is its max_physical_memory (vmadm); a hardware VM's is the guest's.
+        if !m.isKVM { p["ram"] = m["max_physical_memory"] }
         return .object(p)
     }
 

@@ -17,6 +17,8 @@ public struct ZoneLaunch: Sendable {
     public var allowIOUring = false
     /// restart_init: init_name is started again when it exits (under Lumos's init).
     public var restartInit = false
+    /// A kvm VM: QEMU is the zone's PID 1, with its descriptors and devices (docs/vm.md "The jail").
+    public var hypervisor: HypervisorLaunch?
 
     /// The launch of `m`'s zone: the boot settings of the property table (`.boot` rows) and
     /// its limits (`.limit` rows), each from the manifest's value or its default.
@@ -30,6 +32,20 @@ public struct ZoneLaunch: Sendable {
             guard case .boot(let setting) = spec.application, let v = m.value(spec.name) else { continue }
             setting.apply(&self, v)
         }
+    }
+}
+
+/// How a kvm VM's jail runs QEMU: argv (argv[0] a path inside the jail), the descriptors it
+/// gets as fd 3, 4, ... (disks, taps), and the host devices it may open (/dev/kvm under KVM).
+public struct HypervisorLaunch: Sendable {
+    public var argv: [String]
+    public var descriptors: [Int32]
+    public var devices: [String]
+
+    public init(argv: [String], descriptors: [Int32], devices: [String]) {
+        self.argv = argv
+        self.descriptors = descriptors
+        self.devices = devices
     }
 }
 
@@ -73,6 +89,20 @@ public struct NicResult: Sendable, Equatable {
     }
 }
 
+/// A kvm VM's NIC as a tap on its switch: the open descriptor QEMU gets, the MAC and the
+/// interface name vmadm shows.
+public struct TapPort: Sendable {
+    public var descriptor: Int32
+    public var mac: String
+    public var interface: String
+
+    public init(descriptor: Int32, mac: String, interface: String) {
+        self.descriptor = descriptor
+        self.mac = mac
+        self.interface = interface
+    }
+}
+
 /// The hook where the Net module plugs in a tenant's NICs: attach runs after the zone's
 /// namespaces exist and before its init runs; apply changes a running zone's NICs (vmadm
 /// update); detach when it stops or is deleted.
@@ -81,6 +111,9 @@ public protocol TenantNetwork: AnyObject {
     func validate(vm: Manifest) throws
     /// Wires the manifest's nics[] into a booting zone.
     func attach(vm: Manifest, pid: pid_t) throws -> [NicResult]
+    /// A kvm VM's NICs as taps with the zones' anti-spoofing, caps and DHCP service; the
+    /// caller hands the descriptors to QEMU and closes its copies.
+    func attachTaps(vm: Manifest) throws -> [TapPort]
     /// Brings a running zone's NICs to the manifest's nics[] (matched by mac): NICs gone are
     /// removed, changed ones changed in place, new ones added. Idempotent.
     func apply(vm: Manifest, pid: pid_t) throws -> [NicResult]
@@ -95,6 +128,7 @@ public final class NoTenantNetwork: TenantNetwork {
     public init() {}
     public func validate(vm: Manifest) throws {}
     public func attach(vm: Manifest, pid: pid_t) throws -> [NicResult] { [] }
+    public func attachTaps(vm: Manifest) throws -> [TapPort] { [] }
     public func apply(vm: Manifest, pid: pid_t) throws -> [NicResult] { [] }
     public func reset(vm: Manifest, pid: pid_t) throws -> [NicResult] { [] }
     public func detach(vm: Manifest) throws {}
