@@ -59,6 +59,8 @@ const char *clinux_zone_step_name(int step) {
     case CLINUX_STEP_FORK: return "fork";
     case CLINUX_STEP_TTY: return "allocating a pseudo-terminal";
     case CLINUX_STEP_LOOPBACK: return "bringing up lo";
+    case CLINUX_STEP_DESCRIPTORS: return "placing passed descriptors";
+    case CLINUX_STEP_DEVICES: return "mounting device nodes";
     default: return "unknown step";
     }
 }
@@ -305,6 +307,21 @@ static int setup_dev(int sock, int rootfd, const struct clinux_zone_config *cfg)
         memcpy(rel + 4, dev_nodes[i], n + 1);
         STEP(sock, CLINUX_STEP_DEVNODES, mount_in_root(rootfd, rel, MISSING_FILE | STRICT, host, NULL, MS_BIND, NULL));
     }
+    // Nodes the spec asked for (/dev/kvm): private nodes owned by the zone's root, prepared by
+    // the parent as detached mounts (clinux_device_tree).
+    for (int i = 0; i < cfg->device_count; i++) {
+        char rel[64] = "dev/";
+        size_t n = safe_strlen(cfg->device_names[i]);
+        if (n + 5 > sizeof rel) { errno = ENAMETOOLONG; report(sock, CLINUX_STEP_DEVICES); }
+        memcpy(rel + 4, cfg->device_names[i], n + 1);
+        int target = open_in_root(rootfd, rel, MISSING_FILE | STRICT);
+        if (target < 0) report(sock, CLINUX_STEP_DEVICES);
+        char path[32];
+        fd_path(path, target);
+        STEP(sock, CLINUX_STEP_DEVICES, syscall(SYS_move_mount, cfg->device_fds[i], "", AT_FDCWD, path, MOVE_MOUNT_F_EMPTY_PATH));
+        close(target);
+        close(cfg->device_fds[i]);
+    }
     STEP(sock, CLINUX_STEP_DEVPTS, mount_in_root(rootfd, "dev/pts", MISSING_DIR | STRICT, "devpts", "devpts", MS_NOSUID | MS_NOEXEC, "newinstance,ptmxmode=0666,mode=0620,gid=5"));
     STEP(sock, CLINUX_STEP_SHM, mount_in_root(rootfd, "dev/shm", MISSING_DIR | STRICT, "shm", "tmpfs", MS_NOSUID | MS_NODEV | MS_NOEXEC, cfg->shm_data));
     int dev = open_in_root(rootfd, "dev", MISSING_FAIL | STRICT);
@@ -434,12 +451,35 @@ static int zone_child(void *arg) {
         struct rlimit rl = { cfg->memlock_bytes, cfg->memlock_bytes };
         STEP(sock, CLINUX_STEP_RLIMIT, setrlimit(RLIMIT_MEMLOCK, &rl));
     }
+    // Passed descriptors and the two this process still needs (the pair, the init binary) go
+    // above every target slot first, so no dup2 below overwrites a source before its use,
+    // whatever numbers the sources had (0-2 and the slots 3.. included).
+    int n = cfg->pass_count > 0 ? cfg->pass_count : 0;
+    int high = 3 + n;
+    int init_fd = cfg->init_fd;
+    int parked[CLINUX_ZONE_MAX_PASS];
+    if (n > CLINUX_ZONE_MAX_PASS) { errno = EMFILE; report(sock, CLINUX_STEP_DESCRIPTORS); }
+    for (int i = 0; i < n; i++) {
+        parked[i] = fcntl(cfg->pass_fds[i], F_DUPFD_CLOEXEC, high);
+        if (parked[i] < 0) report(sock, CLINUX_STEP_DESCRIPTORS);
+    }
+    if (n > 0) {
+        int moved = fcntl(sock, F_DUPFD_CLOEXEC, high);
+        if (moved < 0) report(sock, CLINUX_STEP_DESCRIPTORS);
+        sock = moved;
+        if (init_fd >= 0) {
+            init_fd = fcntl(init_fd, F_DUPFD_CLOEXEC, high);
+            if (init_fd < 0) report(sock, CLINUX_STEP_DESCRIPTORS);
+        }
+    }
     STEP(sock, CLINUX_STEP_STDIO, setup_stdio(cfg->stdin_fd, cfg->stdout_fd, cfg->stderr_fd));
-    // Nothing of the host's descriptor table may reach the zone.
-    STEP(sock, CLINUX_STEP_STDIO, syscall(SYS_close_range, 3, ~0U, CLOSE_RANGE_CLOEXEC));
+    // dup2 clears close-on-exec on the copy; parked copies are >= high and stay close-on-exec.
+    for (int i = 0; i < n; i++) STEP(sock, CLINUX_STEP_DESCRIPTORS, dup2(parked[i], 3 + i));
+    // Nothing else of the host's descriptor table may reach the zone.
+    STEP(sock, CLINUX_STEP_STDIO, syscall(SYS_close_range, high, ~0U, CLOSE_RANGE_CLOEXEC));
     restrict_self(sock, cfg->caps_keep, cfg->cap_last, cfg->seccomp, cfg->seccomp_len);
     reset_signals();
-    if (cfg->init_fd >= 0) syscall(SYS_execveat, cfg->init_fd, "", cfg->argv, cfg->envp, AT_EMPTY_PATH);
+    if (init_fd >= 0) syscall(SYS_execveat, init_fd, "", cfg->argv, cfg->envp, AT_EMPTY_PATH);
     else execve(cfg->argv[0], cfg->argv, cfg->envp);
     report(sock, CLINUX_STEP_EXEC);
     return 127;
@@ -657,7 +697,7 @@ int clinux_rootfs_tree(const char *path, int userns_fd) {
 //   "shocker" escape), name_to_handle_at, keyctl, add_key, request_key, lookup_dcookie,
 //   iopl, ioperm, uselib, personality changes are left to the kernel
 // ptrace stays allowed inside the zone: the pid namespace means no host pid can be named.
-int clinux_zone_seccomp_default(int allow_io_uring, struct sock_filter **prog, unsigned short *len) {
+int clinux_zone_seccomp_default(int allow_io_uring, int deny_ptrace, struct sock_filter **prog, unsigned short *len) {
     // io_uring: a large, fast-moving kernel surface with a history of privilege escalations,
     // refused by Docker's default profile too; a manifest may allow it (lumos_allow_io_uring).
     static const char *const io_uring[] = { "io_uring_setup", "io_uring_enter", "io_uring_register", NULL };
@@ -685,6 +725,13 @@ int clinux_zone_seccomp_default(int allow_io_uring, struct sock_filter **prog, u
         if (nr == __NR_SCMP_ERROR) continue;
         rc = seccomp_rule_add(ctx, SCMP_ACT_ERRNO(EPERM), nr, 0);
         if (rc == -EDOM || rc == -EFAULT) rc = 0;   // not on this architecture
+    }
+    static const char *const inspect[] = { "ptrace", "process_vm_readv", "process_vm_writev", "kcmp", NULL };
+    for (int i = 0; rc == 0 && deny_ptrace && inspect[i]; i++) {
+        int nr = seccomp_syscall_resolve_name(inspect[i]);
+        if (nr == __NR_SCMP_ERROR) continue;
+        rc = seccomp_rule_add(ctx, SCMP_ACT_ERRNO(EPERM), nr, 0);
+        if (rc == -EDOM || rc == -EFAULT) rc = 0;
     }
     for (int i = 0; rc == 0 && !allow_io_uring && io_uring[i]; i++) {
         int nr = seccomp_syscall_resolve_name(io_uring[i]);
@@ -724,6 +771,31 @@ int clinux_zone_seccomp_default(int allow_io_uring, struct sock_filter **prog, u
     *prog = buf;
     *len = (unsigned short)(size / sizeof(struct sock_filter));
     return 0;
+}
+
+int clinux_device_tree(const char *host_path, uint32_t uid, uint32_t gid) {
+    struct stat st;
+    if (stat(host_path, &st) < 0) return -1;
+    if (!S_ISCHR(st.st_mode)) { errno = ENODEV; return -1; }
+    int fs = (int)syscall(SYS_fsopen, "tmpfs", FSOPEN_CLOEXEC);
+    if (fs < 0) return -1;
+    int mnt = -1, tree = -1;
+    if (syscall(SYS_fsconfig, fs, FSCONFIG_SET_STRING, "mode", "0700", 0) < 0 ||
+        syscall(SYS_fsconfig, fs, FSCONFIG_SET_STRING, "size", "4k", 0) < 0 ||
+        syscall(SYS_fsconfig, fs, FSCONFIG_SET_STRING, "nr_inodes", "4", 0) < 0 ||
+        syscall(SYS_fsconfig, fs, FSCONFIG_CMD_CREATE, NULL, NULL, 0) < 0) goto out;
+    mnt = (int)syscall(SYS_fsmount, fs, FSMOUNT_CLOEXEC, MOUNT_ATTR_NOSUID | MOUNT_ATTR_NOEXEC);
+    if (mnt < 0) goto out;
+    if (mknodat(mnt, "node", S_IFCHR | 0600, st.st_rdev) < 0) goto out;
+    if (fchownat(mnt, "node", uid, gid, AT_SYMLINK_NOFOLLOW) < 0) goto out;
+    if (fchmodat(mnt, "node", 0600, 0) < 0) goto out;
+    tree = (int)syscall(SYS_open_tree, mnt, "node", OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC);
+out:;
+    int saved = errno;
+    if (mnt >= 0) close(mnt);
+    close(fs);
+    errno = saved;
+    return tree;
 }
 
 int clinux_set_memlock(pid_t pid, uint64_t bytes) {

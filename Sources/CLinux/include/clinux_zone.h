@@ -20,6 +20,9 @@
 
 struct sock_filter;
 
+// The most descriptors clinux_zone_config may pass to a zone's first process.
+#define CLINUX_ZONE_MAX_PASS 64
+
 // O_PATH, which the Swift importer hides (it needs _GNU_SOURCE).
 #define CLINUX_O_PATH 010000000
 
@@ -31,7 +34,7 @@ enum clinux_zone_step {
     CLINUX_STEP_TMP, CLINUX_STEP_BIND, CLINUX_STEP_PIVOT_ROOT, CLINUX_STEP_HOSTNAME,
     CLINUX_STEP_RLIMIT, CLINUX_STEP_STDIO, CLINUX_STEP_CAPS, CLINUX_STEP_NO_NEW_PRIVS,
     CLINUX_STEP_SECCOMP, CLINUX_STEP_EXEC, CLINUX_STEP_SETNS, CLINUX_STEP_FORK, CLINUX_STEP_TTY,
-    CLINUX_STEP_LOOPBACK,
+    CLINUX_STEP_LOOPBACK, CLINUX_STEP_DESCRIPTORS, CLINUX_STEP_DEVICES,
 };
 const char *clinux_zone_step_name(int step);
 
@@ -63,6 +66,16 @@ struct clinux_zone_config {
     uint64_t memlock_bytes;             // RLIMIT_MEMLOCK (soft = hard); UINT64_MAX: inherited
     int sync_fd;                        // the child's end of the pair
     int parent_fd;                      // the parent's end; the child closes it
+    // Host descriptors that become fds 3, 4, ... of the zone's first process, in this order,
+    // with close-on-exec cleared (QEMU's disks and taps, docs/vm.md); every other descriptor
+    // above 2 is closed at exec. A source may sit on any number, a target slot included.
+    const int *pass_fds;
+    int pass_count;
+    // Device nodes for the zone's /dev: device_fds[i] is a detached mount of one node
+    // (clinux_device_tree) moved onto /dev/<device_names[i]>.
+    const int *device_fds;
+    char *const *device_names;
+    int device_count;
 };
 
 // Clones a child in new user, mount, pid, uts, ipc and net namespaces; it waits for
@@ -123,10 +136,19 @@ int clinux_zone_wait_message(int sock, struct clinux_zone_message *msg);
 // mount_setattr(MOUNT_ATTR_IDMAP). Returns the tree's fd or -1 with errno.
 int clinux_rootfs_tree(const char *path, int userns_fd);
 
+// A detached mount holding one character device node with the numbers of `host_path` (which
+// must be a character device), mode 0600, owned by uid:gid: a node in a private tmpfs that
+// host root mounts (fsopen/fsmount, never attached to the host's tree), so it opens although
+// the zone's own mounts are nodev, and only that host uid (the zone's root) may open it. The
+// host's node is not changed. Returns the tree's fd (close-on-exec) or -1 with errno.
+int clinux_device_tree(const char *host_path, uint32_t uid, uint32_t gid);
+
 // The default zone seccomp program (see zone.c for the list and why). Returns 0 and a
 // malloc'd program (free it) or -1 with errno.
 // allow_io_uring: leave io_uring_setup/enter/register allowed (refused with EPERM otherwise).
-int clinux_zone_seccomp_default(int allow_io_uring, struct sock_filter **prog, unsigned short *len);
+// deny_ptrace: also refuse ptrace, process_vm_readv/writev and kcmp (zones without
+// capabilities, such as QEMU's jail: one program that never inspects another).
+int clinux_zone_seccomp_default(int allow_io_uring, int deny_ptrace, struct sock_filter **prog, unsigned short *len);
 
 // prlimit(RLIMIT_MEMLOCK) on another process (needs CAP_SYS_RESOURCE over it).
 int clinux_set_memlock(pid_t pid, uint64_t bytes);

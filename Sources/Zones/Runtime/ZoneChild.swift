@@ -10,6 +10,10 @@ final class ZoneChild {
     private let envp: CStringArray
     private let strings: CStringArray          // rootfs, hostname, tmpfs options, mount paths
     private let mounts: UnsafeMutablePointer<clinux_zone_mount>
+    private let passFDs: UnsafeMutablePointer<Int32>
+    private let deviceFDs: UnsafeMutablePointer<Int32>
+    private let deviceNames: CStringArray
+    private let deviceNamePointers: UnsafeMutablePointer<UnsafeMutablePointer<CChar>?>
     private let seccomp: SeccompProgram
     private var ownedFDs: [Int32] = []          // /dev/null and the init binary, closed in deinit
     private var config = clinux_zone_config()
@@ -42,7 +46,7 @@ final class ZoneChild {
         if initFD >= 0 { ownedFDs.append(initFD) }
         argv = CStringArray(args)
         envp = CStringArray(spec.environment)
-        seccomp = try SeccompProgram(allowIOUring: spec.allowIOUring)
+        seccomp = try SeccompProgram(allowIOUring: spec.allowIOUring, capabilities: spec.capabilities)
 
         // Fixed slots: 0 landing, 1 hostname, 2 dev, 3 shm, 4 tmp, then source/target pairs.
         let budget = TmpfsBudget(maxPhysicalMemory: spec.limits.maxPhysicalMemory)
@@ -58,6 +62,22 @@ final class ZoneChild {
         mounts = .allocate(capacity: max(spec.filesystems.count, 1))
         for (i, fs) in spec.filesystems.enumerated() {
             mounts[i] = clinux_zone_mount(source: p[5 + 2 * i], target: p[6 + 2 * i], read_only: fs.readOnly ? 1 : 0, noexec: fs.noExec ? 1 : 0)
+        }
+
+        passFDs = .allocate(capacity: max(spec.descriptors.count, 1))
+        for (i, fd) in spec.descriptors.enumerated() { passFDs[i] = fd }
+        deviceNames = CStringArray(spec.devices.map { String($0.split(separator: "/").last ?? "") })
+        deviceNamePointers = .allocate(capacity: spec.devices.count + 1)
+        for (i, p) in deviceNames.pointers.enumerated() { deviceNamePointers[i] = p }
+        deviceFDs = .allocate(capacity: max(spec.devices.count, 1))
+        // Private nodes owned by the zone's root (host uid base), made before clone: the child
+        // inherits them and moves each onto its /dev (clinux_device_tree).
+        for (i, device) in spec.devices.enumerated() {
+            let tree = clinux_device_tree(device, spec.idRange.base, spec.idRange.base)
+            // deinit closes what was made so far.
+            if tree < 0 { throw Errno(errno, "a private node for", "zone \(spec.uuid) \(device)") }
+            deviceFDs[i] = tree
+            ownedFDs.append(tree)
         }
 
         func stdio(_ fd: Int32?, _ mode: Int32) throws -> Int32 {
@@ -77,11 +97,16 @@ final class ZoneChild {
         config.stderr_fd = try stdio(spec.stderr, O_WRONLY)
         config.mounts = UnsafePointer(mounts)
         config.mount_count = Int32(spec.filesystems.count)
-        config.caps_keep = ZoneSecurity.capabilityMask
+        config.caps_keep = spec.capabilities.mask
         config.cap_last = ZoneSecurity.lastCapability()
         config.seccomp = seccomp.filter
         config.seccomp_len = seccomp.count
         config.memlock_bytes = spec.limits.maxLockedMemory.map { $0 << 20 } ?? UInt64.max
+        config.pass_fds = UnsafePointer(passFDs)
+        config.pass_count = Int32(spec.descriptors.count)
+        config.device_fds = UnsafePointer(deviceFDs)
+        config.device_names = UnsafePointer(deviceNamePointers)
+        config.device_count = Int32(spec.devices.count)
     }
 
     /// Clones the child into the cgroup v2 directory `cgroupFD` (-1: no cgroup placement);
@@ -133,5 +158,8 @@ final class ZoneChild {
         if pidfd >= 0 { close(pidfd) }
         for fd in ownedFDs { close(fd) }
         mounts.deallocate()
+        passFDs.deallocate()
+        deviceFDs.deallocate()
+        deviceNamePointers.deallocate()
     }
 }

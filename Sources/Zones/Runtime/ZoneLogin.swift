@@ -27,7 +27,9 @@ extension ZoneRuntime {
             let path = "/proc/\(initPid)/ns/\(ns)"
             nsFDs.append(try sys("open", path) { open(path, O_RDONLY | O_CLOEXEC) })
         }
-        let seccomp = try SeccompProgram(allowIOUring: allowIOUring)
+        // The zone's capability set, read from its init (a jail's sessions get none either).
+        let capabilities = ZoneCapabilities.of(pid: initPid)
+        let seccomp = try SeccompProgram(allowIOUring: allowIOUring, capabilities: capabilities)
         let args = CStringArray(argv)
         let env = CStringArray(environment)
         let cwd = CStringArray(["/"])
@@ -43,7 +45,7 @@ extension ZoneRuntime {
         config.stdin_fd = stdin
         config.stdout_fd = stdout
         config.stderr_fd = stderr
-        config.caps_keep = ZoneSecurity.capabilityMask
+        config.caps_keep = capabilities.mask
         config.cap_last = ZoneSecurity.lastCapability()
         config.seccomp = seccomp.filter
         config.seccomp_len = seccomp.count

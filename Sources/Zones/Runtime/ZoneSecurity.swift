@@ -26,16 +26,47 @@ public enum ZoneSecurity {
     }
 }
 
+/// The capabilities a zone's processes keep [ZoneSpec.capabilities].
+public enum ZoneCapabilities: Sendable, Equatable, Codable {
+    /// `ZoneSecurity.keptCapabilities` (Docker's default set without CAP_MKNOD), the default.
+    case standard
+    /// None at all: empty bounding, permitted, effective, inheritable and ambient sets, so not
+    /// even an exec of a set-uid or file-capability program (or uid 0's exec) gains one; the
+    /// seccomp filter also refuses ptrace, process_vm_readv/writev and kcmp. QEMU's jail
+    /// (docs/vm.md, "The jail").
+    case none
+
+    /// Bit n set: capability n stays.
+    public var mask: UInt64 {
+        switch self {
+        case .standard: return ZoneSecurity.capabilityMask
+        case .none: return 0
+        }
+    }
+
+    /// The set a running zone was started with, from its init's bounding set (zlogin sessions
+    /// get the same; the kernel is the record).
+    static func of(pid: pid_t) -> ZoneCapabilities {
+        guard let status = try? FD.readText("/proc/\(pid)/status") else { return .standard }
+        for line in status.split(separator: "\n") where line.hasPrefix("CapBnd:") {
+            if UInt64(String(line.dropFirst("CapBnd:".count)).trimmingSpaces(), radix: 16) == 0 { return .none }
+        }
+        return .standard
+    }
+}
+
 /// The default seccomp program (built by libseccomp in the parent, before clone).
 final class SeccompProgram {
     /// A `struct sock_filter *` (opaque to Swift; only C reads it).
     let filter: OpaquePointer
     let count: UInt16
 
-    init(allowIOUring: Bool = false) throws {
+    /// `capabilities` .none also refuses ptrace and its relatives (clinux_zone_seccomp_default).
+    init(allowIOUring: Bool = false, capabilities: ZoneCapabilities = .standard) throws {
         var prog: OpaquePointer?
         var len: UInt16 = 0
-        try sys("seccomp_export_bpf", "default zone filter") { clinux_zone_seccomp_default(allowIOUring ? 1 : 0, &prog, &len) }
+        let denyPtrace: Int32 = capabilities == .none ? 1 : 0
+        try sys("seccomp_export_bpf", "default zone filter") { clinux_zone_seccomp_default(allowIOUring ? 1 : 0, denyPtrace, &prog, &len) }
         filter = prog!
         count = len
     }

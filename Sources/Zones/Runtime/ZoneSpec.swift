@@ -1,3 +1,4 @@
+import CLinux
 import Glibc
 import LumosCore
 
@@ -112,6 +113,20 @@ public struct ZoneSpec: Sendable, Equatable {
     public var stdin: Int32?
     public var stdout: Int32?
     public var stderr: Int32?
+    /// Host descriptors that become fds 3, 4, 5, ... of the zone's first process, in this order
+    /// (close-on-exec cleared; QEMU's disks and taps, docs/vm.md). Every other host descriptor
+    /// stays out of the zone. The caller keeps its own copies and closes them after start.
+    public var descriptors: [Int32] = []
+    /// Host device nodes made available in the zone's /dev under the same name; only
+    /// `ZoneSpec.allowedDevices` (/dev/kvm). The zone gets a private node with the same device
+    /// numbers, mode 0600, owned by the zone's root (docs/security.md, "Devices"); the host's
+    /// node is not changed. Without it a zone has no such node at all.
+    public var devices: [String] = []
+    /// The capabilities the zone keeps: `.standard`, or `.none` for QEMU's jail.
+    public var capabilities: ZoneCapabilities = .standard
+
+    /// The device nodes a zone may be given.
+    public static let allowedDevices = ["/dev/kvm"]
 
     public init(uuid: String, hostname: String, rootfs: String, initProcess: ZoneInit = .lumos(command: nil),
                 environment: [String] = ZoneSpec.defaultEnvironment, limits: ZoneLimits = ZoneLimits(),
@@ -168,6 +183,24 @@ public struct ZoneSpec: Sendable, Equatable {
         }
         if let lwps = limits.maxLwps, lwps < 1 {
             throw LumosError.invalid("zone \(uuid): max_lwps must be at least 1")
+        }
+        guard descriptors.count <= Int(CLINUX_ZONE_MAX_PASS) else {
+            throw LumosError.invalid("zone \(uuid): \(descriptors.count) descriptors to pass; at most \(CLINUX_ZONE_MAX_PASS)")
+        }
+        for fd in descriptors where fd < 0 || fcntl(fd, F_GETFD) < 0 {
+            throw LumosError.invalid("zone \(uuid): descriptor \(fd) to pass is not open")
+        }
+        for (i, device) in devices.enumerated() {
+            guard Self.allowedDevices.contains(device) else {
+                throw LumosError.invalid("zone \(uuid): device \(device) cannot be given to a zone; only \(Self.allowedDevices.joined(separator: ", ")) is allowed")
+            }
+            guard !devices[..<i].contains(device) else {
+                throw LumosError.invalid("zone \(uuid): device \(device) is listed twice")
+            }
+            var st = stat()
+            guard stat(device, &st) == 0, (st.st_mode & S_IFMT) == S_IFCHR else {
+                throw LumosError.invalid("zone \(uuid): device \(device) does not exist on this host (is the kvm module loaded?)")
+            }
         }
     }
 }
