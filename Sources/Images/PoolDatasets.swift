@@ -53,7 +53,8 @@ public final class PoolDatasets: DatasetStore {
     }
     public func volumeFile(_ name: String) throws -> String { try pool.volumeFile(self.name(name)) }
     public func volumeSize(_ name: String) throws -> UInt64 {
-        guard let n = UInt64(try pool.get(self.name(name), "volsize")) else { throw LumosError.invalid("'\(name)' is not a volume") }
+        let v = try pool.properties(self.name(name), parsable: true).first { $0.name == "volsize" }?.value
+        guard let n = v.flatMap({ UInt64($0) }) else { throw LumosError.invalid("'\(name)' is not a volume") }
         return n
     }
     public func growVolume(_ name: String, bytes: UInt64) throws {

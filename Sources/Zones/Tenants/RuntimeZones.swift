@@ -45,9 +45,9 @@ public final class RuntimeZones: ZoneControl {
         if let hv = launch.hypervisor {
             // QEMU's jail (docs/vm.md "The jail"): no capabilities at all, its disks and taps as
             // descriptors, /dev/kvm only when KVM runs it.
-            _ = hv //JAIL spec.descriptors = hv.descriptors
-            //JAIL spec.devices = hv.devices
-            //JAIL spec.capabilities = .none
+            spec.descriptors = hv.descriptors
+            spec.devices = hv.devices
+            spec.capabilities = .none
         }
         return try runtime.start(spec, beforeRelease: beforeRelease)
     }
