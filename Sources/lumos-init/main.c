@@ -235,14 +235,24 @@ static int console_relay(const char *qemu_path, const char *listen_path, const c
     }
     fcntl(qemu, F_SETFL, fcntl(qemu, F_GETFL) | O_NONBLOCK);
 
+    // Bound and listening under a temporary name, then renamed into place: whoever sees
+    // LISTEN_SOCKET can connect to it.
+    struct sockaddr_un temp_addr = listen_addr;
+    size_t len = strlen(temp_addr.sun_path);
+    if (len + 4 >= sizeof temp_addr.sun_path) {
+        fprintf(stderr, "lumos-init: --console-relay: socket path %s is too long\n", listen_path);
+        return 2;
+    }
+    memcpy(temp_addr.sun_path + len, ".new", 5);
     int listener = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
     if (listener < 0) { perror("lumos-init: socket"); return 1; }
-    unlink(listen_path);
+    unlink(temp_addr.sun_path);
     mode_t old = umask(077);  // the socket is born 0600: only root attaches
-    int bound = bind(listener, (struct sockaddr *)&listen_addr, sizeof listen_addr);
+    int bound = bind(listener, (struct sockaddr *)&temp_addr, sizeof temp_addr);
     umask(old);
-    if (bound < 0 || chmod(listen_path, 0600) < 0 || listen(listener, 4) < 0) {
+    if (bound < 0 || chmod(temp_addr.sun_path, 0600) < 0 || listen(listener, 4) < 0 || rename(temp_addr.sun_path, listen_path) < 0) {
         fprintf(stderr, "lumos-init: --console-relay: cannot listen on %s: %s\n", listen_path, strerror(errno));
+        unlink(temp_addr.sun_path);
         return 1;
     }
 
