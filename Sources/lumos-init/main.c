@@ -32,14 +32,32 @@
 // It lives in the zone's cgroups (its memory is the zone's, cgroup.kill ends it), out of the
 // OOM killer's choice (a dead logger would make the init's next write raise SIGPIPE), and
 // exits when the last writer in the zone has gone.
+//
+//   lumos-init --console-relay QEMU_SOCKET LISTEN_SOCKET LOG_PATH MAX_BYTES
+//
+// A kvm VM's serial console relay (docs/vm.md, "Console"), run on the host in the VM's
+// cgroups. QEMU stalls the guest's serial output while its console socket has a client that
+// does not read, so the relay is QEMU's only client and always reads: it connects to
+// QEMU_SOCKET (retrying for 10 s while QEMU creates it), keeps everything the guest writes in
+// LOG_PATH with the --console-log cap and rotation (at most 2 x MAX_BYTES on disk), and
+// listens on LISTEN_SOCKET (a unix socket, mode 0600) for `vmadm console`. One client at a
+// time: a second one is sent the line "lumos: console in use by another client" and closed.
+// Guest output goes to the client with non-blocking writes through a fixed 64 KiB buffer; a
+// client that does not keep up loses what does not fit, the guest and the log never wait for
+// it. Client input goes to QEMU (a client that types faster than the guest reads is simply
+// read more slowly). The relay exits 0 when QEMU closes its socket (QEMU has exited), and on
+// SIGTERM; it removes LISTEN_SOCKET either way. A poll() loop on static buffers, EINTR-safe.
 #define _GNU_SOURCE
 #include <errno.h>
 #include <fcntl.h>
+#include <poll.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/un.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -52,50 +70,268 @@ static int open_log(const char *path, long long *size) {
     return fd;
 }
 
-static int console_log(const char *path, const char *max_text) {
-    char *end = NULL;
-    long long max = strtoll(max_text, &end, 10);
-    if (!end || *end || max < 1) {
-        fprintf(stderr, "lumos-init: --console-log: MAX_BYTES must be a positive number, not '%s'\n", max_text);
-        return 2;
-    }
+// The capped log shared by --console-log and --console-relay: PATH grows to MAX_BYTES, then
+// becomes PATH.0 (replacing the previous one) and a new PATH starts.
+struct capped_log {
+    const char *path;
     char rotated[4096];
-    if (snprintf(rotated, sizeof rotated, "%s.0", path) >= (int)sizeof rotated) return 2;
+    long long max, size;
+    int fd;
+};
+
+static int parse_max(const char *mode, const char *text, long long *max) {
+    char *end = NULL;
+    errno = 0;
+    *max = strtoll(text, &end, 10);
+    if (errno || !end || end == text || *end || *max < 1) {
+        fprintf(stderr, "lumos-init: %s: MAX_BYTES must be a positive number, not '%s'\n", mode, text);
+        return -1;
+    }
+    return 0;
+}
+
+static int log_open(struct capped_log *log, const char *path, long long max) {
+    log->path = path;
+    log->max = max;
+    log->size = 0;
+    if (snprintf(log->rotated, sizeof log->rotated, "%s.0", path) >= (int)sizeof log->rotated) {
+        fprintf(stderr, "lumos-init: %s: path too long\n", path);
+        return -1;
+    }
+    log->fd = open_log(path, &log->size);
+    if (log->fd < 0) { fprintf(stderr, "lumos-init: %s: %s\n", path, strerror(errno)); return -1; }
+    return 0;
+}
+
+// Appends what it can; output that cannot be written (disk full, file gone) is dropped so
+// the writer never blocks on its console. Returns -1 only when a rotated log cannot be opened.
+static int log_write(struct capped_log *log, const char *p, ssize_t n) {
+    while (n > 0) {
+        if (log->size >= log->max || log->fd < 0) {
+            if (log->fd >= 0) close(log->fd);
+            rename(log->path, log->rotated);
+            log->fd = open_log(log->path, &log->size);
+            if (log->fd < 0) return -1;
+        }
+        ssize_t room = (ssize_t)(log->max - log->size), chunk = n < room ? n : room;
+        ssize_t w = write(log->fd, p, (size_t)chunk);
+        if (w < 0 && errno == EINTR) continue;
+        if (w <= 0) return 0;
+        p += w;
+        n -= w;
+        log->size += w;
+    }
+    return 0;
+}
+
+// A logger or relay on the host: its own session (no terminal signals), no SIGPIPE, and out
+// of the OOM killer's choice (its memory counts in the zone's cgroup).
+static void become_service(void) {
     setsid();
     signal(SIGPIPE, SIG_IGN);
     signal(SIGHUP, SIG_IGN);
     signal(SIGINT, SIG_IGN);
     int adj = open("/proc/self/oom_score_adj", O_WRONLY | O_CLOEXEC);
     if (adj >= 0) { (void)!write(adj, "-1000", 5); close(adj); }
-    long long size = 0;
-    int fd = open_log(path, &size);
-    if (fd < 0) { fprintf(stderr, "lumos-init: %s: %s\n", path, strerror(errno)); return 1; }
+}
+
+static int console_log(const char *path, const char *max_text) {
+    long long max;
+    if (parse_max("--console-log", max_text, &max) < 0) return 2;
+    become_service();
+    struct capped_log log;
+    if (log_open(&log, path, max) < 0) return 1;
     static char buf[65536];
     for (;;) {
         ssize_t n = read(0, buf, sizeof buf);
         if (n < 0 && errno == EINTR) continue;
         if (n <= 0) break;
-        char *p = buf;
-        while (n > 0) {
-            if (size >= max) {
-                close(fd);
-                rename(path, rotated);
-                fd = open_log(path, &size);
-                if (fd < 0) return 1;
+        if (log_write(&log, buf, n) < 0) return 1;
+    }
+    close(log.fd);
+    return 0;
+}
+
+// --console-relay
+
+#define RELAY_BUFFER 65536
+static const char console_in_use[] = "lumos: console in use by another client\r\n";
+static volatile sig_atomic_t relay_stop;
+static void relay_signal(int sig) { (void)sig; relay_stop = 1; }
+
+static int unix_address(const char *path, struct sockaddr_un *addr) {
+    memset(addr, 0, sizeof *addr);
+    addr->sun_family = AF_UNIX;
+    size_t n = strlen(path);
+    if (n >= sizeof addr->sun_path) {
+        fprintf(stderr, "lumos-init: --console-relay: socket path %s is too long (%zu > %zu bytes)\n", path, n, sizeof addr->sun_path - 1);
+        return -1;
+    }
+    memcpy(addr->sun_path, path, n + 1);
+    return 0;
+}
+
+// A queue of bytes in a static buffer: appended at the end, taken from the front.
+struct queue { char data[RELAY_BUFFER]; size_t start, len; };
+
+static void queue_compact(struct queue *q) {
+    if (q->start == 0) return;
+    memmove(q->data, q->data + q->start, q->len);
+    q->start = 0;
+}
+
+// Writes as much of the queue as `fd` takes now (non-blocking); -1 when the peer is gone.
+static int queue_flush(struct queue *q, int fd) {
+    while (q->len > 0) {
+        ssize_t w = send(fd, q->data + q->start, q->len, MSG_NOSIGNAL | MSG_DONTWAIT);
+        if (w < 0 && errno == EINTR) continue;
+        if (w < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) return 0;
+        if (w <= 0) return -1;
+        q->start += (size_t)w;
+        q->len -= (size_t)w;
+    }
+    q->start = 0;
+    return 0;
+}
+
+// Queues what fits and drops the rest (a slow client loses output, nobody waits).
+static void queue_put(struct queue *q, const char *p, size_t n) {
+    queue_compact(q);
+    size_t room = sizeof q->data - q->len;
+    if (n > room) n = room;
+    memcpy(q->data + q->len, p, n);
+    q->len += n;
+}
+
+static int console_relay(const char *qemu_path, const char *listen_path, const char *log_path, const char *max_text) {
+    long long max;
+    if (parse_max("--console-relay", max_text, &max) < 0) return 2;
+    struct sockaddr_un qemu_addr, listen_addr;
+    if (unix_address(qemu_path, &qemu_addr) < 0 || unix_address(listen_path, &listen_addr) < 0) return 2;
+    become_service();
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = relay_signal;  // no SA_RESTART: poll() returns EINTR and the loop ends
+    sigaction(SIGTERM, &sa, NULL);
+    struct capped_log log;
+    if (log_open(&log, log_path, max) < 0) return 1;
+
+    // QEMU creates its socket a moment after it starts.
+    int qemu = -1, last = ETIMEDOUT;
+    for (int tries = 0; tries < 200 && !relay_stop; tries++) {
+        qemu = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+        if (qemu < 0) { perror("lumos-init: socket"); return 1; }
+        if (connect(qemu, (struct sockaddr *)&qemu_addr, sizeof qemu_addr) == 0) break;
+        last = errno;
+        close(qemu);
+        qemu = -1;
+        if (last != ENOENT && last != ECONNREFUSED && last != EINTR) break;
+        struct timespec pause = { 0, 50 * 1000 * 1000 };
+        nanosleep(&pause, NULL);
+    }
+    if (qemu < 0) {
+        fprintf(stderr, "lumos-init: --console-relay: cannot connect to %s: %s\n", qemu_path, strerror(last));
+        return 1;
+    }
+    fcntl(qemu, F_SETFL, fcntl(qemu, F_GETFL) | O_NONBLOCK);
+
+    // Bound and listening under a temporary name, then renamed into place: whoever sees
+    // LISTEN_SOCKET can connect to it.
+    struct sockaddr_un temp_addr = listen_addr;
+    size_t len = strlen(temp_addr.sun_path);
+    if (len + 4 >= sizeof temp_addr.sun_path) {
+        fprintf(stderr, "lumos-init: --console-relay: socket path %s is too long\n", listen_path);
+        return 2;
+    }
+    memcpy(temp_addr.sun_path + len, ".new", 5);
+    int listener = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+    if (listener < 0) { perror("lumos-init: socket"); return 1; }
+    unlink(temp_addr.sun_path);
+    mode_t old = umask(077);  // the socket is born 0600: only root attaches
+    int bound = bind(listener, (struct sockaddr *)&temp_addr, sizeof temp_addr);
+    umask(old);
+    if (bound < 0 || chmod(temp_addr.sun_path, 0600) < 0 || listen(listener, 4) < 0 || rename(temp_addr.sun_path, listen_path) < 0) {
+        fprintf(stderr, "lumos-init: --console-relay: cannot listen on %s: %s\n", listen_path, strerror(errno));
+        unlink(temp_addr.sun_path);
+        return 1;
+    }
+
+    static char buf[RELAY_BUFFER];
+    static struct queue to_client, to_qemu;
+    int client = -1, status = 0;
+    while (!relay_stop) {
+        struct pollfd p[3];
+        p[0].fd = qemu;
+        p[0].events = POLLIN | (to_qemu.len > 0 ? POLLOUT : 0);
+        p[1].fd = listener;
+        p[1].events = POLLIN;
+        p[2].fd = client;
+        // Client input is read only while there is room for it on the way to QEMU.
+        p[2].events = (to_qemu.len < sizeof to_qemu.data ? POLLIN : 0) | (to_client.len > 0 ? POLLOUT : 0);
+        p[0].revents = p[1].revents = p[2].revents = 0;
+        int r = poll(p, client >= 0 ? 3 : 2, -1);
+        if (r < 0) {
+            if (errno == EINTR) continue;
+            perror("lumos-init: poll");
+            status = 1;
+            break;
+        }
+        if (p[0].revents & (POLLIN | POLLHUP | POLLERR)) {
+            ssize_t n = read(qemu, buf, sizeof buf);
+            if (n == 0 || (n < 0 && errno != EINTR && errno != EAGAIN)) break;  // QEMU has gone
+            if (n > 0) {
+                if (log_write(&log, buf, n) < 0) { fprintf(stderr, "lumos-init: %s: %s\n", log_path, strerror(errno)); status = 1; break; }
+                if (client >= 0) {
+                    // Straight to the client when nothing is queued; the rest waits in the queue.
+                    ssize_t w = 0;
+                    if (to_client.len == 0) {
+                        w = send(client, buf, (size_t)n, MSG_NOSIGNAL | MSG_DONTWAIT);
+                        if (w < 0) w = (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR) ? 0 : -1;
+                    }
+                    if (w < 0) { close(client); client = -1; to_client.len = 0; }
+                    else if (w < n) queue_put(&to_client, buf + w, (size_t)(n - w));
+                }
             }
-            ssize_t room = (ssize_t)(max - size), chunk = n < room ? n : room;
-            ssize_t w = write(fd, p, (size_t)chunk);
-            if (w < 0 && errno == EINTR) continue;
-            // The disk is full or the file went away: drop this output, keep draining the pipe
-            // so the zone never blocks on its console.
-            if (w <= 0) break;
-            p += w;
-            n -= w;
-            size += w;
+        }
+        if (p[0].revents & POLLOUT) {
+            if (queue_flush(&to_qemu, qemu) < 0) break;
+        }
+        if (p[1].revents & POLLIN) {
+            int c = accept4(listener, NULL, NULL, SOCK_CLOEXEC | SOCK_NONBLOCK);
+            if (c >= 0) {
+                if (client >= 0) {
+                    (void)!send(c, console_in_use, sizeof console_in_use - 1, MSG_NOSIGNAL | MSG_DONTWAIT);
+                    close(c);
+                } else {
+                    client = c;
+                    to_client.start = to_client.len = 0;
+                }
+            }
+        }
+        if (client >= 0 && p[2].fd == client && (p[2].revents & (POLLIN | POLLHUP | POLLERR))) {
+            queue_compact(&to_qemu);
+            size_t room = sizeof to_qemu.data - to_qemu.len;
+            ssize_t n = room > 0 ? read(client, to_qemu.data + to_qemu.len, room) : 0;
+            if (n > 0) {
+                to_qemu.len += (size_t)n;
+                if (queue_flush(&to_qemu, qemu) < 0) break;
+            } else if (room > 0 && (n == 0 || (errno != EINTR && errno != EAGAIN))) {
+                // The client detached; what it typed and QEMU has not taken yet still goes.
+                close(client);
+                client = -1;
+                to_client.len = 0;
+            }
+        }
+        if (client >= 0 && p[2].fd == client && (p[2].revents & POLLOUT)) {
+            if (queue_flush(&to_client, client) < 0) { close(client); client = -1; to_client.len = 0; }
         }
     }
-    close(fd);
-    return 0;
+    unlink(listen_path);
+    if (client >= 0) close(client);
+    close(listener);
+    close(qemu);
+    if (log.fd >= 0) close(log.fd);
+    return status;
 }
 
 static const int forwarded[] = { SIGTERM, SIGINT, SIGHUP, SIGQUIT, SIGUSR1, SIGUSR2, SIGWINCH };
@@ -136,6 +372,10 @@ int main(int argc, char **argv) {
     if (argc >= 2 && strcmp(argv[1], "--console-log") == 0) {
         if (argc != 4) { fprintf(stderr, "usage: lumos-init --console-log PATH MAX_BYTES\n"); return 2; }
         return console_log(argv[2], argv[3]);
+    }
+    if (argc >= 2 && strcmp(argv[1], "--console-relay") == 0) {
+        if (argc != 6) { fprintf(stderr, "usage: lumos-init --console-relay QEMU_SOCKET LISTEN_SOCKET LOG_PATH MAX_BYTES\n"); return 2; }
+        return console_relay(argv[2], argv[3], argv[4], argv[5]);
     }
     sigset_t set;
     sigemptyset(&set);

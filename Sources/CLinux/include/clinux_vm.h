@@ -3,6 +3,10 @@
 #ifndef CLINUX_VM_H
 #define CLINUX_VM_H
 
+// signalfd(2) and struct signalfd_siginfo for `vmadm console` (ConsoleClient), which the Glibc
+// module does not export.
+#include <sys/signalfd.h>
+
 // Opens /dev/net/tun and creates (or attaches to) the tap `name` with IFF_TAP | IFF_NO_PI,
 // plus IFF_VNET_HDR when `vnet_hdr` is set (QEMU's virtio-net then passes offloads through).
 // The tap is created in the network namespace of the calling thread and is not persistent:
