@@ -29,7 +29,7 @@ let package = Package(
         .executableTarget(
             name: "lumos",
             dependencies: [
-                "LumosCore", "Storage", "Images", "Zones", "Net", "Trace",
+                "LumosCore", "Storage", "Images", "Zones", "Net", "Trace", "VM",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),

@@ -4,6 +4,7 @@ import Glibc
 import Images
 import LumosCore
 import Net
+import VM
 import Zones
 
 /// Opens the host's tenants: the `zones` pool and the zone runtime.
@@ -236,12 +237,23 @@ struct VmadmCommand: ParsableCommand {
     }
 
     struct Info: ParsableCommand {
-        static let configuration = CommandConfiguration(abstract: "Runtime information about a VM from the kernel (JSON).")
+        static let configuration = CommandConfiguration(abstract: "Runtime information about a VM (JSON): for a kvm VM QEMU's answers to [all|block|blockstats|chardev|cpus|kvm|pci|spice|status|version|vnc], for a zone the kernel's.")
         @OptionGroup var global: GlobalOptions
         @Argument var uuid: String
+        @Argument(help: "kvm: what to ask QEMU (comma- or space-separated; default all)") var types: [String] = []
         func run() throws {
             let v = try openVmadm(global.stateRoot)
             let id = try v.store.resolve(uuid)
+            let m = try v.store.read(id)
+            if m.isKVM {
+                // vmadm info for a hardware VM: QEMU's answers over QMP, as SmartOS gives them.
+                let types = try VMInfo.parseTypes(types)
+                guard let socket = v.qmpSocket(id), v.zones.isRunning(id) else {
+                    throw LumosError.invalid("VM \(id) is not running; vmadm info asks its QEMU")
+                }
+                print(try VMInfo.query(try QMPClient(socketPath: socket, timeout: 5), types: types).serialized())
+                return
+            }
             let vm = try v.get(id)
             var info: [String: JSONValue] = ["uuid": .string(id), "state": vm.lookup("state") ?? .null]
             if let runtime = v.zones as? RuntimeZones {
@@ -338,12 +350,20 @@ struct VmadmCommand: ParsableCommand {
     }
 
     struct Console: ParsableCommand {
-        static let configuration = CommandConfiguration(abstract: "A shell on a terminal inside a running VM (its console output is in ROOT/zones/UUID/console.log).")
+        static let configuration = CommandConfiguration(abstract: "A kvm VM's serial console (detach with Ctrl-] or ~.), or a shell on a terminal inside a running zone (its console output is in ROOT/zones/UUID/console.log).")
         @OptionGroup var global: GlobalOptions
         @Argument var uuid: String
         func run() throws {
             let v = try openVmadm(global.stateRoot)
             let id = try v.store.resolve(uuid)
+            if try v.store.read(id).isKVM {
+                guard v.zones.isRunning(id) else { throw LumosError.invalid("VM \(id) is not running; start it with vmadm start \(id)") }
+                if isatty(0) == 1 { report("[connected to the serial console of VM \(id); \(ConsoleClient.Escape.standard) detaches]") }
+                switch try ConsoleClient.attach(socket: v.consoleSocket(id)) {
+                case .signal(let s): throw ExitCode(128 + s)
+                default: return
+                }
+            }
             let status = try v.login(id, ["/bin/sh", "-l"], tty: isatty(0) == 1)
             throw ExitCode(status)
         }

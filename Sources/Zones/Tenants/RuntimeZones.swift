@@ -1,5 +1,6 @@
 import Glibc
 import LumosCore
+import VM
 
 private let RLIMIT_MEMLOCK_VALUE = __rlimit_resource_t(__RLIMIT_MEMLOCK.rawValue)
 
@@ -99,6 +100,10 @@ public final class RuntimeZones: ZoneControl {
     public func reserve(_ uuid: String) throws {
         _ = try ZoneIDRange.allocate(for: uuid, root: root)
         knownSlots = nil
+    }
+    public func startConsoleRelay(_ uuid: String, _ relay: ConsoleRelay) throws {
+        let pid = try runtime.cgroup(uuid).withThreadInZone { try relay.spawn(initBinary: runtime.initBinary, cgroupFD: $0) }
+        try relay.waitUntilListening(pid: pid)
     }
     public func login(_ uuid: String, _ argv: [String], tty: Bool, allowIOUring: Bool) throws -> Int32 {
         try runtime.exec(uuid, argv, tty: tty, allowIOUring: allowIOUring)

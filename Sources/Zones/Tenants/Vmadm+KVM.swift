@@ -38,9 +38,8 @@ extension Vmadm {
         zones.initPid(uuid).map { "/proc/\($0)/root\(QEMUJail.runDirectory)/qmp.sock" }
     }
 
-    public func consoleSocket(_ uuid: String) -> String? {
-        zones.initPid(uuid).map { "/proc/\($0)/root\(QEMUJail.runDirectory)/console.sock" }
-    }
+    /// Where `vmadm console` attaches: the relay's socket (QEMU's own has one client, the relay).
+    public func consoleSocket(_ uuid: String) -> String { store.tenantDirectory(uuid) + "/console.sock" }
 
     // MARK: the jail's root
 
@@ -187,7 +186,7 @@ extension Vmadm {
             let vm = VMDescription(name: m.alias ?? uuid, machine: .q35, accelerator: choice.accelerator,
                                    cpu: m.value("cpu_type")?.stringValue ?? "qemu64",
                                    memoryMiB: Int(m.integer("ram") ?? 256), vcpus: Int(m.integer("vcpus") ?? 1),
-                                   disks: disks, nics: nics, runDirectory: QEMUJail.runDirectory, consoleLog: true,
+                                   disks: disks, nics: nics, runDirectory: QEMUJail.runDirectory, consoleLog: false,
                                    vnc: m.integer("vnc_port") == 0 ? .unixSocket : nil, vga: m.value("vga")?.stringValue,
                                    tcgTranslationCacheMiB: choice.accelerator == .tcg ? Self.tcgCacheMiB : nil)
             var command = try QEMUCommand.build(vm)
@@ -200,6 +199,9 @@ extension Vmadm {
             try Files.replaceAtomically(acceleratorFile(uuid), Array("\(choice)\n".utf8))
             let pid = try zones.start(launch) { _ in }
             try waitForQEMU(uuid, pid: pid)
+            // The guest's serial console: the relay keeps it (capped, zlog_max_size) and serves vmadm console.
+            let cap = m.integer("zlog_max_size").map { UInt64($0) } ?? ConsoleRelay.defaultMaxBytes
+            try zones.startConsoleRelay(uuid, ConsoleRelay.forZone(qemuPid: pid, stateDirectory: store.tenantDirectory(uuid), maxBytes: cap))
         } catch {
             try? zones.cleanup(uuid)
             try? network.detach(vm: m)

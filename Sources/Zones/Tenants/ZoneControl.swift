@@ -1,5 +1,6 @@
 import Glibc
 import LumosCore
+import VM
 
 /// What the runtime needs to boot a tenant's zone, taken from its manifest and dataset.
 public struct ZoneLaunch: Sendable {
@@ -71,9 +72,13 @@ public protocol ZoneControl: AnyObject {
     func reserve(_ uuid: String) throws
     /// Runs a command in the running zone (zlogin); returns its exit status.
     func login(_ uuid: String, _ argv: [String], tty: Bool, allowIOUring: Bool) throws -> Int32
+    /// Starts a kvm VM's console relay in the VM's cgroups (so it ends with the VM) and
+    /// returns once it listens.
+    func startConsoleRelay(_ uuid: String, _ relay: ConsoleRelay) throws
 }
 
 extension ZoneControl {
+    public func startConsoleRelay(_ uuid: String, _ relay: ConsoleRelay) throws {}
     public func zonedid(_ uuid: String) -> Int64? { nil }
     public func reserve(_ uuid: String) throws {}
 }
