@@ -29,6 +29,22 @@ public protocol DatasetStore: AnyObject {
     func send(_ snapshot: String, to fd: Int32) throws
     /// Creates dataset `name` from a stream made by `send`.
     func receive(_ name: String, from fd: Int32) throws
+
+    // Volumes (zvols): a dataset holding one sparse copy-on-write file, `volume.raw`
+    // (docs/vm.md, "Images and disks"). Snapshot, clone, rollback, send and receive above work
+    // on them as on filesystems.
+
+    /// A new volume of `bytes` (a sparse file: no space is taken until written).
+    func createVolume(_ name: String, bytes: UInt64) throws
+    /// Host path of the raw file of a volume or of a volume's snapshot (read-only).
+    func volumeFile(_ name: String) throws -> String
+    /// A volume's (or its snapshot's) size in bytes.
+    func volumeSize(_ name: String) throws -> UInt64
+    /// Grows a volume to `bytes`; shrinking is refused.
+    func growVolume(_ name: String, bytes: UInt64) throws
+    /// An O(1) writable copy of a snapshot (blocks shared, nothing copied) that is not tied to
+    /// it: not a tenant's clone, and the snapshot may be destroyed while the copy lives.
+    func copy(_ snapshot: String, to: String) throws
 }
 
 extension DatasetStore {
