@@ -25,17 +25,28 @@ public protocol DatasetStore: AnyObject {
     func holds(_ snapshot: String) throws -> [String]
     /// Snapshot names (the part after @) of a dataset, oldest first.
     func snapshots(of name: String) throws -> [String]
-    /// A volume (the zvol of SmartOS): a dataset holding one sparse copy-on-write raw file.
-    func createVolume(_ name: String, bytes: UInt64) throws
-    /// Host path of a volume's raw file (or of a volume snapshot's, read-only).
-    func volumeFile(_ name: String) throws -> String
-    func volumeSize(_ name: String) throws -> UInt64
-    /// Grows a volume (never shrinks).
-    func growVolume(_ name: String, bytes: UInt64) throws
     /// Writes a full stream of `snapshot` to `fd`.
     func send(_ snapshot: String, to fd: Int32) throws
     /// Creates dataset `name` from a stream made by `send`.
     func receive(_ name: String, from fd: Int32) throws
+
+    // Volumes (zvols): a dataset holding one sparse copy-on-write file, `volume.raw`
+    // (docs/vm.md, "Images and disks"). Snapshot, clone, rollback, send and receive above work
+    // on them as on filesystems.
+
+    /// A new volume of `bytes` (a sparse file: no space is taken until written).
+    func createVolume(_ name: String, bytes: UInt64) throws
+    /// Host path of the raw file of a volume or of a volume's snapshot (read-only).
+    func volumeFile(_ name: String) throws -> String
+    /// A volume's (or its snapshot's) size in bytes.
+    func volumeSize(_ name: String) throws -> UInt64
+    /// Grows a volume to `bytes`; shrinking is refused.
+    func growVolume(_ name: String, bytes: UInt64) throws
+    /// An O(1) writable copy of a snapshot (blocks shared, nothing copied) that is not tied to
+    /// it: not a tenant's clone, and the snapshot may be destroyed while the copy lives.
+    func copy(_ snapshot: String, to: String) throws
+    /// Bytes the pool can still take (nil when unknown).
+    func availableBytes() -> UInt64?
 }
 
 extension DatasetStore {

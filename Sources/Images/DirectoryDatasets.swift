@@ -110,26 +110,47 @@ public final class DirectoryDatasets: DatasetStore {
         Files.list("\(base)/.snapshots/\(name.dropFirst(poolName.count + 1))")
     }
 
+    // Volumes: a directory holding a sparse `volume.raw`, as in a pool (Sources/Storage/Volume.swift).
+
+    public func availableBytes() -> UInt64? { nil }
     public func createVolume(_ name: String, bytes: UInt64) throws {
+        guard bytes > 0 else { throw LumosError.invalid("volume size must be greater than 0") }
         try createFilesystem(name)
-        let file = try volumeFile(name)
-        let fd = open(file, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0o600)
-        if fd < 0 { throw Errno(errno, "open", file) }
-        defer { close(fd) }
-        if ftruncate(fd, off_t(bytes)) != 0 { throw Errno(errno, "ftruncate", file) }
+        let file = try path(name) + "/" + Self.volumeFileName
+        let fd = open(file, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0o600)
+        let failure: Errno? = fd < 0 ? Errno(errno, "open", file) : (ftruncate(fd, off_t(bytes)) != 0 ? Errno(errno, "ftruncate", file) : nil)
+        if fd >= 0 { close(fd) }
+        if let failure {
+            try? destroy(name, recursive: true)
+            throw failure
+        }
     }
-    public func volumeFile(_ name: String) throws -> String { try mountpoint(name) + "/volume.raw" }
+
+    static let volumeFileName = "volume.raw"
+
+    public func volumeFile(_ name: String) throws -> String {
+        let file = try mountpoint(name) + "/" + Self.volumeFileName
+        guard Files.exists(file) else { throw LumosError.invalid("'\(name)' is not a volume") }
+        return file
+    }
+
     public func volumeSize(_ name: String) throws -> UInt64 {
-        var st = stat()
         let file = try volumeFile(name)
-        if stat(file, &st) != 0 { throw Errno(errno, "stat", file) }
+        var st = stat()
+        guard stat(file, &st) == 0 else { throw Errno(errno, "stat", file) }
         return UInt64(st.st_size)
     }
+
     public func growVolume(_ name: String, bytes: UInt64) throws {
         let current = try volumeSize(name)
-        if bytes < current { throw LumosError.invalid("volume '\(name)' can grow, not shrink") }
-        if truncate(try volumeFile(name), off_t(bytes)) != 0 { throw Errno(errno, "truncate", name) }
+        guard bytes >= current else {
+            throw LumosError.invalid("cannot shrink volume '\(name)' from \(Size.format(current)) to \(Size.format(bytes)); volumes can only grow")
+        }
+        let file = try volumeFile(name)
+        guard truncate(file, off_t(bytes)) == 0 else { throw Errno(errno, "truncate", file) }
     }
+
+    public func copy(_ snapshot: String, to: String) throws { try clone(snapshot, to: to) }
 
     public func send(_ snapshot: String, to fd: Int32) throws {
         let src = try mountpoint(snapshot)

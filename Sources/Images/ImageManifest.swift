@@ -15,6 +15,8 @@ public struct ImageManifest: Sendable, Equatable {
     public var type: String { fields["type"]?.stringValue ?? "" }
     public var os: String { fields["os"]?.stringValue ?? "" }
     public var publishedAt: String? { fields["published_at"]?.stringValue }
+    /// A zvol image's disk size in MiB (IMGAPI `image_size`).
+    public var imageSizeMiB: UInt64? { fields["image_size"]?.intValue.flatMap { $0 > 0 ? UInt64($0) : nil } }
     public var file: ImageFileInfo { ImageFileInfo(json: fields["files"]?.arrayValue?.first ?? .null) }
     public var json: JSONValue { .object(fields) }
 
@@ -59,6 +61,11 @@ public struct ImageManifest: Sendable, Equatable {
         guard f.size > 0 else { throw LumosError.invalid("\(what): files[0].size must be the file's size in bytes") }
         guard Self.compressions.contains(f.compression) else {
             throw LumosError.invalid("\(what): files[0].compression \"\(f.compression)\" is unknown; use \(Self.compressions.joined(separator: ", "))")
+        }
+        if t == "zvol" {
+            guard let mib = fields["image_size"]?.intValue, mib > 0 else {
+                throw LumosError.invalid("\(what): a zvol image needs \"image_size\", its disk's size in MiB (a positive integer)")
+            }
         }
     }
 

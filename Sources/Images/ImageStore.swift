@@ -97,10 +97,8 @@ public final class ImageStore {
     @discardableResult
     public func importImage(manifest manifestFile: String, file: String, progress: Bool = false) throws -> ImageManifest {
         let manifest = try ImageManifest.parse(try readInput(manifestFile), what: manifestFile)
-        if manifest.type == "zvol" {
-            throw LumosError.unsupported("image \(manifest.uuid) is a zvol image, which is for kvm VMs; this Lumos imports lx-dataset and zone-dataset images")
-        }
         try Self.verify(file: file, against: manifest.file, progress: progress)
+        if manifest.type == "zvol" { return try installVolume(manifest, file: file, progress: progress) }
         return try install(manifest, file: file, progress: progress)
     }
 

@@ -47,21 +47,14 @@ public final class PoolDatasets: DatasetStore {
             .compactMap { $0.name.split(separator: "@", maxSplits: 1).dropFirst().first.map(String.init) }
     }
 
-    public func createVolume(_ name: String, bytes: UInt64) throws {
-        let ds = try self.name(name)
-        try pool.createVolume(ds, size: bytes, properties: ["lumos:owner": ds.path.last ?? name])
-    }
+    /// Sparse: btrfs has no reservations, so a thick volume's only difference would be a space
+    /// check at creation that guarantees nothing later (docs/vm.md, "Images and disks").
+    public func availableBytes() -> UInt64? { try? pool.status().available }
+    public func createVolume(_ name: String, bytes: UInt64) throws { try pool.createVolume(self.name(name), size: bytes, sparse: true) }
     public func volumeFile(_ name: String) throws -> String { try pool.volumeFile(self.name(name)) }
-    public func volumeSize(_ name: String) throws -> UInt64 {
-        let v = try pool.properties(self.name(name), parsable: true).first { $0.name == "volsize" }?.value
-        guard let n = v.flatMap({ UInt64($0) }) else { throw LumosError.invalid("'\(name)' is not a volume") }
-        return n
-    }
-    public func growVolume(_ name: String, bytes: UInt64) throws {
-        let current = try volumeSize(name)
-        if bytes < current { throw LumosError.invalid("volume '\(name)' is \(Size.format(current)); it can grow, not shrink") }
-        if bytes > current { try pool.set(self.name(name), "volsize", String(bytes)) }
-    }
+    public func volumeSize(_ name: String) throws -> UInt64 { try pool.volumeSize(self.name(name)) }
+    public func growVolume(_ name: String, bytes: UInt64) throws { try pool.set(self.name(name), "volsize", String(bytes)) }
+    public func copy(_ snapshot: String, to: String) throws { try pool.clone(name(snapshot), to: name(to), recordOrigin: false) }
 
     public func send(_ snapshot: String, to fd: Int32) throws { try pool.send(name(snapshot), to: fd) }
     public func receive(_ name: String, from fd: Int32) throws { try pool.receive(self.name(name), from: fd) }

@@ -133,7 +133,11 @@ extension Pool {
         return own + ancestorQGroups(ds.dataset)
     }
 
-    public func clone(_ snap: DatasetName, to target: DatasetName, properties: [String: String] = [:]) throws {
+    /// A writable snapshot of a snapshot (zfs clone). With `recordOrigin` false the new dataset
+    /// is not tied to its origin (no `origin`, so the origin snapshot can be destroyed while it
+    /// lives): btrfs shares the blocks either way, which makes this an O(1) independent copy
+    /// (an image made from a VM's disk, docs/vm.md).
+    public func clone(_ snap: DatasetName, to target: DatasetName, properties: [String: String] = [:], recordOrigin: Bool = true) throws {
         guard snap.isSnapshot else { throw LumosError.invalid("'\(snap)' is not a snapshot; clone needs DATASET@SNAPSHOT") }
         guard !target.isSnapshot, target.pool == name else { throw LumosError.invalid("invalid clone target '\(target)': use a dataset name in pool '\(name)'") }
         let lock = try begin()
@@ -155,7 +159,7 @@ extension Pool {
             try resetProperties(tmp, keep: [XAttr.type, XAttr.volsize, XAttr.compression])
             removeChildPlaceholders(tmp)
             try Btrfs.setxattr(tmp, XAttr.qgroup, String(qg))
-            try Btrfs.setxattr(tmp, XAttr.origin, snap.description)
+            if recordOrigin { try Btrfs.setxattr(tmp, XAttr.origin, snap.description) }
             for (k, v) in props.sorted(by: { $0.key < $1.key }) { try applyProperty(k, v, path: tmp, dataset: target, fd: fd, creating: true) }
             try Self.crashPoint("clone.before-rename")
             try sys("rename", "\(target)") { rename(tmp, path(target)) }

@@ -31,6 +31,15 @@ extension Pool {
         return e.path + "/" + Volume.fileName
     }
 
+    /// A volume's size in bytes (volsize): the length of its file, for a volume or a volume's
+    /// snapshot.
+    public func volumeSize(_ ds: DatasetName) throws -> UInt64 {
+        let file = try volumeFile(ds)
+        var st = stat()
+        guard stat(file, &st) == 0 else { throw Errno(errno, "stat", file) }
+        return UInt64(st.st_size)
+    }
+
     /// Attaches a volume as a loop block device with direct I/O; returns the device (idempotent).
     /// A snapshot attaches read-only.
     public func attachVolume(_ ds: DatasetName) throws -> String {

@@ -86,6 +86,10 @@ extension Vmadm {
                     throw LumosError.invalid("disks[\(i)].image_uuid: image \(image) is a zone image, not a disk (type zvol); use a zvol image such as imgadm build small-guest makes")
                 }
             }
+            // Volumes are thin, but a disk the pool could never hold is refused up front.
+            if d.media == .disk, d.dataset == nil, let size = d.size, let free = datasets.availableBytes(), UInt64(size) << 20 > free {
+                throw LumosError(.noSpace, "disks[\(i)].size: \(size) MiB is more than the pool \(datasets.poolName) has free (\(free >> 20) MiB); give a smaller size or add space to the pool")
+            }
             if d.media == .cdrom, let path = d.path {
                 var st = stat()
                 guard stat(path, &st) == 0, (st.st_mode & S_IFMT) == S_IFREG else {
@@ -254,9 +258,4 @@ extension Vmadm {
     func runningAccelerator(_ uuid: String) -> String? {
         (try? FD.readText(acceleratorFile(uuid)))?.trimmingCharacters(in: .whitespacesAndNewlines)
     }
-}
-
-// TEMPORARY until the zvol-images branch lands.
-extension ImageStore {
-    public func isVolumeImage(_ uuid: String) -> Bool { (try? get(uuid))?.manifest.type == "zvol" }
 }
