@@ -49,13 +49,15 @@ enum DiskChecks {
     ]
     static let maxDisks = 8
 
-    static func check(_ value: JSONValue) throws {
+    /// `recorded`: entries may carry what vmadm records at create (zfs_filesystem, path).
+    static func check(_ value: JSONValue, recorded: Bool = false) throws {
         guard let list = value.arrayValue else { throw LumosError.invalid("disks: expected an array of disk objects, got \(value.typeName)") }
         if list.count > maxDisks { throw LumosError.invalid("disks: \(list.count) disks; a VM may have at most \(maxDisks)") }
         var boots = 0
         for (i, e) in list.enumerated() {
             let at = "disks[\(i)]"
-            try checkOne(e, at: at, partial: false)
+            let made = recorded && e.objectValue?["zfs_filesystem"] != nil
+            try checkOne(e, at: at, partial: made)
             if e.objectValue?["boot"]?.boolValue == true { boots += 1 }
         }
         if boots > 1 { throw LumosError.invalid("disks: \(boots) disks have boot=true; a VM boots from one disk, set boot on one only") }

@@ -91,7 +91,7 @@ public enum ManifestValidator {
         guard problems.isEmpty else { return (nil, problems) }
         if props["uuid"] == nil { props["uuid"] = .string(newUUID()) }
         props["uuid"] = .string(props["uuid"]!.stringValue!.lowercased())
-        for spec in PropertyTable.all where props[spec.name] == nil {
+        for spec in PropertyTable.all where props[spec.name] == nil && spec.brands.contains(brand) {
             switch spec.defaultRule {
             case .none: break
             case .value(let v): props[spec.name] = v
@@ -175,9 +175,11 @@ public enum ManifestValidator {
             }
         }
         dropFalseFlags(&props)
-        for name in ["nics", "filesystems", "routes", "disks"] where changed.contains(name) {
+        for name in ["nics", "filesystems", "routes"] where changed.contains(name) {
             if let spec = PropertyTable.spec(name), let v = props[name] { problems.value(name) { try PropertyChecks.check(spec, v) } }
         }
+        // Disks vmadm made carry their volume (zfs_filesystem, path); new ones may not.
+        if changed.contains("disks"), let v = props["disks"] { problems.value("disks") { try DiskChecks.check(v, recorded: true) } }
         let manifest = Manifest(props)
         checkRelations(manifest, &problems)
         guard problems.isEmpty else { return (nil, problems) }

@@ -28,7 +28,7 @@ extension Vmadm {
     }
 
     /// Every dataset of a tenant: the zone's, then a kvm VM's volumes.
-    func tenantDatasets(_ uuid: String) -> [String] { [dataset(uuid)] + existingDiskDatasets(uuid) }
+    func tenantDatasets(_ uuid: String) -> [String] { ([dataset(uuid)] + existingDiskDatasets(uuid)).filter { datasets.exists($0) } }
 
     func qemuLog(_ uuid: String) -> String { store.tenantDirectory(uuid) + "/qemu.log" }
     func acceleratorFile(_ uuid: String) -> String { store.tenantDirectory(uuid) + "/accelerator" }

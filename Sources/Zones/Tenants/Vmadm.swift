@@ -317,7 +317,13 @@ public final class Vmadm {
             try intent.mark("nics")
         }
         if current.isKVM, plan.changed.contains("disks") {
-            plan.manifest = try applyDiskChanges(from: current, to: plan.manifest, running: zones.isRunning(uuid))
+            do {
+                plan.manifest = try applyDiskChanges(from: current, to: plan.manifest, running: zones.isRunning(uuid))
+            } catch {
+                // Nothing is stored: the journal must not roll this update forward.
+                intent.finish()
+                throw error
+            }
             try intent.mark("disks")
         }
         if plan.changed.contains("quota") {

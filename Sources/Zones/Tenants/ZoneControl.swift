@@ -77,6 +77,13 @@ public protocol ZoneControl: AnyObject {
     func startConsoleRelay(_ uuid: String, _ relay: ConsoleRelay) throws
 }
 
+extension TenantNetwork {
+    public func attachTaps(vm: Manifest) throws -> [TapPort] {
+        if vm.nics.isEmpty { return [] }
+        throw LumosError.unsupported("this network does not attach taps for kvm VMs")
+    }
+}
+
 extension ZoneControl {
     public func startConsoleRelay(_ uuid: String, _ relay: ConsoleRelay) throws {}
     public func zonedid(_ uuid: String) -> Int64? { nil }

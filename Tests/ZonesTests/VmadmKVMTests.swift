@@ -1,0 +1,344 @@
+import Foundation
+import Glibc
+import Images
+import LumosCore
+import Testing
+@testable import Zones
+
+/// Brand kvm manifests: defaults, derived limits and the one-line refusals (docs/vmadm.md).
+@Suite struct KVMManifestTests {
+    static let image = "6a3e1f7c-8d2b-4c5e-9f10-2b3c4d5e6f70"
+
+    func create(_ extra: [String: JSONValue]) throws -> Manifest {
+        var o: [String: JSONValue] = ["brand": "kvm", "disks": [["boot": true, "image_uuid": .string(Self.image), "image_size": 64]]]
+        for (k, v) in extra { o[k] = v }
+        return try ManifestValidator.validateCreate(.object(o))
+    }
+
+    func refusal(_ extra: [String: JSONValue]) -> String {
+        do { _ = try create(extra); return "" } catch { return "\(error)" }
+    }
+
+    @Test func defaultsFollowVmadm() throws {
+        let m = try create([:])
+        #expect(m.integer("ram") == 256)
+        #expect(m.integer("max_physical_memory") == 256 + PropertyTable.kvmOverheadMiB, "the jail holds ram plus QEMU")
+        #expect(m.integer("vcpus") == 1)
+        #expect(m["cpu_type"] == "qemu64")
+        #expect(m.imageUUID == Self.image, "image_uuid is the boot disk's")
+        #expect(m.disks.first?.model == .virtio)
+        let given = try create(["ram": 1024])
+        #expect(given.integer("max_physical_memory") == 1024 + PropertyTable.kvmOverheadMiB)
+        #expect(given.integer("ram") == 1024, "a hardware VM's ram is the guest's, not an alias of the cap")
+    }
+
+    @Test func updatingRamMovesTheJailsCap() throws {
+        let m = try create(["ram": 512])
+        let plan = try ManifestValidator.validateUpdate(m, ["ram": 768])
+        #expect(plan.manifest.integer("ram") == 768)
+        #expect(plan.manifest.integer("max_physical_memory") == 768 + PropertyTable.kvmOverheadMiB)
+        #expect(plan.changed.contains("max_physical_memory"))
+    }
+
+    @Test func badManifestsAreOneLineErrors() {
+        let twoBoots: JSONValue = [["boot": true, "image_uuid": .string(Self.image)], ["boot": true, "size": 10]]
+        let cases: [([String: JSONValue], String)] = [
+            (["disks": twoBoots], "boot=true"),
+            (["disks": [["boot": true, "image_uuid": .string(Self.image), "model": "nvme"]]], "unknown disk model"),
+            (["disks": []], "at least one disk"),
+            (["disks": [["size": 10, "refreservation": 10]]], "refreservation"),
+            (["disks": [["media": "cdrom", "path": "/x.iso", "model": "virtio"]]], "cannot be virtio"),
+            (["disks": [["model": "virtio"]]], "give image_uuid"),
+            (["nics": [["nic_tag": "stub0", "ips": ["dhcp"], "model": "ne2k"]]], "unknown NIC model"),
+            (["vnc_password": "secret"], "vnc_password"),
+            (["qemu_opts": "-m 1G"], "qemu_extra_opts"),
+            (["spice_port": 5900], "SPICE"),
+            (["vnc_port": 5901], "out of range"),
+            (["ram": 512, "max_physical_memory": 520], "cannot hold the guest's ram"),
+            (["image_uuid": "11111111-2222-4333-8444-555555555555"], "boot disk"),
+        ]
+        for (extra, needle) in cases {
+            let e = refusal(extra)
+            #expect(e.contains(needle), "\(extra): \(e)")
+            #expect(!e.isEmpty && !e.contains("\n"), "one line: \(e)")
+        }
+    }
+
+    @Test func zonesRefuseHardwareVMProperties() throws {
+        let lx: [String: JSONValue] = ["brand": "lx", "image_uuid": .string(Self.image)]
+        for (k, v) in [("disks", JSONValue.array([["size": 10]])), ("vcpus", 2), ("cpu_type", "host")] {
+            var o = lx
+            o[k] = v
+            #expect(throws: LumosError.self, "\(k)") { try ManifestValidator.validateCreate(.object(o)) }
+        }
+        var o = lx
+        o["nics"] = [["nic_tag": "stub0", "ips": ["dhcp"], "model": "e1000"]]
+        #expect(throws: LumosError.self) { try ManifestValidator.validateCreate(.object(o)) }
+        #expect(throws: LumosError.self, "lx still needs image_uuid") { try ManifestValidator.validateCreate(["brand": "lx"]) }
+    }
+}
+
+/// Brand kvm end to end through the CLI, as root: QEMU in its jail, disks as volumes, taps on
+/// an etherstub whose host side is a network namespace of the test's own. These tests need no
+/// guest OS (the disk image is a blank zvol: SeaBIOS finds nothing to boot and waits, and
+/// ignores the ACPI button); the guest's own behaviour is in KVMGuestTests.
+@Suite(.serialized, .enabled(if: getuid() == 0 && Files.exists("/usr/bin/qemu-system-x86_64"), "needs root and QEMU"))
+struct VmadmKVMTests {
+    typealias Site = ProvisionToPingTests.Site
+
+    @Test func createRunsQEMUInAnEmptyUnprivilegedJailAndDeleteLeavesNothing() throws {
+        let site = try Site()
+        defer { site.close() }
+        let image = try site.blankZvolImage()
+        let uuid = try site.createKVM(alias: "vm01", image: image, ip: "\(site.subnet).40", extraDisk: 32)
+        let vm = try site.get(uuid)
+        #expect(vm["type"] == "KVM")
+        #expect(vm["state"] == "running")
+        #expect(vm["ram"]?.intValue == 128)
+        #expect(vm["max_physical_memory"]?.intValue == 128 + PropertyTable.kvmOverheadMiB)
+        #expect(vm["lumos_accelerator"]?.stringValue?.isEmpty == false)
+        let list = try site.lumos(["vm", "list", "-H", "-o", "uuid,type,ram"]).stdout
+        #expect(list.contains("\(uuid)  KVM   128"), "\(list)")
+
+        // Disks are volumes of the VM: the boot disk an O(1) clone of the image, the other empty.
+        let disks = (vm["disks"]?.arrayValue ?? []).compactMap(\.objectValue)
+        #expect(disks.count == 2)
+        #expect(disks.first?["zfs_filesystem"]?.stringValue == "zones/\(uuid)-disk0")
+        #expect(disks.last?["zfs_filesystem"]?.stringValue == "zones/\(uuid)-disk1")
+        #expect(disks.last?["size"]?.intValue == 32)
+        let bootFile = try #require(disks.first?["path"]?.stringValue)
+        #expect(Array(try FD.readFile(bootFile).prefix(16)) == Array(ImageFixture.pattern.prefix(16)), "the boot disk holds the image's bytes")
+        let origin = try site.lumos(["dataset", "get", "-H", "-o", "value", "origin", "zones/\(uuid)-disk0"]).stdout.trimmingSpaces()
+        #expect(origin == "zones/\(image)@final", "cloned, not copied")
+
+        // QEMU is the jail's PID 1: no capabilities, an unprivileged host uid, a root holding
+        // only QEMU, its disks and tap as descriptors.
+        let pid = try #require(vm["pid"]?.intValue)
+        let status = try FD.readText("/proc/\(pid)/status")
+        #expect(status.contains("CapEff:\t0000000000000000") && status.contains("CapBnd:\t0000000000000000"), "\(status)")
+        let uid = status.split(separator: "\n").first { $0.hasPrefix("Uid:") }?.split(separator: "\t").dropFirst().first.flatMap { Int($0) }
+        #expect((uid ?? 0) != 0, "QEMU's host uid is the jail's range, not root")
+        #expect(Files.exists("/proc/\(pid)/root/usr/bin/qemu-system-x86_64"))
+        #expect(!Files.exists("/proc/\(pid)/root/bin/sh"), "no shell in the jail")
+        #expect(!Files.exists("/proc/\(pid)/root/dev/kvm"), "no /dev/kvm under TCG")
+        let fds = Files.list("/proc/\(pid)/fd").compactMap { site.readLink("/proc/\(pid)/fd/\($0)") }
+        #expect(fds.contains { $0.hasSuffix("\(uuid)-disk0/volume.raw") } && fds.contains { $0 == "/dev/net/tun" }, "\(fds)")
+        #expect(!fds.contains { $0.hasPrefix(site.dir) && !$0.hasSuffix("volume.raw") }, "no other host file: \(fds)")
+        let cmdline = try FD.readText("/proc/\(pid)/cmdline")
+        #expect(cmdline.contains("-sandbox\0on,") && cmdline.contains("guest=vm01"))
+
+        // vmadm info answers from QMP.
+        let info = try JSONValue.parse(try site.lumos(["vm", "info", uuid, "status,block"]).stdout, what: "info")
+        #expect(info.lookup("status.status") == "running")
+        #expect(try site.lumos(["vm", "info", uuid, "nonsense"], check: false).status != 0)
+
+        let port = "lz" + uuid.prefix(8) + "0"
+        #expect(site.linkExists(port), "the tap is on the switch")
+        try site.lumos(["vm", "delete", uuid])
+        site.vms.removeAll()
+        #expect(!site.linkExists(port), "the tap is gone")
+        #expect(!site.processExists(Int32(pid)))
+        let datasets = try site.lumos(["dataset", "list", "-H", "-o", "name", "-t", "all"]).stdout
+        #expect(!datasets.contains(uuid), "\(datasets)")
+        #expect(try site.switchTable().contains(port) == false, "no anti-spoofing element left")
+        #expect(site.cgroupsOf(uuid).isEmpty, "\(site.cgroupsOf(uuid))")
+    }
+
+    @Test func stopOfAGuestThatIgnoresACPIKillsItAfterTheTimeout() throws {
+        let site = try Site()
+        defer { site.close() }
+        let uuid = try site.createKVM(alias: "deaf", image: try site.blankZvolImage(), ip: nil)
+        let start = Monotonic.now
+        try site.lumos(["vm", "stop", uuid, "-t", "2"])
+        let took = Monotonic.now - start
+        #expect(took >= 2 && took < 15, "\(took) s")
+        #expect(try site.get(uuid)["state"] == "stopped")
+        try site.lumos(["vm", "start", uuid])
+        #expect(try site.get(uuid)["state"] == "running")
+        let forced = Monotonic.now
+        try site.lumos(["vm", "stop", "-F", uuid])
+        #expect(Monotonic.now - forced < 5, "-F does not wait for the guest")
+    }
+
+    @Test func badManifestsCreateNothing() throws {
+        let site = try Site()
+        defer { site.close() }
+        let image = try site.blankZvolImage()
+        let before = try site.lumos(["dataset", "list", "-H", "-o", "name", "-t", "all"]).stdout
+        let bad: [(String, String)] = [
+            (#"{"brand":"kvm","disks":[{"boot":true,"image_uuid":"0b5e7a61-1f0e-4c2a-9d3b-7e6f5a4b3c2d"}]}"#, "not installed"),
+            (#"{"brand":"kvm","disks":[{"boot":true,"image_uuid":"\#(image)"},{"size":10000000}]}"#, "free"),
+            (#"{"brand":"kvm","disks":[{"boot":true,"image_uuid":"\#(image)","model":"floppy"}]}"#, "unknown disk model"),
+            (#"{"brand":"kvm","disks":[{"boot":true,"image_uuid":"\#(image)"},{"boot":true,"size":8}]}"#, "boot"),
+            (#"{"brand":"kvm","disks":[{"boot":true,"image_uuid":"\#(image)"}],"nics":[{"nic_tag":"nosuch","ips":["10.9.9.9/24"]}]}"#, "nosuch"),
+        ]
+        for (json, needle) in bad {
+            let r = try site.lumos(["vm", "create"], input: json, check: false)
+            #expect(r.status != 0, "\(json)")
+            let line = r.stderr.trimmingSpaces()
+            #expect(line.contains(needle) && !line.contains("\n"), "\(json): \(line)")
+        }
+        #expect(try site.lumos(["vm", "list", "-H"]).stdout.trimmingSpaces().isEmpty)
+        let after = try site.lumos(["dataset", "list", "-H", "-o", "name", "-t", "all"]).stdout
+        #expect(Set(after.split(separator: "\n")).subtracting(before.split(separator: "\n")).allSatisfy { $0.contains("lumos-qemu-") },
+                "only the shared jail root may appear: \(after)")
+    }
+
+    @Test func aCreateKilledAtAnyStepLeavesNothingAfterTheNextCommand() throws {
+        let site = try Site()
+        defer { site.close() }
+        let image = try site.blankZvolImage()
+        let json = #"{"brand":"kvm","alias":"crash","ram":64,"disks":[{"boot":true,"image_uuid":"\#(image)"},{"size":8}],"nics":[{"nic_tag":"stub0","ips":["\#(site.subnet).44/24"]}]}"#
+        for step in ["create.begun", "create.disk", "zone.start.spawned", "zone.start.exec"] {
+            let r = try site.lumos(["vm", "create"], input: json, check: false, crashAt: step)
+            #expect(r.status != 0, "\(step) did not crash")
+            #expect(try site.lumos(["vm", "list", "-H"]).stdout.trimmingSpaces().isEmpty, "\(step)")
+            let names = try site.lumos(["dataset", "list", "-H", "-o", "name"]).stdout
+            #expect(!names.contains("-disk"), "\(step): \(names)")
+            #expect(!site.linkExists("lz"), "\(step): a tap is left")
+        }
+    }
+
+    @Test func snapshotsCoverEveryDiskAndSendReceiveBringsTheDisksBackByteIdentical() throws {
+        let site = try Site()
+        defer { site.close() }
+        let uuid = try site.createKVM(alias: "snap", image: try site.blankZvolImage(), ip: nil, extraDisk: 16)
+        let data = try #require((try site.get(uuid)["disks"]?.arrayValue?.last?.objectValue?["path"]?.stringValue))
+        try site.lumos(["vm", "stop", "-F", uuid])
+        try site.writeBytes(data, "before", at: 1 << 20)
+        try site.lumos(["vm", "create-snapshot", uuid, "s1"])
+        #expect(try site.lumos(["dataset", "list", "-H", "-o", "name", "-t", "snapshot"]).stdout.contains("zones/\(uuid)-disk1@s1"))
+        try site.writeBytes(data, "after!", at: 1 << 20)
+        try site.lumos(["vm", "rollback-snapshot", uuid, "s1"])
+        #expect(try site.readBytes(data, 6, at: 1 << 20) == Array("before".utf8))
+        // A running VM is snapshotted with its vCPUs paused, and keeps running.
+        try site.lumos(["vm", "start", uuid])
+        try site.lumos(["vm", "create-snapshot", uuid, "live"])
+        #expect(try site.get(uuid)["state"] == "running")
+        try site.lumos(["vm", "stop", "-F", uuid])
+
+        let stream = site.dir + "/vm.stream"
+        let sums = try site.diskSums(uuid)
+        try Exec.run(["sh", "-c", "LUMOS_ROOT=\(site.dir) LUMOS_NET_NETNS=\(site.netns) \(site.exe) vm send \(uuid) > \(stream)"])
+        try site.lumos(["vm", "delete", uuid])
+        #expect(!(try site.lumos(["dataset", "list", "-H", "-o", "name"]).stdout.contains(uuid)))
+        try Exec.run(["sh", "-c", "LUMOS_ROOT=\(site.dir) LUMOS_NET_NETNS=\(site.netns) \(site.exe) vm receive < \(stream)"])
+        #expect(try site.diskSums(uuid) == sums, "the disks come back byte-identical")
+        #expect(try site.get(uuid)["state"] == "stopped")
+        try site.lumos(["vm", "start", uuid])
+        #expect(try site.get(uuid)["state"] == "running", "a received VM boots")
+    }
+
+    @Test func addAndRemoveDisks() throws {
+        let site = try Site()
+        defer { site.close() }
+        let uuid = try site.createKVM(alias: "disks", image: try site.blankZvolImage(), ip: nil)
+        try site.lumos(["vm", "update", uuid], input: #"{"add_disks":[{"size":8,"model":"scsi"}]}"#)
+        var disks = (try site.get(uuid)["disks"]?.arrayValue ?? []).compactMap(\.objectValue)
+        #expect(disks.count == 2 && disks.last?["zfs_filesystem"]?.stringValue == "zones/\(uuid)-disk1")
+        let path = try #require(disks.last?["path"]?.stringValue)
+        // While it runs, the disk stays: removal waits for a stop.
+        let busy = try site.lumos(["vm", "update", uuid], input: #"{"remove_disks":["\#(path)"]}"#, check: false)
+        #expect(busy.status != 0 && busy.stderr.contains("running"))
+        try site.lumos(["vm", "stop", "-F", uuid])
+        try site.lumos(["vm", "update", uuid], input: #"{"update_disks":[{"path":"\#(path)","size":12}]}"#)
+        #expect((try site.get(uuid)["disks"]?.arrayValue?.last?.objectValue?["size"]?.intValue) == 12)
+        try site.lumos(["vm", "update", uuid], input: #"{"remove_disks":["\#(path)"]}"#)
+        disks = (try site.get(uuid)["disks"]?.arrayValue ?? []).compactMap(\.objectValue)
+        #expect(disks.count == 1)
+        #expect(!(try site.lumos(["dataset", "list", "-H", "-o", "name"]).stdout.contains("\(uuid)-disk1")), "its volume is destroyed")
+        try site.lumos(["vm", "start", uuid])
+    }
+}
+
+/// A blank zvol image: a raw file starting with a known pattern, imported with imgadm.
+enum ImageFixture {
+    static let pattern = Array("LUMOS-TEST-DISK\n".utf8)
+}
+
+extension ProvisionToPingTests.Site {
+    var exe: String {
+        var buf = [CChar](repeating: 0, count: 4096)
+        let n = readlink("/proc/self/exe", &buf, buf.count - 1)
+        return Files.parent(String(decoding: buf[0..<max(0, n)].map { UInt8(bitPattern: $0) }, as: UTF8.self)) + "/lumos"
+    }
+
+    /// Imports a 16 MiB raw zvol image (no OS on it) and returns its uuid.
+    func blankZvolImage() throws -> String {
+        let uuid = UUID().uuidString.lowercased()
+        let raw = "\(dir)/blank.raw"
+        let fd = open(raw, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0o600)
+        guard fd >= 0 else { throw Errno(errno, "open", raw) }
+        _ = FD.writeAll(fd, ImageFixture.pattern)
+        ftruncate(fd, 16 << 20)
+        Glibc.close(fd)
+        let sha = try ImageStore.sha1(of: raw)
+        let manifest = #"{"v":2,"uuid":"\#(uuid)","name":"blank","version":"1","type":"zvol","os":"other","image_size":16,"files":[{"sha1":"\#(sha)","size":\#(16 << 20),"compression":"none"}]}"#
+        try Files.writeAtomically("\(dir)/blank.json", manifest)
+        try lumos(["img", "import", "-m", "\(dir)/blank.json", "-f", raw])
+        return uuid
+    }
+
+    func createKVM(alias: String, image: String, ip: String?, extraDisk: Int? = nil) throws -> String {
+        let extra = extraDisk.map { #",{"size":\#($0)}"# } ?? ""
+        let nics = ip.map { #","nics":[{"nic_tag":"stub0","ips":["\#($0)/24"],"model":"virtio","primary":true}]"# } ?? ""
+        let json = #"{"brand":"kvm","alias":"\#(alias)","ram":128,"disks":[{"boot":true,"image_uuid":"\#(image)"}\#(extra)]\#(nics)}"#
+        let r = try lumos(["vm", "create"], input: json)
+        let uuid = String(r.stderr.split(separator: " ").last ?? "").trimmingSpaces()
+        #expect(uuid.count == 36, "created: \(r.stderr)")
+        vms.append(uuid)
+        return uuid
+    }
+
+    func linkExists(_ prefix: String) -> Bool {
+        let out = (try? Exec.run(["ip", "netns", "exec", netns, "ip", "-br", "link"], check: false).stdout) ?? ""
+        return out.split(separator: "\n").contains { $0.hasPrefix(prefix) }
+    }
+
+    func switchTable() throws -> String {
+        try Exec.run(["ip", "netns", "exec", netns, "nft", "list", "ruleset"], check: false).stdout
+    }
+
+    func readLink(_ path: String) -> String? {
+        var buf = [CChar](repeating: 0, count: 4096)
+        let n = readlink(path, &buf, buf.count - 1)
+        return n < 0 ? nil : String(decoding: buf[0..<n].map { UInt8(bitPattern: $0) }, as: UTF8.self)
+    }
+
+    /// Alive, not a zombie waiting for its reaper.
+    func processExists(_ pid: Int32) -> Bool {
+        for _ in 0..<50 {
+            guard let status = try? FD.readText("/proc/\(pid)/status") else { return false }
+            if status.contains("State:\tZ") { return false }
+            usleep(20_000)
+        }
+        return true
+    }
+
+    func cgroupsOf(_ uuid: String) -> [String] {
+        let r = try? Exec.run(["find", "/sys/fs/cgroup", "-maxdepth", "4", "-name", "*\(uuid)*"], check: false)
+        return (r?.stdout ?? "").split(separator: "\n").map(String.init)
+    }
+
+    func writeBytes(_ path: String, _ text: String, at offset: Int) throws {
+        let fd = open(path, O_WRONLY | O_CLOEXEC)
+        guard fd >= 0 else { throw Errno(errno, "open", path) }
+        defer { Glibc.close(fd) }
+        let bytes = Array(text.utf8)
+        guard pwrite(fd, bytes, bytes.count, off_t(offset)) == bytes.count else { throw Errno(errno, "pwrite", path) }
+    }
+
+    func readBytes(_ path: String, _ count: Int, at offset: Int) throws -> [UInt8] {
+        let fd = open(path, O_RDONLY | O_CLOEXEC)
+        guard fd >= 0 else { throw Errno(errno, "open", path) }
+        defer { Glibc.close(fd) }
+        var buf = [UInt8](repeating: 0, count: count)
+        let n = pread(fd, &buf, count, off_t(offset))
+        return Array(buf.prefix(max(0, n)))
+    }
+
+    /// sha1 of each disk's volume file, in disks[] order.
+    func diskSums(_ uuid: String) throws -> [String] {
+        try (get(uuid)["disks"]?.arrayValue ?? []).compactMap { $0.objectValue?["path"]?.stringValue }.map { try ImageStore.sha1(of: $0) }
+    }
+}
