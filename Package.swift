@@ -45,13 +45,13 @@ let package = Package(
         .testTarget(name: "ZonesTests", dependencies: ["Zones", "Storage", "Images", "Net", "LumosCore"]),
         .testTarget(name: "NetTests", dependencies: ["Net", "LumosCore"]),
         .testTarget(name: "TraceTests", dependencies: ["Trace", "LumosCore"]),
-        .testTarget(name: "VMTests", dependencies: ["VM", "VMTestSupport", "Net", "LumosCore", "CLinux"]),
+        .testTarget(name: "VMTests", dependencies: ["VM", "VMTestSupport", "Zones", "Net", "LumosCore", "CLinux"]),
         // What VMTests and bench/vm share: a DHCP server thread in a test namespace and the
         // guest network around it. Not part of any product.
         .target(name: "VMTestSupport", dependencies: ["VM", "Net", "LumosCore", "CLinux"], path: "Tests/VMTestSupport"),
         .executableTarget(name: "vm-bench", dependencies: ["VM", "VMTestSupport", "Net", "LumosCore"], path: "bench/vm"),
         // Attacks from inside real zones (docs/security.md); Resources/attack.c is the tenant's
         // toolbox, compiled static by the tests themselves.
-        .testTarget(name: "SecurityTests", dependencies: ["Zones", "LumosCore"], exclude: ["Resources"]),
+        .testTarget(name: "SecurityTests", dependencies: ["Zones", "VM", "LumosCore"], exclude: ["Resources"]),
     ]
 )

@@ -315,10 +315,10 @@ static int setup_dev(int sock, int rootfd, const struct clinux_zone_config *cfg)
         if (n + 5 > sizeof rel) { errno = ENAMETOOLONG; report(sock, CLINUX_STEP_DEVICES); }
         memcpy(rel + 4, cfg->device_names[i], n + 1);
         int target = open_in_root(rootfd, rel, MISSING_FILE | STRICT);
-        if (target < 0) report(sock, CLINUX_STEP_DEVICES);
-        char path[32];
-        fd_path(path, target);
-        STEP(sock, CLINUX_STEP_DEVICES, syscall(SYS_move_mount, cfg->device_fds[i], "", AT_FDCWD, path, MOVE_MOUNT_F_EMPTY_PATH));
+        if (target < 0) report(sock, CLINUX_STEP_DEVNODES);
+        // move_mount follows no symlink in the target (a /proc/self/fd path would not do):
+        // name the target by its descriptor.
+        STEP(sock, CLINUX_STEP_DEVICES, syscall(SYS_move_mount, cfg->device_fds[i], "", target, "", MOVE_MOUNT_F_EMPTY_PATH | MOVE_MOUNT_T_EMPTY_PATH));
         close(target);
         close(cfg->device_fds[i]);
     }

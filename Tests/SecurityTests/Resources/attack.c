@@ -13,9 +13,22 @@
 //   attack flood-console BYTES               writes BYTES to PID 1's stdout (pidfd_getfd)
 //   attack setcap FILE                       gives FILE cap_setuid+cap_dac_override (xattr)
 //   attack mknod PATH                        tries to make a device node (prints errno)
+//   attack fds                               the open descriptors, one "FD TARGET" line each
+//   attack jail [PATH...]                    what a compromised QEMU would try in its jail, one
+//                                            "KEY VALUE" line each (errno 0: it worked): pids,
+//                                            Cap* and NoNewPrivs, Seccomp_filters, mount,
+//                                            unshare, ptrace, setuid, setgid, mknod of a loop
+//                                            device, then "open PATH ERRNO" for each PATH
+//                                            (KVM_GET_API_VERSION as "kvm-api N" when /dev/kvm opens)
 #define _GNU_SOURCE
 #include <arpa/inet.h>
+#include <dirent.h>
 #include <errno.h>
+#include <fcntl.h>
+#include <sched.h>
+#include <sys/mount.h>
+#include <sys/ptrace.h>
+#include <sys/wait.h>
 #include <linux/capability.h>
 #include <linux/if_packet.h>
 #include <net/ethernet.h>
@@ -284,6 +297,80 @@ static int set_caps(const char *file) {
     return 0;
 }
 
+static int list_fds(void) {
+    DIR *d = opendir("/proc/self/fd");
+    if (!d) die("opendir /proc/self/fd");
+    struct dirent *e;
+    while ((e = readdir(d))) {
+        if (e->d_name[0] == '.' || atoi(e->d_name) == dirfd(d)) continue;
+        char link[300], target[4096];
+        snprintf(link, sizeof link, "/proc/self/fd/%s", e->d_name);
+        ssize_t n = readlink(link, target, sizeof target - 1);
+        target[n < 0 ? 0 : n] = 0;
+        printf("%s %s\n", e->d_name, target);
+    }
+    closedir(d);
+    return 0;
+}
+
+// A child runs `what` and exits with its errno (0: it worked).
+static int in_child(int what) {
+    pid_t pid = fork();
+    if (pid < 0) return errno;
+    if (pid == 0) {
+        int r = what == 0 ? setuid(1000) : setgid(1000);
+        _exit(r < 0 ? errno : 0);
+    }
+    int status = 0;
+    waitpid(pid, &status, 0);
+    return WIFEXITED(status) ? WEXITSTATUS(status) : 255;
+}
+
+static int jail(int argc, char **argv) {
+    // Meant to run as a zone's first process only: on the host, as root, its mount would work.
+    if (getpid() != 1) { fprintf(stderr, "attack jail: not PID 1 of a zone; refusing to run\n"); return 2; }
+    printf("pids");
+    DIR *d = opendir("/proc");
+    struct dirent *e;
+    while (d && (e = readdir(d))) if (e->d_name[0] >= '0' && e->d_name[0] <= '9') printf(" %s", e->d_name);
+    if (d) closedir(d);
+    printf("\n");
+    FILE *st = fopen("/proc/self/status", "r");
+    char line[256];
+    while (st && fgets(line, sizeof line, st)) {
+        if (!strncmp(line, "Cap", 3) || !strncmp(line, "NoNewPrivs", 10) || !strncmp(line, "Seccomp_filters", 15)) {
+            char *colon = strchr(line, ':');
+            *colon = ' ';
+            char *v = colon + 1;
+            while (*v == ' ' || *v == '\t') v++;
+            *colon = 0;
+            printf("%s %s", line, v);
+        }
+    }
+    if (st) fclose(st);
+    printf("mount %d\n", mount("none", "/tmp", "tmpfs", 0, NULL) < 0 ? errno : 0);
+    printf("unshare-user %d\n", unshare(CLONE_NEWUSER) < 0 ? errno : 0);
+    printf("unshare-mount %d\n", unshare(CLONE_NEWNS) < 0 ? errno : 0);
+    pid_t victim = fork();
+    if (victim == 0) { pause(); _exit(0); }
+    int r = (int)ptrace(PTRACE_ATTACH, victim, NULL, NULL);
+    printf("ptrace %d\n", r < 0 ? errno : 0);
+    kill(victim, SIGKILL);
+    waitpid(victim, NULL, 0);
+    printf("setuid %d\n", in_child(0));
+    printf("setgid %d\n", in_child(1));
+    r = mknod("/tmp/loop0", S_IFBLK | 0600, makedev(7, 0));
+    printf("mknod %d\n", r < 0 ? errno : 0);
+    unlink("/tmp/loop0");
+    for (int i = 2; i < argc; i++) {
+        int fd = open(argv[i], O_RDWR | O_CLOEXEC);
+        printf("open %s %d\n", argv[i], fd < 0 ? errno : 0);
+        if (fd >= 0 && !strcmp(argv[i], "/dev/kvm")) printf("kvm-api %d\n", ioctl(fd, 0xAE00, 0));
+        if (fd >= 0) close(fd);
+    }
+    return 0;
+}
+
 int main(int argc, char **argv) {
     if (argc < 2) { fprintf(stderr, "usage: see attack.c\n"); return 2; }
     const char *cmd = argv[1];
@@ -295,6 +382,8 @@ int main(int argc, char **argv) {
     }
     if (!strcmp(cmd, "flood-console") && argc == 3) return flood_console(atoll(argv[2]));
     if (!strcmp(cmd, "setcap") && argc == 3) return set_caps(argv[2]);
+    if (!strcmp(cmd, "fds")) return list_fds();
+    if (!strcmp(cmd, "jail")) return jail(argc, argv);
     if (!strcmp(cmd, "mknod") && argc == 3) {
         int r = mknod(argv[2], S_IFCHR | 0666, makedev(1, 3));
         printf("%d\n", r < 0 ? errno : 0);
