@@ -29,7 +29,7 @@ let package = Package(
         .executableTarget(
             name: "lumos",
             dependencies: [
-                "LumosCore", "Storage", "Images", "Zones", "Net", "Trace",
+                "LumosCore", "Storage", "Images", "Zones", "Net", "Trace", "VM",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),
@@ -45,7 +45,7 @@ let package = Package(
         .testTarget(name: "ZonesTests", dependencies: ["Zones", "Storage", "Images", "Net", "LumosCore"]),
         .testTarget(name: "NetTests", dependencies: ["Net", "LumosCore"]),
         .testTarget(name: "TraceTests", dependencies: ["Trace", "LumosCore"]),
-        .testTarget(name: "VMTests", dependencies: ["VM", "VMTestSupport", "Net", "LumosCore", "CLinux"]),
+        .testTarget(name: "VMTests", dependencies: ["VM", "VMTestSupport", "Images", "Storage", "Net", "LumosCore", "CLinux"]),
         // What VMTests and bench/vm share: a DHCP server thread in a test namespace and the
         // guest network around it. Not part of any product.
         .target(name: "VMTestSupport", dependencies: ["VM", "Net", "LumosCore", "CLinux"], path: "Tests/VMTestSupport"),
