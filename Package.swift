@@ -45,7 +45,7 @@ let package = Package(
         .testTarget(name: "ZonesTests", dependencies: ["Zones", "Storage", "Images", "Net", "LumosCore"]),
         .testTarget(name: "NetTests", dependencies: ["Net", "LumosCore"]),
         .testTarget(name: "TraceTests", dependencies: ["Trace", "LumosCore"]),
-        .testTarget(name: "VMTests", dependencies: ["VM", "VMTestSupport", "Zones", "Net", "LumosCore", "CLinux"]),
+        .testTarget(name: "VMTests", dependencies: ["VM", "VMTestSupport", "Zones", "Images", "Storage", "Net", "LumosCore", "CLinux"]),
         // What VMTests and bench/vm share: a DHCP server thread in a test namespace and the
         // guest network around it. Not part of any product.
         .target(name: "VMTestSupport", dependencies: ["VM", "Net", "LumosCore", "CLinux"], path: "Tests/VMTestSupport"),

@@ -259,6 +259,44 @@ extension ImageStore {
         }
     }
 
+    /// Builds a raw disk in a scratch directory (`build` writes it at the path it is given),
+    /// packs it as a zvol image file (`<name>-<version>.raw<ext>` and `.json`, kept in
+    /// `output` if given) and imports it, so a built image goes through the same checks as
+    /// one from elsewhere.
+    public func installBuiltVolume(name: String, version: String, description: String, imageSizeMiB: UInt64,
+                                   compression: String = "zstd", keepFilesIn output: String? = nil, extra: [String: JSONValue] = [:],
+                                   progress: Bool = false, build: (String) throws -> Void) throws -> ImageManifest {
+        guard ImageManifest.compressions.contains(compression) else {
+            throw LumosError.invalid("compression \"\(compression)\" is unknown; use \(ImageManifest.compressions.joined(separator: ", "))")
+        }
+        let scratch = root.sub("images", ".build-\(getpid())-\(UInt32.random(in: 0...UInt32.max))")
+        try Files.makeDirectories(scratch)
+        defer { _ = try? Exec.run(["rm", "-rf", scratch], check: false) }
+        let disk = scratch + "/disk.raw"
+        try build(disk)
+        var st = stat()
+        guard stat(disk, &st) == 0 else { throw LumosError.failed("building \(name): no disk was written") }
+        guard UInt64(st.st_size) <= imageSizeMiB << 20 else {
+            throw LumosError.failed("building \(name): the disk is \(Size.format(UInt64(st.st_size))), more than image_size \(imageSizeMiB) MiB")
+        }
+        if let output { try Files.makeDirectories(output) }
+        let prefix = (output ?? scratch) + "/\(name)-\(version)"
+        let file = prefix + ".raw" + ImageFileInfo.fileExtension(compression)
+        try Self.compress(disk, to: file, compression: compression)
+        var fields = extra
+        fields["image_size"] = .number(Double(imageSizeMiB))
+        let manifest = ImageManifest.make(name: name, version: version, type: "zvol", description: description,
+                                          sha1: try Self.fastSHA1(file), size: UInt64(try Self.size(of: file)), compression: compression, extra: fields)
+        try Files.writeAtomically(prefix + ".json", manifest.json.serialized() + "\n")
+        return try importImage(manifest: prefix + ".json", file: file, progress: progress)
+    }
+
+    static func size(of path: String) throws -> Int64 {
+        var st = stat()
+        guard stat(path, &st) == 0 else { throw Errno(errno, "stat", path) }
+        return Int64(st.st_size)
+    }
+
     // MARK: images from VM disks
 
     /// `imgadm create` of a kvm VM (vmadm passes a snapshot of its stopped boot disk's

@@ -65,22 +65,14 @@ public struct SmallGuest: Sendable, Equatable {
         let kernel = try kernels.cloudKernel()
         try Files.makeDirectories(directory, mode: 0o755)
         let guest = SmallGuest(disk: "\(directory)/disk.raw", kernel: "\(directory)/vmlinuz", pvhKernel: "\(directory)/vmlinux",
-                               initrd: "\(directory)/initrd.img",
-                               commandLine: "console=ttyS0 root=LABEL=\(rootLabel) quiet panic=-1", kernelRelease: kernel.release)
+                               initrd: "\(directory)/initrd.img", commandLine: defaultCommandLine, kernelRelease: kernel.release)
         try Exec.run(["cp", "--reflink=auto", kernel.bzImage, guest.kernel])
         try Exec.run(["cp", "--reflink=auto", try kernel.pvhKernel(), guest.pvhKernel])
         try Files.writeAtomically(guest.initrd, try initramfs(kernel: kernel))
 
         let root = "\(directory)/.root-\(getpid())"
         defer { _ = try? Exec.run(["rm", "-rf", "--one-file-system", root]) }
-        _ = try? Exec.run(["rm", "-rf", "--one-file-system", root])
-        try BusyboxImage.build(into: root)
-        try guestFiles(hostname: hostname).forEach { path, text, mode in
-            try Files.makeDirectories(Files.parent("\(root)/\(path)"))
-            try Files.writeAtomically("\(root)/\(path)", text, mode: mode)
-            _ = chmod("\(root)/\(path)", mode)
-        }
-        try Files.makeDirectories("\(root)/boot")
+        try stageRoot(root, hostname: hostname)
         try Exec.run(["cp", guest.kernel, "\(root)/boot/vmlinuz"])
         try Exec.run(["cp", guest.initrd, "\(root)/boot/initrd.img"])
         try Files.writeAtomically("\(root)/boot/cmdline", guest.commandLine + "\n")
@@ -97,6 +89,22 @@ public struct SmallGuest: Sendable, Equatable {
             throw LumosError.failed("writing the small guest's root onto \(guest.disk): \(oneLine(error))")
         }
         return guest
+    }
+
+    /// The kernel's command line: the console on the first serial port, the root by label.
+    public static let defaultCommandLine = "console=ttyS0 root=LABEL=\(rootLabel) quiet panic=-1"
+
+    /// Lays out the guest's root file system in `root` (replaced if present): the busybox
+    /// image plus the guest's own files (`guestFiles`) and an empty /boot.
+    static func stageRoot(_ root: String, hostname: String) throws {
+        _ = try? Exec.run(["rm", "-rf", "--one-file-system", root])
+        try BusyboxImage.build(into: root)
+        try guestFiles(hostname: hostname).forEach { path, text, mode in
+            try Files.makeDirectories(Files.parent("\(root)/\(path)"))
+            try Files.writeAtomically("\(root)/\(path)", text, mode: mode)
+            _ = chmod("\(root)/\(path)", mode)
+        }
+        try Files.makeDirectories("\(root)/boot")
     }
 
     /// busybox, the modules in load order, and /init.

@@ -3,6 +3,7 @@ import Foundation
 import Glibc
 import Images
 import LumosCore
+import VM
 import Zones
 
 func openImages(_ root: StateRoot) throws -> ImageStore {
@@ -120,7 +121,7 @@ struct ImgadmCommand: ParsableCommand {
 
     struct Build: ParsableCommand {
         static let configuration = CommandConfiguration(abstract: "Build an image locally, no image server needed.",
-                                                        subcommands: [Busybox.self, Debian.self])
+                                                        subcommands: [Busybox.self, Debian.self, SmallGuestBuild.self])
 
         struct Busybox: ParsableCommand {
             static let configuration = CommandConfiguration(abstract: "A tiny image from Debian's busybox-static (seconds).")
@@ -135,6 +136,24 @@ struct ImgadmCommand: ParsableCommand {
                     try BusyboxImage.build(into: $0)
                 }
                 print("Imported image \(m.uuid) (\(m.name)@\(m.version))")
+            }
+        }
+
+        /// A zvol image for kvm VMs that boots from its own disk (docs/vm.md, "The small guest as an image").
+        struct SmallGuestBuild: ParsableCommand {
+            static let configuration = CommandConfiguration(
+                commandName: "small-guest",
+                abstract: "A small kvm guest (Debian's cloud kernel, busybox, DHCP) as a zvol image that boots from its disk.")
+            @OptionGroup var global: GlobalOptions
+            @Option(name: .long, help: "Image name.") var name = "small-guest"
+            @Option(name: .long, help: "Image version (default: today, YYYYMMDD).") var version: String?
+            @Option(name: .long, help: "Disk size in MiB (image_size).") var size = SmallGuestImage.defaultImageMiB
+            @Option(name: .short, help: "Also keep the manifest and file in this directory.") var o: String?
+            func run() throws {
+                let store = try openImages(global.stateRoot)
+                let m = try SmallGuestImage.install(into: store, name: name, version: version, imageMiB: size,
+                                                    keepFilesIn: o, progress: isatty(2) == 1)
+                print("Imported image \(m.uuid) (\(m.name)@\(m.version), zvol of \(m.imageSizeMiB ?? 0) MiB)")
             }
         }
 
