@@ -63,17 +63,10 @@ public enum ConsoleClient {
         }
         defer { close(fd) }
 
-        // Raw terminal, restored by the defer below on every exit.
-        var saved = termios()
-        let tty = isatty(input) == 1 && tcgetattr(input, &saved) == 0
-        if tty {
-            var raw = saved
-            cfmakeraw(&raw)
-            if tcsetattr(input, TCSANOW, &raw) != 0 { throw Errno(errno, "tcsetattr", "console terminal") }
-        }
-        defer { if tty { _ = tcsetattr(input, TCSANOW, &saved) } }
-
         // Signals as a descriptor while the terminal is raw: a kill(1) must not leave it raw.
+        // Blocked before the terminal goes raw and unblocked after it is restored, so a signal
+        // taken by its default action finds the terminal as it was.
+        let tty = isatty(input) == 1
         var signals: Int32 = -1
         var oldMask = sigset_t()
         if tty {
@@ -87,6 +80,16 @@ public enum ConsoleClient {
             if signals >= 0 { close(signals) }
             if tty { pthread_sigmask(SIG_SETMASK, &oldMask, nil) }
         }
+
+        // Raw terminal, restored by the defer below on every exit.
+        var saved = termios()
+        let raw = tty && tcgetattr(input, &saved) == 0
+        if raw {
+            var mode = saved
+            cfmakeraw(&mode)
+            if tcsetattr(input, TCSANOW, &mode) != 0 { throw Errno(errno, "tcsetattr", "console terminal") }
+        }
+        defer { if raw { _ = tcsetattr(input, TCSANOW, &saved) } }
 
         var filter = EscapeFilter(escape)
         var inbuf = [UInt8](repeating: 0, count: 4096)
@@ -149,7 +152,7 @@ public enum ConsoleClient {
             }
         }
         if ending != .consoleClosed {
-            let line = (tty ? "\r\n" : "\n") + detachedNotice + (tty ? "\r\n" : "\n")
+            let line = (raw ? "\r\n" : "\n") + detachedNotice + (raw ? "\r\n" : "\n")
             _ = FD.writeAll(notices, Array(line.utf8))
         }
         return ending

@@ -5,10 +5,11 @@ import LumosCore
 ///
 ///     {"status": {...}, "version": {...}, "block": [...], ...}
 ///
-/// Each member is QEMU's reply to the type's query command, as SmartOS's vmadmd passes them
-/// on; `vnc` and `spice` also carry SmartOS's `host`, `port` and `display` (VNC display =
-/// port - 5900) when QEMU listens on TCP. A query QEMU cannot answer (its build lacks SPICE,
-/// an accelerator without the command) gives `{"error": "..."}` in that member instead of
+/// The members are named by SmartOS's types (vmadm(1M), `info`); each holds QEMU's reply to
+/// the type's query command (SmartOS's QEMU answered the same QMP queries). `vnc` and `spice`
+/// also carry SmartOS's `port` and `display` (VNC display = port - 5900) beside QEMU's `host`
+/// when QEMU listens on TCP, and `path` for a unix socket. A query QEMU cannot answer (a build
+/// without SPICE, a command it lacks) gives `{"error": "..."}` in that member instead of
 /// failing the others. An unknown type is a one-line error naming the valid ones.
 public enum VMInfo {
     /// The types and QEMU's query for each, in SmartOS's order.
@@ -66,18 +67,14 @@ public enum VMInfo {
     /// SmartOS's host/port/display beside QEMU's own members for the remote displays.
     static func shape(_ type: String, _ reply: JSONValue) -> JSONValue {
         guard type == "vnc" || type == "spice", var o = reply.objectValue else { return reply }
-        if o["enabled"]?.boolValue == true, let host = o["host"]?.stringValue {
-            let family = o["family"]?.stringValue
-            if family == "unix" {
-                o["path"] = .string(host)
-            } else {
-                o["host"] = .string(host)
-                let service = o["service"]?.stringValue ?? o["port"]?.stringValue
-                if let port = service.flatMap({ Int($0) }) ?? o["port"]?.intValue.map({ Int($0) }) {
-                    o["port"] = .number(Double(port))
-                    if type == "vnc" && port >= 5900 { o["display"] = .number(Double(port - 5900)) }
-                }
-            }
+        guard o["enabled"]?.boolValue == true else { return reply }
+        let service = o["service"]?.stringValue
+        if o["family"]?.stringValue == "unix" {
+            // QEMU names a unix socket's path in `service`.
+            o["path"] = .string(service ?? o["host"]?.stringValue ?? "")
+        } else if let port = service.flatMap({ Int($0) }) ?? o["port"]?.intValue.map({ Int($0) }) {
+            o["port"] = .number(Double(port))
+            if type == "vnc" && port >= 5900 { o["display"] = .number(Double(port - 5900)) }
         }
         return .object(o)
     }

@@ -311,11 +311,12 @@ static int console_relay(const char *qemu_path, const char *listen_path, const c
         if (client >= 0 && p[2].fd == client && (p[2].revents & (POLLIN | POLLHUP | POLLERR))) {
             queue_compact(&to_qemu);
             size_t room = sizeof to_qemu.data - to_qemu.len;
+            // With no room, POLLIN was not asked for: a hangup alone ends the client.
             ssize_t n = room > 0 ? read(client, to_qemu.data + to_qemu.len, room) : 0;
             if (n > 0) {
                 to_qemu.len += (size_t)n;
                 if (queue_flush(&to_qemu, qemu) < 0) break;
-            } else if (room > 0 && (n == 0 || (errno != EINTR && errno != EAGAIN))) {
+            } else if (n == 0 || (errno != EINTR && errno != EAGAIN)) {
                 // The client detached; what it typed and QEMU has not taken yet still goes.
                 close(client);
                 client = -1;
