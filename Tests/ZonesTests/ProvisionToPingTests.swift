@@ -46,7 +46,9 @@ struct ProvisionToPingTests {
         }
 
         func create(alias: String, ip: String, extra: String = "") throws -> String {
-            let image = try lumos(["img", "list", "-H", "-o", "uuid"]).stdout.trimmingSpaces()
+            // The busybox image (a site may hold zvol images for VMs too).
+            let images = try lumos(["img", "list", "-H", "-o", "uuid,name"]).stdout.split(separator: "\n")
+            let image = String(images.first { $0.hasSuffix("busybox") }?.split(separator: " ").first ?? "")
             let json = """
             {"brand":"lx","alias":"\(alias)","image_uuid":"\(image)","max_physical_memory":64,
              "nics":[{"nic_tag":"stub0","ips":["\(ip)/24"],"gateways":["\(subnet).1"],"primary":true\(extra)}]}

@@ -342,3 +342,103 @@ extension ProvisionToPingTests.Site {
         try (get(uuid)["disks"]?.arrayValue ?? []).compactMap { $0.objectValue?["path"]?.stringValue }.map { try ImageStore.sha1(of: $0) }
     }
 }
+
+/// A real guest (imgadm build small-guest: Debian's kernel, busybox, udhcpc, acpid) under TCG,
+/// provisioned with vmadm on an etherstub and driven through `vmadm console`. The attacks are
+/// typed into the guest's root shell: a tenant owns its kernel, so only the host side can stop it.
+@Suite(.serialized, .enabled(if: getuid() == 0 && Files.exists("/usr/bin/qemu-system-x86_64"), "needs root and QEMU"))
+struct KVMGuestTests {
+    typealias Site = ProvisionToPingTests.Site
+
+    @Test func guestTakesItsAddressByDHCPAndAnswersTheSwitchAVMAndAZone() throws {
+        let site = try Site()
+        defer { site.close() }
+        let image = try site.smallGuestImage()
+        let a = try site.createKVM(alias: "guest-a", image: image, ip: "\(site.subnet).50")
+        #expect(site.hostPingSoon("\(site.subnet).50", seconds: 60), "\(site.consoleLog(a).suffix(1500))")
+        #expect(site.consoleLog(a).contains("eth0 bound \(site.subnet).50/24"), "the switch's DHCP responder gave the manifest address")
+        let b = try site.createKVM(alias: "guest-b", image: image, ip: "\(site.subnet).51")
+        #expect(site.hostPingSoon("\(site.subnet).51", seconds: 60))
+        #expect(try site.guest(b, "ping -c 1 -W 2 \(site.subnet).50 >/dev/null && echo PING-OK", expect: "PING-OK"), "a second VM reaches the first")
+        let zone = try site.create(alias: "zone", ip: "\(site.subnet).52")
+        #expect(site.zonePing(zone, "\(site.subnet).50"), "a zone on the same switch reaches the VM")
+        #expect(site.linkExists("lz" + a.prefix(8)) && site.linkExists("lz" + zone.prefix(8)))
+        // Stop is the ACPI power button: the guest powers itself off well within the timeout.
+        let start = Monotonic.now
+        try site.lumos(["vm", "stop", a, "-t", "60"])
+        #expect(Monotonic.now - start < 30)
+        #expect(site.consoleLog(a).contains("Power down"), "the guest shut down cleanly")
+    }
+
+    @Test func aGuestThatChangesItsIPOrMACLosesTraffic() throws {
+        let site = try Site()
+        defer { site.close() }
+        let vm = try site.createKVM(alias: "spoof", image: try site.smallGuestImage(), ip: "\(site.subnet).60")
+        #expect(site.hostPingSoon("\(site.subnet).60", seconds: 60))
+        // Another address: the host side never hears from it.
+        #expect(try site.guest(vm, "ip addr add \(site.subnet).99/24 dev eth0 && echo ADDED", expect: "ADDED"))
+        #expect(!site.hostPing("\(site.subnet).99"), "a spoofed source address is dropped")
+        #expect(try site.guest(vm, "ping -c 2 -W 1 -I \(site.subnet).99 \(site.subnet).1 >/dev/null || echo SPOOF-BLOCKED", expect: "SPOOF-BLOCKED"))
+        #expect(site.hostPing("\(site.subnet).60"), "the manifest address still works")
+        // Another MAC: its frames are dropped, so the guest loses its own address too.
+        #expect(try site.guest(vm, "ip link set eth0 address 02:00:de:ad:be:ef && echo MAC-SET", expect: "MAC-SET"))
+        #expect(!site.hostPingSoon("\(site.subnet).60", seconds: 3), "a spoofed MAC loses its traffic")
+    }
+
+    @Test func dataWrittenByTheGuestSurvivesStopStartAndRollback() throws {
+        let site = try Site()
+        defer { site.close() }
+        let vm = try site.createKVM(alias: "data", image: try site.smallGuestImage(), ip: "\(site.subnet).70", extraDisk: 16)
+        #expect(site.hostPingSoon("\(site.subnet).70", seconds: 60))
+        func write(_ text: String) throws -> Bool {
+            try site.guest(vm, "echo \(text) | dd of=/dev/vdb bs=512 conv=sync 2>/dev/null && sync && echo WROTE-\(text)", expect: "WROTE-\(text)")
+        }
+        func read(_ text: String) throws -> Bool {
+            try site.guest(vm, "dd if=/dev/vdb bs=512 count=1 2>/dev/null | grep -q \(text) && echo HAS-\(text)", expect: "HAS-\(text)")
+        }
+        #expect(try write("first"))
+        try site.lumos(["vm", "stop", vm, "-t", "60"])
+        try site.lumos(["vm", "start", vm])
+        #expect(site.hostPingSoon("\(site.subnet).70", seconds: 60))
+        #expect(try read("first"), "the data disk kept the guest's write over stop/start")
+        try site.lumos(["vm", "create-snapshot", vm, "before"])
+        #expect(try write("second"))
+        #expect(try read("second"))
+        try site.lumos(["vm", "rollback-snapshot", vm, "before"])
+        #expect(site.hostPingSoon("\(site.subnet).70", seconds: 60), "rollback restarts a running VM")
+        #expect(try read("first"), "rollback brought back the disk as it was at the snapshot")
+    }
+}
+
+extension ProvisionToPingTests.Site {
+    func smallGuestImage() throws -> String {
+        try lumos(["img", "build", "small-guest"])
+        let out = try lumos(["img", "list", "-H", "-o", "uuid,name"]).stdout
+        return try #require(out.split(separator: "\n").first { $0.hasSuffix("small-guest") }?.split(separator: " ").first.map(String.init))
+    }
+
+    func consoleLog(_ uuid: String) -> String { (try? FD.readText("\(dir)/zones/\(uuid)/console.log")) ?? "" }
+
+    func hostPingSoon(_ ip: String, seconds: Double) -> Bool {
+        let deadline = Monotonic.now + seconds
+        repeat {
+            if (try? Exec.run(["ip", "netns", "exec", netns, "ping", "-c", "1", "-W", "1", ip], check: false).status) == 0 { return true }
+        } while Monotonic.now < deadline
+        return false
+    }
+
+    /// Types `command` into the guest's root shell through `vmadm console` and waits for
+    /// `expect` in its console log. The marker is split in the typed line (MA""RK), so only the
+    /// command's output can match.
+    func guest(_ uuid: String, _ command: String, expect marker: String, seconds: Double = 30) throws -> Bool {
+        let typed = command.replacingOccurrences(of: marker, with: String(marker.prefix(2)) + "\"\"" + String(marker.dropFirst(2)))
+        let before = consoleLog(uuid).count
+        try lumos(["vm", "console", uuid], input: "\n" + typed + "\n")
+        let deadline = Monotonic.now + seconds
+        while Monotonic.now < deadline {
+            if consoleLog(uuid).dropFirst(before).contains(marker) { return true }
+            usleep(100_000)
+        }
+        return false
+    }
+}
