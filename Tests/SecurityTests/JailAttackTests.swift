@@ -242,3 +242,26 @@ struct LxZoneDeviceTests {
         #expect(r.stdout.contains("null") && !r.stdout.contains("kvm"), "/dev in an lx zone: \(r.stdout)")
     }
 }
+
+/// A spec's descriptors must be open and at most CLINUX_ZONE_MAX_PASS, refused in one line
+/// before anything starts.
+@Suite struct JailSpecValidationTests {
+    @Test func badDescriptorsAreRefused() throws {
+        let root = "/tmp/lumos-jailspec-\(getpid())-\(UInt32.random(in: 0...99999))"
+        try Files.makeDirectories(root)
+        defer { rmdir(root) }
+        var spec = ZoneSpec(uuid: "test-jail-fds", hostname: "jail", rootfs: root, initProcess: .image(["/bin/true"]),
+                            idRange: ZoneIDRange(base: ZoneIDRange.firstBase))
+        let fd = open("/dev/null", O_RDONLY | O_CLOEXEC)
+        try #require(fd >= 0)
+        spec.descriptors = [fd]
+        try spec.validate()
+        Glibc.close(fd)
+        // (not the closed fd itself: a test running in parallel may get its number next)
+        for bad in [[999_999], [-1], Array(repeating: Int32(0), count: 65)] {
+            spec.descriptors = bad
+            let error = #expect(throws: LumosError.self) { try spec.validate() }
+            #expect(error?.message.contains("descriptor") == true && error?.message.contains("\n") == false, "\(error?.message ?? "")")
+        }
+    }
+}
