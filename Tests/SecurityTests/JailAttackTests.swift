@@ -54,6 +54,28 @@ final class JailSite {
         return try FD.readText(out)
     }
 
+    /// Starts a jail zone whose init sleeps (`attack sleep`); the caller stops it with cleanup.
+    func startSleeping(capabilities: ZoneCapabilities) throws -> String {
+        let uuid = "test-jail-\(getpid())-\(UInt32.random(in: 0...UInt32.max))"
+        zones.append(uuid)
+        var spec = ZoneSpec(uuid: uuid, hostname: "jail", rootfs: root, initProcess: .image(["/bin/attack", "sleep", "60"]),
+                            environment: [],
+                            idRange: ZoneIDRange(base: ZoneIDRange.firstBase + UInt32.random(in: 1..<60000) * ZoneIDRange.size))
+        spec.capabilities = capabilities
+        try runtime.start(spec)
+        return uuid
+    }
+
+    /// Runs `/bin/attack ARGS` in a running zone with zlogin's path (`ZoneRuntime.exec`).
+    func login(_ uuid: String, _ args: [String]) throws -> String {
+        let out = "\(dir)/login-\(UInt32.random(in: 0...UInt32.max))"
+        let fd = try sys("open", out) { open(out, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0o600) }
+        defer { Glibc.close(fd) }
+        let status = try runtime.exec(uuid, ["/bin/attack"] + args, environment: [], stdin: -1, stdout: fd, stderr: fd)
+        #expect(status == 0)
+        return try FD.readText(out)
+    }
+
     /// `attack jail` output as KEY → VALUE (the first word is the key; `open PATH` keys keep the path).
     static func parse(_ text: String) -> [String: String] {
         var out: [String: String] = [:]
@@ -160,6 +182,22 @@ struct JailAttackTests {
         }
     }
 
+    /// zlogin into a jail gets what its init has (read from its bounding set): no capability; a zone
+    /// with the standard set gives its sessions the standard set.
+    @Test func sessionsInAJailHaveNoCapabilities() throws {
+        let site = try JailSite()
+        defer { site.close() }
+        let jail = try site.startSleeping(capabilities: .none)
+        let r = JailSite.parse(try site.login(jail, ["status"]))
+        for set in ["CapInh", "CapPrm", "CapEff", "CapBnd", "CapAmb"] { #expect(r[set] == "0000000000000000", "\(set): \(r)") }
+        #expect(r["NoNewPrivs"] == "1" && r["Seccomp_filters"] == "1")
+        try site.runtime.cleanup(jail)
+        let standard = try site.startSleeping(capabilities: .standard)
+        let s = JailSite.parse(try site.login(standard, ["status"]))
+        #expect(s["CapBnd"] == String(repeating: "0", count: 16 - String(ZoneSecurity.capabilityMask, radix: 16).count) + String(ZoneSecurity.capabilityMask, radix: 16), "\(s)")
+        try site.runtime.cleanup(standard)
+    }
+
     /// descriptors: fds 3, 4, ... in the order given, whatever numbers the sources had (some
     /// sit on other sources' target slots), and nothing else of the host's table.
     @Test func passedDescriptorsArriveInOrderAndAlone() throws {
@@ -202,5 +240,28 @@ struct LxZoneDeviceTests {
         let r = try site.zlogin(uuid, ["/bin/sh", "-c", "ls /dev; test -e /dev/kvm && echo HAS-KVM; exit 0"])
         #expect(r.status == 0, "\(r.stderr)")
         #expect(r.stdout.contains("null") && !r.stdout.contains("kvm"), "/dev in an lx zone: \(r.stdout)")
+    }
+}
+
+/// A spec's descriptors must be open and at most CLINUX_ZONE_MAX_PASS, refused in one line
+/// before anything starts.
+@Suite struct JailSpecValidationTests {
+    @Test func badDescriptorsAreRefused() throws {
+        let root = "/tmp/lumos-jailspec-\(getpid())-\(UInt32.random(in: 0...99999))"
+        try Files.makeDirectories(root)
+        defer { rmdir(root) }
+        var spec = ZoneSpec(uuid: "test-jail-fds", hostname: "jail", rootfs: root, initProcess: .image(["/bin/true"]),
+                            idRange: ZoneIDRange(base: ZoneIDRange.firstBase))
+        let fd = open("/dev/null", O_RDONLY | O_CLOEXEC)
+        try #require(fd >= 0)
+        spec.descriptors = [fd]
+        try spec.validate()
+        Glibc.close(fd)
+        // (not the closed fd itself: a test running in parallel may get its number next)
+        for bad in [[999_999], [-1], Array(repeating: Int32(0), count: 65)] {
+            spec.descriptors = bad
+            let error = #expect(throws: LumosError.self) { try spec.validate() }
+            #expect(error?.message.contains("descriptor") == true && error?.message.contains("\n") == false, "\(error?.message ?? "")")
+        }
     }
 }

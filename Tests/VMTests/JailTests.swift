@@ -125,6 +125,37 @@ struct JailTests {
         #expect(!processExists(pid))
         #expect(runtime.initPid(uuid) == nil)
     }
+
+    /// A kvm zone: devices ["/dev/kvm"] lets the jailed QEMU (no capabilities) open KVM; QMP's
+    /// query-kvm says so. Without the device QEMU exits at once (checked by hand). This host's
+    /// KVM is PVM: only QEMU's start is checked, no guest.
+    @Test(.enabled(if: Files.exists("/dev/kvm"), "needs /dev/kvm"))
+    func jailedQEMUOpensKVMWhenGivenTheDevice() throws {
+        let scratch = try Scratch("jailkvm")
+        defer { scratch.remove() }
+        let root = "\(scratch.path)/root"
+        try Files.makeDirectories(root)
+        try QEMUJail.populate(root: root, qemu: try #require(QEMUJail.findQEMU()))
+        let vm = VMDescription(name: "jailkvm", machine: .q35, accelerator: .kvm, memoryMiB: 64, runDirectory: QEMUJail.runDirectory)
+        let command = try QEMUCommand.build(vm)
+        let log = "\(scratch.path)/qemu.log"
+        let logFD = try sys("open", log) { open(log, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o600) }
+        defer { close(logFD) }
+        let runtime = try ZoneRuntime()
+        let uuid = "test-jailkvm-\(getpid())-\(UInt32.random(in: 0...UInt32.max))"
+        defer { try? runtime.cleanup(uuid) }
+        var spec = ZoneSpec(uuid: uuid, hostname: "jail", rootfs: root, initProcess: .image([QEMUJail.binaryPath] + command.argv.dropFirst()),
+                            environment: [], idRange: ZoneIDRange(base: ZoneIDRange.firstBase + UInt32.random(in: 1..<60000) * ZoneIDRange.size),
+                            stdout: logFD, stderr: logFD)
+        spec.capabilities = .none
+        spec.devices = ["/dev/kvm"]
+        let pid = try runtime.start(spec)
+        let qmp = try QMPClient(socketPath: "/proc/\(pid)/root\(QEMUJail.runDirectory)/qmp.sock", timeout: 20)
+        let kvm = try qmp.execute("query-kvm")
+        #expect(kvm.lookup("enabled")?.boolValue == true, "\(kvm); qemu.log: \((try? FD.readText(log)) ?? "")")
+        #expect(try runtime.stop(uuid, force: true) == .killed)
+        #expect(!runtime.cgroup(uuid).exists)
+    }
 }
 
 func readLink(_ path: String) throws -> String {

@@ -8,6 +8,9 @@
 //   let spec = ZoneSpec(uuid:, hostname:, rootfs:, initProcess: .lumos(command: nil) | .image(argv),
 //                       environment:, limits: ZoneLimits(...), filesystems: [BindMount],
 //                       tmpfsSize:, idRange: range, idmapRootfs: true, stdin:, stdout:, stderr:)
+//   spec.descriptors = [disk, tap]                // fds 3, 4, ... of the first process (QEMU's jail)
+//   spec.devices = ["/dev/kvm"]                   // a private node only the zone's root opens
+//   spec.capabilities = .none                     // or .standard (the default)
 //   let pid = try runtime.start(spec) { pid in /* move veth ends into /proc/<pid>/ns/net */ }
 //   runtime.state(uuid) -> ZoneState            // .running while the zone's cgroup is populated
 //   runtime.initPid(uuid) -> pid_t?              // host pid of the zone's PID 1
@@ -32,10 +35,13 @@
 // chowned into the range, idmapRootfs: false) and pivot_root; a tmpfs /dev with only null,
 // zero, full, random, urandom, tty, a private devpts and /dev/shm; /proc with kcore, keys,
 // timer_list, sched_debug, kallsyms, sysrq-trigger masked and sys, irq, bus, fs read-only;
-// /sys read-only; Docker's default capabilities minus CAP_MKNOD (`ZoneSecurity`);
+// /sys read-only; Docker's default capabilities minus CAP_MKNOD (`ZoneSecurity`), or none
+// (`ZoneCapabilities.none`, which also refuses ptrace in seccomp);
 // no_new_privs; the seccomp filter in zone.c; stdio of the caller's choosing, no other host
-// descriptor. The rootfs is reached by host root only (pools are closed to other users): the
-// parent clones it as a detached mount and the child moves it onto an empty landing directory.
+// descriptor but `descriptors` (docs/vm.md, "The jail"); no device but `devices`
+// (docs/security.md, "VM jails and devices"). The rootfs is reached by host root only (pools
+// are closed to other users): the parent clones it as a detached mount and the child moves it
+// onto an empty landing directory.
 //
 // Callers serialize operations on one zone (vmadm holds the tenant's lock); different zones
 // may start concurrently. Hosts with cgroup2 need Linux 5.7+ (clone3 CLONE_INTO_CGROUP; start

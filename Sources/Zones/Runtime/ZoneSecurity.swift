@@ -45,13 +45,14 @@ public enum ZoneCapabilities: Sendable, Equatable, Codable {
     }
 
     /// The set a running zone was started with, from its init's bounding set (zlogin sessions
-    /// get the same; the kernel is the record).
+    /// get the same; the kernel is the record). Unreadable: `.none` (fail closed).
     static func of(pid: pid_t) -> ZoneCapabilities {
-        guard let status = try? FD.readText("/proc/\(pid)/status") else { return .standard }
+        guard let status = try? FD.readText("/proc/\(pid)/status") else { return .none }
         for line in status.split(separator: "\n") where line.hasPrefix("CapBnd:") {
-            if UInt64(String(line.dropFirst("CapBnd:".count)).trimmingSpaces(), radix: 16) == 0 { return .none }
+            guard let bounding = UInt64(String(line.dropFirst("CapBnd:".count)).trimmingSpaces(), radix: 16) else { return .none }
+            return bounding == 0 ? .none : .standard
         }
-        return .standard
+        return .none
     }
 }
 

@@ -14,6 +14,8 @@
 //   attack setcap FILE                       gives FILE cap_setuid+cap_dac_override (xattr)
 //   attack mknod PATH                        tries to make a device node (prints errno)
 //   attack fds                               the open descriptors, one "FD TARGET" line each
+//   attack status                            Cap*, NoNewPrivs and Seccomp_filters, "KEY VALUE"
+//   attack sleep SECONDS                     sleeps (a zone's init that stays up)
 //   attack jail [PATH...]                    what a compromised QEMU would try in its jail, one
 //                                            "KEY VALUE" line each (errno 0: it worked): pids,
 //                                            Cap* and NoNewPrivs, Seccomp_filters, mount,
@@ -326,6 +328,21 @@ static int in_child(int what) {
     return WIFEXITED(status) ? WEXITSTATUS(status) : 255;
 }
 
+static void print_status(void) {
+    FILE *st = fopen("/proc/self/status", "r");
+    char line[256];
+    while (st && fgets(line, sizeof line, st)) {
+        if (!strncmp(line, "Cap", 3) || !strncmp(line, "NoNewPrivs", 10) || !strncmp(line, "Seccomp_filters", 15)) {
+            char *colon = strchr(line, ':');
+            *colon = 0;
+            char *v = colon + 1;
+            while (*v == ' ' || *v == '\t') v++;
+            printf("%s %s", line, v);
+        }
+    }
+    if (st) fclose(st);
+}
+
 static int jail(int argc, char **argv) {
     // Meant to run as a zone's first process only: on the host, as root, its mount would work.
     if (getpid() != 1) { fprintf(stderr, "attack jail: not PID 1 of a zone; refusing to run\n"); return 2; }
@@ -335,19 +352,7 @@ static int jail(int argc, char **argv) {
     while (d && (e = readdir(d))) if (e->d_name[0] >= '0' && e->d_name[0] <= '9') printf(" %s", e->d_name);
     if (d) closedir(d);
     printf("\n");
-    FILE *st = fopen("/proc/self/status", "r");
-    char line[256];
-    while (st && fgets(line, sizeof line, st)) {
-        if (!strncmp(line, "Cap", 3) || !strncmp(line, "NoNewPrivs", 10) || !strncmp(line, "Seccomp_filters", 15)) {
-            char *colon = strchr(line, ':');
-            *colon = ' ';
-            char *v = colon + 1;
-            while (*v == ' ' || *v == '\t') v++;
-            *colon = 0;
-            printf("%s %s", line, v);
-        }
-    }
-    if (st) fclose(st);
+    print_status();
     printf("mount %d\n", mount("none", "/tmp", "tmpfs", 0, NULL) < 0 ? errno : 0);
     printf("unshare-user %d\n", unshare(CLONE_NEWUSER) < 0 ? errno : 0);
     printf("unshare-mount %d\n", unshare(CLONE_NEWNS) < 0 ? errno : 0);
@@ -383,6 +388,8 @@ int main(int argc, char **argv) {
     if (!strcmp(cmd, "flood-console") && argc == 3) return flood_console(atoll(argv[2]));
     if (!strcmp(cmd, "setcap") && argc == 3) return set_caps(argv[2]);
     if (!strcmp(cmd, "fds")) return list_fds();
+    if (!strcmp(cmd, "status")) { print_status(); return 0; }
+    if (!strcmp(cmd, "sleep") && argc == 3) { sleep((unsigned)atoi(argv[2])); return 0; }
     if (!strcmp(cmd, "jail")) return jail(argc, argv);
     if (!strcmp(cmd, "mknod") && argc == 3) {
         int r = mknod(argv[2], S_IFCHR | 0666, makedev(1, 3));
