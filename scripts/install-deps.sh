@@ -11,6 +11,7 @@ packages=(
   bpftrace systemtap-sdt-dev postgresql postgresql-contrib
   zstd xz-utils bzip2 gzip hyperfine
   qemu-system-x86 qemu-utils lz4   # brand kvm (docs/vm.md): TCG here, KVM on real hosts; lz4 unpacks microvm's kernel
+  syslinux syslinux-common mtools dosfstools   # imgadm build small-guest: a disk that boots by itself (docs/vm.md)
   libc6-dev libstdc++-12-dev   # static libraries for the single-executable release build
 )
 missing=()

@@ -10,8 +10,9 @@ public struct InstalledImage: Sendable {
 }
 
 /// Installed images (imgadm): each is a dataset `zones/<uuid>` whose `root/` holds the
-/// image's root file system, with a read-only snapshot `@final` that tenants clone, and its
-/// manifest at `$LUMOS_ROOT/images/<uuid>.json` (written last: it marks the import done).
+/// image's root file system (a zvol image: a volume holding its disk, VolumeImages.swift),
+/// with a read-only snapshot `@final` that tenants clone, and its manifest at
+/// `$LUMOS_ROOT/images/<uuid>.json` (written last: it marks the import done).
 public final class ImageStore {
     public static let finalSnapshot = "final"
 
@@ -108,32 +109,12 @@ public final class ImageStore {
     }
 
     func install(_ manifest: ImageManifest, file: String, progress: Bool = false) throws -> ImageManifest {
-        let uuid = manifest.uuid.lowercased()
-        try recover()
-        let lock = try journal.lock(uuid)
-        defer { withExtendedLifetime(lock) {} }
-        if isInstalled(uuid) { throw LumosError.exists("image \(uuid) (\(manifest.name)@\(manifest.version)) is already installed") }
-        let ds = datasets.dataset(uuid)
-        if datasets.exists(ds) { throw LumosError.exists("dataset \(ds) already exists but is not an installed image; remove it or use another uuid") }
-        let intent = try journal.begin("import", uuid)
-        do {
+        try installing(manifest) { ds in
             try datasets.createFilesystem(ds)
-            try intent.mark("created")
             let rootfs = try datasets.mountpoint(ds) + "/root"
             try Files.makeDirectories(rootfs)
             try Self.extract(file, compression: manifest.file, into: rootfs, progress: progress)
-            try intent.mark("extracted")
-            try datasets.snapshot(finalSnapshot(uuid))
-            try intent.mark("snapshotted")
-            try Files.makeDirectories(directory)
-            try Files.writeAtomically(manifestPath(uuid), manifest.json.serialized() + "\n")
-            intent.finish()
-        } catch {
-            if datasets.exists(ds) { try? datasets.destroy(ds, recursive: true) }
-            intent.finish()
-            throw LumosError.failed("import of image \(uuid) failed, nothing was kept: \(oneLine(error))")
         }
-        return manifest
     }
 
     /// Unpacks an image file with tar (which runs the decompressor). On a terminal the file is
