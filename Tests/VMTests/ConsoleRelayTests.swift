@@ -47,6 +47,9 @@ struct ConsoleRelayTests {
         let again = try PipedConsole(g.relay.listenSocket)
         defer { again.close() }
         #expect(try again.command("echo lumos-again-$((1+1))", expect: "lumos-again-2"), "client saw:\n\(again.output.suffix(800))")
+        // A whole line written at once (as `echo ... | vmadm console` would) arrives intact.
+        again.typeAtOnce(Array(("echo " + String(repeating: "abcdefghij", count: 20) + " lumos-fast-$((3+4))\r").utf8))
+        #expect(again.waitFor("lumos-fast-7", seconds: 20), "client saw:\n\(again.output.suffix(800))")
         // "~." at the start of a line detaches too.
         again.type(Array("\r~.".utf8))
         #expect(again.wait(seconds: 10) == .escape)
@@ -55,7 +58,7 @@ struct ConsoleRelayTests {
         let size = { (p: String) -> Int in var s = stat(); return stat(p, &s) == 0 ? Int(s.st_size) : -1 }
         #expect(size(g.relay.logPath + ".0") > 0, "no rotation: log is \(size(g.relay.logPath)) bytes")
         #expect(size(g.relay.logPath) <= 256 && size(g.relay.logPath + ".0") <= 256)
-        #expect(g.log.contains("lumos-again-2"))
+        #expect(g.log.contains("lumos-fast-7"))
 
         // QEMU ends: the relay exits by itself and removes its socket.
         try g.qemu.qmp().quit()
@@ -195,6 +198,14 @@ final class PipedConsole: @unchecked Sendable {
             usleep(20_000)
             drain()
         }
+    }
+
+    func typeAtOnce(_ bytes: [UInt8]) { _ = FD.writeAll(inWrite, bytes) }
+
+    func waitFor(_ text: String, seconds: Double) -> Bool {
+        let deadline = Monotonic.now + seconds
+        while Monotonic.now < deadline && !output.contains(text) { usleep(50_000); drain() }
+        return output.contains(text)
     }
 
     func drain() {
