@@ -67,6 +67,41 @@ struct ConsoleRelayTests {
         #expect(!Files.exists(g.relay.listenSocket))
     }
 
+    /// The path vmadm uses: QEMU in a mount namespace of its own with its socket at /run/vm
+    /// there (as PID 1 of a kvm zone), reached from the host through /proc/PID/root.
+    @Test func relayReachesQEMUsSocketInsideItsMountNamespace() throws {
+        let scratch = try Scratch("jail")
+        defer { scratch.remove() }
+        let script = "mount -t tmpfs -o mode=0700 lumos-vmt /run && mkdir /run/vm && exec \(QEMUCommand.binary) -nodefaults -no-user-config "
+            + "-display none -machine q35 -accel tcg -m 64 -chardev socket,id=console,path=/run/vm/console.sock,server=on,wait=off -serial chardev:console"
+        let qemu = try Exec.spawn(["unshare", "--mount", "--propagation", "private", "sh", "-c", script], stdout: .null, stderr: .null)
+        var qemuReaped = false
+        defer { if !qemuReaped { _ = kill(qemu, SIGKILL); _ = Exec.wait(qemu) } }
+        // The socket is not in the host's /run.
+        #expect(!Files.exists("/run/vm/console.sock") || Files.exists("/proc/\(qemu)/root/run/vm/console.sock"))
+        let relay = ConsoleRelay.forZone(qemuPid: qemu, stateDirectory: "\(scratch.path)/state")
+        #expect(relay.qemuSocket == "/proc/\(qemu)/root/run/vm/console.sock")
+        let pid = try relay.spawn(initBinary: lumosInit)
+        var relayReaped = false
+        defer { if !relayReaped { _ = kill(pid, SIGKILL); _ = Exec.wait(pid) } }
+        try relay.waitUntilListening(pid: pid)
+        // Connected: QEMU's console socket is taken by the relay.
+        let client = try PipedConsole(relay.listenSocket)
+        client.close()
+        #expect(client.result.flatMap { try? $0.get() } == .inputClosed)
+        _ = kill(qemu, SIGKILL)
+        _ = Exec.wait(qemu)
+        qemuReaped = true
+        let deadline = Monotonic.now + 10
+        var status: Int32 = 0
+        while Monotonic.now < deadline && !relayReaped {
+            relayReaped = waitpid(pid, &status, WNOHANG) == pid
+            if !relayReaped { usleep(20_000) }
+        }
+        #expect(relayReaped && status == 0, "the relay did not exit 0 after QEMU was killed (wait status \(status))")
+        #expect(!Files.exists(relay.listenSocket))
+    }
+
     /// A client that types a command producing ~450 KB and never reads: the guest is not held
     /// up (its later output reaches the log) and the client loses output instead.
     @Test func aClientThatNeverReadsDoesNotStallTheGuest() throws {
