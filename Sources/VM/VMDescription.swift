@@ -73,8 +73,9 @@ public struct VMDescription: Sendable, Equatable {
     public var kernelBoot: KernelBoot?
     /// Where QMP (`qmp.sock`) and the serial console (`console.sock`, `console.log`) live.
     public var runDirectory: String
-    /// Keep what the guest writes to its serial console in `console.log` (QEMU writes it even
-    /// when nobody is attached to the socket).
+    /// QEMU itself keeps what the guest writes to its serial console in `console.log`
+    /// (uncapped). false when the console relay keeps the log (`ConsoleRelay`, docs/vm.md
+    /// "Console"), as vmadm's VMs do.
     public var consoleLog: Bool
     public var vnc: VNC?
     /// -vga (vmadm `vga`: std, cirrus, vmware, virtio); nil gives no display adapter.

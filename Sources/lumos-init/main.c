@@ -107,8 +107,12 @@ static int log_open(struct capped_log *log, const char *path, long long max) {
 // the writer never blocks on its console. Returns -1 only when a rotated log cannot be opened.
 static int log_write(struct capped_log *log, const char *p, ssize_t n) {
     while (n > 0) {
-        if (log->size >= log->max || log->fd < 0) {
-            if (log->fd >= 0) close(log->fd);
+        if (log->fd < 0) {
+            log->fd = open_log(log->path, &log->size);
+            if (log->fd < 0) return -1;
+        }
+        if (log->size >= log->max) {
+            close(log->fd);
             rename(log->path, log->rotated);
             log->fd = open_log(log->path, &log->size);
             if (log->fd < 0) return -1;
@@ -280,7 +284,9 @@ static int console_relay(const char *qemu_path, const char *listen_path, const c
             ssize_t n = read(qemu, buf, sizeof buf);
             if (n == 0 || (n < 0 && errno != EINTR && errno != EAGAIN)) break;  // QEMU has gone
             if (n > 0) {
-                if (log_write(&log, buf, n) < 0) { fprintf(stderr, "lumos-init: %s: %s\n", log_path, strerror(errno)); status = 1; break; }
+                // A log that cannot be reopened is tried again with the next output; the
+                // console itself keeps working.
+                (void)log_write(&log, buf, n);
                 if (client >= 0) {
                     // Straight to the client when nothing is queued; the rest waits in the queue.
                     ssize_t w = 0;

@@ -47,6 +47,9 @@ struct ConsoleRelayTests {
         let again = try PipedConsole(g.relay.listenSocket)
         defer { again.close() }
         #expect(try again.command("echo lumos-again-$((1+1))", expect: "lumos-again-2"), "client saw:\n\(again.output.suffix(800))")
+        // A whole line written at once (as `echo ... | vmadm console` would) arrives intact.
+        again.typeAtOnce(Array(("echo " + String(repeating: "abcdefghij", count: 20) + " lumos-fast-$((3+4))\r").utf8))
+        #expect(again.waitFor("lumos-fast-7", seconds: 20), "client saw:\n\(again.output.suffix(800))")
         // "~." at the start of a line detaches too.
         again.type(Array("\r~.".utf8))
         #expect(again.wait(seconds: 10) == .escape)
@@ -55,13 +58,48 @@ struct ConsoleRelayTests {
         let size = { (p: String) -> Int in var s = stat(); return stat(p, &s) == 0 ? Int(s.st_size) : -1 }
         #expect(size(g.relay.logPath + ".0") > 0, "no rotation: log is \(size(g.relay.logPath)) bytes")
         #expect(size(g.relay.logPath) <= 256 && size(g.relay.logPath + ".0") <= 256)
-        #expect(g.log.contains("lumos-again-2"))
+        #expect(g.log.contains("lumos-fast-7"))
 
         // QEMU ends: the relay exits by itself and removes its socket.
         try g.qemu.qmp().quit()
         #expect(g.qemu.waitForExit(seconds: 10))
         #expect(g.relayExits(seconds: 10) == 0)
         #expect(!Files.exists(g.relay.listenSocket))
+    }
+
+    /// The path vmadm uses: QEMU in a mount namespace of its own with its socket at /run/vm
+    /// there (as PID 1 of a kvm zone), reached from the host through /proc/PID/root.
+    @Test func relayReachesQEMUsSocketInsideItsMountNamespace() throws {
+        let scratch = try Scratch("jail")
+        defer { scratch.remove() }
+        let script = "mount -t tmpfs -o mode=0700 lumos-vmt /run && mkdir /run/vm && exec \(QEMUCommand.binary) -nodefaults -no-user-config "
+            + "-display none -machine q35 -accel tcg -m 64 -chardev socket,id=console,path=/run/vm/console.sock,server=on,wait=off -serial chardev:console"
+        let qemu = try Exec.spawn(["unshare", "--mount", "--propagation", "private", "sh", "-c", script], stdout: .null, stderr: .null)
+        var qemuReaped = false
+        defer { if !qemuReaped { _ = kill(qemu, SIGKILL); _ = Exec.wait(qemu) } }
+        // The socket is not in the host's /run.
+        #expect(!Files.exists("/run/vm/console.sock") || Files.exists("/proc/\(qemu)/root/run/vm/console.sock"))
+        let relay = ConsoleRelay.forZone(qemuPid: qemu, stateDirectory: "\(scratch.path)/state")
+        #expect(relay.qemuSocket == "/proc/\(qemu)/root/run/vm/console.sock")
+        let pid = try relay.spawn(initBinary: lumosInit)
+        var relayReaped = false
+        defer { if !relayReaped { _ = kill(pid, SIGKILL); _ = Exec.wait(pid) } }
+        try relay.waitUntilListening(pid: pid)
+        // Connected: QEMU's console socket is taken by the relay.
+        let client = try PipedConsole(relay.listenSocket)
+        client.close()
+        #expect(client.result.flatMap { try? $0.get() } == .inputClosed)
+        _ = kill(qemu, SIGKILL)
+        _ = Exec.wait(qemu)
+        qemuReaped = true
+        let deadline = Monotonic.now + 10
+        var status: Int32 = 0
+        while Monotonic.now < deadline && !relayReaped {
+            relayReaped = waitpid(pid, &status, WNOHANG) == pid
+            if !relayReaped { usleep(20_000) }
+        }
+        #expect(relayReaped && status == 0, "the relay did not exit 0 after QEMU was killed (wait status \(status))")
+        #expect(!Files.exists(relay.listenSocket))
     }
 
     /// A client that types a command producing ~450 KB and never reads: the guest is not held
@@ -195,6 +233,14 @@ final class PipedConsole: @unchecked Sendable {
             usleep(20_000)
             drain()
         }
+    }
+
+    func typeAtOnce(_ bytes: [UInt8]) { _ = FD.writeAll(inWrite, bytes) }
+
+    func waitFor(_ text: String, seconds: Double) -> Bool {
+        let deadline = Monotonic.now + seconds
+        while Monotonic.now < deadline && !output.contains(text) { usleep(50_000); drain() }
+        return output.contains(text)
     }
 
     func drain() {
