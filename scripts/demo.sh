@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The main job on the embedded default: installs what is missing, builds, and provisions a zone
-# from a locally built busybox image with a NIC on an etherstub, then pings it from the host side
-# of the switch and prints the time from `vmadm create` to the first reply.
+# from a locally built busybox image and a hardware VM (brand kvm, the small guest; TCG when the
+# host has no hardware KVM) with NICs on the same etherstub, then pings both from the host side
+# of the switch and prints the time from each `vmadm create` to its first reply.
 #
 # The switch's host side (the global zone's admin network) lives in a network namespace,
 # `lumos-demo`, so the demo never touches the machine's real interfaces; on a real host leave
@@ -59,5 +60,39 @@ uuid=$(vmadm lookup -1 alias="web-$n")
 echo
 echo "inside the zone: zlogin $uuid ps"
 zlogin "$uuid" ps
+
+# A hardware VM on the same switch: the guest takes its address from the switch's DHCP responder.
+vmimage=$(imgadm list -H -o uuid,name | awk '$2 == "small-guest" {print $1; exit}')
+[[ -n $vmimage ]] || { imgadm build small-guest >/dev/null; vmimage=$(imgadm list -H -o uuid,name | awk '$2 == "small-guest" {print $1; exit}'); }
+used=$(vmadm list -H -o nics.0.ips 2>/dev/null || true)
+for m in $(seq 10 250); do grep -q "$subnet.$m/" <<<"$used" || { vmip=$subnet.$m; break; }; done
+vmmanifest=$(cat <<JSON
+{
+  "brand": "kvm",
+  "alias": "vm-$m",
+  "ram": 128,
+  "disks": [{"boot": true, "image_uuid": "$vmimage", "model": "virtio"}, {"size": 64}],
+  "nics": [{"nic_tag": "demo0", "ips": ["$vmip/24"], "gateways": ["$subnet.1"], "model": "virtio", "primary": true}]
+}
+JSON
+)
 echo
-echo "remove it with: vmadm delete $uuid"
+echo "$vmmanifest"
+start=$(date +%s%N)
+echo "$vmmanifest" | vmadm create
+until ip netns exec "$LUMOS_NET_NETNS" ping -c 1 -W 0.2 "$vmip" >/dev/null 2>&1; do
+  (( ($(date +%s%N) - start) / 1000000000 < 120 )) || { echo "the VM did not answer in 120 s" >&2; exit 1; }
+done
+ms=$(( ($(date +%s%N) - start) / 1000000 ))
+vm=$(vmadm lookup -1 alias="vm-$m")
+echo
+echo "vmadm create -> first ping reply from the VM at $vmip: ${ms} ms ($(vmadm get "$vm" | grep -o '"lumos_accelerator": "[a-z]*' | cut -d'"' -f4))"
+echo
+vmadm list
+echo
+echo "both tenants on demo0 answer:"
+ip netns exec "$LUMOS_NET_NETNS" ping -c 2 "$ip"
+ip netns exec "$LUMOS_NET_NETNS" ping -c 2 "$vmip"
+echo
+echo "the VM's serial console: vmadm console $vm (Ctrl-] detaches)"
+echo "remove them with: vmadm delete $uuid; vmadm delete $vm"

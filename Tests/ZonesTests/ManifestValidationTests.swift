@@ -67,7 +67,7 @@ private func createError(_ payload: JSONValue) -> String? {
         ("image missing", .object(["brand": "lx"]), "image_uuid: is required"),
         ("unknown brand", base(["brand": "solaris"]), "unknown brand"),
         ("joyent brand", base(["brand": "joyent"]), "illumos binaries"),
-        ("kvm later", base(["brand": "kvm"]), "not available in this Lumos yet"),
+        ("kvm without disks", base(["brand": "kvm"]), "a kvm VM needs at least one disk"),
         ("typo", base(["max_physmem": 512]), "did you mean \"max_physical_memory\""),
         ("wrong type", base(["max_physical_memory": "lots"]), "max_physical_memory: expected a whole number of MiB"),
         ("fraction", base(["max_physical_memory": 1.5]), "expected a whole number"),

@@ -1,0 +1,77 @@
+#!/usr/bin/env bash
+# brand kvm through vmadm (docs/vm.md): `vmadm create` of the small guest -> its first ping
+# reply from the switch's host side (jail clone, disk clone, taps, DHCP responder, QEMU under
+# TCG or KVM), the median of RUNS; the disk clone step alone on a small and a 16x larger image
+# (O(1) in image size); QEMU's memory beyond the guest's ram. Then bench/vm.sh runs plain
+# qemu-system-x86_64 on the same kernel and root in the same run for the ratio.
+# Usage: sudo bench/vmadm-kvm.sh [RUNS]   (default 5; everything lives in its own state root
+# and network namespace, removed at the end)
+set -euo pipefail
+here=$(cd "$(dirname "$0")" && pwd)
+runs=${1:-5}
+(cd "$here/.." && swift build --product lumos 2>&1 | tail -1 && swift build --product lumos-init 2>&1 | tail -1) >&2
+L="$here/../.build/debug/lumos"
+tag=$$
+export LUMOS_ROOT=/tmp/lumos-bench-kvm-$tag LUMOS_NET_NETNS=lumos-bench-kvm-$tag
+cleanup() {
+  for u in $("$L" vm list -H -o uuid 2>/dev/null); do "$L" vm delete "$u" >/dev/null 2>&1 || true; done
+  "$L" net delete-etherstub bstub0 >/dev/null 2>&1 || true
+  "$L" pool destroy -f zones >/dev/null 2>&1 || true
+  ip netns del "$LUMOS_NET_NETNS" 2>/dev/null || true
+  rm -rf --one-file-system "$LUMOS_ROOT"
+}
+trap cleanup EXIT
+mkdir -p "$LUMOS_ROOT"
+ip netns add "$LUMOS_NET_NETNS"
+"$L" pool create --size 8G zones >/dev/null
+"$L" net create-etherstub bstub0 >/dev/null
+"$L" net create-addr -a 10.123.0.1/24 bstub0 >/dev/null
+"$L" img build small-guest >/dev/null
+"$L" img build small-guest --name big-guest --size 2048 >/dev/null
+img=$("$L" img list -H -o uuid,name | awk '$2 == "small-guest" {print $1}')
+big=$("$L" img list -H -o uuid,name | awk '$2 == "big-guest" {print $1}')
+now() { date +%s%N; }
+ms() { echo $(( ($2 - $1) / 1000000 )); }
+median() { sort -n | awk '{a[NR]=$1} END {print (NR % 2) ? a[(NR+1)/2] : int((a[NR/2] + a[NR/2+1]) / 2)}'; }
+
+# The jail's root is made once per QEMU build: the first create pays for it, the runs do not.
+echo "{\"brand\":\"kvm\",\"autoboot\":false,\"disks\":[{\"boot\":true,\"image_uuid\":\"$img\"}]}" | "$L" vm create >/dev/null 2>&1
+times=(); creates=(); extra=()
+for i in $(seq 1 "$runs"); do
+  ip=10.123.0.$((20 + i))
+  json="{\"brand\":\"kvm\",\"alias\":\"b$i\",\"ram\":128,\"disks\":[{\"boot\":true,\"image_uuid\":\"$img\"},{\"size\":64}],\"nics\":[{\"nic_tag\":\"bstub0\",\"ips\":[\"$ip/24\"],\"primary\":true}]}"
+  t0=$(now)
+  echo "$json" | "$L" vm create >/dev/null 2>&1
+  t1=$(now)
+  until ip netns exec "$LUMOS_NET_NETNS" ping -c 1 -W 0.2 "$ip" >/dev/null 2>&1; do
+    (( $(ms "$t0" "$(now)") < 120000 )) || { echo "run $i: no reply in 120 s" >&2; exit 1; }
+  done
+  t2=$(now)
+  times+=("$(ms "$t0" "$t2")"); creates+=("$(ms "$t0" "$t1")")
+  uuid=$("$L" vm lookup -1 alias="b$i")
+  pid=$("$L" vm get "$uuid" | awk -F': ' '/"pid"/ {gsub(/,/, "", $2); print $2}')
+  rss=$(awk '/^Rss:/ {print $2}' "/proc/$pid/smaps_rollup")
+  pss=$(awk '/^Pss:/ {print $2}' "/proc/$pid/smaps_rollup")
+  extra+=("$(( rss / 1024 )) $(( pss / 1024 ))")
+  "$L" vm delete "$uuid" >/dev/null
+done
+clone() {  # ms of the disk clone alone (an image's @final to a volume), median of 5
+  for i in 1 2 3 4 5; do
+    t0=$(now); "$L" dataset clone "zones/$1@final" "zones/clone-$i" >/dev/null; t1=$(now)
+    ms "$t0" "$t1"; "$L" dataset destroy "zones/clone-$i" >/dev/null
+  done | median
+}
+accel=$("$L" vm list -H -o uuid | head -1 | xargs -r "$L" vm get | awk -F'"' '/lumos_accelerator/ {print $4}' | cut -d' ' -f1)
+echo "## vmadm create -> first ping, brand kvm (small guest, q35, 128 MiB, ${accel:-tcg}), $runs runs"
+echo
+echo "| measure | median | runs |"
+echo "|---|---|---|"
+echo "| vmadm create returns (jail, clones, taps, QEMU answering QMP, console relay) | $(printf '%s\n' "${creates[@]}" | median) ms | ${creates[*]} |"
+echo "| vmadm create -> first ping reply | $(printf '%s\n' "${times[@]}" | median) ms | ${times[*]} |"
+echo "| disk clone of the 128 MiB image | $(clone "$img") ms | |"
+echo "| disk clone of the 2048 MiB image | $(clone "$big") ms | |"
+echo "| QEMU's RSS / PSS with a 128 MiB guest (MiB) | | $(printf '%s; ' "${extra[@]}") |"
+echo
+echo "Plain qemu-system-x86_64 on the same kernel and root, same run (bench/vm.sh):"
+echo
+"$here/vm.sh" 3
