@@ -355,6 +355,9 @@ struct KVMGuestTests {
         defer { site.close() }
         let image = try site.smallGuestImage()
         let a = try site.createKVM(alias: "guest-a", image: image, ip: "\(site.subnet).50")
+        // The tracer's zonename of QEMU's threads is the VM's alias: its booting vCPU shows.
+        let trace = try site.lumos(["trace", "-q", "-n", #"profile-99 /zonename == "guest-a"/ { @[execname] = count(); } tick-2s { exit(0); }"#]).stdout
+        #expect(trace.contains("CPU 0/") || trace.contains("qemu-system"), "\(trace)")
         #expect(site.hostPingSoon("\(site.subnet).50", seconds: 60), "\(site.consoleLog(a).suffix(1500))")
         #expect(site.consoleLog(a).contains("eth0 bound \(site.subnet).50/24"), "the switch's DHCP responder gave the manifest address")
         let b = try site.createKVM(alias: "guest-b", image: image, ip: "\(site.subnet).51")
