@@ -116,7 +116,7 @@ public struct ImageFileInfo: Sendable, Equatable {
     }
 
     /// File name extension imgadm uses for the compression.
-    static func fileExtension(_ compression: String) -> String {
+    public static func fileExtension(_ compression: String) -> String {
         switch compression {
         case "gzip": return ".gz"
         case "bzip2": return ".bz2"

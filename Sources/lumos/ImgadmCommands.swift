@@ -112,7 +112,9 @@ struct ImgadmCommand: ParsableCommand {
             let out = try v.createImage(from: id, name: name, version: version, description: given["description"],
                                         compression: c, prefix: o ?? "./\(name)-\(version)")
             print("Image \(out.manifest.uuid) (\(name)@\(version)) saved to \"\(out.manifestPath)\" and \"\(out.filePath)\"")
-            if i {
+            if v.images.isVolumeImage(out.manifest.uuid) {
+                print("Installed image \(out.manifest.uuid) (\(name)@\(version)), a zvol image of the VM's boot disk")
+            } else if i {
                 try v.images.importImage(manifest: out.manifestPath, file: out.filePath)
                 print("Imported image \(out.manifest.uuid) (\(name)@\(version))")
             }

@@ -229,6 +229,25 @@ struct VmadmKVMTests {
         #expect(try site.get(uuid)["state"] == "running", "a received VM boots")
     }
 
+    @Test func imgadmCreateOfAStoppedVMMakesAZvolImageOfItsBootDisk() throws {
+        let site = try Site()
+        defer { site.close() }
+        let vm = try site.createKVM(alias: "golden", image: try site.blankZvolImage(), ip: nil)
+        let boot = try #require(try site.get(vm)["disks"]?.arrayValue?.first?.objectValue?["path"]?.stringValue)
+        #expect(try site.lumos(["img", "create", "-o", "\(site.dir)/golden", vm, "name=golden", "version=1"], check: false).status != 0,
+                "a running VM is refused")
+        try site.lumos(["vm", "stop", "-F", vm])
+        try site.writeBytes(boot, "GOLDEN-CHANGE", at: 4096)
+        try site.lumos(["img", "create", "-c", "zstd", "-o", "\(site.dir)/golden", vm, "name=golden", "version=1"])
+        #expect(Files.exists("\(site.dir)/golden.json") && Files.exists("\(site.dir)/golden.raw.zst"), "the file for other hosts")
+        let list = try site.lumos(["img", "list", "-H", "-o", "uuid,name,type"]).stdout
+        let image = try #require(list.split(separator: "\n").first { $0.contains("golden") }?.split(separator: " ").first.map(String.init))
+        #expect(list.split(separator: "\n").contains { $0.contains("golden") && $0.hasSuffix("zvol") }, "\(list)")
+        let copy = try site.createKVM(alias: "copy", image: image, ip: nil)
+        let copied = try #require(try site.get(copy)["disks"]?.arrayValue?.first?.objectValue?["path"]?.stringValue)
+        #expect(try site.readBytes(copied, 13, at: 4096) == Array("GOLDEN-CHANGE".utf8), "a VM from the new image boots the VM's disk")
+    }
+
     @Test func addAndRemoveDisks() throws {
         let site = try Site()
         defer { site.close() }

@@ -89,6 +89,21 @@ extension Vmadm {
         defer { withExtendedLifetime(lock) {} }
         let m = try store.read(uuid)
         if zones.isRunning(uuid) { throw LumosError.invalid("VM \(uuid) is running; stop it first (vmadm stop \(uuid)) so its files are consistent") }
+        if m.isKVM {
+            // A hardware VM's image is its boot disk: a zvol image, an O(1) copy of the disk's
+            // snapshot installed here, and the compressed raw disk written for other hosts.
+            let disks = m.disks
+            guard let i = disks.firstIndex(where: { $0.boot && $0.media == .disk }) ?? disks.firstIndex(where: { $0.media == .disk }) else {
+                throw LumosError.invalid("VM \(uuid) has no disk to make an image of")
+            }
+            let snap = "\(volume(of: disks[i], uuid, index: i))@imgadm-create-\(Int(Date().timeIntervalSince1970))"
+            try datasets.snapshot(snap)
+            defer { try? datasets.destroy(snap, recursive: false) }
+            let made = try images.createFromVolume(snapshot: snap, name: name, version: version,
+                                                   description: description ?? "\(name) made from VM \(uuid)",
+                                                   output: (prefix, compression), extra: ["origin_vm": .string(uuid)])
+            return (made, prefix + ".json", prefix + ".raw" + ImageFileInfo.fileExtension(compression))
+        }
         let snap = "\(dataset(uuid))@imgadm-create-\(Int(Date().timeIntervalSince1970))"
         try datasets.snapshot(snap)
         defer { try? datasets.destroy(snap, recursive: false) }
