@@ -148,6 +148,13 @@ final class AttackSite {
         (try? inSwitch(["ping", "-c", "1", "-W", "1", "\(subnet).\(host)"], check: false).status) == 0
     }
 
+    /// For expectations that traffic passes: a zone just started (or a table just repaired)
+    /// may miss the first echo while its neighbour entry resolves, so try a few times.
+    func hostPingSoon(_ host: Int, tries: Int = 5) -> Bool {
+        for _ in 0..<tries where hostPing(host) { return true }
+        return false
+    }
+
     func close() {
         for v in vms { _ = try? lumos(["vm", "delete", v], check: false) }
         _ = try? lumos(["net", "delete-etherstub", stub], check: false)

@@ -26,17 +26,17 @@ struct SwitchAttackTests {
         try site.arm(attacker)
         let victimMAC = try site.mac(victim)
         let victimPort = "lz" + victim.prefix(8) + "0", attackerPort = "lz" + attacker.prefix(8) + "0"
-        #expect(site.hostPing(10))
+        #expect(site.hostPingSoon(10))
         #expect(try ports(learning: victimMAC, site) == [victimPort], "learned on the victim's port first")
 
         let sent = try site.attack(attacker, ["ll-frame", "net0", victimMAC, "20"])
         #expect(sent.status == 0, "the attack ran: \(sent.stderr)")
         let after = try ports(learning: victimMAC, site)
         #expect(!after.contains(attackerPort), "the bridge learned the victim's MAC on the attacker's port: \(after)")
-        #expect(site.hostPing(10), "the victim still receives its traffic")
+        #expect(site.hostPingSoon(10), "the victim still receives its traffic")
         // The same frames with the attacker's own MAC do teach the bridge nothing either
         // (link-local learning is off), and its ordinary traffic still works.
-        #expect(site.hostPing(11))
+        #expect(site.hostPingSoon(11))
     }
 
     @Test func rogueRouterAdvertisementsAndRedirectsReachNoNeighbourAndNoSwitch() throws {
@@ -91,7 +91,7 @@ struct SwitchAttackTests {
         let site = try AttackSite()
         defer { site.close() }
         let zone = try site.create(alias: "orphan", host: 10)
-        #expect(site.hostPing(10))
+        #expect(site.hostPingSoon(10))
         // The port's elements are lost (as a crash between two nft transactions could do):
         // its frames now match no element at all.
         try site.inSwitch(["nft", "flush", "set", "bridge", "lumos", "ports"])
@@ -99,7 +99,7 @@ struct SwitchAttackTests {
         try site.inSwitch(["ip", "neigh", "flush", "dev", site.stub])
         #expect(!site.hostPing(10), "a port without anti-spoofing entries passed traffic")
         try site.lumos(["net", "repair"])
-        #expect(site.hostPing(10), "repair puts the entries back")
+        #expect(site.hostPingSoon(10), "repair puts the entries back")
         #expect(try site.inSwitch(["nft", "list", "tables"]).stdout.contains("bridge lumos"))
         try site.delete(zone)
         let tables = try site.inSwitch(["nft", "list", "tables"]).stdout
