@@ -28,6 +28,9 @@ public struct ConsoleRelay: Sendable, Equatable {
     /// The guest's console output; rotated to `logPath.0` at `maxBytes`.
     public var logPath: String
     public var maxBytes: UInt64
+    /// QEMU's event monitor, and where the relay writes how QEMU ended (nil: not watched).
+    public var eventsSocket: String?
+    public var exitFile: String?
 
     /// As a zone's console (ZoneSpec's ConsoleLog): 5 MiB, so at most 10 MiB on disk.
     public static let defaultMaxBytes: UInt64 = 5 << 20
@@ -42,9 +45,16 @@ public struct ConsoleRelay: Sendable, Equatable {
     /// zone; the host reaches it through /proc/PID/root. The relay's socket and the log go in
     /// the VM's state directory on the host (`console.sock`, `console.log`).
     public static func forZone(qemuPid: pid_t, stateDirectory: String, maxBytes: UInt64 = ConsoleRelay.defaultMaxBytes) -> ConsoleRelay {
-        ConsoleRelay(qemuSocket: "/proc/\(qemuPid)/root/run/vm/console.sock", listenSocket: "\(stateDirectory)/console.sock",
-                     logPath: "\(stateDirectory)/console.log", maxBytes: maxBytes)
+        var relay = ConsoleRelay(qemuSocket: QEMUJail.hostSocket(qemuPid: qemuPid, "console.sock"), listenSocket: "\(stateDirectory)/console.sock",
+                                 logPath: "\(stateDirectory)/console.log", maxBytes: maxBytes)
+        relay.eventsSocket = QEMUJail.hostSocket(qemuPid: qemuPid, "events.sock")
+        relay.exitFile = exitFile(stateDirectory: stateDirectory)
+        return relay
     }
+
+    /// Where a zone's relay says how its QEMU ended: one word, QEMU's SHUTDOWN reason
+    /// (guest-shutdown, guest-panic, ...) or `crashed` (docs/vm.md, "How a VM ends").
+    public static func exitFile(stateDirectory: String) -> String { "\(stateDirectory)/exit" }
 
     /// For a QEMU started directly (`QEMUProcess`, no zone): QEMU's socket in the run
     /// directory, the relay's beside it as `console-relay.sock`, the log at `consoleLogPath`.
@@ -56,6 +66,7 @@ public struct ConsoleRelay: Sendable, Equatable {
     /// lumos-init's argv for this relay.
     public func arguments(initBinary: String) -> [String] {
         [initBinary, "--console-relay", qemuSocket, listenSocket, logPath, String(maxBytes)]
+            + (eventsSocket.flatMap { s in exitFile.map { [s, $0] } } ?? [])
     }
 
     /// One-line errors for what the relay would refuse.

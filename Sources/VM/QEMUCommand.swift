@@ -43,6 +43,12 @@ public struct QEMUCommand: Sendable, Equatable {
         if vm.consoleLog { console += ",logfile=\(vm.consoleLogPath),logappend=on" }
         a += ["-chardev", console, "-serial", "chardev:console"]
         a += ["-chardev", "socket,id=qmp,path=\(vm.qmpSocket),server=on,wait=off", "-mon", "chardev=qmp,mode=control"]
+        // A second monitor for whoever watches events (the console relay: docs/vm.md, "How a
+        // VM ends"); a QMP socket serves one client at a time, and qmp.sock is vmadm's.
+        a += ["-chardev", "socket,id=events,path=\(vm.eventsSocket),server=on,wait=off", "-mon", "chardev=events,mode=control"]
+        // pvpanic: a guest kernel that panics says so (GUEST_PANICKED, then SHUTDOWN guest-panic),
+        // where it would otherwise hang or reboot unseen.
+        if vm.machine != .microvm { a += ["-device", "pvpanic"] }
 
         switch vm.vnc {
         case nil: a += ["-display", "none"]
@@ -126,7 +132,7 @@ public struct QEMUCommand: Sendable, Equatable {
         if vm.cpu.hasPrefix("host") && vm.accelerator != .kvm {
             throw LumosError.invalid("cpu_type host needs KVM; this VM runs under TCG: use qemu64 or max")
         }
-        for path in [vm.qmpSocket, vm.consoleSocket] + (vm.vnc == .unixSocket ? [vm.vncSocket] : []) where path.utf8.count > maxSocketPath {
+        for path in [vm.qmpSocket, vm.eventsSocket, vm.consoleSocket] + (vm.vnc == .unixSocket ? [vm.vncSocket] : []) where path.utf8.count > maxSocketPath {
             throw LumosError.invalid("run directory \(vm.runDirectory) is too long for a unix socket path (\(path.utf8.count) > \(maxSocketPath) bytes); use a shorter one")
         }
         if vm.runDirectory.contains(",") { throw LumosError.invalid("run directory \(vm.runDirectory): QEMU options cannot hold a ','") }

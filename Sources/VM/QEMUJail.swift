@@ -18,6 +18,12 @@ public enum QEMUJail {
     /// The VM's run directory inside the jail: QEMU creates qmp.sock and console.sock there;
     /// the host reaches them as /proc/<init pid>/root/run/vm/.
     public static let runDirectory = "/run/vm"
+
+    /// A socket QEMU made in `runDirectory`, as the host reaches it through the jail's root
+    /// (`/proc/PID/root/run/vm/NAME`: a short path, under sun_path's 108 bytes).
+    public static func hostSocket(qemuPid: pid_t, _ name: String) -> String {
+        "/proc/\(qemuPid)/root\(runDirectory)/\(name)"
+    }
     /// Changes whenever `populate` picks other files, so old jails get a new fingerprint.
     static let layoutVersion = "1"
 

@@ -26,7 +26,7 @@ public final class QEMUProcess {
             if !disk.readOnly && mode != O_RDWR { throw LumosError.invalid("disks[\(i)] is writable: open it O_RDWR") }
         }
         try Files.makeDirectories(vm.runDirectory, mode: 0o700)
-        for stale in [vm.qmpSocket, vm.consoleSocket] { Files.remove(stale) }
+        for stale in [vm.qmpSocket, vm.eventsSocket, vm.consoleSocket] { Files.remove(stale) }
         let logPath = "\(vm.runDirectory)/qemu.log"
         self.logPath = logPath
         let log = try sys("open", logPath) { open(logPath, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o600) }
@@ -110,7 +110,7 @@ public final class QEMUProcess {
 
     /// The verdict from what was observed: a "KVM internal error" line in QEMU's log wins (QEMU
     /// prints it, then sits paused in `internal-error`), then an exit, then the run state.
-    static func failure(log: String, exitStatus: Int32?, state: RunState?) -> String? {
+    public static func failure(log: String, exitStatus: Int32?, state: RunState?) -> String? {
         if let line = log.split(whereSeparator: \.isNewline).first(where: { $0.contains("KVM internal error") }) {
             return "QEMU: \(line)"
         }

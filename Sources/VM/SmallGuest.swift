@@ -51,7 +51,7 @@ public struct SmallGuest: Sendable, Equatable {
     /// Loaded in this order by the initramfs, after their dependencies. virtio_pci and
     /// virtio_mmio cover pc/q35 and microvm; ata_piix and virtio_scsi with sd_mod let the root
     /// be an ide or scsi disk too; button and evdev carry the ACPI power button to acpid.
-    public static let modules = ["virtio_pci", "virtio_mmio", "virtio_blk", "virtio_net", "virtio_scsi", "ata_piix", "sd_mod", "button", "evdev"]
+    public static let modules = ["virtio_pci", "virtio_mmio", "virtio_blk", "virtio_net", "virtio_scsi", "ata_piix", "sd_mod", "button", "evdev", "pvpanic_mmio"]
 
     /// Builds the guest into `directory` (created if missing): disk.raw, vmlinuz, initrd.img.
     public static func build(into directory: String, kernels: KernelCache = KernelCache(), diskMiB: Int = defaultDiskMiB, hostname: String = "lumos-guest") throws -> SmallGuest {

@@ -94,6 +94,8 @@ public struct VMDescription: Sendable, Equatable {
     }
 
     public var qmpSocket: String { "\(runDirectory)/qmp.sock" }
+    /// QMP for event watchers (see QEMUCommand).
+    public var eventsSocket: String { "\(runDirectory)/events.sock" }
     public var consoleSocket: String { "\(runDirectory)/console.sock" }
     public var consoleLogPath: String { "\(runDirectory)/console.log" }
     public var vncSocket: String { "\(runDirectory)/vnc.sock" }

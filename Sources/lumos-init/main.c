@@ -33,7 +33,7 @@
 // OOM killer's choice (a dead logger would make the init's next write raise SIGPIPE), and
 // exits when the last writer in the zone has gone.
 //
-//   lumos-init --console-relay QEMU_SOCKET LISTEN_SOCKET LOG_PATH MAX_BYTES
+//   lumos-init --console-relay QEMU_SOCKET LISTEN_SOCKET LOG_PATH MAX_BYTES [EVENTS_SOCKET EXIT_FILE]
 //
 // A kvm VM's serial console relay (docs/vm.md, "Console"), run on the host in the VM's
 // cgroups. QEMU stalls the guest's serial output while its console socket has a client that
@@ -47,6 +47,8 @@
 // it. Client input goes to QEMU (a client that types faster than the guest reads is simply
 // read more slowly). The relay exits 0 when QEMU closes its socket (QEMU has exited), and on
 // SIGTERM; it removes LISTEN_SOCKET either way. A poll() loop on static buffers, EINTR-safe.
+// With EVENTS_SOCKET (a second QMP monitor) it also watches QEMU's events and, when QEMU has
+// gone by itself, writes why to EXIT_FILE (qmp_watch.c); not when it is stopped by SIGTERM.
 #define _GNU_SOURCE
 #include <errno.h>
 #include <fcntl.h>
@@ -61,6 +63,8 @@
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
+
+#include "qmp_watch.h"
 
 static int open_log(const char *path, long long *size) {
     int fd = open(path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC | O_NOFOLLOW, 0600);
@@ -207,7 +211,8 @@ static void queue_put(struct queue *q, const char *p, size_t n) {
     q->len += n;
 }
 
-static int console_relay(const char *qemu_path, const char *listen_path, const char *log_path, const char *max_text) {
+static int console_relay(const char *qemu_path, const char *listen_path, const char *log_path, const char *max_text,
+                         const char *events_path, const char *exit_path) {
     long long max;
     if (parse_max("--console-relay", max_text, &max) < 0) return 2;
     struct sockaddr_un qemu_addr, listen_addr;
@@ -238,6 +243,10 @@ static int console_relay(const char *qemu_path, const char *listen_path, const c
         return 1;
     }
     fcntl(qemu, F_SETFL, fcntl(qemu, F_GETFL) | O_NONBLOCK);
+    static struct qmp_watch watch;
+    watch.fd = -1;
+    if (events_path && qmp_watch_connect(&watch, events_path) < 0)
+        fprintf(stderr, "lumos-init: --console-relay: cannot watch QEMU's events at %s: %s\n", events_path, strerror(errno));
 
     // Bound and listening under a temporary name, then renamed into place: whoever sees
     // LISTEN_SOCKET can connect to it.
@@ -264,16 +273,18 @@ static int console_relay(const char *qemu_path, const char *listen_path, const c
     static struct queue to_client, to_qemu;
     int client = -1, status = 0;
     while (!relay_stop) {
-        struct pollfd p[3];
+        struct pollfd p[4];
         p[0].fd = qemu;
         p[0].events = POLLIN | (to_qemu.len > 0 ? POLLOUT : 0);
         p[1].fd = listener;
         p[1].events = POLLIN;
-        p[2].fd = client;
+        p[2].fd = client;  // poll skips it while negative
         // Client input is read only while there is room for it on the way to QEMU.
         p[2].events = (to_qemu.len < sizeof to_qemu.data ? POLLIN : 0) | (to_client.len > 0 ? POLLOUT : 0);
-        p[0].revents = p[1].revents = p[2].revents = 0;
-        int r = poll(p, client >= 0 ? 3 : 2, -1);
+        p[3].fd = watch.fd;
+        p[3].events = POLLIN;
+        p[0].revents = p[1].revents = p[2].revents = p[3].revents = 0;
+        int r = poll(p, 4, -1);
         if (r < 0) {
             if (errno == EINTR) continue;
             perror("lumos-init: poll");
@@ -301,6 +312,10 @@ static int console_relay(const char *qemu_path, const char *listen_path, const c
         }
         if (p[0].revents & POLLOUT) {
             if (queue_flush(&to_qemu, qemu) < 0) break;
+        }
+        if (watch.fd >= 0 && (p[3].revents & (POLLIN | POLLHUP | POLLERR)) && qmp_watch_read(&watch) < 0) {
+            close(watch.fd);
+            watch.fd = -2;  // QEMU closed its monitor: it is exiting
         }
         if (p[1].revents & POLLIN) {
             int c = accept4(listener, NULL, NULL, SOCK_CLOEXEC | SOCK_NONBLOCK);
@@ -333,6 +348,15 @@ static int console_relay(const char *qemu_path, const char *listen_path, const c
             if (queue_flush(&to_client, client) < 0) { close(client); client = -1; to_client.len = 0; }
         }
     }
+    // QEMU may close the console before the monitor: take its last events (it is exiting, so
+    // the monitor closes within moments), then say how it ended.
+    for (int waited = 0; watch.fd >= 0 && !relay_stop && waited < 40; waited++) {
+        struct pollfd w = { .fd = watch.fd, .events = POLLIN };
+        if (poll(&w, 1, 50) > 0 && qmp_watch_read(&watch) < 0) { close(watch.fd); watch.fd = -2; }
+    }
+    if (watch.fd >= 0) close(watch.fd);
+    if (watch.fd != -1 && exit_path && !relay_stop && qmp_watch_finish(&watch, exit_path) < 0)
+        fprintf(stderr, "lumos-init: --console-relay: cannot write %s: %s\n", exit_path, strerror(errno));
     unlink(listen_path);
     if (client >= 0) close(client);
     close(listener);
@@ -381,8 +405,11 @@ int main(int argc, char **argv) {
         return console_log(argv[2], argv[3]);
     }
     if (argc >= 2 && strcmp(argv[1], "--console-relay") == 0) {
-        if (argc != 6) { fprintf(stderr, "usage: lumos-init --console-relay QEMU_SOCKET LISTEN_SOCKET LOG_PATH MAX_BYTES\n"); return 2; }
-        return console_relay(argv[2], argv[3], argv[4], argv[5]);
+        if (argc != 6 && argc != 8) {
+            fprintf(stderr, "usage: lumos-init --console-relay QEMU_SOCKET LISTEN_SOCKET LOG_PATH MAX_BYTES [EVENTS_SOCKET EXIT_FILE]\n");
+            return 2;
+        }
+        return console_relay(argv[2], argv[3], argv[4], argv[5], argc == 8 ? argv[6] : NULL, argc == 8 ? argv[7] : NULL);
     }
     sigset_t set;
     sigemptyset(&set);

@@ -104,6 +104,23 @@ struct ConsoleRelayTests {
 
     /// A client that types a command producing ~450 KB and never reads: the guest is not held
     /// up (its later output reaches the log) and the client loses output instead.
+    /// docs/vm.md, "How a VM ends": QEMU's SHUTDOWN reason, `crashed` without one, nothing when
+    /// the relay itself is told to stop.
+    @Test(arguments: ["quit", "kill", "term"]) func theRelaySaysHowQEMUEnded(_ ending: String) throws {
+        let g = try RelayedGuest("end-\(ending)", maxBytes: 1 << 20, watchEvents: true)
+        defer { g.stop() }
+        let exitFile = try #require(g.relay.exitFile)
+        #expect(try g.qemu.qmp().status().running)
+        switch ending {
+        case "quit": _ = try? g.qemu.qmp().execute("quit")
+        case "kill": g.qemu.kill()
+        default: #expect(kill(g.relayPid, SIGTERM) == 0)
+        }
+        #expect(g.relayExits(seconds: 10) == 0)
+        let verdict = (try? FD.readText(exitFile)) ?? "none"
+        #expect(verdict == ["quit": "host-qmp-quit\n", "kill": "crashed\n", "term": "none"][ending], "\(ending): \(verdict)")
+    }
+
     @Test func aClientThatNeverReadsDoesNotStallTheGuest() throws {
         let g = try RelayedGuest("stk", maxBytes: 1 << 20)
         defer { g.stop() }
@@ -146,7 +163,7 @@ final class RelayedGuest {
     private var disk: Int32
     private var relayReaped = false
 
-    init(_ tag: String, maxBytes: UInt64) throws {
+    init(_ tag: String, maxBytes: UInt64, watchEvents: Bool = false) throws {
         let scratch = try Scratch(tag)
         var ok = false
         defer { if !ok { scratch.remove() } }
@@ -158,7 +175,8 @@ final class RelayedGuest {
                                runDirectory: "\(scratch.path)/run", consoleLog: false)
         let qemu = try QEMUProcess(vm)
         defer { if !ok { qemu.kill() } }
-        let relay = ConsoleRelay.forVM(vm, maxBytes: maxBytes)
+        var relay = ConsoleRelay.forVM(vm, maxBytes: maxBytes)
+        if watchEvents { (relay.eventsSocket, relay.exitFile) = (vm.eventsSocket, "\(scratch.path)/exit") }
         let relayPid = try relay.spawn(initBinary: lumosInit)
         defer { if !ok { _ = kill(relayPid, SIGKILL); _ = Exec.wait(relayPid) } }
         try relay.waitUntilListening(pid: relayPid)

@@ -53,9 +53,10 @@ import Testing
         #expect(values(c.argv, "-chardev") == [
             "socket,id=console,path=/run/lumos/vm/abc/console.sock,server=on,wait=off,logfile=/run/lumos/vm/abc/console.log,logappend=on",
             "socket,id=qmp,path=/run/lumos/vm/abc/qmp.sock,server=on,wait=off",
+            "socket,id=events,path=/run/lumos/vm/abc/events.sock,server=on,wait=off",
         ])
         #expect(values(c.argv, "-serial") == ["chardev:console"])
-        #expect(values(c.argv, "-mon") == ["chardev=qmp,mode=control"])
+        #expect(values(c.argv, "-mon") == ["chardev=qmp,mode=control", "chardev=events,mode=control"])
         let quiet = try QEMUCommand.build(vm { $0.consoleLog = false })
         #expect(values(quiet.argv, "-chardev").first == "socket,id=console,path=/run/lumos/vm/abc/console.sock,server=on,wait=off")
     }
@@ -76,6 +77,7 @@ import Testing
         #expect(blockdevs[0] == "driver=raw,node-name=disk0,read-only=off,file.driver=file,file.filename=/dev/fdset/1")
         #expect(blockdevs[3] == "driver=raw,node-name=disk3,read-only=on,file.driver=file,file.filename=/dev/fdset/4")
         #expect(values(c.argv, "-device") == [
+            "pvpanic",
             "virtio-scsi-pci,id=scsi0",
             "virtio-blk-pci,drive=disk0,id=vd0,bootindex=1",
             "ide-hd,bus=ide.0,drive=disk1,id=vd1",
@@ -91,6 +93,7 @@ import Testing
             m.disks = (0..<4).map { VMDescription.Disk(descriptor: Int32(10 + $0), model: .ide, media: $0 == 3 ? .cdrom : .disk) }
         })
         #expect(values(c.argv, "-device") == [
+            "pvpanic",
             "ide-hd,bus=ide.0,unit=0,drive=disk0,id=vd0", "ide-hd,bus=ide.0,unit=1,drive=disk1,id=vd1",
             "ide-hd,bus=ide.1,unit=0,drive=disk2,id=vd2", "ide-cd,bus=ide.1,unit=1,drive=disk3,id=vd3",
         ])

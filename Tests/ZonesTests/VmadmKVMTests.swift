@@ -407,6 +407,47 @@ struct KVMGuestTests {
         #expect(!site.hostPingSoon("\(site.subnet).60", seconds: 3), "a spoofed MAC loses its traffic")
     }
 
+    @Test func aGuestThatPowersOffPanicsOrLosesItsQEMUShowsHowItEnded() throws {
+        let site = try Site()
+        defer { site.close() }
+        let vm = try site.createKVM(alias: "ends", image: try site.smallGuestImage(), ip: "\(site.subnet).80")
+        #expect(site.hostPingSoon("\(site.subnet).80", seconds: 60))
+        func settled(_ state: JSONValue) -> [String: JSONValue]? {
+            let deadline = Monotonic.now + 30
+            repeat {
+                if let got = try? site.get(vm), got["state"] == state { return got }
+                usleep(200_000)
+            } while Monotonic.now < deadline
+            return nil
+        }
+        // The guest powers itself off: QEMU exits, the VM is stopped, and says why.
+        _ = try site.guest(vm, "poweroff -f", expect: "never printed", seconds: 0)
+        let off = settled("stopped")
+        #expect(off?["lumos_state_reason"] == "the guest powered off", "\(String(describing: off))")
+
+        // A guest kernel panic (pvpanic tells QEMU) is a failure, not a silent reboot or hang.
+        try site.lumos(["vm", "start", vm])
+        #expect(site.hostPingSoon("\(site.subnet).80", seconds: 60))
+        _ = try site.guest(vm, "echo c > /proc/sysrq-trigger", expect: "never printed", seconds: 0)
+        let panicked = settled("failed")
+        #expect(panicked?["lumos_state_reason"] == "the guest kernel panicked", "\(String(describing: panicked)) \(site.consoleLog(vm).suffix(800))")
+
+        // QEMU killed under the VM (as a crash or the OOM killer would): failed, with the reason.
+        try site.lumos(["vm", "start", vm])
+        let pid = try #require(try site.get(vm)["pid"]?.intValue.map { Int32($0) })
+        #expect(kill(pid, SIGKILL) == 0)
+        let crashed = settled("failed")
+        #expect(crashed?["lumos_state_reason"]?.stringValue?.hasPrefix("QEMU exited without the guest shutting down") == true, "\(String(describing: crashed))")
+
+        // Starting again clears it; an operator's stop leaves no reason behind.
+        try site.lumos(["vm", "start", vm])
+        #expect(try site.get(vm)["state"] == "running")
+        #expect(try site.get(vm)["lumos_state_reason"] == nil)
+        try site.lumos(["vm", "stop", "-F", vm])
+        let stopped = try site.get(vm)
+        #expect(stopped["state"] == "stopped" && stopped["lumos_state_reason"] == nil, "\(stopped)")
+    }
+
     @Test func dataWrittenByTheGuestSurvivesStopStartAndRollback() throws {
         let site = try Site()
         defer { site.close() }

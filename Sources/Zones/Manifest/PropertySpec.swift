@@ -104,6 +104,10 @@ public struct VMFacts: Sendable {
     public var zonedid: Int64?
     /// A running kvm VM's accelerator and why it was chosen ("tcg (...)").
     public var accelerator: String?
+    /// The VM has failed (a kvm guest stopped on an error, panicked, or its QEMU crashed).
+    public var failed = false
+    /// Why it failed, or how it last ended (docs/vm.md, "How a VM ends").
+    public var stateReason: String?
 
     public init(manifest: Manifest, running: Bool = false, busy: Bool = false, hasDataset: Bool = true, dataset: String = "",
                 pool: String = "zones", zonepath: String? = nil, pid: Int32? = nil, bootTimestamp: String? = nil,

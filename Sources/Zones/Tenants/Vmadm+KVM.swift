@@ -33,9 +33,9 @@ extension Vmadm {
     func qemuLog(_ uuid: String) -> String { store.tenantDirectory(uuid) + "/qemu.log" }
     func acceleratorFile(_ uuid: String) -> String { store.tenantDirectory(uuid) + "/accelerator" }
 
-    /// QMP of a running VM, through its jail's root (a short path, under sun_path's 108 bytes).
+    /// QMP of a running VM, through its jail's root.
     public func qmpSocket(_ uuid: String) -> String? {
-        zones.initPid(uuid).map { "/proc/\($0)/root\(QEMUJail.runDirectory)/qmp.sock" }
+        zones.initPid(uuid).map { QEMUJail.hostSocket(qemuPid: $0, "qmp.sock") }
     }
 
     /// Where `vmadm console` attaches: the relay's socket (QEMU's own has one client, the relay).
@@ -160,6 +160,7 @@ extension Vmadm {
     /// an error with its last words).
     func bootKVM(_ m: Manifest) throws {
         let uuid = m.uuid
+        Files.remove(exitFile(uuid))  // how the last boot ended is no longer news
         var owned: [Int32] = []
         defer { for fd in owned { close(fd) } }
         var disks: [VMDescription.Disk] = []
@@ -232,7 +233,7 @@ extension Vmadm {
     /// Waits until QEMU answers QMP; when it exits first, says why from its log.
     func waitForQEMU(_ uuid: String, pid: pid_t, timeout: Double = 20) throws {
         let deadline = Monotonic.now + timeout
-        let socket = "/proc/\(pid)/root\(QEMUJail.runDirectory)/qmp.sock"
+        let socket = QEMUJail.hostSocket(qemuPid: pid, "qmp.sock")
         while Monotonic.now < deadline {
             if !zones.isRunning(uuid) { break }
             if let q = try? QMPClient(socketPath: socket, timeout: 0.2), (try? q.status()) != nil { return }
@@ -252,6 +253,38 @@ extension Vmadm {
             }
         }
         try zones.cleanup(uuid)
+        Files.remove(exitFile(uuid))  // stopped by its owner: no verdict to show
+    }
+
+    func exitFile(_ uuid: String) -> String { ConsoleRelay.exitFile(stateDirectory: store.tenantDirectory(uuid)) }
+
+    /// Whether a kvm VM has failed and why, or how it ended (docs/vm.md, "How a VM ends"): a
+    /// running QEMU's run state and log (a guest stopped on a KVM internal error or a panic sits
+    /// there "running" otherwise), a stopped one's verdict from its console relay.
+    func kvmHealth(_ uuid: String, running: Bool) -> (failed: Bool, reason: String?) {
+        if running {
+            let log = (try? FD.readText(qemuLog(uuid))) ?? ""
+            // A short timeout: QMP serves one client at a time, and a VM whose QMP another
+            // vmadm holds is not failed for that.
+            let state = qmpSocket(uuid).flatMap { try? QMPClient(socketPath: $0, timeout: 0.5) }.flatMap { try? $0.status() }
+            let why = QEMUProcess.failure(log: log, exitStatus: nil, state: state)
+            return (why != nil, why)
+        }
+        guard let word = try? FD.readText(exitFile(uuid)).trimmingCharacters(in: .whitespacesAndNewlines), !word.isEmpty else {
+            return (false, nil)
+        }
+        return Self.exitVerdict(word)
+    }
+
+    /// The console relay's one word (QEMU's SHUTDOWN reason, or `crashed`) as the owner reads it.
+    static func exitVerdict(_ word: String) -> (failed: Bool, reason: String) {
+        switch word {
+        case "guest-shutdown": return (false, "the guest powered off")
+        case "guest-panic": return (true, "the guest kernel panicked")
+        case "crashed": return (true, "QEMU exited without the guest shutting down (it crashed or was killed)")
+        case "host-signal": return (false, "QEMU was ended by a signal")
+        default: return (false, "QEMU ended (\(word))")
+        }
     }
 
     /// The accelerator the running VM was started with, and why (for get and info).
