@@ -86,13 +86,10 @@ struct VolumeDatasetTests {
         try writeAt(try ds.volumeFile(v), 0, data)
         try ds.snapshot(v + "@s")
         let before = freeBytes(s.pool.mountpoint)
-        let t0 = Monotonic.now
         try ds.clone(v + "@s", to: ds.dataset("clone"))
         try ds.copy(v + "@s", to: ds.dataset("copy"))
-        let took = Monotonic.now - t0
         let used = before - freeBytes(s.pool.mountpoint)
         #expect(used < 8 << 20, "clone and copy of a 48 MiB volume took \(used) bytes of the pool")
-        #expect(took < 2, "clone and copy took \(took) s")
         let cloneFile = try ds.volumeFile(ds.dataset("clone"))
         let extents = try Exec.run(["filefrag", "-v", cloneFile]).stdout
         #expect(extents.contains("shared"), "the clone's extents are shared with the snapshot: \(extents.prefix(600))")

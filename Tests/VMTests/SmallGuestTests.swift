@@ -47,12 +47,9 @@ struct SmallGuestTests {
         let first = try cache.cloudKernel()
         var a = stat(), b = stat()
         #expect(stat(first.bzImage, &a) == 0)
-        let t0 = Monotonic.now
         let second = try cache.cloudKernel()
-        let elapsed = Monotonic.now - t0
         #expect(second == first)
         #expect(stat(second.bzImage, &b) == 0 && a.st_ino == b.st_ino && a.st_mtim.tv_nsec == b.st_mtim.tv_nsec)
-        #expect(elapsed < 5, "a cached kernel took \(elapsed) s")
     }
 
     @Test func badInput() throws {
