@@ -4,7 +4,11 @@ import LumosCore
 /// `imgadm build debian [--suite bookworm]`: debootstrap --variant=minbase from the Debian
 /// mirror the host already uses (apt's sources), so no other image server is needed.
 public enum DebianImage {
-    public static func build(into rootfs: String, suite: String, mirror: String, progress: Bool) throws {
+    /// `include`: more packages for debootstrap's --include (with their dependencies).
+    public static func build(into rootfs: String, suite: String, mirror: String, include: [String] = [], progress: Bool) throws {
+        if let bad = include.first(where: { $0.isEmpty || !$0.allSatisfy { $0.isASCII && ($0.isLowercase || $0.isNumber || "+-.".contains($0)) } }) {
+            throw LumosError.invalid("package name \"\(bad)\": Debian package names are lower-case letters, digits and + - .")
+        }
         guard Exec.which("debootstrap") != nil else {
             throw LumosError.notFound("debootstrap is missing; apt-get install debootstrap")
         }
@@ -13,8 +17,8 @@ public enum DebianImage {
         // namespace of its own, debootstrap gets a bind mount of the target with both allowed;
         // it vanishes with the process, so a killed build leaves no mount behind.
         let argv = ["unshare", "--mount", "--propagation", "private", "sh", "-c",
-                    "mount --bind \"$1\" \"$1\" && mount -o remount,bind,exec,dev,nosuid \"$1\" && exec debootstrap --variant=minbase \"$2\" \"$1\" \"$3\"",
-                    "debootstrap", rootfs, suite, mirror]
+                    "mount --bind \"$1\" \"$1\" && mount -o remount,bind,exec,dev,nosuid \"$1\" && exec debootstrap --variant=minbase $4 \"$2\" \"$1\" \"$3\"",
+                    "debootstrap", rootfs, suite, mirror, include.isEmpty ? "" : "--include=" + include.joined(separator: ",")]
         if progress {
             // debootstrap prints its own I: lines; show them on a terminal.
             let pid = try Exec.spawn(argv, stdout: .fd(2), stderr: .inherit)

@@ -49,15 +49,7 @@ public enum SmallGuestImage {
         if hostname.isEmpty || !hostname.allSatisfy({ $0.isASCII && ($0.isLetter || $0.isNumber || $0 == "-") }) {
             throw LumosError.invalid("hostname \"\(hostname)\": use letters, digits and '-'")
         }
-        let tools = ["mkfs.ext4": "e2fsprogs", "mkfs.fat": "dosfstools", "mcopy": "mtools", "syslinux": "syslinux", "modinfo": "kmod"]
-        for (tool, package) in tools.sorted(by: { $0.key < $1.key }) where Exec.which(tool) == nil {
-            throw LumosError.notFound("\(tool) is missing; apt-get install \(package) (scripts/install-deps.sh)")
-        }
-        guard let mbrPath = mbrCandidates.first(where: Files.exists) else {
-            throw LumosError.notFound("syslinux's mbr.bin is missing; apt-get install syslinux-common (scripts/install-deps.sh)")
-        }
-        let mbrCode = try FD.readFile(mbrPath)
-        guard mbrCode.count >= 440 else { throw LumosError.invalid("\(mbrPath) is \(mbrCode.count) bytes, not an MBR boot code") }
+        try checkTools(["modinfo": "kmod"])
         let kernel = try kernels.cloudKernel()
 
         let stage = "\(path).stage-\(getpid())"
@@ -67,7 +59,29 @@ public enum SmallGuestImage {
         try Files.writeAtomically(stage + "/boot/initrd.img", try SmallGuest.initramfs(kernel: kernel))
         try Files.writeAtomically(stage + "/boot/syslinux.cfg", syslinuxConfig(commandLine: SmallGuest.defaultCommandLine))
         try Files.writeAtomically(stage + "/root/boot/cmdline", SmallGuest.defaultCommandLine + "\n")
+        try writeDisk(at: path, imageMiB: imageMiB, kernel: kernel.bzImage, initrd: stage + "/boot/initrd.img",
+                      config: stage + "/boot/syslinux.cfg", root: stage + "/root", rootLabel: SmallGuest.rootLabel, what: "the small guest image")
+        return kernel.release
+    }
 
+    static func checkTools(_ more: [String: String] = [:]) throws {
+        let tools = ["mkfs.ext4": "e2fsprogs", "mkfs.fat": "dosfstools", "mcopy": "mtools", "syslinux": "syslinux"].merging(more) { a, _ in a }
+        for (tool, package) in tools.sorted(by: { $0.key < $1.key }) where Exec.which(tool) == nil {
+            throw LumosError.notFound("\(tool) is missing; apt-get install \(package) (scripts/install-deps.sh)")
+        }
+        guard mbrCandidates.contains(where: Files.exists) else {
+            throw LumosError.notFound("syslinux's mbr.bin is missing; apt-get install syslinux-common (scripts/install-deps.sh)")
+        }
+    }
+
+    /// The disk layout above, from a kernel, an initramfs, a syslinux.cfg and a root tree: a new
+    /// sparse file of `imageMiB` MiB at `path`, removed again when anything fails.
+    static func writeDisk(at path: String, imageMiB: Int, kernel: String, initrd: String, config: String,
+                          root: String, rootLabel: String, what: String) throws {
+        try checkTools()
+        guard let mbrPath = mbrCandidates.first(where: Files.exists) else { throw LumosError.notFound("syslinux's mbr.bin is missing") }
+        let mbrCode = try FD.readFile(mbrPath)
+        guard mbrCode.count >= 440 else { throw LumosError.invalid("\(mbrPath) is \(mbrCode.count) bytes, not an MBR boot code") }
         Files.remove(path)
         let fd = try sys("open", path) { open(path, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0o600) }
         var ok = false
@@ -84,14 +98,14 @@ public enum SmallGuestImage {
             try Exec.run(["mkfs.fat", "-F", "16", "-n", "LUMOSBOOT", "--offset=\(bootStart)", "-h", "\(bootStart)",
                           path, "\(bootSectors / 2)"])
             let fat = "\(path)@@\(bootOffset)"
-            try Exec.run(["mcopy", "-i", fat, kernel.bzImage, "::vmlinuz"])
-            try Exec.run(["mcopy", "-i", fat, stage + "/boot/initrd.img", "::initrd.img"])
-            try Exec.run(["mcopy", "-i", fat, stage + "/boot/syslinux.cfg", "::syslinux.cfg"])
+            try Exec.run(["mcopy", "-i", fat, kernel, "::vmlinuz"])
+            try Exec.run(["mcopy", "-i", fat, initrd, "::initrd.img"])
+            try Exec.run(["mcopy", "-i", fat, config, "::syslinux.cfg"])
             try Exec.run(["syslinux", "--install", "--offset", "\(bootOffset)", path])
-            try Exec.run(["mkfs.ext4", "-q", "-F", "-L", SmallGuest.rootLabel,
-                          "-E", "offset=\(rootStart * 512),root_owner=0:0", "-d", stage + "/root", path, "\(rootSectors / 2)k"])
+            try Exec.run(["mkfs.ext4", "-q", "-F", "-L", rootLabel,
+                          "-E", "offset=\(rootStart * 512),root_owner=0:0", "-d", root, path, "\(rootSectors / 2)k"])
         } catch {
-            throw LumosError.failed("writing the small guest image \(path): \(oneLine(error))")
+            throw LumosError.failed("writing \(what) \(path): \(oneLine(error))")
         }
         // Last, so nothing above can overwrite it: boot code, a disk signature, the table.
         var sector = [UInt8](repeating: 0, count: 512)
@@ -105,7 +119,6 @@ public enum SmallGuestImage {
         let written = sector.withUnsafeBytes { pwrite(fd, $0.baseAddress, 512, 0) }
         guard written == 512, fsync(fd) == 0 else { throw Errno(errno, "write", path) }
         ok = true
-        return kernel.release
     }
 
     /// A DOS partition table entry (LBA only: the CHS fields say "beyond CHS", as for any

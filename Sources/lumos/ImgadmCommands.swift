@@ -123,7 +123,7 @@ struct ImgadmCommand: ParsableCommand {
 
     struct Build: ParsableCommand {
         static let configuration = CommandConfiguration(abstract: "Build an image locally, no image server needed.",
-                                                        subcommands: [Busybox.self, Debian.self, SmallGuestBuild.self])
+                                                        subcommands: [Busybox.self, Debian.self, SmallGuestBuild.self, DebianGuestBuild.self])
 
         struct Busybox: ParsableCommand {
             static let configuration = CommandConfiguration(abstract: "A tiny image from Debian's busybox-static (seconds).")
@@ -155,6 +155,27 @@ struct ImgadmCommand: ParsableCommand {
                 let store = try openImages(global.stateRoot)
                 let m = try SmallGuestImage.install(into: store, name: name, version: version, imageMiB: size,
                                                     keepFilesIn: o, progress: isatty(2) == 1)
+                print("Imported image \(m.uuid) (\(m.name)@\(m.version), zvol of \(m.imageSizeMiB ?? 0) MiB)")
+            }
+        }
+
+        /// A full Debian kvm guest as a zvol image (docs/vm.md, "The Debian guest").
+        struct DebianGuestBuild: ParsableCommand {
+            static let configuration = CommandConfiguration(
+                commandName: "debian-guest",
+                abstract: "A full Debian kvm guest (cloud kernel, systemd, DHCP) as a zvol image that boots from its disk.")
+            @OptionGroup var global: GlobalOptions
+            @Option(name: .long, help: "Debian suite.") var suite = "bookworm"
+            @Option(name: .long, help: "Mirror URL (default: the host's, from /etc/apt).") var mirror: String?
+            @Option(name: .long, help: "Image name (default: debian-SUITE-guest).") var name: String?
+            @Option(name: .long, help: "Image version (default: today, YYYYMMDD).") var version: String?
+            @Option(name: .long, help: "Disk size in MiB (image_size).") var size = DebianGuestImage.defaultImageMiB
+            @Option(name: .short, help: "Also keep the manifest and file in this directory.") var o: String?
+            func run() throws {
+                let store = try openImages(global.stateRoot)
+                let url = try mirror ?? AptSources.debianMirror()
+                let m = try DebianGuestImage.install(into: store, suite: suite, mirror: url, name: name, version: version,
+                                                     imageMiB: size, keepFilesIn: o, progress: isatty(2) == 1)
                 print("Imported image \(m.uuid) (\(m.name)@\(m.version), zvol of \(m.imageSizeMiB ?? 0) MiB)")
             }
         }
