@@ -15,6 +15,8 @@ public struct TraceOptions: Sendable {
     public var destructive = false
     /// Print each record's CPU/ID/FUNCTION:NAME columns (off under -q).
     public var flowIndent = false
+    /// The command as invoked, prefixing notices (drops, errors): "dtrace" or "lumos trace".
+    public var programName = "dtrace"
 
     public init() {}
 

@@ -160,7 +160,7 @@ public final class TraceSession {
             let counts = perCPU.map { UInt64(bitPattern: AggregationDecoder.int($0, 0)) }
             let before = dropsSeen[index].count == counts.count ? dropsSeen[index] : [UInt64](repeating: 0, count: counts.count)
             for (cpu, (now, then)) in zip(counts, before).enumerated() where now > then {
-                notice += "dtrace: \(now - then) \(index == 1 ? "aggregation " : "")drops on CPU \(cpu)\n"
+                notice += "\(options.programName): \(now - then) \(index == 1 ? "aggregation " : "")drops on CPU \(cpu)\n"
                 if index == 0 { drops.records += now - then } else { drops.aggregations += now - then }
             }
             dropsSeen[index] = counts
@@ -268,7 +268,7 @@ public final class TraceSession {
         let action = script.actions[id]
         let address = record.loadUnaligned(fromByteOffset: Layout.recordHeader, as: UInt64.self)
         let name = probeID < script.probes.count ? script.probes[probeID].fullName : "?"
-        let message = "dtrace: error on enabled probe ID \(probeID + 1) (ID \(probeID + 1): \(name)): \(action.format) (0x\(String(address, radix: 16))) in action #\(action.actionNumber) at DIF offset 0\n"
+        let message = "\(options.programName): error on enabled probe ID \(probeID + 1) (ID \(probeID + 1): \(name)): \(action.format) (0x\(String(address, radix: 16))) in action #\(action.actionNumber) at DIF offset 0\n"
         FD.writeAll(2, Array(message.utf8))
         // DTRACEFLT_BADADDR is 1.
         pendingErrorRuns.append([0, UInt64(probeID + 1), UInt64(action.actionNumber), 0, 1, address])
