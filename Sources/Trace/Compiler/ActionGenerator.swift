@@ -213,6 +213,7 @@ extension ClauseGenerator {
             guard args.count == 1 else { throw DCompileError(.type, "exit( ) takes one argument", at: loc) }
             let id = compiler.addAction(ActionSpec(kind: .exit, format: "", argumentTypes: [.int64], aggregation: nil, location: loc))
             try emitRecord(kind: .exit, id: id, args: args, at: loc)
+            try markStopped(loc)
             // Nothing after exit() runs in DTrace's clause either.
             asm.jump(exitLabel)
         case "printa", "clear", "trunc", "normalize", "denormalize":

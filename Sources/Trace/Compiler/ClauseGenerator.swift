@@ -62,6 +62,7 @@ struct ClauseGenerator {
     mutating func generate(_ clause: Clause) throws(DCompileError) -> [BPFInstruction] {
         asm.currentLine = clause.location.line
         asm.mov(.r6, .r1)
+        try stoppedCheck(clause.location)
         // Globals are looked up once; programs that do not use them skip this (patched below).
         let globalsStart = asm.instructions.count
         let keySlot = try alloc(8, at: clause.location)
@@ -135,6 +136,37 @@ struct ClauseGenerator {
             let off = try alloc(t.storageSize, at: rhs.location)
             locals[name] = (off, t)
         }
+    }
+
+    /// Once exit() ran (or the session is ending), a probe does nothing: END sees the
+    /// aggregations as they were when tracing stopped. BEGIN, END and ERROR always run.
+    mutating func stoppedCheck(_ loc: SourceLocation) throws(DCompileError) {
+        guard compiler.usesExit else { return }
+        switch probe.attach {
+        case .begin, .end, .error: return
+        default: break
+        }
+        let slot = try alloc(8, at: loc)
+        asm.store(.r10, offset: slot, imm: 0)
+        asm.loadMap(.r1, map: compiler.stateMap)
+        framePointer(.r2, slot)
+        asm.call(.mapLookupElem)
+        asm.jump(.jeq, .r0, imm: 0, exitLabel)
+        asm.load(.r0, .r0, offset: 0)
+        asm.jump(.jne, .r0, imm: 0, exitLabel)
+    }
+
+    /// Sets dt_state[0]: no probe runs its clauses from now on.
+    mutating func markStopped(_ loc: SourceLocation) throws(DCompileError) {
+        let slot = try alloc(8, at: loc)
+        asm.store(.r10, offset: slot, imm: 0)
+        asm.loadMap(.r1, map: compiler.stateMap)
+        framePointer(.r2, slot)
+        asm.call(.mapLookupElem)
+        let skip = asm.newLabel()
+        asm.jump(.jeq, .r0, imm: 0, skip)
+        asm.store(.r0, offset: 0, imm: 1)
+        asm.bind(skip)
     }
 
     /// Under a syscall group attached to raw_syscalls, only the matched numbers pass.
