@@ -22,6 +22,26 @@ import Testing
         #expect(names.values.contains("pg_parse_query") && names.values.contains("PortalRun"))
     }
 
+    /// The byte parser of /proc/PID/maps agrees with the line-splitting one and with stat(2).
+    @Test func mapsParsedAsBytes() throws {
+        let text = """
+            55d0c0a00000-55d0c0a2c000 r--p 00000000 fd:01 1835023                    /usr/bin/bash
+            55d0c0a2c000-55d0c0b0b000 r-xp 0002c000 fd:01 1835023                    /usr/bin/bash
+            7f1c2c028000-7f1c2c1bd000 r-xp 00028000 103:02 393219                    /usr/lib/x86_64-linux-gnu/libc.so.6
+            7f1c2c200000-7f1c2c201000 r-xp 00000000 00:00 0                          [vdso]
+            7f1c2c300000-7f1c2c301000 r-xp 00000000 08:01 77                         /tmp/gone (deleted)
+            7f1c2c400000-7f1c2c401000 rw-p 00000000 08:01 78                         /tmp/data
+
+            """
+        let ids = ProcessMaps.parseMappedFileIDs(Array(text.utf8))
+        #expect(ids.map(\.path) == ["/usr/bin/bash", "/usr/lib/x86_64-linux-gnu/libc.so.6"])
+        #expect(ids[0].id == FileID(device: FileID.makedev(0xfd, 1), inode: 1835023))
+        #expect(ids[1].id == FileID(device: FileID.makedev(0x103, 2), inode: 393219))
+        let mine = ProcessMaps.mappedFileIDs(pid: getpid())
+        #expect(mine.map(\.path) == ProcessMaps.mappedFiles(pid: getpid()))
+        for f in mine { #expect(FileID(path: f.path) == f.id, "\(f.path)") }
+    }
+
     @Test(.enabled(if: canRunPostgres, "needs root, PostgreSQL and its user"))
     func eachFileReadOnceForAllClausesAndProcesses() throws {
         let pg = try PostgresCluster("discovery")

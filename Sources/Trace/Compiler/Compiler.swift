@@ -23,6 +23,11 @@ public final class DCompiler {
     /// runtime before END, and tested first by every probe's program when the script can
     /// exit, so nothing changes what END prints (docs/trace.md).
     let stateMap: Int
+    /// Per-CPU scratch space for strings, keys and records (ClauseGenerator.alloc).
+    let scratchMap: Int
+    /// strsize: the most bytes (with the NUL) a string read from memory keeps, at most
+    /// Layout.stringSize.
+    public var stringLimit = Layout.stringSize
     var usesExit = false
     var globalsMap = -1
     var zeroMap = -1
@@ -39,7 +44,7 @@ public final class DCompiler {
     }()
     /// Options: bufsize etc. do not change code; these do.
     public var destructiveAllowed = false
-    public var aggregationEntries = 4096
+    public var aggregationEntries = 16384
     public var ringBufferBytes = 4 << 20
 
     /// Names by number, read only by programs that need them (probefunc of a multi-syscall probe).
@@ -66,6 +71,8 @@ public final class DCompiler {
         maps.append(MapSpec(name: "dt_drops", kind: .perCPUArray, keySize: 4, valueSize: 8, maxEntries: 2))
         stateMap = 2
         maps.append(MapSpec(name: "dt_state", kind: .array, keySize: 4, valueSize: 8, maxEntries: 1))
+        scratchMap = 3
+        maps.append(MapSpec(name: "dt_scratch", kind: .perCPUArray, keySize: 4, valueSize: ClauseGenerator.scratchSize, maxEntries: 1))
     }
 
     func addMap(_ spec: MapSpec) -> Int {

@@ -135,25 +135,72 @@ public enum ProcessMaps {
     }
 
     /// Distinct files mapped executable with the device and inode /proc/PID/maps gives for
-    /// them (the identity USDTDiscovery caches by, without a stat(2) per mapping).
-    public static func mappedFileIDs(pid: Int32) -> [(path: String, id: FileID)] {
-        guard let text = TextFile.read("/proc/\(pid)/maps") else { return [] }
-        return parseMappedFileIDs(text)
+    /// them (the identity USDTDiscovery caches by, without a stat(2) per mapping). Parsed as
+    /// bytes: a path becomes a String only for ids `wanted` accepts (the host scan of every
+    /// process spent most of its time in String splitting otherwise).
+    public static func mappedFileIDs(pid: Int32, wanted: (FileID) -> Bool = { _ in true }) -> [(path: String, id: FileID)] {
+        guard let bytes = readProc("/proc/\(pid)/maps") else { return [] }
+        return parseMappedFileIDs(bytes, wanted: wanted)
     }
 
-    static func parseMappedFileIDs(_ text: String) -> [(path: String, id: FileID)] {
+    /// A /proc file's bytes (its size is 0 in stat, so read until end of file).
+    static func readProc(_ path: String) -> [UInt8]? {
+        let fd = open(path, O_RDONLY | O_CLOEXEC)
+        if fd < 0 { return nil }
+        defer { close(fd) }
+        var out: [UInt8] = []
+        var chunk = [UInt8](repeating: 0, count: 65536)
+        while true {
+            let n = chunk.withUnsafeMutableBytes { read(fd, $0.baseAddress, $0.count) }
+            if n < 0 { if errno == EINTR { continue }; return out.isEmpty ? nil : out }
+            if n == 0 { return out }
+            out.append(contentsOf: chunk[0..<n])
+        }
+    }
+
+    static func parseMappedFileIDs(_ b: [UInt8], wanted: (FileID) -> Bool = { _ in true }) -> [(path: String, id: FileID)] {
         var seen = Set<FileID>()
         var out: [(path: String, id: FileID)] = []
-        for line in text.split(separator: "\n") {
-            let f = line.split(separator: " ", maxSplits: 5, omittingEmptySubsequences: true)
-            guard f.count == 6, f[1].contains("x") else { continue }
-            let path = String(f[5]).trimmingWhitespace()
-            guard path.hasPrefix("/"), !path.hasSuffix(" (deleted)") else { continue }
-            let dev = f[3].split(separator: ":")
-            guard dev.count == 2, let major = UInt64(dev[0], radix: 16), let minor = UInt64(dev[1], radix: 16),
-                  let inode = UInt64(f[4]), inode != 0 else { continue }
+        let space = UInt8(ascii: " "), newline = UInt8(ascii: "\n")
+        let n = b.count
+        var i = 0
+        func hex(_ c: UInt8) -> UInt64? {
+            switch c {
+            case UInt8(ascii: "0")...UInt8(ascii: "9"): return UInt64(c - UInt8(ascii: "0"))
+            case UInt8(ascii: "a")...UInt8(ascii: "f"): return UInt64(c - UInt8(ascii: "a") + 10)
+            default: return nil
+            }
+        }
+        while i < n {
+            var end = i
+            while end < n && b[end] != newline { end += 1 }
+            defer { i = end + 1 }
+            // address perms offset dev inode path
+            var j = i
+            while j < end && b[j] != space { j += 1 }          // address
+            j += 1
+            guard j + 4 <= end, b[j + 2] == UInt8(ascii: "x") else { continue }
+            j += 4
+            while j < end && b[j] == space { j += 1 }
+            while j < end && b[j] != space { j += 1 }          // offset
+            while j < end && b[j] == space { j += 1 }
+            var major: UInt64 = 0, minor: UInt64 = 0
+            while j < end, let h = hex(b[j]) { major = major << 4 | h; j += 1 }
+            guard j < end, b[j] == UInt8(ascii: ":") else { continue }
+            j += 1
+            while j < end, let h = hex(b[j]) { minor = minor << 4 | h; j += 1 }
+            while j < end && b[j] == space { j += 1 }
+            var inode: UInt64 = 0
+            while j < end, b[j] >= UInt8(ascii: "0"), b[j] <= UInt8(ascii: "9") { inode = inode * 10 + UInt64(b[j] - UInt8(ascii: "0")); j += 1 }
+            while j < end && b[j] == space { j += 1 }
+            guard inode != 0, j < end, b[j] == UInt8(ascii: "/") else { continue }
             let id = FileID(device: FileID.makedev(major, minor), inode: inode)
-            if seen.insert(id).inserted { out.append((path, id)) }
+            guard !seen.contains(id) else { continue }
+            seen.insert(id)
+            guard wanted(id) else { continue }
+            let path = String(decoding: b[j..<end], as: UTF8.self)
+            if path.hasSuffix(" (deleted)") { continue }
+            out.append((path, id))
         }
         return out
     }
@@ -302,7 +349,7 @@ public final class USDTDiscovery: @unchecked Sendable {
         var seen = Set<FileID>()
         for name in Files.list("/proc") {
             guard let pid = Int32(name) else { continue }
-            for f in ProcessMaps.mappedFileIDs(pid: pid) where seen.insert(f.id).inserted {
+            for f in ProcessMaps.mappedFileIDs(pid: pid, wanted: { !seen.contains($0) }) where seen.insert(f.id).inserted {
                 lock.locked {
                     let known = files[f.id]
                     if let k = known, k.probes.isEmpty { return }

@@ -72,6 +72,7 @@ public enum DTrace {
         let compiler = DCompiler(catalog: catalog, syscallNumbers: catalog.syscallNumbers, ringBufferBytes: options.bufferSize)
         compiler.destructiveAllowed = options.destructive
         compiler.aggregationEntries = options.aggregationEntries
+        compiler.stringLimit = options.stringSize
         let script: CompiledScript
         do {
             script = try compiler.compile(merged)
