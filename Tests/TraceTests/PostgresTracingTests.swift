@@ -3,14 +3,6 @@ import LumosCore
 import Testing
 @testable import Trace
 
-/// Debian's PostgreSQL server binary, whose stapsdt notes carry the `postgresql` provider.
-let postgresBin: String? = {
-    guard let version = Files.list("/usr/lib/postgresql").sorted().last else { return nil }
-    let bin = "/usr/lib/postgresql/\(version)/bin"
-    return Files.exists("\(bin)/postgres") && Files.exists("\(bin)/pgbench") ? bin : nil
-}()
-let hasPostgresUser = getpwnam("postgres") != nil
-
 @Suite(.serialized) struct PostgresTracingTests {
     /// A private PostgreSQL cluster (unix socket only) under pgbench: `postgresql*:::`
     /// probes found in the running server binary, self-> timing from query-start to

@@ -8,7 +8,7 @@ extension ClauseGenerator {
         switch f {
         case "copyinstr":
             guard args.count == 1 || args.count == 2 else { throw typeError("copyinstr( ) takes an address and an optional length", e) }
-            var limit = Layout.stringSize
+            var limit = compiler.stringLimit
             if args.count == 2 {
                 guard let n = compiler.constantValue(args[1]), n >= 0 else { throw typeError("copyinstr( ) length must be a constant", e) }
                 limit = min(limit, Int(n) + 1)
@@ -17,7 +17,7 @@ extension ClauseGenerator {
             let address = try spill(e)
             let d = try stringBuffer(dest, e)
             zero(d, Layout.stringSize)
-            asm.load(.r3, .r10, offset: address)
+            fload(.r3, address)
             framePointer(.r1, d)
             asm.mov(.r2, imm: Int64(limit))
             asm.call(.probeReadUserStr)
@@ -29,7 +29,7 @@ extension ClauseGenerator {
             return .string(d)
         case "strjoin":
             guard args.count == 2 else { throw typeError("strjoin( ) takes two strings", e) }
-            // The result is built in a 128-byte area so the second string can be copied at a
+            // The result is built in a double-size area so the second string can be copied at a
             // variable offset (the length of the first) without leaving it; then truncated.
             let mark = stackUsed
             let area = try alloc(2 * Layout.stringSize, at: e.location)
@@ -39,7 +39,7 @@ extension ClauseGenerator {
             let measured = asm.newLabel()
             asm.mov(.r0, imm: 0)
             for i in 0..<(Layout.stringSize - 1) {
-                asm.load(.r1, .r10, offset: area + i, size: 1)
+                fload(.r1, area + i, size: 1)
                 asm.jump(.jeq, .r1, imm: 0, measured)
                 asm.alu(.add, .r0, imm: 1)
             }
@@ -50,7 +50,7 @@ extension ClauseGenerator {
             asm.alu(.sub, .r2, .r0)
             framePointer(.r3, second)
             asm.call(.probeReadKernelStr)
-            asm.store(.r10, offset: area + Layout.stringSize - 1, imm: 0, size: 1)
+            fstore(area + Layout.stringSize - 1, imm: 0, size: 1)
             if let dest {
                 copy(from: area, to: dest, Layout.stringSize)
                 // The work area is dead once copied out: later code may reuse it.
@@ -86,7 +86,7 @@ extension ClauseGenerator {
                 asm.mov(.r2, .r1)
                 asm.alu(.mod, .r2, imm: 10)
                 asm.alu(.add, .r2, imm: 48)
-                asm.store(.r10, offset: area + 23 - i, .r2, size: 1)
+                fstore(area + 23 - i, .r2, size: 1)
                 asm.alu(.div, .r1, imm: 10)
             }
             let end20 = asm.newLabel()
@@ -97,14 +97,15 @@ extension ClauseGenerator {
                 asm.mov(.r3, imm: Int64(24 - digits))
                 let unsigned = asm.newLabel()
                 asm.jump(.jeq, .r5, imm: 0, unsigned)
-                asm.store(.r10, offset: area + 23 - digits, imm: Int32(UInt8(ascii: "-")), size: 1)
+                fstore(area + 23 - digits, imm: Int32(UInt8(ascii: "-")), size: 1)
                 asm.alu(.sub, .r3, imm: 1)
                 asm.bind(unsigned)
                 asm.jump(copy)
             }
             asm.bind(copy)
-            asm.alu(.add, .r3, .r10)
-            asm.alu(.add, .r3, imm: Int32(area))
+            let (areaBase, areaOffset) = frame(area)
+            asm.alu(.add, .r3, areaBase)
+            asm.alu(.add, .r3, imm: Int32(areaOffset))
             framePointer(.r1, d)
             asm.mov(.r2, imm: Int64(Layout.stringSize))
             asm.call(.probeReadKernelStr)
@@ -116,24 +117,29 @@ extension ClauseGenerator {
             let src = try stringExpr(args[0])
             let d = try stringBuffer(dest, e)
             zero(d, Layout.stringSize)
-            // R4 = index of the last '/', -1 when none (scan stops at the NUL).
-            let scanned = asm.newLabel()
+            // R4 = index of the last '/', -1 when none. Without branches (a branch per byte
+            // makes the verifier walk a path per slash position, too many at 256 bytes): the
+            // string is zero-padded, so bytes past the NUL are never slashes, and per byte
+            // R1 = (c ^ '/') - 1 >> 63 is 1 for a slash, and R4 += R1 * (i - R4).
             asm.mov(.r4, imm: -1)
             for i in 0..<(Layout.stringSize - 1) {
-                let notSlash = asm.newLabel()
-                asm.load(.r1, .r10, offset: src + i, size: 1)
-                asm.jump(.jeq, .r1, imm: 0, scanned)
-                asm.jump(.jne, .r1, imm: Int32(UInt8(ascii: "/")), notSlash)
-                asm.mov(.r4, imm: Int64(i))
-                asm.bind(notSlash)
+                fload(.r1, src + i, size: 1)
+                asm.alu(.xor, .r1, imm: Int32(UInt8(ascii: "/")))
+                asm.alu(.sub, .r1, imm: 1)
+                asm.alu(.rsh, .r1, imm: 63)
+                asm.mov(.r2, imm: Int64(i))
+                asm.alu(.sub, .r2, .r4)
+                asm.alu(.mul, .r2, .r1)
+                asm.alu(.add, .r4, .r2)
             }
-            asm.bind(scanned)
             let done = asm.newLabel()
+            // Bounds the verifier can see (the arithmetic above keeps R4 in [-1, 254]).
+            asm.jump(.jsgt, .r4, imm: Int32(Layout.stringSize - 2), done)
+            asm.jump(.jslt, .r4, imm: -1, done)
             if f == "basename" {
                 // Copy from just after the last slash (the whole string when there is none).
                 asm.alu(.add, .r4, imm: 1)
-                asm.mov(.r3, .r10)
-                asm.alu(.add, .r3, imm: Int32(src))
+                framePointer(.r3, src)
                 asm.alu(.add, .r3, .r4)
                 framePointer(.r1, d)
                 asm.mov(.r2, imm: Int64(Layout.stringSize))
@@ -168,7 +174,7 @@ extension ClauseGenerator {
             let end = asm.newLabel()
             asm.mov(.r0, imm: 0)
             for i in 0..<(Layout.stringSize - 1) {
-                asm.load(.r1, .r10, offset: s + i, size: 1)
+                fload(.r1, s + i, size: 1)
                 asm.jump(.jeq, .r1, imm: 0, end)
                 asm.alu(.add, .r0, imm: 1)
             }
@@ -213,6 +219,7 @@ extension ClauseGenerator {
             guard args.count == 1 else { throw DCompileError(.type, "exit( ) takes one argument", at: loc) }
             let id = compiler.addAction(ActionSpec(kind: .exit, format: "", argumentTypes: [.int64], aggregation: nil, location: loc))
             try emitRecord(kind: .exit, id: id, args: args, at: loc)
+            try markStopped(loc)
             // Nothing after exit() runs in DTrace's clause either.
             asm.jump(exitLabel)
         case "printa", "clear", "trunc", "normalize", "denormalize":
@@ -289,22 +296,22 @@ extension ClauseGenerator {
                 _ = try stringExpr(a, into: r + off)
             } else {
                 try intExpr(a)
-                asm.store(.r10, offset: r + off, .r0)
+                fstore(r + off, .r0)
             }
             off += t.storageSize
         }
         // Header word 0: kind | sequence-in-firing << 16.
-        asm.load(.r1, .r10, offset: recordSequenceSlot)
+        fload(.r1, recordSequenceSlot)
         asm.mov(.r2, .r1)
         asm.alu(.add, .r2, imm: 1)
-        asm.store(.r10, offset: recordSequenceSlot, .r2)
+        fstore(recordSequenceSlot, .r2)
         asm.alu(.lsh, .r1, imm: 16)
         asm.alu(.or, .r1, imm: Int32(kind.rawValue))
-        asm.store(.r10, offset: r, .r1, size: 4)
-        asm.store(.r10, offset: r + 4, imm: Int32(id), size: 4)
+        fstore(r, .r1, size: 4)
+        fstore(r + 4, imm: Int32(id), size: 4)
         asm.call(.getSmpProcessorId)
-        asm.store(.r10, offset: r + 8, .r0, size: 4)
-        asm.store(.r10, offset: r + 12, imm: Int32(probeID), size: 4)
+        fstore(r + 8, .r0, size: 4)
+        fstore(r + 12, imm: Int32(probeID), size: 4)
         asm.loadMap(.r1, map: compiler.ringBufferMap)
         framePointer(.r2, r)
         asm.mov(.r3, imm: Int64(size))
@@ -321,13 +328,13 @@ extension ClauseGenerator {
         let id = compiler.addAction(ActionSpec(kind: .fault, format: "invalid address", argumentTypes: [.uint64],
                                                aggregation: nil, location: loc, joined: [], actionNumber: actionNumber))
         let r = try alloc(Layout.recordHeader + 8, at: loc)
-        asm.load(.r1, .r10, offset: addressSlot)
-        asm.store(.r10, offset: r + Layout.recordHeader, .r1)
-        asm.store(.r10, offset: r, imm: Int32(RecordKind.fault.rawValue), size: 4)
-        asm.store(.r10, offset: r + 4, imm: Int32(id), size: 4)
+        fload(.r1, addressSlot)
+        fstore(r + Layout.recordHeader, .r1)
+        fstore(r, imm: Int32(RecordKind.fault.rawValue), size: 4)
+        fstore(r + 4, imm: Int32(id), size: 4)
         asm.call(.getSmpProcessorId)
-        asm.store(.r10, offset: r + 8, .r0, size: 4)
-        asm.store(.r10, offset: r + 12, imm: Int32(probeID), size: 4)
+        fstore(r + 8, .r0, size: 4)
+        fstore(r + 12, imm: Int32(probeID), size: 4)
         asm.loadMap(.r1, map: compiler.ringBufferMap)
         framePointer(.r2, r)
         asm.mov(.r3, imm: Int64(Layout.recordHeader + 8))
@@ -338,7 +345,7 @@ extension ClauseGenerator {
     /// drops[index] += 1 on this CPU (reported by user space as DTrace's drop notices).
     mutating func countDrop(_ index: Int32, at loc: SourceLocation) throws(DCompileError) {
         let slot = try alloc(8, at: loc)
-        asm.store(.r10, offset: slot, imm: index, size: 4)
+        fstore(slot, imm: index, size: 4)
         asm.loadMap(.r1, map: compiler.dropsMap)
         framePointer(.r2, slot)
         asm.call(.mapLookupElem)
@@ -359,9 +366,9 @@ extension ClauseGenerator {
         if user {
             asm.call(.getCurrentPidTgid)
             asm.alu(.rsh, .r0, imm: 32)
-            asm.store(.r10, offset: buffer, .r0)
+            fstore(buffer, .r0)
         } else {
-            asm.store(.r10, offset: buffer, imm: 0)
+            fstore(buffer, imm: 0)
         }
         asm.mov(.r1, .r6)
         framePointer(.r2, buffer + 8)
@@ -402,7 +409,7 @@ extension ClauseGenerator {
         asm.call(.mapLookupElem)
         asm.jump(.jne, .r0, imm: 0, have)
         let zeroKey = try alloc(8, at: rhs.location)
-        asm.store(.r10, offset: zeroKey, imm: 0)
+        fstore(zeroKey, imm: 0)
         asm.loadMap(.r1, map: compiler.zeroMap)
         framePointer(.r2, zeroKey)
         asm.call(.mapLookupElem)
@@ -421,7 +428,7 @@ extension ClauseGenerator {
         asm.jump(exitLabel)
         asm.bind(have)
         asm.mov(.r7, .r0)
-        func loadValue(_ g: inout ClauseGenerator, _ reg: Reg) { g.asm.load(reg, .r10, offset: valueSlot) }
+        func loadValue(_ g: inout ClauseGenerator, _ reg: Reg) { g.fload(reg, valueSlot) }
         func addAt(_ g: inout ClauseGenerator, _ offset: Int, _ reg: Reg) {
             g.asm.load(.r2, .r7, offset: offset)
             g.asm.alu(.add, .r2, reg)
@@ -589,7 +596,7 @@ extension ClauseGenerator {
         asm.bind(ok)
         asm.alu(.lsh, .r1, imm: 3)
         asm.alu(.add, .r1, .r7)
-        if let incrementSlot { asm.load(.r3, .r10, offset: incrementSlot) } else { asm.mov(.r3, imm: 1) }
+        if let incrementSlot { fload(.r3, incrementSlot) } else { asm.mov(.r3, imm: 1) }
         asm.load(.r2, .r1, offset: 0)
         asm.alu(.add, .r2, .r3)
         asm.store(.r1, offset: 0, .r2)

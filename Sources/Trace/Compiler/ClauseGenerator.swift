@@ -1,10 +1,10 @@
 /// Generates one BPF program for one clause on one probe.
 ///
 /// Conventions: R6 holds the context for the whole program, R9 the globals map value,
-/// R7/R8 are short-lived callee-saved scratch (an aggregation or variable's map value).
-/// An integer expression leaves its value in R0; intermediate values are spilled to
-/// 8-byte stack slots, which the verifier tracks precisely. A string expression fills a
-/// zero-padded `Layout.stringSize` buffer on the stack.
+/// R7 is short-lived callee-saved scratch (an aggregation or variable's map value), R8 the
+/// per-CPU scratch space. An integer expression leaves its value in R0; intermediate values
+/// are spilled to 8-byte stack slots, which the verifier tracks precisely. A string
+/// expression fills a zero-padded `Layout.stringSize` buffer in the scratch space.
 struct ClauseGenerator {
     let compiler: DCompiler
     let probe: ResolvedProbe
@@ -15,6 +15,7 @@ struct ClauseGenerator {
     var locals: [String: (offset: Int, type: DType)] = [:]
     var exitLabel: Assembler.Label
     var usesGlobals = false
+    var usesScratch = false
     /// A per-firing record counter: the first record of a firing starts DTrace's
     /// "CPU ID FUNCTION:NAME" line, later ones continue it.
     var recordSequenceSlot = 0
@@ -30,31 +31,77 @@ struct ClauseGenerator {
 
     // MARK: Stack
 
-    /// Reserves `size` bytes (rounded to 8) and returns the frame offset (negative).
+    /// Frame offsets of buffers of 64 bytes or more (strings, keys, records) are this bias
+    /// plus their offset in the per-CPU scratch map value (dt_scratch, base register R8);
+    /// smaller slots (integer spills, map keys of integers) are negative offsets from R10.
+    static let scratchBias = 1 << 20
+    /// Bytes of per-CPU scratch space a clause may use (the map's value size).
+    public static let scratchSize = 16384
+
+    /// Bytes in use: the stack's in the low 20 bits, the scratch space's above, so the
+    /// `let mark = stackUsed ... stackUsed = mark` pattern releases both.
+    var stackBytes: Int { stackUsed & (Self.scratchBias - 1) }
+    var scratchBytes: Int { stackUsed >> 20 }
+
+    /// Reserves `size` bytes (rounded to 8) and returns the frame offset: negative on the
+    /// 512-byte BPF stack for small slots, scratchBias + n in the per-CPU scratch space for
+    /// buffers of 64 bytes or more (docs/trace.md).
     mutating func alloc(_ size: Int, at loc: SourceLocation) throws(DCompileError) -> Int {
-        stackUsed += (size + 7) & ~7
-        if stackUsed > 512 {
-            throw DCompileError(.type, "clause needs more than the 512 bytes of BPF stack (too many strings or keys in one statement)", at: loc)
+        let rounded = (size + 7) & ~7
+        if rounded >= 64 {
+            let scratch = scratchBytes + rounded
+            if scratch > Self.scratchSize {
+                throw DCompileError(.type, "clause needs more than the \(Self.scratchSize) bytes of per-CPU string space (too many strings or keys in one statement)", at: loc)
+            }
+            stackUsed = stackBytes | scratch << 20
+            usesScratch = true
+            return Self.scratchBias + scratch - rounded
         }
-        maxStack = max(maxStack, stackUsed)
-        return -stackUsed
+        let stack = stackBytes + rounded
+        if stack > 512 {
+            throw DCompileError(.type, "clause needs more than the 512 bytes of BPF stack (too many values in one statement)", at: loc)
+        }
+        stackUsed = stack | scratchBytes << 20
+        maxStack = max(maxStack, stack)
+        return -stack
+    }
+
+    /// The base register and its offset for a frame offset.
+    func frame(_ offset: Int) -> (Reg, Int) {
+        offset >= Self.scratchBias ? (.r8, offset - Self.scratchBias) : (.r10, offset)
+    }
+
+    mutating func fload(_ dst: Reg, _ offset: Int, size: Int = 8) {
+        let (b, o) = frame(offset)
+        asm.load(dst, b, offset: o, size: size)
+    }
+
+    mutating func fstore(_ offset: Int, _ src: Reg, size: Int = 8) {
+        let (b, o) = frame(offset)
+        asm.store(b, offset: o, src, size: size)
+    }
+
+    mutating func fstore(_ offset: Int, imm: Int32, size: Int = 8) {
+        let (b, o) = frame(offset)
+        asm.store(b, offset: o, imm: imm, size: size)
     }
 
     mutating func zero(_ offset: Int, _ size: Int) {
-        for i in stride(from: 0, to: size, by: 8) { asm.store(.r10, offset: offset + i, imm: 0) }
+        for i in stride(from: 0, to: size, by: 8) { fstore(offset + i, imm: 0) }
     }
 
     mutating func copy(from src: Int, to dst: Int, _ size: Int) {
         for i in stride(from: 0, to: size, by: 8) {
-            asm.load(.r1, .r10, offset: src + i)
-            asm.store(.r10, offset: dst + i, .r1)
+            fload(.r1, src + i)
+            fstore(dst + i, .r1)
         }
     }
 
     /// Points `reg` at a frame offset.
     mutating func framePointer(_ reg: Reg, _ offset: Int) {
-        asm.mov(reg, .r10)
-        asm.alu(.add, reg, imm: Int32(offset))
+        let (b, o) = frame(offset)
+        asm.mov(reg, b)
+        asm.alu(.add, reg, imm: Int32(o))
     }
 
     // MARK: Program
@@ -62,10 +109,21 @@ struct ClauseGenerator {
     mutating func generate(_ clause: Clause) throws(DCompileError) -> [BPFInstruction] {
         asm.currentLine = clause.location.line
         asm.mov(.r6, .r1)
+        try stoppedCheck(clause.location)
+        // R8 = this CPU's scratch space; skipped (patched below) when nothing uses it.
+        let scratchStart = asm.instructions.count
+        let scratchKey = try alloc(8, at: clause.location)
+        fstore(scratchKey, imm: 0)
+        asm.loadMap(.r1, map: compiler.scratchMap)
+        framePointer(.r2, scratchKey)
+        asm.call(.mapLookupElem)
+        asm.jump(.jeq, .r0, imm: 0, exitLabel)
+        asm.mov(.r8, .r0)
+        let scratchEnd = asm.instructions.count
         // Globals are looked up once; programs that do not use them skip this (patched below).
         let globalsStart = asm.instructions.count
         let keySlot = try alloc(8, at: clause.location)
-        asm.store(.r10, offset: keySlot, imm: 0)
+        fstore(keySlot, imm: 0)
         asm.loadMap(.r1, map: compiler.globalsMap)
         framePointer(.r2, keySlot)
         asm.call(.mapLookupElem)
@@ -75,7 +133,7 @@ struct ClauseGenerator {
         try syscallFilter(clause.location)
         try declareLocals(clause)
         recordSequenceSlot = try alloc(8, at: clause.location)
-        asm.store(.r10, offset: recordSequenceSlot, imm: 0)
+        fstore(recordSequenceSlot, imm: 0)
         if let p = clause.predicate {
             asm.currentLine = p.location.line
             let mark = stackUsed
@@ -97,6 +155,10 @@ struct ClauseGenerator {
         var code: [BPFInstruction]
         do { code = try asm.finish() } catch {
             throw DCompileError(.type, error.description, at: clause.location)
+        }
+        if !usesScratch {
+            for i in scratchStart..<scratchEnd { code[i] = BPFInstruction(code: Op.jmp | JumpOp.ja.rawValue) }
+            asm.dropRelocation(at: scratchStart + 1)
         }
         if !usesGlobals {
             // Replace the globals lookup with no-ops (ja +0) so offsets stay valid.
@@ -137,6 +199,37 @@ struct ClauseGenerator {
         }
     }
 
+    /// Once exit() ran (or the session is ending), a probe does nothing: END sees the
+    /// aggregations as they were when tracing stopped. BEGIN, END and ERROR always run.
+    mutating func stoppedCheck(_ loc: SourceLocation) throws(DCompileError) {
+        guard compiler.usesExit else { return }
+        switch probe.attach {
+        case .begin, .end, .error: return
+        default: break
+        }
+        let slot = try alloc(8, at: loc)
+        fstore(slot, imm: 0)
+        asm.loadMap(.r1, map: compiler.stateMap)
+        framePointer(.r2, slot)
+        asm.call(.mapLookupElem)
+        asm.jump(.jeq, .r0, imm: 0, exitLabel)
+        asm.load(.r0, .r0, offset: 0)
+        asm.jump(.jne, .r0, imm: 0, exitLabel)
+    }
+
+    /// Sets dt_state[0]: no probe runs its clauses from now on.
+    mutating func markStopped(_ loc: SourceLocation) throws(DCompileError) {
+        let slot = try alloc(8, at: loc)
+        fstore(slot, imm: 0)
+        asm.loadMap(.r1, map: compiler.stateMap)
+        framePointer(.r2, slot)
+        asm.call(.mapLookupElem)
+        let skip = asm.newLabel()
+        asm.jump(.jeq, .r0, imm: 0, skip)
+        asm.store(.r0, offset: 0, imm: 1)
+        asm.bind(skip)
+    }
+
     /// Under a syscall group attached to raw_syscalls, only the matched numbers pass.
     mutating func syscallFilter(_ loc: SourceLocation) throws(DCompileError) {
         guard case .allSyscalls(_, let numbers?) = probe.attach else { return }
@@ -144,7 +237,7 @@ struct ClauseGenerator {
         let slot = try alloc(8, at: loc)
         asm.load(.r0, .r6, offset: 8)
         asm.jump(.jgt, .r0, imm: 1023, exitLabel)
-        asm.store(.r10, offset: slot, .r0, size: 4)
+        fstore(slot, .r0, size: 4)
         asm.loadMap(.r1, map: m)
         framePointer(.r2, slot)
         asm.call(.mapLookupElem)

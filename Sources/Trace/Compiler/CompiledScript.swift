@@ -32,6 +32,8 @@ public struct CompiledScript: Sendable {
     /// Well-known maps.
     public var ringBufferMap: Int
     public var dropsMap: Int
+    /// dt_state: [0] non-zero once tracing stopped (exit() or the end of the session).
+    public var stateMap: Int
     /// The zonename map (cgroup id -> name) the runtime fills, when the script uses zonename.
     public var zoneNameMap: Int?
     /// Whether a clause without actions exists (DTrace prints the default probe line).

@@ -19,6 +19,16 @@ public final class DCompiler {
     /// Per-CPU drop counters: [0] records the ring buffer had no room for, [1] aggregation
     /// updates that found the aggregation's map full.
     let dropsMap: Int
+    /// [0] is non-zero once tracing has stopped: set by exit() in the kernel and by the
+    /// runtime before END, and tested first by every probe's program when the script can
+    /// exit, so nothing changes what END prints (docs/trace.md).
+    let stateMap: Int
+    /// Per-CPU scratch space for strings, keys and records (ClauseGenerator.alloc).
+    let scratchMap: Int
+    /// strsize: the most bytes (with the NUL) a string read from memory keeps, at most
+    /// Layout.stringSize.
+    public var stringLimit = Layout.stringSize
+    var usesExit = false
     var globalsMap = -1
     var zeroMap = -1
     var zoneNameMap: Int?
@@ -34,7 +44,7 @@ public final class DCompiler {
     }()
     /// Options: bufsize etc. do not change code; these do.
     public var destructiveAllowed = false
-    public var aggregationEntries = 4096
+    public var aggregationEntries = 16384
     public var ringBufferBytes = 4 << 20
 
     /// Names by number, read only by programs that need them (probefunc of a multi-syscall probe).
@@ -59,6 +69,10 @@ public final class DCompiler {
         maps.append(MapSpec(name: "dt_events", kind: .ringBuffer, keySize: 0, valueSize: 0, maxEntries: size))
         dropsMap = 1
         maps.append(MapSpec(name: "dt_drops", kind: .perCPUArray, keySize: 4, valueSize: 8, maxEntries: 2))
+        stateMap = 2
+        maps.append(MapSpec(name: "dt_state", kind: .array, keySize: 4, valueSize: 8, maxEntries: 1))
+        scratchMap = 3
+        maps.append(MapSpec(name: "dt_scratch", kind: .perCPUArray, keySize: 4, valueSize: ClauseGenerator.scratchSize, maxEntries: 1))
     }
 
     func addMap(_ spec: MapSpec) -> Int {
@@ -84,6 +98,7 @@ public final class DCompiler {
             for p in list where !probes.contains(p) { probes.append(p) }
             clauseProbes.append(list)
         }
+        usesExit = program.clauses.contains { c in (c.body ?? []).contains { Self.calls("exit", $0) } }
         // 2. Types of variables and aggregations.
         for d in program.declarations { try declare(d) }
         for (i, clause) in program.clauses.enumerated() {
@@ -110,7 +125,24 @@ public final class DCompiler {
             programs: programs, maps: maps, mapContents: mapContents,
             aggregations: aggregationOrder.compactMap { aggregations[$0] }, actions: actions,
             matched: matched, probes: probes, pragmas: program.pragmas,
-            ringBufferMap: ringBufferMap, dropsMap: dropsMap, zoneNameMap: zoneNameMap)
+            ringBufferMap: ringBufferMap, dropsMap: dropsMap, stateMap: stateMap, zoneNameMap: zoneNameMap)
+    }
+
+    /// Whether a statement calls a function (at any depth).
+    static func calls(_ name: String, _ s: Statement) -> Bool {
+        func expr(_ e: Expr) -> Bool {
+            switch e.kind {
+            case .call(let f, let args): return f == name || args.contains(where: expr)
+            case .assign(_, let l, let r), .binary(_, let l, let r): return expr(l) || expr(r)
+            case .ternary(let c, let a, let b): return expr(c) || expr(a) || expr(b)
+            case .unary(_, let x), .postfix(_, let x), .cast(_, let x): return expr(x)
+            default: return false
+            }
+        }
+        switch s.kind {
+        case .expression(let e): return expr(e)
+        case .ifElse(let c, let a, let b): return expr(c) || a.contains { calls(name, $0) } || b.contains { calls(name, $0) }
+        }
     }
 
     func programKind(_ a: ProbeAttachPoint) -> BPFProgram.Kind {

@@ -37,7 +37,7 @@ extension ClauseGenerator {
 
     mutating func spill(_ e: Expr) throws(DCompileError) -> Int {
         let s = try alloc(8, at: e.location)
-        asm.store(.r10, offset: s, .r0)
+        fstore(s, .r0)
         return s
     }
 
@@ -62,7 +62,7 @@ extension ClauseGenerator {
                 copy(from: l.offset, to: d, Layout.stringSize)
                 return .string(d)
             }
-            asm.load(.r0, .r10, offset: l.offset)
+            fload(.r0, l.offset)
             return .integer(l.type)
         case .index(let base, let keys):
             if case .identifier("args") = base.kind {
@@ -88,7 +88,7 @@ extension ClauseGenerator {
             let old = try spill(e)
             asm.alu(op == "++" ? .add : .sub, .r0, imm: 1)
             try lvalueWrite(x, .integer(t))
-            asm.load(.r0, .r10, offset: old)
+            fload(.r0, old)
             return .integer(t)
         case .binary(let op, let a, let b):
             return try binary(op, a, b, e)
@@ -117,7 +117,7 @@ extension ClauseGenerator {
             let s = try spill(e)
             try intExpr(rhs)
             asm.mov(.r1, .r0)
-            asm.load(.r0, .r10, offset: s)
+            fload(.r0, s)
             try arithmetic(String(op.dropLast()), signed: t.isSigned, e)
             try lvalueWrite(lhs, .integer(t))
             return .integer(t)
@@ -146,10 +146,10 @@ extension ClauseGenerator {
             var w: UInt64 = 0
             for j in 0..<8 { w |= UInt64(bytes[i + j]) << (8 * UInt64(j)) }
             if w == 0 {
-                asm.store(.r10, offset: d + i, imm: 0)
+                fstore(d + i, imm: 0)
             } else {
                 asm.mov(.r1, imm: Int64(bitPattern: w))
-                asm.store(.r10, offset: d + i, .r1)
+                fstore(d + i, .r1)
             }
         }
     }
@@ -228,7 +228,7 @@ extension ClauseGenerator {
             let s = try spill(e)
             try intExpr(b)
             try normalizeBool()
-            asm.load(.r1, .r10, offset: s)
+            fload(.r1, s)
             asm.alu(.xor, .r0, .r1)
             return .integer(.int64)
         }
@@ -236,7 +236,7 @@ extension ClauseGenerator {
         let s = try spill(e)
         try intExpr(b)
         asm.mov(.r1, .r0)
-        asm.load(.r0, .r10, offset: s)
+        fload(.r0, s)
         let signed = ta.isSigned && tb.isSigned
         if let j = comparison(op, signed: signed) {
             let yes = asm.newLabel(), end = asm.newLabel()
@@ -301,8 +301,8 @@ extension ClauseGenerator {
         switch op {
         case "==", "!=":
             for i in 0..<words {
-                asm.load(.r1, .r10, offset: sa + i * 8)
-                asm.load(.r2, .r10, offset: sb + i * 8)
+                fload(.r1, sa + i * 8)
+                fload(.r2, sb + i * 8)
                 asm.jump(.jne, .r1, .r2, differ)
             }
             asm.mov(.r0, imm: op == "==" ? 1 : 0)
@@ -315,8 +315,8 @@ extension ClauseGenerator {
             let less = asm.newLabel(), greater = asm.newLabel()
             for i in 0..<Layout.stringSize {
                 let next = asm.newLabel()
-                asm.load(.r1, .r10, offset: sa + i, size: 1)
-                asm.load(.r2, .r10, offset: sb + i, size: 1)
+                fload(.r1, sa + i, size: 1)
+                fload(.r2, sb + i, size: 1)
                 asm.jump(.jlt, .r1, .r2, less)
                 asm.jump(.jgt, .r1, .r2, greater)
                 asm.jump(.jeq, .r1, imm: 0, differ)

@@ -34,10 +34,12 @@ public enum DType: Equatable, Sendable, CustomStringConvertible {
     }
 }
 
-/// Sizes fixed by the 512-byte BPF stack.
+/// Sizes of values in maps and records.
 public enum Layout {
-    /// DTrace's default strsize is 256; the BPF stack allows 64 with room for keys and records.
-    public static let stringSize = 64
+    /// DTrace's default strsize: every string is held in a zero-padded buffer of 256 bytes
+    /// (in per-CPU scratch space, not on the 512-byte BPF stack); `-x strsize=N` cuts
+    /// strings read from memory shorter (docs/trace.md).
+    public static let stringSize = 256
     public static let recordHeader = 16
     /// DTrace's default stackframes and ustackframes.
     public static let stackFrames = 20

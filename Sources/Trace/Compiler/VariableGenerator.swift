@@ -69,7 +69,7 @@ extension ClauseGenerator {
             zero(d, Layout.stringSize)
             let key = try alloc(8, at: e.location)
             asm.load(.r0, .r6, offset: 8)
-            asm.store(.r10, offset: key, .r0, size: 4)
+            fstore(key, .r0, size: 4)
             asm.loadMap(.r1, map: compiler.syscallNamesMap())
             framePointer(.r2, key)
             asm.call(.mapLookupElem)
@@ -77,7 +77,7 @@ extension ClauseGenerator {
             asm.jump(.jeq, .r0, imm: 0, missing)
             for i in stride(from: 0, to: Layout.stringSize, by: 8) {
                 asm.load(.r1, .r0, offset: i)
-                asm.store(.r10, offset: d + i, .r1)
+                fstore(d + i, .r1)
             }
             asm.bind(missing)
             return .string(d)
@@ -85,7 +85,7 @@ extension ClauseGenerator {
             let d = try stringBuffer(dest, e)
             let key = try alloc(8, at: e.location)
             asm.call(.getCurrentCgroupId)
-            asm.store(.r10, offset: key, .r0)
+            fstore(key, .r0)
             asm.loadMap(.r1, map: compiler.zoneNamesMap())
             framePointer(.r2, key)
             asm.call(.mapLookupElem)
@@ -93,7 +93,7 @@ extension ClauseGenerator {
             asm.jump(.jeq, .r0, imm: 0, global)
             for i in stride(from: 0, to: Layout.stringSize, by: 8) {
                 asm.load(.r1, .r0, offset: i)
-                asm.store(.r10, offset: d + i, .r1)
+                fstore(d + i, .r1)
             }
             asm.jump(end)
             asm.bind(global)
@@ -106,20 +106,20 @@ extension ClauseGenerator {
                 throw typeError("ppid is not available: the kernel's BTF (/sys/kernel/btf/vmlinux) lacks task_struct", e)
             }
             let slot = try alloc(8, at: e.location)
-            asm.store(.r10, offset: slot, imm: 0)
+            fstore(slot, imm: 0)
             asm.call(.getCurrentTask)
             asm.mov(.r3, .r0)
             asm.alu(.add, .r3, imm: Int32(parentOff))
             framePointer(.r1, slot)
             asm.mov(.r2, imm: 8)
             asm.call(.probeReadKernel)
-            asm.load(.r3, .r10, offset: slot)
-            asm.store(.r10, offset: slot, imm: 0)
+            fload(.r3, slot)
+            fstore(slot, imm: 0)
             asm.alu(.add, .r3, imm: Int32(tgidOff))
             framePointer(.r1, slot)
             asm.mov(.r2, imm: 4)
             asm.call(.probeReadKernel)
-            asm.load(.r0, .r10, offset: slot, size: 4)
+            fload(.r0, slot, size: 4)
         case "curthread":
             throw typeError("curthread is not available: kernel structures cannot be dereferenced in D here", e)
         default:
@@ -212,7 +212,7 @@ extension ClauseGenerator {
             if r.isHighByte { asm.alu(.rsh, .r0, imm: 8) }
         case .memory(let base, let index, let scale, let offset, let symbol):
             let slot = try alloc(8, at: e.location)
-            asm.store(.r10, offset: slot, imm: 0)
+            fstore(slot, imm: 0)
             if let symbol {
                 // At the uprobe, pt_regs ip is the probe's runtime address.
                 guard let delta = symbolOffsets[symbol] else {
@@ -238,7 +238,7 @@ extension ClauseGenerator {
             framePointer(.r1, slot)
             asm.mov(.r2, imm: Int64(size))
             asm.call(.probeReadUser)
-            asm.load(.r0, .r10, offset: slot)
+            fload(.r0, slot)
         }
         extend(type)
         return type
@@ -288,7 +288,7 @@ extension ClauseGenerator {
             throw typeError("\(keys.count) keys given where \(types.count) are expected", e)
         }
         let k = try alloc(size, at: e.location)
-        if keys.isEmpty { asm.store(.r10, offset: k, imm: 0) }
+        if keys.isEmpty { fstore(k, imm: 0) }
         var off = 0
         for (key, t) in zip(keys, types) {
             if case .stack(let user) = t {
@@ -298,12 +298,12 @@ extension ClauseGenerator {
             } else {
                 let kt = try intExpr(key)
                 _ = kt
-                asm.store(.r10, offset: k + off, .r0)
+                fstore(k + off, .r0)
             }
             off += t.storageSize
         }
         // Pad to the map's key size (at least 8 bytes).
-        for pad in stride(from: off, to: size, by: 8) where !keys.isEmpty { asm.store(.r10, offset: k + pad, imm: 0) }
+        for pad in stride(from: off, to: size, by: 8) where !keys.isEmpty { fstore(k + pad, imm: 0) }
         return k
     }
 
@@ -315,7 +315,7 @@ extension ClauseGenerator {
             asm.call(.getCurrentPidTgid)
             lower32()
         }
-        asm.store(.r10, offset: k, .r0)
+        fstore(k, .r0)
         return k
     }
 
@@ -343,7 +343,7 @@ extension ClauseGenerator {
                 let d = try stringBuffer(dest, e)
                 for i in stride(from: 0, to: Layout.stringSize, by: 8) {
                     asm.load(.r1, .r9, offset: off + i)
-                    asm.store(.r10, offset: d + i, .r1)
+                    fstore(d + i, .r1)
                 }
                 return .string(d)
             }
@@ -362,7 +362,7 @@ extension ClauseGenerator {
             asm.jump(.jeq, .r0, imm: 0, missing)
             for i in stride(from: 0, to: Layout.stringSize, by: 8) {
                 asm.load(.r1, .r0, offset: i)
-                asm.store(.r10, offset: d + i, .r1)
+                fstore(d + i, .r1)
             }
             asm.jump(end)
             asm.bind(missing)
@@ -395,7 +395,7 @@ extension ClauseGenerator {
         case .thisVar(let n):
             guard let l = locals[n] else { throw typeError("this->\(n) is not declared in this clause", x) }
             guard l.type.isString == isString else { throw typeError("this->\(n) changes type: \(l.type) vs \(isString ? "string" : "integer")", x) }
-            if isString { copy(from: src, to: l.offset, Layout.stringSize) } else { asm.store(.r10, offset: l.offset, .r0) }
+            if isString { copy(from: src, to: l.offset, Layout.stringSize) } else { fstore(l.offset, .r0) }
         case .identifier(let n):
             guard let v = compiler.variables[n], case .global(let off) = v.storage else {
                 throw typeError("\(n) cannot be assigned", x)
@@ -404,7 +404,7 @@ extension ClauseGenerator {
             usesGlobals = true
             if isString {
                 for i in stride(from: 0, to: Layout.stringSize, by: 8) {
-                    asm.load(.r1, .r10, offset: src + i)
+                    fload(.r1, src + i)
                     asm.store(.r9, offset: off + i, .r1)
                 }
             } else {
@@ -424,7 +424,7 @@ extension ClauseGenerator {
             if !isString {
                 // D frees a dynamic variable assigned zero.
                 let store = asm.newLabel()
-                asm.load(.r0, .r10, offset: valueSlot)
+                fload(.r0, valueSlot)
                 asm.jump(.jne, .r0, imm: 0, store)
                 asm.loadMap(.r1, map: m)
                 framePointer(.r2, key)
@@ -438,7 +438,7 @@ extension ClauseGenerator {
             asm.mov(.r4, imm: 0)
             asm.call(.mapUpdateElem)
             asm.bind(done)
-            if !isString { asm.load(.r0, .r10, offset: valueSlot) }
+            if !isString { fload(.r0, valueSlot) }
         default:
             throw typeError("operator = requires a modifiable lvalue", x)
         }

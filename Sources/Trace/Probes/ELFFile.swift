@@ -198,6 +198,54 @@ public final class ELFFile: @unchecked Sendable {
         return nil
     }
 
+    /// The names of the functions holding each of a few addresses, in one pass over the raw
+    /// symbol tables: no symbol name is decoded except the winners', nothing is sorted or
+    /// kept. USDT discovery asks this only for the probes a program or listing matched, where
+    /// building the whole symbol table (`symbols()`) for every note of every binary cost most
+    /// of the start-up (docs/trace.md).
+    public func functionNames(containing addresses: [UInt64]) throws -> [UInt64: String] {
+        let wanted = Array(Set(addresses)).sorted()
+        guard !wanted.isEmpty else { return [:] }
+        // Per address: the best symbol so far (highest start, then smallest size) as
+        // (start, size, table index, name offset).
+        var best = [(value: UInt64, size: UInt64, table: Int, name: UInt32)?](repeating: nil, count: wanted.count)
+        var tables: [Int] = []
+        for (ti, s) in sections.enumerated() where s.type == Self.shtSymtab || s.type == Self.shtDynsym {
+            guard Int(s.link) < sections.count else { continue }
+            tables.append(ti)
+            let data = try sectionData(s)
+            let n = data.count / 24
+            for i in 0..<n {
+                let b = i * 24
+                guard data[b + 4] & 0xf == 2, data.u16(b + 6) != 0 else { continue }
+                let value = data.u64(b + 8)
+                if value == 0 || value > wanted[wanted.count - 1] { continue }
+                let size = Swift.max(data.u64(b + 16), 1)
+                // First wanted address >= value.
+                var lo = 0, hi = wanted.count
+                while lo < hi { let mid = (lo + hi) / 2; if wanted[mid] < value { lo = mid + 1 } else { hi = mid } }
+                var j = lo
+                while j < wanted.count && wanted[j] < value &+ size {
+                    if let cur = best[j], cur.value > value || (cur.value == value && cur.size <= size) {
+                        j += 1
+                        continue
+                    }
+                    best[j] = (value, size, ti, data.u32(b))
+                    j += 1
+                }
+            }
+        }
+        var strings: [Int: [UInt8]] = [:]
+        var out: [UInt64: String] = [:]
+        for (j, a) in wanted.enumerated() {
+            guard let w = best[j] else { continue }
+            let link = Int(sections[w.table].link)
+            if strings[link] == nil { strings[link] = try sectionData(sections[link]) }
+            out[a] = strings[link]!.cString(at: Int(w.name))
+        }
+        return out
+    }
+
     /// Virtual address → file offset through the PT_LOAD segment that maps it.
     public func fileOffset(forAddress address: UInt64) -> UInt64? {
         for s in segments where s.type == Self.ptLoad {

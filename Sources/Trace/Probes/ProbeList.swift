@@ -8,7 +8,8 @@ import LumosCore
 ///
 /// Public API:
 ///   ProbeList.kernel(tracefs:) -> [ProbeIdentity]
-///   ProbeList.usdt(pids:) -> [ProbeIdentity]
+///   ProbeList.usdt(pids:discovery:) -> [ProbeIdentity]   -- no pids: every running process
+///   ProbeList.usdt(file:discovery:) throws -> [ProbeIdentity] -- a binary by path
 ///   ProbeList.render(_ probes:, matching patterns:) -> String   -- header + "%5d %10s %17s %33s %s" rows
 public enum ProbeList {
     public static let profileRates = ["profile-97", "profile-199", "profile-499", "profile-997", "profile-1999",
@@ -38,16 +39,30 @@ public enum ProbeList {
         return out
     }
 
-    public static func usdt(pids: [Int32]) -> [ProbeIdentity] {
+    /// USDT probes of the given processes, as `<provider><pid>`; with no pids, of every
+    /// running process (as DTrace lists every process's USDT providers). Each file is read
+    /// once (`discovery` caches by device and inode).
+    public static func usdt(pids: [Int32], discovery: USDTDiscovery = USDTDiscovery()) -> [ProbeIdentity] {
+        let all = pids.isEmpty ? Files.list("/proc").compactMap { Int32($0) }.sorted() : pids
         var out: [ProbeIdentity] = []
         var seen = Set<ProbeIdentity>()
-        for pid in pids {
-            for p in (try? USDT.probes(inProcess: pid)) ?? [] {
+        for pid in all {
+            let found = (try? discovery.probes(inProcess: pid)) ?? []
+            if found.isEmpty { continue }
+            for p in discovery.withFunctions(found) {
                 let id = ProbeIdentity(provider: p.dtraceProvider, module: p.module, function: p.function, name: p.dtraceName)
                 if seen.insert(id).inserted { out.append(id) }
             }
         }
         return out
+    }
+
+    /// USDT probes of a binary given by path (provider without a pid, as a uprobe on the file
+    /// has none).
+    public static func usdt(file path: String, discovery: USDTDiscovery = USDTDiscovery()) throws -> [ProbeIdentity] {
+        discovery.withFunctions(try discovery.probes(inFile: path)).map {
+            ProbeIdentity(provider: $0.provider, module: $0.path, function: $0.function, name: $0.dtraceName)
+        }
     }
 
     /// The listing: every probe is numbered by its position (1-based) so ids stay the same

@@ -25,11 +25,12 @@ public enum DTrace {
         var options = TraceOptions()
         options.quiet = inv.quiet
         options.destructive = inv.destructive
+        options.programName = inv.programName
         for (k, v) in inv.options { try options.set(k, v) }
 
         let catalog = try KernelProbeCatalog()
         if inv.list {
-            try listProbes(inv, catalog)
+            FD.writeAll(1, Array(try listing(inv, catalog).utf8))
             return 0
         }
         guard !inv.sources.isEmpty else {
@@ -71,6 +72,7 @@ public enum DTrace {
         let compiler = DCompiler(catalog: catalog, syscallNumbers: catalog.syscallNumbers, ringBufferBytes: options.bufferSize)
         compiler.destructiveAllowed = options.destructive
         compiler.aggregationEntries = options.aggregationEntries
+        compiler.stringLimit = options.stringSize
         let script: CompiledScript
         do {
             script = try compiler.compile(merged)
@@ -150,16 +152,30 @@ public enum DTrace {
         return LumosError(.failed, "invalid probe specifier \(text): \(e.description)")
     }
 
-    /// `dtrace -l [-n pattern ...] [-p pid]`: the probes layer's listing, USDT probes of
-    /// the -p process included.
-    static func listProbes(_ inv: DTraceInvocation, _ catalog: KernelProbeCatalog) throws {
+    /// `dtrace -l [-n pattern ...] [-p pid]`: the probes layer's listing, with the USDT
+    /// probes of the -p process, or without -p of every running process.
+    static func listing(_ inv: DTraceInvocation, _ catalog: KernelProbeCatalog) throws -> String {
         var patterns: [ProbePattern] = []
         for src in inv.sources {
             for part in src.text.split(separator: ",") {
                 patterns.append(try ProbePattern(parsing: Substring(part).trimmingBlanks))
             }
         }
-        let probes = ProbeList.kernel(tracefs: try Tracefs.locate()) + ProbeList.usdt(pids: inv.pid.map { [$0] } ?? [])
-        FD.writeAll(1, Array(ProbeList.render(probes, matching: patterns).utf8))
+        // A pattern whose module is a path lists that binary's probes (as bpftrace's
+        // `usdt:PATH:*`); the module column then shows the path.
+        var files: [ProbeIdentity] = []
+        for i in patterns.indices where patterns[i].module.hasPrefix("/") {
+            let path = patterns[i].module
+            guard Files.exists(path) else { throw LumosError.notFound("\(path): no such file") }
+            files += try ProbeList.usdt(file: path, discovery: catalog.usdt)
+        }
+        let kernel = ProbeList.kernel(tracefs: try Tracefs.locate())
+        // Reading every process's maps is skipped when each pattern names a kernel provider.
+        let kernelProviders = Set(kernel.map(\.provider))
+        let wantsUSDT = inv.pid != nil || patterns.isEmpty
+            || patterns.contains { !(ProbePattern.isLiteral($0.provider) && kernelProviders.contains($0.provider)) && !$0.module.hasPrefix("/") }
+        let probes = kernel + files
+            + (wantsUSDT ? ProbeList.usdt(pids: inv.pid.map { [$0] } ?? [], discovery: catalog.usdt) : [])
+        return ProbeList.render(probes, matching: patterns)
     }
 }

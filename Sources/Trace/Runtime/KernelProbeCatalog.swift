@@ -11,6 +11,8 @@ public final class KernelProbeCatalog: ProbeCatalog, @unchecked Sendable {
     public var targetPID: Int32?
     public var targetCommand: String?
     let lock = PthreadMutex()
+    /// USDT files read so far this session, by device and inode (docs/trace.md).
+    public let usdt = USDTDiscovery()
     /// Filled on first use: a program naming one syscall needs neither the list of 700-odd
     /// syscall tracepoints nor the header of syscall numbers, and start-up is the time to
     /// the first probe (bench/trace).
@@ -130,10 +132,13 @@ public final class KernelProbeCatalog: ProbeCatalog, @unchecked Sendable {
         }
         var out: [ResolvedProbe] = []
         var seen = Set<String>()
-        for p in usdtCandidates(d.provider) {
-            guard globMatch(d.provider, p.provider) || globMatch(d.provider, p.dtraceProvider),
-                  globMatch(d.module, p.module), globMatch(d.function, p.function),
-                  globMatch(d.name, p.dtraceName) || globMatch(d.name, p.name) else { continue }
+        // Provider, module and name first; function names are looked up only for the
+        // probes left (one pass over each of their files' symbol tables).
+        let candidates = usdtCandidates(d.provider).filter { p in
+            (globMatch(d.provider, p.provider) || globMatch(d.provider, p.dtraceProvider))
+                && globMatch(d.module, p.module) && (globMatch(d.name, p.dtraceName) || globMatch(d.name, p.name))
+        }
+        for p in usdt.withFunctions(candidates) where globMatch(d.function, p.function) {
             let key = "\(p.attachPath):\(p.fileOffset):\(p.pid ?? -1)"
             if !seen.insert(key).inserted { continue }
             out.append(ResolvedProbe(provider: p.dtraceProvider, module: p.module, function: p.function, name: p.dtraceName,
@@ -147,9 +152,8 @@ public final class KernelProbeCatalog: ProbeCatalog, @unchecked Sendable {
     func symbolOffsets(_ p: USDTProbe) -> [String: Int64] {
         var out: [String: Int64] = [:]
         for a in p.arguments {
-            guard case .memory(_, _, _, _, let symbol?) = a.location,
-                  let elf = try? ELFFile(path: p.attachPath), let sym = try? elf.symbol(named: symbol) else { continue }
-            out[symbol] = Int64(bitPattern: sym.value &- p.address)
+            guard case .memory(_, _, _, _, let symbol?) = a.location, let value = usdt.symbolValue(p, named: symbol) else { continue }
+            out[symbol] = Int64(bitPattern: value &- p.address)
         }
         return out
     }
@@ -161,30 +165,17 @@ public final class KernelProbeCatalog: ProbeCatalog, @unchecked Sendable {
         let digits = String(provider.reversed().prefix(while: { $0.isNumber }).reversed())
         // The -c command is still a shell waiting to exec it: read its binary instead.
         if !digits.isEmpty, let pid = Int32(digits), pid != targetPID || targetCommand == nil,
-           let found = try? USDT.probes(inProcess: pid), !found.isEmpty {
+           let found = try? usdt.probes(inProcess: pid), !found.isEmpty {
             return found
         }
         if let cmd = targetCommand, let word = cmd.split(separator: " ").first,
-           let found = try? USDT.probes(forCommand: String(word)), !found.isEmpty {
+           let found = try? usdt.probes(forCommand: String(word)), !found.isEmpty {
             return found.map { var p = $0; p.pid = targetPID; return p }
         }
-        if let pid = targetPID, let found = try? USDT.probes(inProcess: pid), !found.isEmpty {
+        if let pid = targetPID, let found = try? usdt.probes(inProcess: pid), !found.isEmpty {
             return found
         }
-        var out: [USDTProbe] = []
-        var seenFiles = Set<String>()
-        for entry in Files.list("/proc") {
-            guard let pid = Int32(entry) else { continue }
-            for f in ProcessMaps.mappedFiles(pid: pid) {
-                let attach = ProcessMaps.attachPath(pid: pid, path: f)
-                var st = stat()
-                guard stat(attach, &st) == 0, seenFiles.insert("\(st.st_dev):\(st.st_ino)").inserted else { continue }
-                if let found = try? USDT.probes(inFile: attach, attachPath: attach, pid: nil) {
-                    out += found.map { var p = $0; p.path = f; return p }
-                }
-            }
-        }
-        return out
+        return usdt.hostProbes()
     }
 
     /// pid<PID>:module:function:entry|return: a uprobe on a function symbol of the

@@ -5,9 +5,11 @@ public struct TraceOptions: Sendable {
     public var quiet = false
     /// Ring buffer bytes for printf/trace records (bufsize; DTrace's default is 4m).
     public var bufferSize = 4 << 20
-    /// Entries per aggregation map (aggsize, in bytes in DTrace; here divided by a
-    /// typical record size to size the kernel hash).
-    public var aggregationEntries = 4096
+    /// Entries per aggregation map (aggsize, in bytes in DTrace; here divided by 256, a
+    /// string key's size, to size the kernel hash). DTrace's default aggsize is 4m: 16384.
+    public var aggregationEntries = 16384
+    /// strsize: bytes (with the NUL) a string read from memory keeps, 2...Layout.stringSize.
+    public var stringSize = Layout.stringSize
     /// How often the event buffer is read (switchrate; default 1hz in DTrace, faster here).
     public var switchRateHz = 10.0
     /// How often aggregations are snapshotted (aggrate); accepted for compatibility.
@@ -15,6 +17,8 @@ public struct TraceOptions: Sendable {
     public var destructive = false
     /// Print each record's CPU/ID/FUNCTION:NAME columns (off under -q).
     public var flowIndent = false
+    /// The command as invoked, prefixing notices (drops, errors): "dtrace" or "lumos trace".
+    public var programName = "dtrace"
 
     public init() {}
 
@@ -32,7 +36,13 @@ public struct TraceOptions: Sendable {
         case "aggrate":
             aggRateHz = try Self.rate(name, value)
         case "flowindent": flowIndent = true
-        case "strsize", "dynvarsize", "cleanrate", "nspec", "specsize", "stackframes", "ustackframes", "bufpolicy", "bufresize", "statusrate", "cpu", "zdefs", "aggsortkey", "aggsortrev", "aggsortpos", "aggsortkeypos", "stackindent", "defaultargs":
+        case "strsize":
+            let n = try Self.bytes(name, value)
+            guard n >= 2 && n <= Layout.stringSize else {
+                throw LumosError.invalid("option strsize: \(n) is out of range; this tracer holds strings of at most \(Layout.stringSize) bytes (2 to \(Layout.stringSize))")
+            }
+            stringSize = n
+        case "dynvarsize", "cleanrate", "nspec", "specsize", "stackframes", "ustackframes", "bufpolicy", "bufresize", "statusrate", "cpu", "zdefs", "aggsortkey", "aggsortrev", "aggsortpos", "aggsortkeypos", "stackindent", "defaultargs":
             // Accepted; these do not change what this tracer does.
             break
         default:

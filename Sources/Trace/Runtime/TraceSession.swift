@@ -160,7 +160,7 @@ public final class TraceSession {
             let counts = perCPU.map { UInt64(bitPattern: AggregationDecoder.int($0, 0)) }
             let before = dropsSeen[index].count == counts.count ? dropsSeen[index] : [UInt64](repeating: 0, count: counts.count)
             for (cpu, (now, then)) in zip(counts, before).enumerated() where now > then {
-                notice += "dtrace: \(now - then) \(index == 1 ? "aggregation " : "")drops on CPU \(cpu)\n"
+                notice += "\(options.programName): \(now - then) \(index == 1 ? "aggregation " : "")drops on CPU \(cpu)\n"
                 if index == 0 { drops.records += now - then } else { drops.aggregations += now - then }
             }
             dropsSeen[index] = counts
@@ -196,6 +196,9 @@ public final class TraceSession {
         if kind == .fault {
             return fault(id: id, probeID: probeID, record: record)
         }
+        // A firing's aggregation actions share one snapshot (per CPU: records of firings
+        // on different CPUs interleave in the ring).
+        if sequence == 0 { views[cpu] = nil }
         if !options.quiet && sequence == 0 {
             prefix += closeFiring()
             if !printedHeading {
@@ -222,7 +225,7 @@ public final class TraceSession {
         case .printa:
             let names = action.joined.isEmpty ? [action.aggregation ?? ""] : action.joined
             for n in names { printed.insert(n) }
-            let aggs = names.map { snapshot($0) }
+            let aggs = names.map { view($0, cpu: cpu) }
             if aggs.count > 1 {
                 if let f = formats[id] { return prefix + suffix + f.renderAggregations(aggs, symbols: addressSymbolizer) }
                 return prefix + suffix + AggregationText.defaultLayout(joined: aggs)
@@ -230,12 +233,12 @@ public final class TraceSession {
             if let f = formats[id] { return prefix + suffix + f.renderAggregation(aggs[0], symbols: addressSymbolizer) }
             return prefix + suffix + AggregationText.defaultLayout(aggs[0])
         case .clear:
-            clear(action.aggregation ?? "")
+            clear(action.aggregation ?? "", cpu: cpu)
             return prefix
         case .trunc:
             var n = 0
             if case .integer(let v, _, _)? = values.first { n = Int(v) }
-            trunc(action.aggregation ?? "", keep: n)
+            trunc(action.aggregation ?? "", keep: n, cpu: cpu)
             return prefix
         case .normalize:
             if case .integer(let v, _, _)? = values.first, v != 0 { normals[action.aggregation ?? ""] = v }
@@ -268,7 +271,7 @@ public final class TraceSession {
         let action = script.actions[id]
         let address = record.loadUnaligned(fromByteOffset: Layout.recordHeader, as: UInt64.self)
         let name = probeID < script.probes.count ? script.probes[probeID].fullName : "?"
-        let message = "dtrace: error on enabled probe ID \(probeID + 1) (ID \(probeID + 1): \(name)): \(action.format) (0x\(String(address, radix: 16))) in action #\(action.actionNumber) at DIF offset 0\n"
+        let message = "\(options.programName): error on enabled probe ID \(probeID + 1) (ID \(probeID + 1): \(name)): \(action.format) (0x\(String(address, radix: 16))) in action #\(action.actionNumber) at DIF offset 0\n"
         FD.writeAll(2, Array(message.utf8))
         // DTRACEFLT_BADADDR is 1.
         pendingErrorRuns.append([0, UInt64(probeID + 1), UInt64(action.actionNumber), 0, 1, address])
@@ -316,24 +319,10 @@ public final class TraceSession {
         return Aggregation(name: name, records: records, normal: normals[name] ?? 1)
     }
 
-    func clear(_ name: String) {
-        guard let spec = script.aggregations.first(where: { $0.name == name }) else { return }
+    /// One read of an aggregation: its keys as the kernel holds them with the merged records.
+    func read(_ spec: AggregationSpec) -> [(key: [UInt8], record: AggregationRecord)] {
         let map = maps[spec.map]
-        let zero = [UInt8](repeating: 0, count: spec.valueSize)
-        for key in map.keys() { try? map.update(key, zero) }
-    }
-
-    func trunc(_ name: String, keep n: Int) {
-        guard let spec = script.aggregations.first(where: { $0.name == name }) else { return }
-        let map = maps[spec.map]
-        let keep = Set(snapshotKeys(spec, keep: n))
-        for key in map.keys() where !keep.contains(key) { map.delete(key) }
-    }
-
-    func snapshotKeys(_ spec: AggregationSpec, keep n: Int) -> [[UInt8]] {
-        guard n != 0 else { return [] }
-        let map = maps[spec.map]
-        var rows: [(AggregationRecord, [UInt8])] = []
+        var rows: [(key: [UInt8], record: AggregationRecord)] = []
         for key in map.keys() {
             guard let perCPU = map.lookup(key) else { continue }
             var v: AggregationValue?
@@ -341,17 +330,67 @@ public final class TraceSession {
                 guard let x = AggregationDecoder.value(spec, b) else { continue }
                 v = v.map { $0.merged(with: x) } ?? x
             }
-            if let v { rows.append((AggregationRecord(keys: AggregationDecoder.keys(spec, key, symbols), value: v), key)) }
+            if let v { rows.append((key, AggregationRecord(keys: AggregationDecoder.keys(spec, key, symbols), value: v))) }
         }
-        let order = Aggregation(name: spec.name, records: rows.map(\.0)).sorted()
-        let kept = n > 0 ? Array(order.suffix(n)) : Array(order.prefix(-n))
-        return rows.filter { r in kept.contains(r.0) }.map(\.1)
+        return rows
+    }
+
+    /// Snapshots taken by the aggregation actions of the firing now being printed, per CPU
+    /// and aggregation: trunc(), clear(), printa() and normalize() of one firing act on the
+    /// same contents, whatever probes add meanwhile (as DTrace's consumer acts on its copy).
+    var views: [Int: [String: [(key: [UInt8], record: AggregationRecord)]]] = [:]
+
+    func viewRows(_ spec: AggregationSpec, cpu: Int) -> [(key: [UInt8], record: AggregationRecord)] {
+        if let v = views[cpu]?[spec.name] { return v }
+        let rows = read(spec)
+        views[cpu, default: [:]][spec.name] = rows
+        return rows
+    }
+
+    func view(_ name: String, cpu: Int) -> Aggregation {
+        guard let spec = script.aggregations.first(where: { $0.name == name }) else { return Aggregation(name: name) }
+        return Aggregation(name: name, records: viewRows(spec, cpu: cpu).map(\.record), normal: normals[name] ?? 1)
+    }
+
+    /// Zeroes the values of the snapshot's keys (the keys stay, as in DTrace).
+    func clear(_ name: String, cpu: Int) {
+        guard let spec = script.aggregations.first(where: { $0.name == name }) else { return }
+        let map = maps[spec.map]
+        let zero = [UInt8](repeating: 0, count: spec.valueSize)
+        let rows = viewRows(spec, cpu: cpu)
+        for r in rows { try? map.update(r.key, zero) }
+        views[cpu, default: [:]][name] = rows.compactMap { r in
+            AggregationDecoder.value(spec, zero).map { (r.key, AggregationRecord(keys: r.record.keys, value: $0)) }
+        }
+    }
+
+    /// Keeps the snapshot's top n (bottom -n) keys and deletes the others from the kernel;
+    /// keys probes add after the snapshot stay for the next one.
+    func trunc(_ name: String, keep n: Int, cpu: Int) {
+        guard let spec = script.aggregations.first(where: { $0.name == name }) else { return }
+        let map = maps[spec.map]
+        let rows = viewRows(spec, cpu: cpu)
+        var kept: [(key: [UInt8], record: AggregationRecord)] = []
+        if n != 0 {
+            let order = Aggregation(name: spec.name, records: rows.map(\.record)).sorted()
+            let keep = n > 0 ? Array(order.suffix(n)) : Array(order.prefix(-n))
+            var left = keep
+            for r in rows {
+                if let i = left.firstIndex(of: r.record) { left.remove(at: i); kept.append(r) }
+            }
+        }
+        let keptKeys = Set(kept.map(\.key))
+        for r in rows where !keptKeys.contains(r.key) { map.delete(r.key) }
+        views[cpu, default: [:]][name] = kept
     }
 
     /// Runs END, drains the last records, and prints the aggregations not yet printed.
     public func finish() throws {
         // Disabling is immediate; closing a tracepoint's perf event waits for an RCU grace
         // period (~80 ms here), so the output is printed first and the events closed last.
+        // Stopped first: a probe that fires while the links are being disabled changes
+        // nothing END prints.
+        if script.stateMap < maps.count { try? maps[script.stateMap].update(le32(0), le64(1)) }
         for link in attachments { link.disable() }
         defer { detach() }
         drain()
