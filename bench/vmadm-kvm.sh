@@ -71,12 +71,17 @@ bare() {  # $1: run number
   ns ip tuntap add dev tbare$i mode tap
   ns ip link set tbare$i master brbare up
   t0=$(now)
-  ns qemu-system-x86_64 -machine q35 -accel "${accel_arg:-tcg}" -m 128 -display none -nodefaults \
+  rm -f "$LUMOS_ROOT/bare.pid"
+  # Not through ns(): a function in the background is a subshell, and $! would be its pid.
+  ip netns exec "$LUMOS_NET_NETNS" qemu-system-x86_64 -machine q35 -accel "${accel_arg:-tcg}" -m 128 -display none -nodefaults \
+    -pidfile "$LUMOS_ROOT/bare.pid" \
     -drive "file=$file,format=raw,if=virtio" \
     -netdev tap,id=n0,ifname=tbare$i,script=no,downscript=no -device "virtio-net-pci,netdev=n0,mac=$bare_mac" \
     -serial "file:$LUMOS_ROOT/bare-$i.console" >/dev/null 2>&1 &
   qemu=$!
   bare_pids+=("$qemu")
+  for _ in $(seq 1 1000); do [[ -s $LUMOS_ROOT/bare.pid ]] && break; sleep 0.01; done
+  [[ $(cat "$LUMOS_ROOT/bare.pid") == "$qemu" ]] || { echo "by hand run $i: QEMU is $(cat "$LUMOS_ROOT/bare.pid"), not $qemu" >&2; exit 1; }
   until ns ping -c 1 -W 0.2 10.124.0.10 >/dev/null 2>&1; do
     (( $(ms "$t0" "$(now)") < 120000 )) || { echo "by hand run $i: no reply in 120 s; its console:" >&2; tail -c 2000 "$LUMOS_ROOT/bare-$i.console" >&2; exit 1; }
   done
