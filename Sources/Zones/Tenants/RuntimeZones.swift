@@ -50,6 +50,10 @@ public final class RuntimeZones: ZoneControl {
             spec.devices = hv.devices
             spec.capabilities = .none
         }
+        if launch.metadata && launch.hypervisor == nil {
+            spec.filesystems += try runtime.metadataMounts(socketDirectory: ZoneMetadata.socketDirectory(launch.uuid), zoneSocketDirectory: ZoneMetadata.zoneSocketDirectory,
+                                                           toolDirectory: ZoneMetadata.zoneToolDirectory, tools: ZoneMetadata.tools)
+        }
         return try runtime.start(spec, beforeRelease: beforeRelease)
     }
 
@@ -104,6 +108,14 @@ public final class RuntimeZones: ZoneControl {
     public func startConsoleRelay(_ uuid: String, _ relay: ConsoleRelay) throws {
         let pid = try runtime.cgroup(uuid).withThreadInZone { try relay.spawn(initBinary: runtime.initBinary, cgroupFD: $0) }
         try relay.waitUntilListening(pid: pid)
+    }
+    public func startMetadataServer(_ uuid: String, keysDirectory: String, initPid: pid_t) throws {
+        let range = try ZoneIDRange.allocate(for: uuid, root: root)
+        try runtime.startMetadataServer(uuid, keysDirectory: keysDirectory, socketDirectory: ZoneMetadata.socketDirectory(uuid),
+                                        zoneRoot: uid_t(range.base), initPid: initPid)
+    }
+    public func runUserScript(_ uuid: String, allowIOUring: Bool) throws {
+        try runtime.runUserScript(uuid, ZoneMetadata.zoneToolDirectory, allowIOUring: allowIOUring)
     }
     public func login(_ uuid: String, _ argv: [String], tty: Bool, allowIOUring: Bool) throws -> Int32 {
         try runtime.exec(uuid, argv, tty: tty, allowIOUring: allowIOUring)
