@@ -50,6 +50,13 @@ public final class RuntimeZones: ZoneControl {
             spec.devices = hv.devices
             spec.capabilities = .none
         }
+        // The zone's limits in its /proc and /sys (Lxcfs), held until the binds are made.
+        var lxcfs: Int32? = nil
+        defer { if let lxcfs { close(lxcfs) } }
+        if launch.metadata && launch.hypervisor == nil, let hold = try Lxcfs.hold() {
+            lxcfs = hold
+            spec.filesystems += Lxcfs.mounts()
+        }
         if launch.metadata && launch.hypervisor == nil {
             spec.filesystems += try runtime.metadataMounts(socketDirectory: ZoneMetadata.socketDirectory(launch.uuid), zoneSocketDirectory: ZoneMetadata.zoneSocketDirectory,
                                                            toolDirectory: ZoneMetadata.zoneToolDirectory, tools: ZoneMetadata.tools)
@@ -83,7 +90,10 @@ public final class RuntimeZones: ZoneControl {
 
     public func isRunning(_ uuid: String) -> Bool { runtime.state(uuid) == .running }
     public func initPid(_ uuid: String) -> pid_t? { runtime.initPid(uuid) }
-    public func stop(_ uuid: String, force: Bool, timeout: Double) throws { try runtime.stop(uuid, force: force, timeout: timeout) }
+    public func stop(_ uuid: String, force: Bool, timeout: Double) throws {
+        try runtime.stop(uuid, force: force, timeout: timeout)
+        Lxcfs.stopIfUnused { runtime.anyZoneRunning() }
+    }
     public func kill(_ uuid: String, signal: Int32) throws { try runtime.kill(uuid, signal: signal) }
     public func updateLimits(_ uuid: String, _ limits: ZoneLimits) throws {
         var l = limits
@@ -96,7 +106,10 @@ public final class RuntimeZones: ZoneControl {
         if knownSlots == nil { knownSlots = ZoneIDRange.slots() }
         return knownSlots?[uuid].map { Int64($0) + 1 }
     }
-    public func cleanup(_ uuid: String) throws { try runtime.cleanup(uuid) }
+    public func cleanup(_ uuid: String) throws {
+        try runtime.cleanup(uuid)
+        Lxcfs.stopIfUnused { runtime.anyZoneRunning() }
+    }
     public func release(_ uuid: String) {
         ZoneIDRange.release(uuid, root: root)
         knownSlots = nil

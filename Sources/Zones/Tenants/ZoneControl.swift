@@ -20,7 +20,8 @@ public struct ZoneLaunch: Sendable {
     public var restartInit = false
     /// A kvm VM: QEMU is the zone's PID 1, with its descriptors and devices (docs/vm.md "The jail").
     public var hypervisor: HypervisorLaunch?
-    /// The metadata service: its socket and the mdata-* tools bound into the zone (ZoneMetadata).
+    /// A standalone zone's services: the metadata socket and the mdata-* tools (ZoneMetadata)
+    /// and the views of its limits in /proc and /sys (Lxcfs) bound into the zone.
     public var metadata = false
 
     /// The launch of `m`'s zone: the boot settings of the property table (`.boot` rows) and
