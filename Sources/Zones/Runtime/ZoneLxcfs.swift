@@ -3,7 +3,7 @@ import LumosCore
 
 /// The zone's own limits in /proc and /sys (docs/architecture.md, "Views of a zone's limits"):
 /// one lxcfs for the host, mounted at /run/lumos/lxcfs while zones run, whose files are bound
-/// over the zone's /proc/meminfo, cpuinfo, stat, uptime, loadavg, swaps, diskstats and
+/// over the zone's /proc/meminfo, cpuinfo, stat, uptime, loadavg and
 /// /sys/devices/system/cpu/online at zone start. lxcfs answers each read from the cgroups of
 /// the process that reads (memory.limit_in_bytes or memory.max, cpuset, the cfs quota with
 /// --enable-cfs), so one instance serves every zone.
@@ -19,7 +19,9 @@ public enum Lxcfs {
     static let lockPath = "/run/lumos/lxcfs.lock"
     /// The files bound into zones (those lxcfs provides on this host).
     public static let views = ["/proc/meminfo", "/proc/cpuinfo", "/proc/stat", "/proc/uptime", "/proc/loadavg",
-                               "/proc/swaps", "/proc/diskstats", "/sys/devices/system/cpu/online"]
+                               "/sys/devices/system/cpu/online"]
+    // Not /proc/diskstats nor /proc/swaps: zone.c masks them (they name the host's block
+    // devices, docs/security.md), and lxcfs's diskstats names them too.
 
     static var binary: String? { ["/usr/bin/lxcfs", "/usr/local/bin/lxcfs"].first { access($0, X_OK) == 0 } }
 
