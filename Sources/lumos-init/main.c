@@ -64,6 +64,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "metadata.h"
 #include "qmp_watch.h"
 
 static int open_log(const char *path, long long *size) {
@@ -400,6 +401,11 @@ static pid_t start_command(char **command) {
 }
 
 int main(int argc, char **argv) {
+    // Inside a zone as mdata-get, mdata-put, ... (metadata.c).
+    const char *name = argc > 0 ? strrchr(argv[0], '/') : NULL;
+    name = name ? name + 1 : argc > 0 ? argv[0] : "";
+    if (strncmp(name, "mdata-", 6) == 0) return mdata_tool_main(name, argc, argv);
+    if (argc >= 2 && strcmp(argv[1], "--metadata-server") == 0) return metadata_server_main(argc, argv);
     if (argc >= 2 && strcmp(argv[1], "--console-log") == 0) {
         if (argc != 4) { fprintf(stderr, "usage: lumos-init --console-log PATH MAX_BYTES\n"); return 2; }
         return console_log(argv[2], argv[3]);

@@ -138,7 +138,7 @@ public enum PropertyTable {
 
         // Metadata and tags
         PropertySpec("customer_metadata", .stringMap(allowScalars: false), default: .value([:]), update: .live,
-                     "key/value metadata for the tenant; stored, but not yet served inside the zone (the metadata service comes later)"),
+                     "key/value metadata for the tenant; served inside lx zones by mdata-get, changed there by mdata-put/mdata-delete (docs/vmadm.md, Metadata)"),
         PropertySpec("internal_metadata", .stringMap(allowScalars: false), default: .value([:]), update: .live,
                      "key/value metadata for the operator; stored, not yet served inside the zone"),
         PropertySpec("internal_metadata_namespaces", .stringList, update: .live,

@@ -148,7 +148,8 @@ public struct ZoneSpec: Sendable, Equatable {
     }
 
     public static let defaultEnvironment = [
-        "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
+        // /native/usr/sbin: the mdata-* tools of the metadata service (docs/architecture.md).
+        "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin:/native/usr/sbin",
         "TERM=xterm",
         "HOME=/root",
     ]

@@ -50,6 +50,17 @@ public final class RuntimeZones: ZoneControl {
             spec.devices = hv.devices
             spec.capabilities = .none
         }
+        // The zone's limits in its /proc and /sys (Lxcfs), held until the binds are made.
+        var lxcfs: Int32? = nil
+        defer { if let lxcfs { close(lxcfs) } }
+        if launch.metadata && launch.hypervisor == nil, let hold = try Lxcfs.hold() {
+            lxcfs = hold
+            spec.filesystems += Lxcfs.mounts()
+        }
+        if launch.metadata && launch.hypervisor == nil {
+            spec.filesystems += try runtime.metadataMounts(socketDirectory: ZoneMetadata.socketDirectory(launch.uuid), zoneSocketDirectory: ZoneMetadata.zoneSocketDirectory,
+                                                           toolDirectory: ZoneMetadata.zoneToolDirectory, tools: ZoneMetadata.tools)
+        }
         return try runtime.start(spec, beforeRelease: beforeRelease)
     }
 
@@ -79,7 +90,10 @@ public final class RuntimeZones: ZoneControl {
 
     public func isRunning(_ uuid: String) -> Bool { runtime.state(uuid) == .running }
     public func initPid(_ uuid: String) -> pid_t? { runtime.initPid(uuid) }
-    public func stop(_ uuid: String, force: Bool, timeout: Double) throws { try runtime.stop(uuid, force: force, timeout: timeout) }
+    public func stop(_ uuid: String, force: Bool, timeout: Double) throws {
+        try runtime.stop(uuid, force: force, timeout: timeout)
+        Lxcfs.stopIfUnused { runtime.anyZoneRunning() }
+    }
     public func kill(_ uuid: String, signal: Int32) throws { try runtime.kill(uuid, signal: signal) }
     public func updateLimits(_ uuid: String, _ limits: ZoneLimits) throws {
         var l = limits
@@ -92,7 +106,10 @@ public final class RuntimeZones: ZoneControl {
         if knownSlots == nil { knownSlots = ZoneIDRange.slots() }
         return knownSlots?[uuid].map { Int64($0) + 1 }
     }
-    public func cleanup(_ uuid: String) throws { try runtime.cleanup(uuid) }
+    public func cleanup(_ uuid: String) throws {
+        try runtime.cleanup(uuid)
+        Lxcfs.stopIfUnused { runtime.anyZoneRunning() }
+    }
     public func release(_ uuid: String) {
         ZoneIDRange.release(uuid, root: root)
         knownSlots = nil
@@ -104,6 +121,14 @@ public final class RuntimeZones: ZoneControl {
     public func startConsoleRelay(_ uuid: String, _ relay: ConsoleRelay) throws {
         let pid = try runtime.cgroup(uuid).withThreadInZone { try relay.spawn(initBinary: runtime.initBinary, cgroupFD: $0) }
         try relay.waitUntilListening(pid: pid)
+    }
+    public func startMetadataServer(_ uuid: String, keysDirectory: String, initPid: pid_t) throws {
+        let range = try ZoneIDRange.allocate(for: uuid, root: root)
+        try runtime.startMetadataServer(uuid, keysDirectory: keysDirectory, socketDirectory: ZoneMetadata.socketDirectory(uuid),
+                                        zoneRoot: uid_t(range.base), initPid: initPid)
+    }
+    public func runUserScript(_ uuid: String, allowIOUring: Bool) throws {
+        try runtime.runUserScript(uuid, ZoneMetadata.zoneToolDirectory, allowIOUring: allowIOUring)
     }
     public func login(_ uuid: String, _ argv: [String], tty: Bool, allowIOUring: Bool) throws -> Int32 {
         try runtime.exec(uuid, argv, tty: tty, allowIOUring: allowIOUring)

@@ -24,7 +24,10 @@ public struct TenantStore: Sendable {
     public func read(_ uuid: String) throws -> Manifest {
         let path = manifestPath(uuid)
         guard Files.exists(path) else { throw LumosError.notFound("VM \(uuid) does not exist; see vmadm list") }
-        return try Manifest.decode(try FD.readFile(path), what: path)
+        var m = try Manifest.decode(try FD.readFile(path), what: path)
+        // What the zone put with mdata-put is customer_metadata (ZoneMetadata).
+        if let live = ZoneMetadata(root: root, uuid: uuid).customerMetadata() { m["customer_metadata"] = .object(live.mapValues { .string($0) }) }
+        return m
     }
 
     /// Writes the stored part of a manifest atomically, stamping last_modified.
@@ -33,6 +36,7 @@ public struct TenantStore: Sendable {
         m["last_modified"] = .string(Self.timestamp())
         try Files.makeDirectories(tenantDirectory(manifest.uuid), mode: 0o700)
         try Files.writeAtomically(manifestPath(manifest.uuid), m.json.serialized() + "\n", mode: 0o644)
+        try ZoneMetadata(root: root, uuid: manifest.uuid).writeCustomerMetadata(manifest.customerMetadata)
     }
 
     public func remove(_ uuid: String) {
@@ -40,6 +44,7 @@ public struct TenantStore: Sendable {
         unlink(manifestPath(uuid))
         unlink(consoleLog(uuid))
         unlink(consoleLog(uuid) + ".0")
+        ZoneMetadata(root: root, uuid: uuid).remove()
         rmdir(dir)
     }
 

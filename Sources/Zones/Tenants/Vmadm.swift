@@ -202,10 +202,21 @@ public final class Vmadm {
         if m.isKVM { return try bootKVM(m) }
         let root = try rootfs(m.uuid)
         try ZoneFiles(m).write(root: root)
-        let launch = ZoneLaunch(m, rootfs: root, consoleLog: ConsoleLog(path: store.consoleLog(m.uuid)))
+        var launch = ZoneLaunch(m, rootfs: root, consoleLog: ConsoleLog(path: store.consoleLog(m.uuid)))
+        launch.metadata = true
+        let metadata = ZoneMetadata(root: store.root, uuid: m.uuid)
         var nics: [NicResult] = []
-        _ = try zones.start(launch) { pid in nics = try network.attach(vm: m, pid: pid) }
+        _ = try zones.start(launch) { pid in
+            nics = try network.attach(vm: m, pid: pid)
+            try metadata.writeCustomerMetadata(m.customerMetadata)
+            try metadata.writeSDCKeys(m.withNicResults(nics), serverUUID: HostIdentity.uuid)
+            try zones.startMetadataServer(m.uuid, keysDirectory: metadata.directory, initPid: pid)
+        }
         try writeBack(m, nics)
+        // vmadm's user-script, at the zone's first boot only (docs/vmadm.md, "Metadata").
+        if m.customerMetadata["user-script"] != nil, metadata.claimFirstBoot() {
+            do { try zones.runUserScript(m.uuid, allowIOUring: m.allowIOUring) } catch { _ = FD.writeAll(2, Array("vmadm: \(error)\n".utf8)) }
+        }
     }
 
     /// Stores the manifest with the network's view of its NICs, if that differs.

@@ -20,6 +20,9 @@ public struct ZoneLaunch: Sendable {
     public var restartInit = false
     /// A kvm VM: QEMU is the zone's PID 1, with its descriptors and devices (docs/vm.md "The jail").
     public var hypervisor: HypervisorLaunch?
+    /// A standalone zone's services: the metadata socket and the mdata-* tools (ZoneMetadata)
+    /// and the views of its limits in /proc and /sys (Lxcfs) bound into the zone.
+    public var metadata = false
 
     /// The launch of `m`'s zone: the boot settings of the property table (`.boot` rows) and
     /// its limits (`.limit` rows), each from the manifest's value or its default.
@@ -75,6 +78,10 @@ public protocol ZoneControl: AnyObject {
     /// Starts a kvm VM's console relay in the VM's cgroups (so it ends with the VM) and
     /// returns once it listens.
     func startConsoleRelay(_ uuid: String, _ relay: ConsoleRelay) throws
+    /// Starts the zone's metadata server (from `beforeRelease`: `initPid` is not running yet).
+    func startMetadataServer(_ uuid: String, keysDirectory: String, initPid: pid_t) throws
+    /// Runs `script` inside the running zone as its root, detached (vmadm's user-script).
+    func runUserScript(_ uuid: String, allowIOUring: Bool) throws
 }
 
 extension TenantNetwork {
@@ -86,6 +93,8 @@ extension TenantNetwork {
 
 extension ZoneControl {
     public func startConsoleRelay(_ uuid: String, _ relay: ConsoleRelay) throws {}
+    public func startMetadataServer(_ uuid: String, keysDirectory: String, initPid: pid_t) throws {}
+    public func runUserScript(_ uuid: String, allowIOUring: Bool) throws {}
     public func zonedid(_ uuid: String) -> Int64? { nil }
     public func reserve(_ uuid: String) throws {}
 }

@@ -1,0 +1,79 @@
+import CLinux
+import Glibc
+import LumosCore
+
+/// The zone's metadata server (lumos-init --metadata-server, Sources/lumos-init/metadata.c;
+/// docs/architecture.md, "Metadata"), started on the host in the zone's cgroups like the
+/// console logger, so its memory is the zone's and cgroup.kill ends it.
+extension ZoneRuntime {
+    /// The tools and the socket directory as the zone sees them: the socket directory at
+    /// /native/.zonecontrol and this very lumos-init, read-only, as each of `tools` in
+    /// `toolDirectory` (the tools pick their role from argv[0]).
+    public func metadataMounts(socketDirectory: String, zoneSocketDirectory: String, toolDirectory: String, tools: [String]) throws -> [BindMount] {
+        try Files.makeDirectories(socketDirectory, mode: 0o755)
+        unlink("\(socketDirectory)/metadata.sock")
+        return [BindMount(source: socketDirectory, target: zoneSocketDirectory, readOnly: true, noExec: true)]
+            + tools.map { BindMount(source: initBinary, target: "\(toolDirectory)/\($0)", readOnly: true) }
+    }
+
+    /// Listens on `socketDirectory`/metadata.sock (mode 0600, owned by the zone's root, so only
+    /// root in the zone connects) and hands the socket to a server that serves `keysDirectory`
+    /// until the zone's init (`initPid`, not yet released) exits. Called before the zone's own
+    /// code runs, so the socket is there from its first instruction.
+    public func startMetadataServer(_ uuid: String, keysDirectory: String, socketDirectory: String, zoneRoot: uid_t, initPid: pid_t) throws {
+        let path = "\(socketDirectory)/metadata.sock"
+        let temp = "\(path).new"
+        let fd = try sys("socket") { socket(AF_UNIX, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0) }
+        defer { close(fd) }
+        var addr = sockaddr_un()
+        addr.sun_family = sa_family_t(AF_UNIX)
+        let bytes = Array(temp.utf8)
+        guard bytes.count < MemoryLayout.size(ofValue: addr.sun_path) else { throw LumosError.invalid("zone \(uuid): metadata socket path \(temp) is too long") }
+        withUnsafeMutableBytes(of: &addr.sun_path) { raw in
+            raw.copyBytes(from: bytes)
+            raw[bytes.count] = 0
+        }
+        unlink(temp)
+        let old = umask(0o077)
+        let rc = withUnsafePointer(to: &addr) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, socklen_t(MemoryLayout<sockaddr_un>.size)) }
+        }
+        umask(old)
+        if rc != 0 { throw Errno(errno, "bind", temp) }
+        guard chown(temp, zoneRoot, zoneRoot) == 0, chmod(temp, 0o600) == 0, listen(fd, 16) == 0, rename(temp, path) == 0 else {
+            let e = errno
+            unlink(temp)
+            throw Errno(e, "listen", path)
+        }
+        let argv = CStringArray([initBinary, "--metadata-server", keysDirectory, String(initPid)])
+        let envp = CStringArray([])
+        let exe = CStringArray([initBinary])
+        var e: Int32 = 0
+        let pid: pid_t = try cgroup(uuid).withThreadInZone { cgroupFD in
+            argv.withPointer { a in
+                envp.withPointer { en in
+                    var cfg = clinux_exec_config(path: UnsafePointer(exe.pointers[0]), argv: a, envp: en, stdin_fd: fd)
+                    let pid = clinux_spawn_in_cgroup(&cfg, cgroupFD)
+                    e = errno
+                    return pid
+                }
+            }
+        }
+        if pid < 0 { unlink(path); throw Errno(e, "clone", "zone \(uuid) metadata server") }
+        Reaper.shared.add(pid)
+    }
+}
+
+extension ZoneRuntime {
+    /// vmadm's user-script: inside the running zone, as its root with the zone's own
+    /// restrictions (a zlogin session, never host root), fetched with mdata-get into
+    /// /var/svc/mdata-user-script and started in the background with its output in
+    /// /var/svc/mdata-user-script.log. Returns once it is started.
+    public func runUserScript(_ uuid: String, _ toolDirectory: String, allowIOUring: Bool) throws {
+        let wrapper = "mkdir -p /var/svc && \(toolDirectory)/mdata-get user-script > /var/svc/mdata-user-script && chmod 700 /var/svc/mdata-user-script && (/var/svc/mdata-user-script > /var/svc/mdata-user-script.log 2>&1 < /dev/null &)"
+        let null = try sys("open", "/dev/null") { open("/dev/null", O_RDWR | O_CLOEXEC) }
+        defer { close(null) }
+        let status = try exec(uuid, ["/bin/sh", "-c", wrapper], allowIOUring: allowIOUring, stdin: null, stdout: null, stderr: null)
+        if status != 0 { throw LumosError.failed("zone \(uuid): the user-script could not be started (status \(status)); is there a /bin/sh in the image?") }
+    }
+}
