@@ -43,6 +43,10 @@ public final class RuntimeZones: ZoneControl {
                             tmpfsSize: Self.tmpfsSize(launch), idRange: range, idmapRootfs: true)
         spec.consoleLog = launch.consoleLog
         spec.allowIOUring = launch.allowIOUring
+        // An lx zone is a system container: its root configures its own network and hostname
+        // and its init mounts what it needs, all inside its own user namespace
+        // (docs/security.md, "System zones").
+        spec.capabilities = .system
         if let hv = launch.hypervisor {
             // QEMU's jail (docs/vm.md "The jail"): no capabilities at all, its disks and taps as
             // descriptors, /dev/kvm only when KVM runs it.
