@@ -462,6 +462,11 @@ static int zone_child(void *arg) {
     if (unused >= 0) close(unused);
     // After joining the cgroups, so /proc/self/cgroup shows "/".
     STEP(sock, CLINUX_STEP_CGROUPNS, unshare(CLONE_NEWCGROUP));
+    // A system zone's init finds its own cgroup tree (the delegated v2 directory, root of the
+    // namespace just made) on /sys/fs/cgroup, and follows what is mounted there: systemd
+    // runs unified even on a hybrid host, whose v1 controllers the zone cannot use anyway.
+    if (cfg->system && mount("cgroup2", "/sys/fs/cgroup", "cgroup2", MS_NOSUID | MS_NODEV | MS_NOEXEC, NULL) < 0 && errno != ENOENT)
+        report(sock, CLINUX_STEP_CGROUPNS);
     if (cfg->memlock_bytes != UINT64_MAX) {
         struct rlimit rl = { cfg->memlock_bytes, cfg->memlock_bytes };
         STEP(sock, CLINUX_STEP_RLIMIT, setrlimit(RLIMIT_MEMLOCK, &rl));

@@ -104,6 +104,8 @@ public struct VMFacts: Sendable {
     public var zonedid: Int64?
     /// A running kvm VM's accelerator and why it was chosen ("tcg (...)").
     public var accelerator: String?
+    /// A running zone's init has come up (`ZoneControl.initReady`); false: `state` is `ready`.
+    public var initReady = true
 
     public init(manifest: Manifest, running: Bool = false, busy: Bool = false, hasDataset: Bool = true, dataset: String = "",
                 pool: String = "zones", zonepath: String? = nil, pid: Int32? = nil, bootTimestamp: String? = nil,

@@ -10,11 +10,11 @@
 //                       tmpfsSize:, idRange: range, idmapRootfs: true, stdin:, stdout:, stderr:)
 //   spec.descriptors = [disk, tap]                // fds 3, 4, ... of the first process (QEMU's jail)
 //   spec.devices = ["/dev/kvm"]                   // a private node only the zone's root opens
-//   spec.capabilities = .none                     // or .standard (the default)
+//   spec.capabilities = .none                     // or .standard (the default), .system (lx zones)
 //   let pid = try runtime.start(spec) { pid in /* move veth ends into /proc/<pid>/ns/net */ }
 //   runtime.state(uuid) -> ZoneState            // .running while the zone's cgroup is populated
 //   runtime.initPid(uuid) -> pid_t?              // host pid of the zone's PID 1
-//   try runtime.stop(uuid, force: false, timeout: 30) -> StopOutcome   // SIGTERM, then SIGKILL all
+//   try runtime.stop(uuid, force: false, timeout: 30) -> StopOutcome   // SIGTERM (SIGRTMIN+3 to systemd), then SIGKILL all
 //   try runtime.kill(uuid, signal: SIGHUP)       // a signal to the zone's init
 //   try runtime.reboot(spec, timeout: 30) { pid in ... } -> pid_t       // stop + start
 //   try runtime.exec(uuid, ["/bin/sh"], tty: true) -> Int32             // zlogin
@@ -119,6 +119,9 @@ public struct ZoneRuntime: Sendable {
         }
         let child = try ZoneChild(spec: launched, initBinary: initBinary)
         try cg.create()
+        if spec.capabilities == .system {
+            do { try cg.delegate(to: spec.idRange.base, gid: spec.idRange.base) } catch { try? cg.remove(); throw error }
+        }
         // Test hooks (LUMOS_TEST_CRASH_AT): the process dies here as a kill -9 would.
         CrashPoint.hit("zone.start.cgroup-created")
         let pid: pid_t
@@ -324,7 +327,7 @@ public struct ZoneRuntime: Sendable {
             return .alreadyStopped
         }
         if !force, let pid = initPid(uuid) {
-            Glibc.kill(pid, SIGTERM)
+            Glibc.kill(pid, Self.shutdownSignal(pid))
             if cg.waitEmpty(timeout: timeout) {
                 try cleanup(uuid)
                 return .exited
@@ -332,6 +335,26 @@ public struct ZoneRuntime: Sendable {
         }
         try cleanup(uuid)
         return .killed
+    }
+
+    /// The signal that asks the zone's init to shut down: SIGRTMIN+3 for systemd (its
+    /// "poweroff"; SIGTERM only makes it re-execute itself), SIGTERM for every other init
+    /// (lumos-init, busybox init's reboot, sysvinit). The init is known by its command name;
+    /// a zone that names another program "systemd" only chooses the signal it gets.
+    static func shutdownSignal(_ pid: pid_t) -> Int32 {
+        let comm = ((try? FD.readText("/proc/\(pid)/comm")) ?? "").trimmingSpaces()
+        return comm == "systemd" ? __libc_current_sigrtmin() + 3 : SIGTERM
+    }
+
+    /// Whether the zone's init has come up. systemd: once its manager listens on
+    /// /run/systemd/private, found in the zone's own list of unix sockets (/proc/PID/net/unix,
+    /// no path inside the zone is followed). It is made early in systemd's start, after the
+    /// mounts and cgroup setup where a system container's systemd used to freeze, and never by
+    /// a systemd that froze before. Other inits: as soon as they run.
+    static func initReady(_ pid: pid_t) -> Bool {
+        guard ((try? FD.readText("/proc/\(pid)/comm")) ?? "").trimmingSpaces() == "systemd" else { return true }
+        let sockets = (try? FD.readText("/proc/\(pid)/net/unix")) ?? ""
+        return sockets.split(separator: "\n").contains { $0.hasSuffix(" /run/systemd/private") }
     }
 
     /// vmadm reboot: a stop (SIGTERM, SIGKILL after `timeout`), then a start of `spec`.

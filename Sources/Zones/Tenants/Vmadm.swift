@@ -385,13 +385,14 @@ public final class Vmadm {
         let uuid = m.uuid
         let running = zones.isRunning(uuid)
         let pid = running ? zones.initPid(uuid) : nil
-        let facts = VMFacts(manifest: m, running: running,
+        var facts = VMFacts(manifest: m, running: running,
                             busy: store.journal.read(uuid) != nil && !FileLock.isFree(store.journal.lockPath(uuid)),
                             hasDataset: datasets.exists(dataset(uuid)), dataset: dataset(uuid), pool: datasets.poolName,
                             zonepath: try? datasets.mountpoint(dataset(uuid)), pid: pid, bootTimestamp: pid.flatMap(ProcessStart.timestamp),
                             snapshots: withSnapshots ? (try? datasets.snapshots(of: dataset(uuid)))?.filter { $0 != Self.indestructibleSnapshot } : nil,
                             serverUUID: HostIdentity.uuid, zonedid: zones.zonedid(uuid),
                             accelerator: m.isKVM && running ? runningAccelerator(uuid) : nil)
+        facts.initReady = !running || zones.initReady(uuid)
         var p = m.properties
         for spec in PropertyTable.all {
             guard case .computed(let compute) = spec.source else { continue }
