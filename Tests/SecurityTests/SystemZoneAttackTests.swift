@@ -63,6 +63,30 @@ struct SystemZoneAttackTests {
         #expect(!switchRoutes.contains("10.254."), "\(switchRoutes)")
     }
 
+    /// An init named systemd that never brings its manager up (a frozen systemd) is `ready`, not
+    /// `running`; it ignores the poweroff signal, so stop kills it after the timeout and says so.
+    @Test func aStuckSystemdIsNotRunningAndStopKillsItAfterTheTimeout() throws {
+        let site = try AttackSite(network: false)
+        defer { site.close() }
+        let zone = try site.create(alias: "stuck")
+        try site.lumos(["vm", "stop", zone])
+        try Files.writeAtomically(site.zoneRoot(zone) + "/root/systemd", "#!/bin/sh\nwhile :; do sleep 1; done\n", mode: 0o755)
+        try site.lumos(["vm", "update", zone, "init_name=/root/systemd"])
+        try site.lumos(["vm", "start", zone])
+        #expect(try site.zlogin(zone, ["cat", "/proc/1/comm"]).stdout.trimmingSpaces() == "systemd")
+        #expect(try site.get(zone)["state"]?.stringValue == "ready")
+        #expect(try site.get(zone)["zone_state"]?.stringValue == "running", "the kernel's view is unchanged")
+        let list = try site.lumos(["vm", "list", "-H", "-o", "uuid,state"]).stdout
+        #expect(list.contains("\(zone)  ready") || list.split(separator: "\n").contains { $0.hasPrefix(zone) && $0.hasSuffix("ready") }, "\(list)")
+        let stop = try site.lumos(["vm", "stop", "-t", "2", zone])
+        #expect(stop.stderr.contains("killed every process"), "\(stop.stderr)")
+        #expect(try site.get(zone)["state"]?.stringValue == "stopped")
+        // The control: the busybox image's own init is running as soon as it runs.
+        try site.lumos(["vm", "update", zone, "init_name=/sbin/init"])
+        try site.lumos(["vm", "start", zone])
+        #expect(try site.get(zone)["state"]?.stringValue == "running")
+    }
+
     @Test func mountsAnInitNeedsButNothingThatReachesTheHost() throws {
         let site = try AttackSite(network: false)
         defer { site.close() }

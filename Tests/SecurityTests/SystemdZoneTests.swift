@@ -35,6 +35,7 @@ struct SystemdZoneTests {
         let state = try bootState(site, zone)
         let failed = try site.zlogin(zone, ["systemctl", "--failed", "--no-legend", "--plain"]).stdout
         #expect(state == "running" || state == "degraded", "systemd: \(state); failed units: \(failed)")
+        #expect(try site.get(zone)["state"]?.stringValue == "running", "systemd's manager is up: vmadm says running")
         if state == "degraded" { Issue.record("degraded (allowed, but say why): \(failed)") }
         // Its own cgroup tree (delegated), its own /run, a machine id of its own.
         let inside = try site.zlogin(zone, ["/bin/sh", "-c", "stat -f -c %T /sys/fs/cgroup; findmnt -n -o FSTYPE /run; cat /etc/machine-id; systemctl is-active systemd-journald"]).stdout
