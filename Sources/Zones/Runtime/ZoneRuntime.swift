@@ -327,8 +327,13 @@ public struct ZoneRuntime: Sendable {
             return .alreadyStopped
         }
         if !force, let pid = initPid(uuid) {
-            Glibc.kill(pid, Self.shutdownSignal(pid))
-            if cg.waitEmpty(timeout: timeout) {
+            // PID 1 drops a signal it has no handler for yet (an init that has just started):
+            // wait, within the timeout, until it catches the one it is sent.
+            let signal = Self.shutdownSignal(pid)
+            let deadline = Monotonic.now + timeout
+            while !Self.catches(pid, signal), Monotonic.now < deadline, cg.populated { usleep(10_000) }
+            Glibc.kill(pid, signal)
+            if cg.waitEmpty(timeout: max(0, deadline - Monotonic.now)) {
                 try cleanup(uuid)
                 return .exited
             }
@@ -339,11 +344,32 @@ public struct ZoneRuntime: Sendable {
 
     /// The signal that asks the zone's init to shut down: SIGRTMIN+3 for systemd (its
     /// "poweroff"; SIGTERM only makes it re-execute itself), SIGTERM for every other init
-    /// (lumos-init, busybox init's reboot, sysvinit). The init is known by its command name;
-    /// a zone that names another program "systemd" only chooses the signal it gets.
+    /// (lumos-init, busybox init's reboot, sysvinit). The init is known by its command name or
+    /// program (`isSystemd`); a zone that names another program "systemd" only chooses the
+    /// signal it gets.
     static func shutdownSignal(_ pid: pid_t) -> Int32 {
-        let comm = ((try? FD.readText("/proc/\(pid)/comm")) ?? "").trimmingSpaces()
-        return comm == "systemd" ? __libc_current_sigrtmin() + 3 : SIGTERM
+        isSystemd(pid) ? __libc_current_sigrtmin() + 3 : SIGTERM
+    }
+
+    /// Whether `pid` has a handler for `signal` (SigCgt in its status).
+    static func catches(_ pid: pid_t, _ signal: Int32) -> Bool {
+        guard let status = try? FD.readText("/proc/\(pid)/status") else { return true }
+        for line in status.split(separator: "\n") where line.hasPrefix("SigCgt:") {
+            guard let mask = UInt64(String(line.dropFirst("SigCgt:".count)).trimmingSpaces(), radix: 16) else { return true }
+            return mask & (UInt64(1) << UInt64(signal - 1)) != 0
+        }
+        return true
+    }
+
+    /// The init is systemd: its command name (which systemd sets early in its start), or the
+    /// program it runs (exec'd as /sbin/init its name is "init" until then).
+    static func isSystemd(_ pid: pid_t) -> Bool {
+        if ((try? FD.readText("/proc/\(pid)/comm")) ?? "").trimmingSpaces() == "systemd" { return true }
+        var buf = [UInt8](repeating: 0, count: 4096)
+        let n = buf.withUnsafeMutableBufferPointer { b in
+            b.baseAddress!.withMemoryRebound(to: CChar.self, capacity: b.count) { readlink("/proc/\(pid)/exe", $0, b.count - 1) }
+        }
+        return n > 0 && String(decoding: buf[0..<n], as: UTF8.self).split(separator: "/").last == "systemd"
     }
 
     /// Whether the zone's init has come up. systemd: once its manager listens on
@@ -352,7 +378,7 @@ public struct ZoneRuntime: Sendable {
     /// mounts and cgroup setup where a system container's systemd used to freeze, and never by
     /// a systemd that froze before. Other inits: as soon as they run.
     static func initReady(_ pid: pid_t) -> Bool {
-        guard ((try? FD.readText("/proc/\(pid)/comm")) ?? "").trimmingSpaces() == "systemd" else { return true }
+        guard isSystemd(pid) else { return true }
         let sockets = (try? FD.readText("/proc/\(pid)/net/unix")) ?? ""
         return sockets.split(separator: "\n").contains { $0.hasSuffix(" /run/systemd/private") }
     }
