@@ -351,14 +351,16 @@ public struct ZoneRuntime: Sendable {
         isSystemd(pid) ? __libc_current_sigrtmin() + 3 : SIGTERM
     }
 
-    /// Whether `pid` has a handler for `signal` (SigCgt in its status).
+    /// Whether `pid` takes `signal`: a handler for it (SigCgt) or the signal blocked (SigBlk:
+    /// systemd reads its signals from a signalfd, and a blocked signal is queued, not dropped).
     static func catches(_ pid: pid_t, _ signal: Int32) -> Bool {
         guard let status = try? FD.readText("/proc/\(pid)/status") else { return true }
-        for line in status.split(separator: "\n") where line.hasPrefix("SigCgt:") {
+        let bit = UInt64(1) << UInt64(signal - 1)
+        for line in status.split(separator: "\n") where line.hasPrefix("SigCgt:") || line.hasPrefix("SigBlk:") {
             guard let mask = UInt64(String(line.dropFirst("SigCgt:".count)).trimmingSpaces(), radix: 16) else { return true }
-            return mask & (UInt64(1) << UInt64(signal - 1)) != 0
+            if mask & bit != 0 { return true }
         }
-        return true
+        return false
     }
 
     /// The init is systemd: its command name (which systemd sets early in its start), or the
