@@ -7,7 +7,7 @@ cd "$(dirname "$(realpath "${BASH_SOURCE[0]}")")/.."
 packages=(
   btrfs-progs libbtrfsutil-dev libseccomp-dev libcap-dev util-linux kmod
   nftables iproute2 iputils-ping iperf3
-  busybox-static debootstrap runc crun
+  busybox-static debootstrap runc crun curl   # curl: SystemdZoneTests asks whether the Debian mirror answers
   lxcfs   # the zones' views of their own limits in /proc and /sys (docs/architecture.md)
   bpftrace systemtap-sdt-dev postgresql postgresql-contrib
   zstd xz-utils bzip2 gzip hyperfine

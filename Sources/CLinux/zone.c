@@ -343,7 +343,7 @@ static int setup_dev(int sock, int rootfd, const struct clinux_zone_config *cfg)
     return 0;
 }
 
-static int setup_proc_sys(int sock, int rootfd) {
+static int setup_proc_sys(int sock, int rootfd, const struct clinux_zone_config *cfg) {
     STEP(sock, CLINUX_STEP_PROC, mount_in_root(rootfd, "proc", MISSING_DIR | STRICT, "proc", "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC, NULL));
     for (int i = 0; proc_masked_files[i]; i++) {
         if (mount_in_root(rootfd, proc_masked_files[i], MISSING_FAIL | STRICT, "/dev/null", NULL, MS_BIND, NULL) < 0 && errno != ENOENT)
@@ -361,6 +361,21 @@ static int setup_proc_sys(int sock, int rootfd) {
         if (mount(path, path, NULL, MS_BIND | MS_REC, NULL) < 0) report(sock, CLINUX_STEP_PROC_MASK);
         close(fd);
         if (readonly_in_root(rootfd, proc_readonly[i], 1, STRICT) < 0) report(sock, CLINUX_STEP_PROC_MASK);
+    }
+    // A system zone configures its own network namespace: /proc/sys/net (whose files belong
+    // to the zone's root only for the zone's own net namespace) is writable again, as in LXC.
+    if (cfg->system) {
+        int fd = open_in_root(rootfd, "proc/sys/net", MISSING_FAIL | STRICT);
+        if (fd < 0) report(sock, CLINUX_STEP_PROC_MASK);
+        char path[32];
+        fd_path(path, fd);
+        if (mount(path, path, NULL, MS_BIND | MS_REC, NULL) < 0) report(sock, CLINUX_STEP_PROC_MASK);
+        close(fd);
+        fd = open_in_root(rootfd, "proc/sys/net", MISSING_FAIL | STRICT);
+        if (fd < 0) report(sock, CLINUX_STEP_PROC_MASK);
+        struct mount_attr attr = { .attr_clr = MOUNT_ATTR_RDONLY };
+        if (syscall(SYS_mount_setattr, fd, "", AT_EMPTY_PATH | AT_RECURSIVE, &attr, sizeof attr) < 0) report(sock, CLINUX_STEP_PROC_MASK);
+        close(fd);
     }
     // A fresh read-only sysfs shows only the zone's own network devices. Where the kernel
     // refuses it, an empty read-only tmpfs stands in: nothing of the host shows through.
@@ -424,7 +439,7 @@ static int zone_child(void *arg) {
     setup_dev(sock, rootfd, cfg);
     // In a user namespace proc can only be mounted while the host's /proc is still visible
     // (the kernel's mnt_already_visible check), so before the old root is detached.
-    setup_proc_sys(sock, rootfd);
+    setup_proc_sys(sock, rootfd, cfg);
     if (cfg->tmp_data)
         STEP(sock, CLINUX_STEP_TMP, mount_in_root(rootfd, "tmp", MISSING_DIR | STRICT, "tmpfs", "tmpfs", MS_NOSUID | MS_NODEV, cfg->tmp_data));
     for (int i = 0; i < cfg->mount_count; i++) {
@@ -447,6 +462,11 @@ static int zone_child(void *arg) {
     if (unused >= 0) close(unused);
     // After joining the cgroups, so /proc/self/cgroup shows "/".
     STEP(sock, CLINUX_STEP_CGROUPNS, unshare(CLONE_NEWCGROUP));
+    // A system zone's init finds its own cgroup tree (the delegated v2 directory, root of the
+    // namespace just made) on /sys/fs/cgroup, and follows what is mounted there: systemd
+    // runs unified even on a hybrid host, whose v1 controllers the zone cannot use anyway.
+    if (cfg->system && mount("cgroup2", "/sys/fs/cgroup", "cgroup2", MS_NOSUID | MS_NODEV | MS_NOEXEC, NULL) < 0 && errno != ENOENT)
+        report(sock, CLINUX_STEP_CGROUPNS);
     if (cfg->memlock_bytes != UINT64_MAX) {
         struct rlimit rl = { cfg->memlock_bytes, cfg->memlock_bytes };
         STEP(sock, CLINUX_STEP_RLIMIT, setrlimit(RLIMIT_MEMLOCK, &rl));
@@ -697,7 +717,7 @@ int clinux_rootfs_tree(const char *path, int userns_fd) {
 //   "shocker" escape), name_to_handle_at, keyctl, add_key, request_key, lookup_dcookie,
 //   iopl, ioperm, uselib, personality changes are left to the kernel
 // ptrace stays allowed inside the zone: the pid namespace means no host pid can be named.
-int clinux_zone_seccomp_default(int allow_io_uring, int deny_ptrace, struct sock_filter **prog, unsigned short *len) {
+int clinux_zone_seccomp_default(int allow_io_uring, int deny_ptrace, int system, struct sock_filter **prog, unsigned short *len) {
     // io_uring: a large, fast-moving kernel surface with a history of privilege escalations,
     // refused by Docker's default profile too; a manifest may allow it (lumos_allow_io_uring).
     static const char *const io_uring[] = { "io_uring_setup", "io_uring_enter", "io_uring_register", NULL };
@@ -705,8 +725,7 @@ int clinux_zone_seccomp_default(int allow_io_uring, int deny_ptrace, struct sock
         "kexec_load", "kexec_file_load", "init_module", "finit_module", "delete_module",
         "settimeofday", "clock_settime", "clock_adjtime", "adjtimex", "stime",
         "reboot", "swapon", "swapoff", "acct", "quotactl", "syslog", "vhangup",
-        "mount", "umount", "umount2", "pivot_root", "open_tree", "move_mount", "fsopen", "fsconfig",
-        "fsmount", "fspick", "mount_setattr", "unshare", "setns",
+        "pivot_root", "setns",
         "bpf", "perf_event_open", "userfaultfd", "open_by_handle_at", "name_to_handle_at",
         "keyctl", "add_key", "request_key", "lookup_dcookie", "iopl", "ioperm", "uselib",
         NULL,
@@ -726,6 +745,40 @@ int clinux_zone_seccomp_default(int allow_io_uring, int deny_ptrace, struct sock
         rc = seccomp_rule_add(ctx, SCMP_ACT_ERRNO(EPERM), nr, 0);
         if (rc == -EDOM || rc == -EFAULT) rc = 0;   // not on this architecture
     }
+    // Mounts. A standard or jail zone may not mount at all. A system zone (`system`, with
+    // CAP_SYS_ADMIN in its own user namespace) may mount what the kernel lets a user
+    // namespace mount (proc, sysfs, tmpfs, devpts, cgroup2, mqueue, ...) and unmount, unshare
+    // every namespace but a user or time namespace, with three limits the kernel does not
+    // set because the zone's mounts were made inside its own namespaces (no MNT_LOCK_*):
+    // - a remount must keep MS_RDONLY, MS_NODEV and MS_NOSUID: otherwise `mount -o
+    //   remount,bind,rw` would open a read-only host directory (a lofs filesystem) for
+    //   writing and `remount,bind,dev` would let a device node from an image open a host disk
+    //   on the (host-owned) root file system;
+    // - the new mount API answers ENOSYS, so programs fall back to mount(2), whose flags this
+    //   filter can see (mount_setattr would clear the same attributes);
+    // - pivot_root and setns stay refused (above).
+    static const char *const mount_api[] = { "open_tree", "move_mount", "fsopen", "fsconfig", "fsmount", "fspick", "mount_setattr", NULL };
+    static const char *const mounting[] = { "mount", "umount", "umount2", "unshare", NULL };
+    for (int i = 0; rc == 0 && mount_api[i]; i++) {
+        int nr = seccomp_syscall_resolve_name(mount_api[i]);
+        if (nr == __NR_SCMP_ERROR) continue;
+        rc = seccomp_rule_add(ctx, system ? SCMP_ACT_ERRNO(ENOSYS) : SCMP_ACT_ERRNO(EPERM), nr, 0);
+        if (rc == -EDOM || rc == -EFAULT) rc = 0;
+    }
+    for (int i = 0; rc == 0 && !system && mounting[i]; i++) {
+        int nr = seccomp_syscall_resolve_name(mounting[i]);
+        if (nr == __NR_SCMP_ERROR) continue;
+        rc = seccomp_rule_add(ctx, SCMP_ACT_ERRNO(EPERM), nr, 0);
+        if (rc == -EDOM || rc == -EFAULT) rc = 0;
+    }
+    if (system) {
+        const uint64_t kept[] = { MS_RDONLY, MS_NODEV, MS_NOSUID };
+        for (size_t i = 0; rc == 0 && i < sizeof kept / sizeof kept[0]; i++)
+            rc = seccomp_rule_add(ctx, SCMP_ACT_ERRNO(EPERM), SCMP_SYS(mount), 1, SCMP_A3(SCMP_CMP_MASKED_EQ, MS_REMOUNT | kept[i], MS_REMOUNT));
+        const uint64_t nested[] = { CLONE_NEWUSER, 0x80 /* CLONE_NEWTIME */ };
+        for (size_t i = 0; rc == 0 && i < sizeof nested / sizeof nested[0]; i++)
+            rc = seccomp_rule_add(ctx, SCMP_ACT_ERRNO(EPERM), SCMP_SYS(unshare), 1, SCMP_A0(SCMP_CMP_MASKED_EQ, nested[i], nested[i]));
+    }
     static const char *const inspect[] = { "ptrace", "process_vm_readv", "process_vm_writev", "kcmp", NULL };
     for (int i = 0; rc == 0 && deny_ptrace && inspect[i]; i++) {
         int nr = seccomp_syscall_resolve_name(inspect[i]);
@@ -739,8 +792,11 @@ int clinux_zone_seccomp_default(int allow_io_uring, int deny_ptrace, struct sock
         rc = seccomp_rule_add(ctx, SCMP_ACT_ERRNO(EPERM), nr, 0);
         if (rc == -EDOM || rc == -EFAULT) rc = 0;
     }
-    const uint64_t newns[] = { CLONE_NEWNS, CLONE_NEWUTS, CLONE_NEWIPC, CLONE_NEWUSER, CLONE_NEWPID, CLONE_NEWNET, CLONE_NEWCGROUP };
-    for (size_t i = 0; rc == 0 && i < sizeof newns / sizeof newns[0]; i++)
+    const uint64_t newns[] = { CLONE_NEWUSER, CLONE_NEWNS, CLONE_NEWUTS, CLONE_NEWIPC, CLONE_NEWPID, CLONE_NEWNET, CLONE_NEWCGROUP };
+    // A system zone may clone into new namespaces (systemd's PrivateNetwork=, PrivateTmp=)
+    // but never into a new user namespace.
+    size_t newns_count = system ? 1 : sizeof newns / sizeof newns[0];
+    for (size_t i = 0; rc == 0 && i < newns_count; i++)
         rc = seccomp_rule_add(ctx, SCMP_ACT_ERRNO(EPERM), SCMP_SYS(clone), 1, SCMP_A0(SCMP_CMP_MASKED_EQ, newns[i], newns[i]));
     if (rc == 0) rc = seccomp_rule_add(ctx, SCMP_ACT_ERRNO(ENOSYS), SCMP_SYS(clone3), 0);
     // ioctls: TIOCSTI/TIOCLINUX push input into a terminal (an operator's, if one leaked in);

@@ -4,11 +4,30 @@ import LumosCore
 /// `imgadm build debian [--suite bookworm]`: debootstrap --variant=minbase from the Debian
 /// mirror the host already uses (apt's sources), so no other image server is needed.
 public enum DebianImage {
+    /// What the image runs as the zone's PID 1 (vmadm's init_name is /sbin/init).
+    public enum InitSystem: String, Sendable, CaseIterable {
+        /// minbase has no /sbin/init: Lumos's init is PID 1 and idles.
+        case none
+        /// systemd (systemd-sysv's /sbin/init) with dbus; booted as a system container
+        /// (docs/vmadm.md, "Zones with systemd").
+        case systemd
+
+        /// debootstrap --include.
+        var packages: [String] {
+            switch self {
+            case .none: return []
+            case .systemd: return ["systemd", "systemd-sysv", "dbus"]
+            }
+        }
+    }
+
     /// `include`: more packages for debootstrap's --include (with their dependencies).
-    public static func build(into rootfs: String, suite: String, mirror: String, include: [String] = [], progress: Bool) throws {
+    public static func build(into rootfs: String, suite: String, mirror: String, initSystem: InitSystem = .none, include: [String] = [],
+                             progress: Bool) throws {
         if let bad = include.first(where: { $0.isEmpty || !$0.allSatisfy { $0.isASCII && ($0.isLowercase || $0.isNumber || "+-.".contains($0)) } }) {
             throw LumosError.invalid("package name \"\(bad)\": Debian package names are lower-case letters, digits and + - .")
         }
+        let packages = initSystem.packages + include
         guard Exec.which("debootstrap") != nil else {
             throw LumosError.notFound("debootstrap is missing; apt-get install debootstrap")
         }
@@ -18,7 +37,7 @@ public enum DebianImage {
         // it vanishes with the process, so a killed build leaves no mount behind.
         let argv = ["unshare", "--mount", "--propagation", "private", "sh", "-c",
                     "mount --bind \"$1\" \"$1\" && mount -o remount,bind,exec,dev,nosuid \"$1\" && exec debootstrap --variant=minbase $4 \"$2\" \"$1\" \"$3\"",
-                    "debootstrap", rootfs, suite, mirror, include.isEmpty ? "" : "--include=" + include.joined(separator: ",")]
+                    "debootstrap", rootfs, suite, mirror, packages.isEmpty ? "" : "--include=" + packages.joined(separator: ",")]
         if progress {
             // debootstrap prints its own I: lines; show them on a terminal.
             let pid = try Exec.spawn(argv, stdout: .fd(2), stderr: .inherit)
@@ -30,6 +49,12 @@ public enum DebianImage {
         // A zone's hostname, resolvers and init come from its manifest; leave no host values.
         try Files.writeAtomically("\(rootfs)/etc/hostname", "debian\n")
         try Files.writeAtomically("\(rootfs)/etc/resolv.conf", "")
+        // Every zone gets its own machine id: systemd makes one at first boot when the file is
+        // empty (from the container_uuid Lumos passes), so the image must not carry the build's.
+        if initSystem == .systemd {
+            try Files.writeAtomically("\(rootfs)/etc/machine-id", "")
+            _ = try? Exec.run(["rm", "-f", "\(rootfs)/var/lib/dbus/machine-id"], check: false)
+        }
         _ = try? Exec.run(["rm", "-rf", "\(rootfs)/var/cache/apt/archives", "\(rootfs)/var/lib/apt/lists"], check: false)
         try Files.makeDirectories("\(rootfs)/var/cache/apt/archives/partial")
         try Files.makeDirectories("\(rootfs)/var/lib/apt/lists/partial")

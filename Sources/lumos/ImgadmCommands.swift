@@ -186,12 +186,14 @@ struct ImgadmCommand: ParsableCommand {
             @Option(name: .long, help: "Debian suite.") var suite = "bookworm"
             @Option(name: .long, help: "Mirror URL (default: the host's, from /etc/apt).") var mirror: String?
             @Option(name: .short, help: "Also keep the manifest and file in this directory.") var o: String?
+            @Option(name: .customLong("init"), help: "The image's init: none (Lumos's init idles, the default) or systemd (PID 1 of the zone, docs/vmadm.md).") var initSystem: DebianImage.InitSystem = .none
             func run() throws {
                 let store = try openImages(global.stateRoot)
                 let url = try mirror ?? AptSources.debianMirror()
-                let m = try store.installBuilt(name: "debian-\(suite)", version: Self.today(),
-                                               description: "Debian \(suite) minbase from \(url)", keepFilesIn: o) {
-                    try DebianImage.build(into: $0, suite: suite, mirror: url, progress: isatty(2) == 1)
+                let name = initSystem == .systemd ? "debian-\(suite)-systemd" : "debian-\(suite)"
+                let m = try store.installBuilt(name: name, version: Self.today(),
+                                               description: "Debian \(suite) minbase\(initSystem == .systemd ? " with systemd" : "") from \(url)", keepFilesIn: o) {
+                    try DebianImage.build(into: $0, suite: suite, mirror: url, initSystem: initSystem, progress: isatty(2) == 1)
                 }
                 print("Imported image \(m.uuid) (\(m.name)@\(m.version))")
             }
@@ -205,3 +207,5 @@ struct ImgadmCommand: ParsableCommand {
         }
     }
 }
+
+extension DebianImage.InitSystem: ExpressibleByArgument {}

@@ -76,6 +76,8 @@ struct clinux_zone_config {
     const int *device_fds;
     char *const *device_names;
     int device_count;
+    // A system zone (ZoneCapabilities.system): /proc/sys/net stays writable.
+    int system;
 };
 
 // Clones a child in new user, mount, pid, uts, ipc and net namespaces; it waits for
@@ -148,7 +150,9 @@ int clinux_device_tree(const char *host_path, uint32_t uid, uint32_t gid);
 // allow_io_uring: leave io_uring_setup/enter/register allowed (refused with EPERM otherwise).
 // deny_ptrace: also refuse ptrace, process_vm_readv/writev and kcmp (zones without
 // capabilities, such as QEMU's jail: one program that never inspects another).
-int clinux_zone_seccomp_default(int allow_io_uring, int deny_ptrace, struct sock_filter **prog, unsigned short *len);
+// system: a system zone (CAP_SYS_ADMIN and CAP_NET_ADMIN in its own user namespace) may
+// mount, unmount and unshare within limits (zone.c says which); otherwise all are refused.
+int clinux_zone_seccomp_default(int allow_io_uring, int deny_ptrace, int system, struct sock_filter **prog, unsigned short *len);
 
 // prlimit(RLIMIT_MEMLOCK) on another process (needs CAP_SYS_RESOURCE over it).
 int clinux_set_memlock(pid_t pid, uint64_t bytes);

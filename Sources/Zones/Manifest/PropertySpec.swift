@@ -108,6 +108,8 @@ public struct VMFacts: Sendable {
     public var failed = false
     /// Why it failed, or how it last ended (docs/vm.md, "How a VM ends").
     public var stateReason: String?
+    /// A running zone's init has come up (`ZoneControl.initReady`); false: `state` is `ready`.
+    public var initReady = true
 
     public init(manifest: Manifest, running: Bool = false, busy: Bool = false, hasDataset: Bool = true, dataset: String = "",
                 pool: String = "zones", zonepath: String? = nil, pid: Int32? = nil, bootTimestamp: String? = nil,

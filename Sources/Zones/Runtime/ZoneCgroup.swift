@@ -160,14 +160,41 @@ public struct ZoneCgroup: Sendable {
         try write("\(dir)/cpu.cfs_quota_us", cap == 0 ? "-1" : "\(cap * period / 100)")
     }
 
-    /// Host pids of every process in the zone.
+    /// Host pids of every process in the zone, those in cgroups a system zone's init made
+    /// below its own (`delegate`) included.
     public func processes() -> [pid_t] {
         let dirs = (v2Directory.map { [$0] } ?? []) + v1Directories
         for dir in dirs where Files.isDirectory(dir) {
-            guard let text = try? FD.readText("\(dir)/cgroup.procs") else { continue }
-            return text.split(separator: "\n").compactMap { pid_t($0) }
+            guard Files.exists("\(dir)/cgroup.procs") else { continue }
+            return Self.subtree(dir).flatMap { sub in
+                ((try? FD.readText("\(sub)/cgroup.procs")) ?? "").split(separator: "\n").compactMap { pid_t($0) }
+            }
         }
         return []
+    }
+
+    /// `dir` and every cgroup below it, parents before children.
+    static func subtree(_ dir: String) -> [String] {
+        var out = [dir]
+        var i = 0
+        while i < out.count {
+            let d = out[i]
+            for name in Files.list(d) where Files.isDirectory("\(d)/\(name)") { out.append("\(d)/\(name)") }
+            i += 1
+        }
+        return out
+    }
+
+    /// Delegates the zone's cgroup v2 directory to its root (host uid `uid`), as systemd's
+    /// Delegate= does: the directory and its cgroup.procs, cgroup.threads and
+    /// cgroup.subtree_control, so the zone's init (systemd) makes and fills cgroups below it.
+    /// Its limits, cgroup.kill and cgroup.freeze stay the host's; the zone sees this
+    /// directory as its cgroup namespace's root and nothing above it (docs/security.md).
+    public func delegate(to uid: uid_t, gid: gid_t) throws {
+        guard let dir = v2Directory else { return }
+        for path in [dir, "\(dir)/cgroup.procs", "\(dir)/cgroup.threads", "\(dir)/cgroup.subtree_control"] where Files.exists(path) {
+            if chown(path, uid, gid) != 0 { throw Errno(errno, "chown", path) }
+        }
     }
 
     /// True while any process of the zone is alive (cgroup.events "populated 1" on v2).
@@ -235,7 +262,9 @@ public struct ZoneCgroup: Sendable {
     /// Removes every directory (after the zone is empty). Idempotent; retries while the kernel
     /// still reports the cgroup busy right after its last process exited.
     public func remove() throws {
-        for dir in allDirectories where Files.isDirectory(dir) {
+        // Cgroups a system zone's init made below its own go first (children before parents).
+        let nested = v2Directory.map { Files.isDirectory($0) ? Array(Self.subtree($0).dropFirst().reversed()) : [] } ?? []
+        for dir in nested + allDirectories where Files.isDirectory(dir) {
             var attempts = 0
             while rmdir(dir) != 0 {
                 if errno == ENOENT { break }

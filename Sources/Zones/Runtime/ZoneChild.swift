@@ -98,6 +98,7 @@ final class ZoneChild {
         config.mounts = UnsafePointer(mounts)
         config.mount_count = Int32(spec.filesystems.count)
         config.caps_keep = spec.capabilities.mask
+        config.system = spec.capabilities == .system ? 1 : 0
         config.cap_last = ZoneSecurity.lastCapability()
         config.seccomp = seccomp.filter
         config.seccomp_len = seccomp.count

@@ -10,11 +10,11 @@
 //                       tmpfsSize:, idRange: range, idmapRootfs: true, stdin:, stdout:, stderr:)
 //   spec.descriptors = [disk, tap]                // fds 3, 4, ... of the first process (QEMU's jail)
 //   spec.devices = ["/dev/kvm"]                   // a private node only the zone's root opens
-//   spec.capabilities = .none                     // or .standard (the default)
+//   spec.capabilities = .none                     // or .standard (the default), .system (lx zones)
 //   let pid = try runtime.start(spec) { pid in /* move veth ends into /proc/<pid>/ns/net */ }
 //   runtime.state(uuid) -> ZoneState            // .running while the zone's cgroup is populated
 //   runtime.initPid(uuid) -> pid_t?              // host pid of the zone's PID 1
-//   try runtime.stop(uuid, force: false, timeout: 30) -> StopOutcome   // SIGTERM, then SIGKILL all
+//   try runtime.stop(uuid, force: false, timeout: 30) -> StopOutcome   // SIGTERM (SIGRTMIN+3 to systemd), then SIGKILL all
 //   try runtime.kill(uuid, signal: SIGHUP)       // a signal to the zone's init
 //   try runtime.reboot(spec, timeout: 30) { pid in ... } -> pid_t       // stop + start
 //   try runtime.exec(uuid, ["/bin/sh"], tty: true) -> Int32             // zlogin
@@ -119,6 +119,9 @@ public struct ZoneRuntime: Sendable {
         }
         let child = try ZoneChild(spec: launched, initBinary: initBinary)
         try cg.create()
+        if spec.capabilities == .system {
+            do { try cg.delegate(to: spec.idRange.base, gid: spec.idRange.base) } catch { try? cg.remove(); throw error }
+        }
         // Test hooks (LUMOS_TEST_CRASH_AT): the process dies here as a kill -9 would.
         CrashPoint.hit("zone.start.cgroup-created")
         let pid: pid_t
@@ -324,14 +327,62 @@ public struct ZoneRuntime: Sendable {
             return .alreadyStopped
         }
         if !force, let pid = initPid(uuid) {
-            Glibc.kill(pid, SIGTERM)
-            if cg.waitEmpty(timeout: timeout) {
+            // PID 1 drops a signal it has no handler for yet (an init that has just started):
+            // wait, within the timeout, until it catches the one it is sent.
+            let signal = Self.shutdownSignal(pid)
+            let deadline = Monotonic.now + timeout
+            while !Self.catches(pid, signal), Monotonic.now < deadline, cg.populated { usleep(10_000) }
+            Glibc.kill(pid, signal)
+            if cg.waitEmpty(timeout: max(0, deadline - Monotonic.now)) {
                 try cleanup(uuid)
                 return .exited
             }
         }
         try cleanup(uuid)
         return .killed
+    }
+
+    /// The signal that asks the zone's init to shut down: SIGRTMIN+3 for systemd (its
+    /// "poweroff"; SIGTERM only makes it re-execute itself), SIGTERM for every other init
+    /// (lumos-init, busybox init's reboot, sysvinit). The init is known by its command name or
+    /// program (`isSystemd`); a zone that names another program "systemd" only chooses the
+    /// signal it gets.
+    static func shutdownSignal(_ pid: pid_t) -> Int32 {
+        isSystemd(pid) ? __libc_current_sigrtmin() + 3 : SIGTERM
+    }
+
+    /// Whether `pid` takes `signal`: a handler for it (SigCgt) or the signal blocked (SigBlk:
+    /// systemd reads its signals from a signalfd, and a blocked signal is queued, not dropped).
+    static func catches(_ pid: pid_t, _ signal: Int32) -> Bool {
+        guard let status = try? FD.readText("/proc/\(pid)/status") else { return true }
+        let bit = UInt64(1) << UInt64(signal - 1)
+        for line in status.split(separator: "\n") where line.hasPrefix("SigCgt:") || line.hasPrefix("SigBlk:") {
+            guard let mask = UInt64(String(line.dropFirst("SigCgt:".count)).trimmingSpaces(), radix: 16) else { return true }
+            if mask & bit != 0 { return true }
+        }
+        return false
+    }
+
+    /// The init is systemd: its command name (which systemd sets early in its start), or the
+    /// program it runs (exec'd as /sbin/init its name is "init" until then).
+    static func isSystemd(_ pid: pid_t) -> Bool {
+        if ((try? FD.readText("/proc/\(pid)/comm")) ?? "").trimmingSpaces() == "systemd" { return true }
+        var buf = [UInt8](repeating: 0, count: 4096)
+        let n = buf.withUnsafeMutableBufferPointer { b in
+            b.baseAddress!.withMemoryRebound(to: CChar.self, capacity: b.count) { readlink("/proc/\(pid)/exe", $0, b.count - 1) }
+        }
+        return n > 0 && String(decoding: buf[0..<n], as: UTF8.self).split(separator: "/").last == "systemd"
+    }
+
+    /// Whether the zone's init has come up. systemd: once its manager listens on
+    /// /run/systemd/private, found in the zone's own list of unix sockets (/proc/PID/net/unix,
+    /// no path inside the zone is followed). It is made early in systemd's start, after the
+    /// mounts and cgroup setup where a system container's systemd used to freeze, and never by
+    /// a systemd that froze before. Other inits: as soon as they run.
+    static func initReady(_ pid: pid_t) -> Bool {
+        guard isSystemd(pid) else { return true }
+        let sockets = (try? FD.readText("/proc/\(pid)/net/unix")) ?? ""
+        return sockets.split(separator: "\n").contains { $0.hasSuffix(" /run/systemd/private") }
     }
 
     /// vmadm reboot: a stop (SIGTERM, SIGKILL after `timeout`), then a start of `spec`.

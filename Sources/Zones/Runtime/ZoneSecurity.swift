@@ -20,6 +20,19 @@ public enum ZoneSecurity {
         keptCapabilities.reduce(0) { $0 | (UInt64(1) << UInt64($1.number)) }
     }
 
+    /// What a system zone (`ZoneCapabilities.system`, every lx zone vmadm makes) keeps on top
+    /// of the standard set, as an Incus/LXC unprivileged container does. Both act only inside
+    /// the zone's own user namespace: CAP_NET_ADMIN over its own network namespace (addresses,
+    /// routes, links, /proc/sys/net; the switch's anti-spoofing still decides what leaves the
+    /// NIC), CAP_SYS_ADMIN over its own uts, mount, ipc and cgroup namespaces (sethostname, the
+    /// mounts an init makes, within the seccomp limits of zone.c). docs/security.md, "System
+    /// zones".
+    public static let systemCapabilities: [(name: String, number: Int)] = [("CAP_NET_ADMIN", 12), ("CAP_SYS_ADMIN", 21)]
+
+    public static var systemCapabilityMask: UInt64 {
+        systemCapabilities.reduce(capabilityMask) { $0 | (UInt64(1) << UInt64($1.number)) }
+    }
+
     /// The highest capability number the running kernel knows.
     static func lastCapability() -> Int32 {
         (try? FD.readText("/proc/sys/kernel/cap_last_cap")).flatMap { Int32($0.trimmingSpaces()) } ?? 40
@@ -35,11 +48,16 @@ public enum ZoneCapabilities: Sendable, Equatable, Codable {
     /// seccomp filter also refuses ptrace, process_vm_readv/writev and kcmp. QEMU's jail
     /// (docs/vm.md, "The jail").
     case none
+    /// `.standard` plus CAP_NET_ADMIN and CAP_SYS_ADMIN in the zone's own user namespace, and
+    /// a seccomp filter that lets it mount, unmount and unshare within limits: a zone that
+    /// configures its own network and runs a real init (systemd). vmadm's lx zones.
+    case system
 
     /// Bit n set: capability n stays.
     public var mask: UInt64 {
         switch self {
         case .standard: return ZoneSecurity.capabilityMask
+        case .system: return ZoneSecurity.systemCapabilityMask
         case .none: return 0
         }
     }
@@ -50,7 +68,9 @@ public enum ZoneCapabilities: Sendable, Equatable, Codable {
         guard let status = try? FD.readText("/proc/\(pid)/status") else { return .none }
         for line in status.split(separator: "\n") where line.hasPrefix("CapBnd:") {
             guard let bounding = UInt64(String(line.dropFirst("CapBnd:".count)).trimmingSpaces(), radix: 16) else { return .none }
-            return bounding == 0 ? .none : .standard
+            if bounding == 0 { return .none }
+            // CAP_SYS_ADMIN in the bounding set (of the zone's namespace) is only ever a system zone's.
+            return bounding & (UInt64(1) << 21) != 0 ? .system : .standard
         }
         return .none
     }
@@ -62,12 +82,14 @@ final class SeccompProgram {
     let filter: OpaquePointer
     let count: UInt16
 
-    /// `capabilities` .none also refuses ptrace and its relatives (clinux_zone_seccomp_default).
+    /// `capabilities` .none also refuses ptrace and its relatives; .system allows mounts within
+    /// limits (clinux_zone_seccomp_default).
     init(allowIOUring: Bool = false, capabilities: ZoneCapabilities = .standard) throws {
         var prog: OpaquePointer?
         var len: UInt16 = 0
         let denyPtrace: Int32 = capabilities == .none ? 1 : 0
-        try sys("seccomp_export_bpf", "default zone filter") { clinux_zone_seccomp_default(allowIOUring ? 1 : 0, denyPtrace, &prog, &len) }
+        let system: Int32 = capabilities == .system ? 1 : 0
+        try sys("seccomp_export_bpf", "default zone filter") { clinux_zone_seccomp_default(allowIOUring ? 1 : 0, denyPtrace, system, &prog, &len) }
         filter = prog!
         count = len
     }

@@ -122,7 +122,8 @@ public struct ZoneSpec: Sendable, Equatable {
     /// numbers, mode 0600, owned by the zone's root (docs/security.md, "Devices"); the host's
     /// node is not changed. Without it a zone has no such node at all.
     public var devices: [String] = []
-    /// The capabilities the zone keeps: `.standard`, or `.none` for QEMU's jail.
+    /// The capabilities the zone keeps: `.standard`, `.system` (vmadm's lx zones: namespaced
+    /// CAP_NET_ADMIN and CAP_SYS_ADMIN), or `.none` for QEMU's jail.
     public var capabilities: ZoneCapabilities = .standard
 
     /// The device nodes a zone may be given.

@@ -43,6 +43,14 @@ public final class RuntimeZones: ZoneControl {
                             tmpfsSize: Self.tmpfsSize(launch), idRange: range, idmapRootfs: true)
         spec.consoleLog = launch.consoleLog
         spec.allowIOUring = launch.allowIOUring
+        // An lx zone is a system container: its root configures its own network and hostname
+        // and its init mounts what it needs, all inside its own user namespace
+        // (docs/security.md, "System zones").
+        if launch.hypervisor == nil {
+            spec.capabilities = .system
+            // What a system container's init looks for (systemd's detect-virt, its machine id).
+            spec.environment += ["container=lumos", "container_uuid=\(launch.uuid)"]
+        }
         if let hv = launch.hypervisor {
             // QEMU's jail (docs/vm.md "The jail"): no capabilities at all, its disks and taps as
             // descriptors, /dev/kvm only when KVM runs it.
@@ -90,8 +98,13 @@ public final class RuntimeZones: ZoneControl {
 
     public func isRunning(_ uuid: String) -> Bool { runtime.state(uuid) == .running }
     public func initPid(_ uuid: String) -> pid_t? { runtime.initPid(uuid) }
+    public func initReady(_ uuid: String) -> Bool { runtime.initPid(uuid).map(ZoneRuntime.initReady) ?? true }
     public func stop(_ uuid: String, force: Bool, timeout: Double) throws {
-        try runtime.stop(uuid, force: force, timeout: timeout)
+        // The init is asked first (SIGRTMIN+3 for systemd, SIGTERM otherwise); say so when it
+        // did not finish in time and everything had to be killed.
+        if try runtime.stop(uuid, force: force, timeout: timeout) == .killed, !force {
+            _ = FD.writeAll(2, Array("vmadm: VM \(uuid): its init did not exit within \(timeout) s of the shutdown signal; killed every process\n".utf8))
+        }
         Lxcfs.stopIfUnused { runtime.anyZoneRunning() }
     }
     public func kill(_ uuid: String, signal: Int32) throws { try runtime.kill(uuid, signal: signal) }

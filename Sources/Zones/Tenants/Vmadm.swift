@@ -403,6 +403,7 @@ public final class Vmadm {
                             snapshots: withSnapshots ? (try? datasets.snapshots(of: dataset(uuid)))?.filter { $0 != Self.indestructibleSnapshot } : nil,
                             serverUUID: HostIdentity.uuid, zonedid: zones.zonedid(uuid),
                             accelerator: m.isKVM && running ? runningAccelerator(uuid) : nil)
+        facts.initReady = !running || zones.initReady(uuid)
         if m.isKVM { (facts.failed, facts.stateReason) = kvmHealth(uuid, running: running) }
         var p = m.properties
         for spec in PropertyTable.all {

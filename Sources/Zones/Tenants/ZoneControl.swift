@@ -60,6 +60,9 @@ public protocol ZoneControl: AnyObject {
     /// (the network hook point).
     func start(_ launch: ZoneLaunch, beforeRelease: (pid_t) throws -> Void) throws -> pid_t
     func isRunning(_ uuid: String) -> Bool
+    /// Whether a running zone's init has come up (systemd: its manager listens); vmadm shows
+    /// `ready` rather than `running` until then.
+    func initReady(_ uuid: String) -> Bool
     func initPid(_ uuid: String) -> pid_t?
     /// SIGTERM to init, SIGKILL to everything after `timeout` (at once with force).
     func stop(_ uuid: String, force: Bool, timeout: Double) throws
@@ -92,6 +95,7 @@ extension TenantNetwork {
 }
 
 extension ZoneControl {
+    public func initReady(_ uuid: String) -> Bool { true }
     public func startConsoleRelay(_ uuid: String, _ relay: ConsoleRelay) throws {}
     public func startMetadataServer(_ uuid: String, keysDirectory: String, initPid: pid_t) throws {}
     public func runUserScript(_ uuid: String, allowIOUring: Bool) throws {}

@@ -1,0 +1,66 @@
+import Glibc
+import LumosCore
+import Testing
+
+/// The host's Debian mirror answers (the image is built with debootstrap from it).
+let debianMirrorReachable: Bool = {
+    guard getuid() == 0, let mirror = try? Exec.run(["sh", "-c", "sed -n 's/^URIs: *//p; s/^deb \\(http[^ ]*\\).*/\\1/p' /etc/apt/sources.list.d/*.sources /etc/apt/sources.list 2>/dev/null | head -1"]).stdout.trimmingSpaces(), !mirror.isEmpty else { return false }
+    return (try? Exec.run(["curl", "-sfI", "--max-time", "10", "\(mirror)/dists/bookworm/Release"], check: false).status) == 0
+}()
+
+/// Issue 11's real init: `imgadm build debian --init systemd` boots systemd as PID 1 of an lx
+/// zone (a system zone, docs/security.md), its services start, and `vmadm stop` asks it to power
+/// off (SIGRTMIN+3) instead of killing it.
+@Suite(.serialized, .enabled(if: debianMirrorReachable, "needs root and the host's Debian mirror (debootstrap builds the image)"))
+struct SystemdZoneTests {
+    /// `systemctl is-system-running --wait` once systemd listens (its private socket appears a
+    /// moment after the zone starts): running, degraded, or what it says instead.
+    func bootState(_ site: AttackSite, _ zone: String) throws -> String {
+        try site.zlogin(zone, ["/bin/sh", "-c", "for i in $(seq 600); do test -S /run/systemd/private && break; sleep 0.1; done; timeout 180 systemctl is-system-running --wait"]).stdout.trimmingSpaces()
+    }
+
+    @Test func systemdBootsToRunningAndStopsCleanly() throws {
+        let site = try AttackSite(network: false)
+        defer { site.close() }
+        try site.lumos(["img", "build", "debian", "--init", "systemd"])
+        let images = try site.lumos(["img", "list", "-H", "-o", "uuid,name"]).stdout.split(separator: "\n")
+        let image = try #require(images.first { $0.hasSuffix("debian-bookworm-systemd") }?.split(separator: " ").first.map(String.init))
+        let r = try site.lumos(["vm", "create"], input: "{\"brand\":\"lx\",\"alias\":\"systemd\",\"image_uuid\":\"\(image)\",\"max_physical_memory\":512}")
+        let zone = String(r.stderr.split(separator: " ").last ?? "").trimmingSpaces()
+        try #require(zone.count == 36, "vmadm create: \(r.stderr)")
+        site.adopt(zone)
+
+        // PID 1 is systemd, and it finishes booting: running, or degraded with the failed units named.
+        #expect(try site.zlogin(zone, ["readlink", "/proc/1/exe"]).stdout.trimmingSpaces().hasSuffix("/systemd"))
+        let state = try bootState(site, zone)
+        let failed = try site.zlogin(zone, ["systemctl", "--failed", "--no-legend", "--plain"]).stdout
+        #expect(state == "running" || state == "degraded", "systemd: \(state); failed units: \(failed)")
+        #expect(try site.get(zone)["state"]?.stringValue == "running", "systemd's manager is up: vmadm says running")
+        if state == "degraded" { Issue.record("degraded (allowed, but say why): \(failed)") }
+        // Its own cgroup tree (delegated), its own /run, a machine id of its own.
+        let inside = try site.zlogin(zone, ["/bin/sh", "-c", "stat -f -c %T /sys/fs/cgroup; findmnt -n -o FSTYPE /run; cat /etc/machine-id; systemctl is-active systemd-journald"]).stdout
+        let lines = inside.split(separator: "\n").map(String.init)
+        #expect(lines.count == 4 && lines[0] == "cgroup2fs" && lines[1] == "tmpfs" && lines[3] == "active", "\(inside)")
+        #expect(lines.count > 2 && lines[2].count == 32 && !lines[2].allSatisfy { $0 == "0" }, "\(inside)")
+        let hostSide = try FD.readText("/proc/self/mountinfo")
+        #expect(!hostSide.contains("/lumos/\(zone)"), "a zone mount shows on the host")
+
+        // vmadm stop: SIGRTMIN+3, systemd powers off and exits; nothing had to be killed.
+        let stop = try site.lumos(["vm", "stop", "-t", "120", zone])
+        #expect(try site.get(zone)["state"]?.stringValue == "stopped")
+        #expect(!stop.stderr.contains("killed every process"), "systemd did not power off: \(stop.stderr)")
+        // The zone's nested cgroups went with it.
+        #expect(!Files.exists("/sys/fs/cgroup/unified/lumos/\(zone)") && !Files.exists("/sys/fs/cgroup/lumos/\(zone)"))
+        // And it boots again (a second boot reuses the machine id it made).
+        try site.lumos(["vm", "start", zone])
+        let again = try bootState(site, zone)
+        #expect(again == "running" || again == "degraded", "second boot: \(again)")
+        #expect(try site.zlogin(zone, ["cat", "/etc/machine-id"]).stdout.trimmingSpaces() == (lines.count > 2 ? lines[2] : ""))
+        try site.lumos(["vm", "stop", "-t", "120", zone])
+        // A stop right after start, while systemd is still coming up, is not lost either.
+        try site.lumos(["vm", "start", zone])
+        let early = try site.lumos(["vm", "stop", "-t", "120", zone])
+        #expect(!early.stderr.contains("killed every process"), "a stop during boot: \(early.stderr)")
+        #expect(try site.get(zone)["state"]?.stringValue == "stopped")
+    }
+}
