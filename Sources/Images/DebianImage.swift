@@ -21,12 +21,20 @@ public enum DebianImage {
         }
     }
 
+    /// One-line errors for names debootstrap's --include cannot take (Debian policy: lower-case
+    /// letters, digits and + - ., starting with a letter or digit, at least two characters).
+    public static func checkPackages(_ names: [String]) throws {
+        for name in names {
+            let ok = name.count >= 2 && name.first.map { $0.isASCII && ($0.isLowercase || $0.isNumber) } == true
+                && name.allSatisfy { $0.isASCII && ($0.isLowercase || $0.isNumber || "+-.".contains($0)) }
+            if !ok { throw LumosError.invalid("package name \"\(name)\": Debian package names are lower-case letters, digits and + - . (at least 2, starting with a letter or digit)") }
+        }
+    }
+
     /// `include`: more packages for debootstrap's --include (with their dependencies).
     public static func build(into rootfs: String, suite: String, mirror: String, initSystem: InitSystem = .none, include: [String] = [],
                              progress: Bool) throws {
-        if let bad = include.first(where: { $0.isEmpty || !$0.allSatisfy { $0.isASCII && ($0.isLowercase || $0.isNumber || "+-.".contains($0)) } }) {
-            throw LumosError.invalid("package name \"\(bad)\": Debian package names are lower-case letters, digits and + - .")
-        }
+        try checkPackages(include)
         let packages = initSystem.packages + include
         guard Exec.which("debootstrap") != nil else {
             throw LumosError.notFound("debootstrap is missing; apt-get install debootstrap")

@@ -187,13 +187,17 @@ struct ImgadmCommand: ParsableCommand {
             @Option(name: .long, help: "Mirror URL (default: the host's, from /etc/apt).") var mirror: String?
             @Option(name: .short, help: "Also keep the manifest and file in this directory.") var o: String?
             @Option(name: .customLong("init"), help: "The image's init: none (Lumos's init idles, the default) or systemd (PID 1 of the zone, docs/vmadm.md).") var initSystem: DebianImage.InitSystem = .none
+            @Option(name: .long, help: "More packages installed at build time, comma-separated (debootstrap --include), e.g. nginx,curl.") var packages: String?
             func run() throws {
+                let include = (packages ?? "").split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty }
+                try DebianImage.checkPackages(include)  // before anything is made
                 let store = try openImages(global.stateRoot)
                 let url = try mirror ?? AptSources.debianMirror()
                 let name = initSystem == .systemd ? "debian-\(suite)-systemd" : "debian-\(suite)"
                 let m = try store.installBuilt(name: name, version: Self.today(),
-                                               description: "Debian \(suite) minbase\(initSystem == .systemd ? " with systemd" : "") from \(url)", keepFilesIn: o) {
-                    try DebianImage.build(into: $0, suite: suite, mirror: url, initSystem: initSystem, progress: isatty(2) == 1)
+                                               description: "Debian \(suite) minbase\(initSystem == .systemd ? " with systemd" : "")\(include.isEmpty ? "" : " and " + include.joined(separator: ", ")) from \(url)",
+                                               keepFilesIn: o) {
+                    try DebianImage.build(into: $0, suite: suite, mirror: url, initSystem: initSystem, include: include, progress: isatty(2) == 1)
                 }
                 print("Imported image \(m.uuid) (\(m.name)@\(m.version))")
             }

@@ -67,6 +67,27 @@ import Testing
     }
 }
 
+/// `imgadm build debian --packages` (and the Debian guest's list): names debootstrap can take.
+@Suite struct DebianPackageNameTests {
+    @Test func debianNamesPassAndOthersAreOneLineErrors() throws {
+        try DebianImage.checkPackages(["nginx", "libc6", "g++", "linux-image-cloud-amd64", "python3.11"])
+        for bad in ["Nginx", "ng inx", "nginx;rm -rf /", "-x", "a", "", "nginx,curl", "$(id)"] {
+            let e = #expect(throws: LumosError.self) { try DebianImage.checkPackages([bad]) }
+            #expect(e?.message.contains("package name") == true && e?.message.contains("\n") == false, "\(bad)")
+        }
+    }
+
+    @Test func aBadNameCreatesNothing() throws {
+        let root = "/tmp/lumos-pkgname-\(getpid())-\(UInt32.random(in: 0...UInt32.max))"
+        defer { _ = try? Exec.run(["rm", "-rf", root], check: false) }
+        let e = #expect(throws: LumosError.self) {
+            try DebianImage.build(into: root + "/rootfs", suite: "bookworm", mirror: "http://deb.invalid/debian", include: ["bad name"], progress: false)
+        }
+        #expect(e?.message.contains("bad name") == true)
+        #expect(!Files.exists(root), "nothing was made")
+    }
+}
+
 @Suite struct AptSourcesTests {
     @Test func oneLineFormat() {
         let text = "# comment\ndeb [signed-by=/k.gpg arch=amd64] http://mirror.example/debian bookworm main\ndeb http://security.debian.org/ bookworm-security main\n"
