@@ -35,7 +35,8 @@ struct ConsoleUnitTests {
     @Test func relayArgumentsAndRefusals() throws {
         let r = ConsoleRelay.forZone(qemuPid: 4242, stateDirectory: "/var/lib/lumos/zones/u1", maxBytes: 1000)
         #expect(r.arguments(initBinary: "/usr/lib/lumos/lumos-init") == ["/usr/lib/lumos/lumos-init", "--console-relay", "/proc/4242/root/run/vm/console.sock",
-                                                                         "/var/lib/lumos/zones/u1/console.sock", "/var/lib/lumos/zones/u1/console.log", "1000"])
+                                                                         "/var/lib/lumos/zones/u1/console.sock", "/var/lib/lumos/zones/u1/console.log", "1000",
+                                                                         "/proc/4242/root/run/vm/events.sock", "/var/lib/lumos/zones/u1/exit"])
         try r.validate()
         var long = r
         long.listenSocket = "/" + String(repeating: "d", count: 100) + "/console.sock"
