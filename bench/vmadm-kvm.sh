@@ -58,7 +58,7 @@ pidfile $LUMOS_ROOT/udhcpd.pid
 option subnet 255.255.255.0
 CONF
 touch "$LUMOS_ROOT/udhcpd.leases"
-ns busybox udhcpd -f "$LUMOS_ROOT/udhcpd.conf" >/dev/null 2>&1 &
+ip netns exec "$LUMOS_NET_NETNS" busybox udhcpd -f "$LUMOS_ROOT/udhcpd.conf" >/dev/null 2>&1 &  # not ns(): $! must be udhcpd
 bare_pids+=("$!")
 bare_times=(); bare_extra=()
 bare() {  # $1: run number
