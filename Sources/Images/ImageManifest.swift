@@ -92,6 +92,16 @@ public struct ImageManifest: Sendable, Equatable {
     }
 }
 
+extension ImageManifest {
+    /// The version a locally built image gets when none is given: today's date in UTC, YYYYMMDD.
+    public static func todayVersion() -> String {
+        let f = DateFormatter()
+        f.dateFormat = "yyyyMMdd"
+        f.timeZone = TimeZone(identifier: "UTC")
+        return f.string(from: Date())
+    }
+}
+
 public struct ImageFileInfo: Sendable, Equatable {
     public var sha1: String
     public var size: UInt64

@@ -85,7 +85,7 @@ public enum DebianGuestImage {
     public static func install(into store: ImageStore, suite: String, mirror: String, name: String? = nil, version: String? = nil,
                                imageMiB: Int = defaultImageMiB, keepFilesIn output: String? = nil, progress: Bool = false) throws -> ImageManifest {
         try store.installBuiltVolume(
-            name: name ?? "debian-\(suite)-guest", version: version ?? SmallGuestImage.today(),
+            name: name ?? "debian-\(suite)-guest", version: version ?? ImageManifest.todayVersion(),
             description: "Debian \(suite) kvm guest from \(mirror): cloud kernel, systemd, DHCP on eth0 (systemd-networkd); boots from its disk (syslinux)",
             imageSizeMiB: UInt64(imageMiB), keepFilesIn: output,
             extra: ["requirements": ["brand": "kvm"], "tags": ["lumos:boot": "syslinux", "lumos:init": "systemd"]],

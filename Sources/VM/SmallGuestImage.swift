@@ -135,7 +135,7 @@ public enum SmallGuestImage {
                                keepFilesIn output: String? = nil, progress: Bool = false) throws -> ImageManifest {
         let kernel = try kernels.cloudKernel()
         return try store.installBuiltVolume(
-            name: name, version: version ?? Self.today(),
+            name: name, version: version ?? ImageManifest.todayVersion(),
             description: "Lumos small guest: Debian's cloud kernel \(kernel.release) and busybox; boots from its disk (syslinux), DHCP on eth0",
             imageSizeMiB: UInt64(imageMiB), keepFilesIn: output,
             extra: ["requirements": ["brand": "kvm"], "tags": ["lumos:boot": "syslinux", "lumos:kernel": .string(kernel.release)]],
@@ -143,12 +143,5 @@ public enum SmallGuestImage {
         ) { disk in
             try buildDisk(at: disk, kernels: kernels, imageMiB: imageMiB)
         }
-    }
-
-    static func today() -> String {
-        let f = DateFormatter()
-        f.dateFormat = "yyyyMMdd"
-        f.timeZone = TimeZone(identifier: "UTC")
-        return f.string(from: Date())
     }
 }

@@ -194,19 +194,12 @@ struct ImgadmCommand: ParsableCommand {
                 let store = try openImages(global.stateRoot)
                 let url = try mirror ?? AptSources.debianMirror()
                 let name = initSystem == .systemd ? "debian-\(suite)-systemd" : "debian-\(suite)"
-                let m = try store.installBuilt(name: name, version: Self.today(),
+                let m = try store.installBuilt(name: name, version: ImageManifest.todayVersion(),
                                                description: "Debian \(suite) minbase\(initSystem == .systemd ? " with systemd" : "")\(include.isEmpty ? "" : " and " + include.joined(separator: ", ")) from \(url)",
                                                keepFilesIn: o) {
                     try DebianImage.build(into: $0, suite: suite, mirror: url, initSystem: initSystem, include: include, progress: isatty(2) == 1)
                 }
                 print("Imported image \(m.uuid) (\(m.name)@\(m.version))")
-            }
-
-            static func today() -> String {
-                let f = DateFormatter()
-                f.dateFormat = "yyyyMMdd"
-                f.timeZone = TimeZone(identifier: "UTC")
-                return f.string(from: Date())
             }
         }
     }

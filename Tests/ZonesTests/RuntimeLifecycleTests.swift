@@ -25,6 +25,27 @@ func processesOwned(by range: ZoneIDRange) -> [pid_t] {
         #expect(try zone.runtime.stop(zone.uuid) == .alreadyStopped)
     }
 
+    /// busybox init waits for its signals in rt_sigtimedwait, when the kernel shows them as
+    /// neither caught nor blocked: the stop must still see that SIGTERM is taken, send it at
+    /// once, and the init's own shutdown ends the zone well within the timeout.
+    @Test(.enabled(if: isRoot, "needs root")) func stopIsGracefulWithBusyboxInit() throws {
+        let zone = try BusyboxZone("bbinit")
+        defer { zone.close() }
+        try Files.writeAtomically(zone.rootfs + "/etc/inittab", "::sysinit:/bin/true\n::shutdown:/bin/sync\n")
+        try zone.start(.image(["/bin/init"]))
+        let pid = try #require(zone.runtime.initPid(zone.uuid))
+        var waiting = false
+        for _ in 0..<500 where !waiting {
+            waiting = ZoneRuntime.sigtimedwaitSet(pid) != nil
+            if !waiting { usleep(10_000) }
+        }
+        #expect(waiting, "busybox init never reached its rt_sigtimedwait loop")
+        #expect(ZoneRuntime.catches(pid, SIGTERM))
+        #expect(!ZoneRuntime.catches(pid, SIGWINCH))
+        #expect(try zone.runtime.stop(zone.uuid, timeout: 20) == .exited)
+        #expect(processesOwned(by: zone.range).isEmpty)
+    }
+
     @Test(.enabled(if: isRoot, "needs root")) func stopEscalatesToSIGKILL() throws {
         let zone = try BusyboxZone("escalate")
         defer { zone.close() }

@@ -351,8 +351,10 @@ public struct ZoneRuntime: Sendable {
         isSystemd(pid) ? __libc_current_sigrtmin() + 3 : SIGTERM
     }
 
-    /// Whether `pid` takes `signal`: a handler for it (SigCgt) or the signal blocked (SigBlk:
-    /// systemd reads its signals from a signalfd, and a blocked signal is queued, not dropped).
+    /// Whether `pid` takes `signal`: a handler for it (SigCgt), the signal blocked (SigBlk:
+    /// systemd reads its signals from a signalfd, and a blocked signal is queued, not dropped),
+    /// or the signal in the set it waits for in rt_sigtimedwait (busybox init's main loop: while
+    /// it waits, the kernel shows the waited-for signals as unblocked, so SigBlk is 0).
     static func catches(_ pid: pid_t, _ signal: Int32) -> Bool {
         guard let status = try? FD.readText("/proc/\(pid)/status") else { return true }
         let bit = UInt64(1) << UInt64(signal - 1)
@@ -360,7 +362,29 @@ public struct ZoneRuntime: Sendable {
             guard let mask = UInt64(String(line.dropFirst("SigCgt:".count)).trimmingSpaces(), radix: 16) else { return true }
             if mask & bit != 0 { return true }
         }
+        if let waited = sigtimedwaitSet(pid) { return waited & bit != 0 }
         return false
+    }
+
+    #if arch(x86_64)
+    static let rtSigtimedwait = 128
+    #else
+    static let rtSigtimedwait = 137  // aarch64's generic table
+    #endif
+
+    /// The signal set `pid` sleeps on in rt_sigtimedwait, read from its memory (we are root in
+    /// the zone's ancestor user namespace), or nil when it is in another system call.
+    static func sigtimedwaitSet(_ pid: pid_t) -> UInt64? {
+        guard let line = try? FD.readText("/proc/\(pid)/syscall") else { return nil }
+        let fields = line.split(separator: " ")
+        guard fields.count > 1, Int(fields[0]) == rtSigtimedwait,
+              let address = UInt64(fields[1].dropFirst(2), radix: 16) else { return nil }
+        let fd = open("/proc/\(pid)/mem", O_RDONLY | O_CLOEXEC)
+        guard fd >= 0 else { return nil }
+        defer { close(fd) }
+        var set: UInt64 = 0
+        let n = withUnsafeMutableBytes(of: &set) { pread(fd, $0.baseAddress, 8, off_t(Int64(bitPattern: address))) }
+        return n == 8 ? set : nil
     }
 
     /// The init is systemd: its command name (which systemd sets early in its start), or the
