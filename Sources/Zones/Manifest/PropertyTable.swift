@@ -27,7 +27,6 @@ public enum PropertyTable {
     static let receiveOnly = "appears only in SmartOS vmadm receive streams; vmadm send/receive between Lumos hosts carries the manifest itself"
     static let delegated = "delegated datasets need ZFS administration inside the zone, which Lumos storage does not offer"
     static let spiceLater = "SPICE needs a TCP listener that the jail's network namespace cannot offer the host; use vnc_port 0 (a unix socket) or the serial console"
-    static let metadataLater = "Lumos has no metadata agent inside zones yet (it comes with the metadata service)"
 
     private static func mib(_ n: Int64) -> UInt64? { n > 0 ? UInt64(n) : nil }
 
@@ -215,7 +214,7 @@ public enum PropertyTable {
         PropertySpec("firewall_enabled", .boolean, .unsupported("Lumos has no per-zone firewall (fwadm) yet; use nics[].allowed_ips and blocked_outgoing_ports"), list: "FIREWALL_ENABLED", ""),
         PropertySpec("archive_on_delete", .boolean, .unsupported("Lumos has no zones/archive dataset and no illumos debug data (cores, SMF logs) to save; keep a copy with vmadm send UUID > FILE before delete"), ""),
         PropertySpec("docker", .boolean, .unsupported("docker-branded lx zones are not supported"), ""),
-        PropertySpec("mdata_exec_timeout", .integer(min: 0, max: 1 << 31, unit: "seconds"), .unsupported("there is no mdata:execute (user-script) service: \(metadataLater)"), ""),
+        PropertySpec("mdata_exec_timeout", .integer(min: 0, max: 1 << 31, unit: "seconds"), .unsupported("there is no mdata:execute service with a start timeout: vmadm runs the user-script once, detached, at first boot, with no time limit (docs/vmadm.md, Metadata)"), ""),
         PropertySpec("delegate_dataset", .boolean, .unsupported(delegated), ""),
         PropertySpec("indestructible_delegated", .boolean, .unsupported("delegated datasets are not supported: \(delegated)"), list: "INDESTR_DATA", ""),
         PropertySpec("zfs_data_compression", .string(maxLength: 32), .unsupported("delegated datasets are not supported: \(delegated)"), ""),
