@@ -125,7 +125,7 @@ private func updateError(_ m: Manifest, _ payload: JSONValue) -> String? {
         for (name, value, why): (String, JSONValue, String) in [
             ("archive_on_delete", true, "vmadm send"),
             ("zfs_snapshot_limit", 10, "btrfs"),
-            ("mdata_exec_timeout", 300, "metadata"),
+            ("mdata_exec_timeout", 300, "user-script once"),
             ("vcpus", 2, "kvm"),
             ("bootrom", "uefi", "bhyve"),
         ] {
