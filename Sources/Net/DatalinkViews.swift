@@ -59,17 +59,20 @@ public struct SwitchView: Sendable, Equatable, Codable {
     public var ports: Int
     public var hostAddresses: [String]
     public var dhcpd: Int32?
+    public var gateway: String?
+    public var nat: String?
 
     enum CodingKeys: String, CodingKey {
-        case link, uplink, state, ports, dhcpd
+        case link, uplink, state, ports, dhcpd, gateway, nat
         case hostAddresses = "host_addresses"
     }
 
     public var columns: [String: String] {
         ["link": link, "uplink": uplink ?? "--", "state": state, "ports": String(ports),
-         "host_addresses": hostAddresses.isEmpty ? "--" : hostAddresses.joined(separator: ","), "dhcpd": dhcpd.map { String($0) } ?? "--"]
+         "host_addresses": hostAddresses.isEmpty ? "--" : hostAddresses.joined(separator: ","), "dhcpd": dhcpd.map { String($0) } ?? "--",
+         "gateway": gateway ?? "--", "nat": nat ?? "--"]
     }
-    public static let fields = ["link", "uplink", "state", "ports", "host_addresses", "dhcpd"]
+    public static let fields = ["link", "uplink", "state", "ports", "host_addresses", "dhcpd", "gateway", "nat"]
 }
 
 extension NetworkHost {
@@ -131,7 +134,8 @@ extension NetworkHost {
             SwitchView(link: sw.name, uplink: sw.uplink,
                        state: links.first { $0.name == sw.bridge }?.state ?? "missing",
                        ports: links.filter { $0.master == sw.bridge && $0.name != sw.uplink }.count,
-                       hostAddresses: sw.hostAddresses, dhcpd: dhcp.runningPid(switchName: sw.name))
+                       hostAddresses: sw.hostAddresses, dhcpd: dhcp.runningPid(switchName: sw.name),
+                       gateway: sw.gateway, nat: sw.nat)
         }
     }
 }

@@ -8,17 +8,25 @@ public struct VirtualSwitch: Sendable, Equatable, Codable {
     public var uplink: String?
     public var mtu: Int?
     public var hostAddresses: [String]
+    /// The host's address on an etherstub that its tenants route through (CIDR; their NICs'
+    /// `gateways`), held on the bridge like a host address (docs/net.md, "NAT").
+    public var gateway: String?
+    /// The uplink an etherstub's gateway subnet is masqueraded to (`nat=UPLINK`), or nil.
+    public var nat: String?
 
-    public init(name: String, uplink: String? = nil, mtu: Int? = nil, hostAddresses: [String] = []) {
+    public init(name: String, uplink: String? = nil, mtu: Int? = nil, hostAddresses: [String] = [], gateway: String? = nil, nat: String? = nil) {
         self.name = name; self.uplink = uplink; self.mtu = mtu; self.hostAddresses = hostAddresses
+        self.gateway = gateway; self.nat = nat
     }
+
+    public var gatewayNetwork: IPNetwork? { gateway.flatMap { IPNetwork($0, bareIsHost: false) } }
 
     /// The bridge device; the switch's name is the link name, as dladm names etherstubs.
     public var bridge: String { name }
     public var isEtherstub: Bool { uplink == nil }
 
     enum CodingKeys: String, CodingKey {
-        case name, uplink, mtu
+        case name, uplink, mtu, gateway, nat
         case hostAddresses = "host_addresses"
     }
 }

@@ -51,8 +51,9 @@ public struct NetworkHost: Sendable {
 
     /// `dladm create-etherstub`: a switch with no uplink.
     @discardableResult
-    public func createEtherstub(_ name: String, mtu: Int? = nil) throws -> VirtualSwitch {
-        try createSwitch(VirtualSwitch(name: name, mtu: mtu))
+    public func createEtherstub(_ name: String, mtu: Int? = nil, gateway: String? = nil, nat: String? = nil) throws -> VirtualSwitch {
+        let gw = gateway.map { g in IPNetwork(g, bareIsHost: false)?.description ?? g }
+        return try createSwitch(VirtualSwitch(name: name, mtu: mtu, gateway: gw, nat: nat))
     }
 
     /// A nic tag over a physical link (nictagadm add NAME LINK): the link is enslaved to the bridge.
@@ -75,6 +76,7 @@ public struct NetworkHost: Sendable {
             guard let link = try tools.link(up) else { throw LumosError.notFound("uplink \(up) does not exist; see `dladm show-link`") }
             if let m = link.master { throw LumosError.busy("uplink \(up) is already on \(m); remove it from there first") }
         }
+        try validateNAT(sw, others: try store.switches())
         let firstSwitch = try store.switches().isEmpty
         if let recorded = try store.switchNamespace(), recorded != namespace, !firstSwitch {
             throw LumosError.invalid("this state root's switches live in \(recorded), not in \(namespace); create \(sw.name) there")
@@ -86,6 +88,7 @@ public struct NetworkHost: Sendable {
         } catch {
             _ = try? tools.ip(["link", "del", sw.bridge], check: false)
             store.removeSwitch(sw.name)
+            if sw.nat != nil { try? applyNAT() }
             if firstSwitch { store.removeSwitchNamespace() }
             throw error
         }
@@ -96,11 +99,13 @@ public struct NetworkHost: Sendable {
     func plumb(_ sw: VirtualSwitch) throws {
         var lines = ["link add \(sw.bridge)\(sw.mtu.map { " mtu \($0)" } ?? "") type bridge \(Self.bridgeOptions)"]
         if let up = sw.uplink { lines += ["link set \(up) master \(sw.bridge)", "link set \(up) up"] }
-        for a in sw.hostAddresses { lines.append("addr add \(a) dev \(sw.bridge)") }
+        for a in sw.hostAddresses + (sw.gateway.map { [$0] } ?? []) { lines.append("addr add \(a) dev \(sw.bridge)") }
         try tools.ipBatch(lines)
         try ignoreRouterMessages(sw.bridge)
         try tools.ipBatch(["link set \(sw.bridge) up"])
         try bypassBridgeNetfilter()
+        // After a reboot the NAT table and forwarding went with the bridge: back from the records.
+        if sw.nat != nil { try applyNAT() }
     }
 
     /// Bridge options every switch has (docs/security.md, "Switches"): frames to the link-local
@@ -159,6 +164,8 @@ public struct NetworkHost: Sendable {
         try DHCPService(host: self).stop(switchName: name)
         _ = try tools.ip(["link", "del", sw.bridge], check: false)
         store.removeSwitch(name)
+        // Its masquerade and forwarding rules go, and the uplink's forwarding if Lumos turned it on.
+        if sw.nat != nil { try applyNAT() }
         if try store.switches().isEmpty { store.removeSwitchNamespace() }
     }
 
@@ -171,6 +178,7 @@ public struct NetworkHost: Sendable {
         defer { withExtendedLifetime(lock) {} }
         var sw = try ensureSwitch(switchName)
         if sw.hostAddresses.contains(net.description) { throw LumosError.exists("\(switchName) already has host address \(net)") }
+        if sw.gatewayNetwork?.address == net.address { throw LumosError.exists("\(net.address) is \(switchName)'s gateway (`dladm show-etherstub`)") }
         try tools.ip(["addr", "add", net.description, "dev", sw.bridge])
         sw.hostAddresses.append(net.description)
         try store.save(sw)
@@ -270,6 +278,7 @@ public struct NetworkHost: Sendable {
         let orphans = links.map(\.name).filter { TenantNetwork.isTenantLink($0) && !owned.contains($0) }
         try tools.ipBatch(orphans.map { "link del \($0)" }, force: true)
         try rebuildAntispoof()
+        try applyNAT()
         let dhcp = DHCPService(host: self)
         for sw in try store.switches() { try dhcp.refresh(switchName: sw.name) }
     }

@@ -45,7 +45,7 @@ enum NetCLI {
 
     static let datalinkCommands: [ParsableCommand.Type] = [
         ShowLink.self, ShowVNIC.self, CreateVNIC.self, DeleteVNIC.self,
-        CreateEtherstub.self, DeleteEtherstub.self, ShowEtherstub.self,
+        CreateEtherstub.self, SetEtherstub.self, DeleteEtherstub.self, ShowEtherstub.self,
     ]
 }
 
@@ -128,8 +128,35 @@ struct CreateEtherstub: ParsableCommand {
     static let configuration = CommandConfiguration(commandName: "create-etherstub", abstract: "Create a switch with no uplink; its name is also its nic tag.")
     @OptionGroup var global: GlobalOptions
     @Option(name: .long, help: "MTU of the switch (default 1500).") var mtu: Int?
+    @Option(name: .long, help: "The host's address on the etherstub that tenants route through, e.g. 10.0.0.1/24.") var gateway: String?
+    @Option(name: .long, help: "Masquerade the gateway's subnet to this uplink (needs --gateway; docs/net.md, NAT).") var nat: String?
     @Argument(help: "Etherstub name (1-15 characters a-z, 0-9, _ . -).") var name: String
-    func run() throws { try NetCLI.host(global).createEtherstub(name, mtu: mtu) }
+    func run() throws { try NetCLI.host(global).createEtherstub(name, mtu: mtu, gateway: gateway, nat: nat) }
+}
+
+struct SetEtherstub: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "set-etherstub",
+        abstract: "Set an etherstub's gateway=CIDR and nat=UPLINK (none removes one).",
+        discussion: "dladm set-etherstub -p gateway=10.0.0.1/24 -p nat=eth1 stub0; -p nat=none turns NAT off. docs/net.md, NAT.")
+    @OptionGroup var global: GlobalOptions
+    @Option(name: .short, help: "PROP=VALUE, repeatable: gateway=CIDR|none, nat=UPLINK|none.") var p: [String]
+    @Argument(help: "Etherstub name.") var name: String
+
+    func run() throws {
+        var gateway: String?, nat: String?
+        for item in p {
+            guard let eq = item.firstIndex(of: "=") else { throw LumosError.invalid("-p \(item): use PROP=VALUE (gateway=CIDR|none, nat=UPLINK|none)") }
+            let key = String(item[..<eq]), value = String(item[item.index(after: eq)...])
+            switch key {
+            case "gateway": gateway = value
+            case "nat": nat = value
+            default: throw LumosError.invalid("-p \(key): unknown property; properties are gateway, nat")
+            }
+        }
+        if gateway == nil && nat == nil { throw LumosError.invalid("nothing to set; use -p gateway=CIDR and/or -p nat=UPLINK") }
+        try NetCLI.host(global).setEtherstub(name, gateway: gateway, nat: nat)
+    }
 }
 
 struct DeleteEtherstub: ParsableCommand {
