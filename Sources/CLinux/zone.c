@@ -61,6 +61,7 @@ const char *clinux_zone_step_name(int step) {
     case CLINUX_STEP_LOOPBACK: return "bringing up lo";
     case CLINUX_STEP_DESCRIPTORS: return "placing passed descriptors";
     case CLINUX_STEP_DEVICES: return "mounting device nodes";
+    case CLINUX_STEP_CONSOLE: return "setting up /dev/console";
     default: return "unknown step";
     }
 }
@@ -284,6 +285,34 @@ static int send_fd(int sock, const void *data, size_t len, int fd) {
     return n < 0 ? -1 : 0;
 }
 
+// The zone's console: a pseudo-terminal of the zone's own devpts (so the zone sees a pts of
+// its own, never a host terminal), its slave bound onto /dev/console and returned (it becomes
+// the first process's stdio), its master sent to the parent, which hands it to the console
+// relay (lumos-init --console-relay -, docs/vmadm.md "Console"). 80x24 until a client says
+// otherwise: programs that size themselves from the terminal get no zero columns.
+static int setup_console(int sock, int rootfd) {
+    int node = open_in_root(rootfd, "dev/pts/ptmx", MISSING_FAIL | STRICT);
+    if (node < 0) report(sock, CLINUX_STEP_CONSOLE);
+    char path[32];
+    fd_path(path, node);
+    int master = open(path, O_RDWR | O_NOCTTY | O_CLOEXEC);
+    close(node);
+    if (master < 0) report(sock, CLINUX_STEP_CONSOLE);
+    int unlock = 0;
+    STEP(sock, CLINUX_STEP_CONSOLE, ioctl(master, TIOCSPTLCK, &unlock));
+    struct winsize size = { .ws_row = 24, .ws_col = 80 };
+    STEP(sock, CLINUX_STEP_CONSOLE, ioctl(master, TIOCSWINSZ, &size));
+    int slave = ioctl(master, TIOCGPTPEER, O_RDWR | O_NOCTTY | O_CLOEXEC);
+    if (slave < 0) report(sock, CLINUX_STEP_CONSOLE);
+    char source[32];
+    fd_path(source, slave);
+    STEP(sock, CLINUX_STEP_CONSOLE, mount_in_root(rootfd, "dev/console", MISSING_FILE | STRICT, source, NULL, MS_BIND, NULL));
+    struct clinux_zone_message m = { CLINUX_ZONE_MSG_TTY, 0, 0, -1 };
+    STEP(sock, CLINUX_STEP_CONSOLE, send_fd(sock, &m, sizeof m, master));
+    close(master);
+    return slave;
+}
+
 // /proc entries that leak the host or let a zone poke the kernel (the list Docker and runc
 // mask): files get /dev/null bound over them, directories an empty read-only tmpfs.
 static const char *const proc_masked_files[] = {
@@ -437,6 +466,7 @@ static int zone_child(void *arg) {
     if (rootfd < 0) report(sock, CLINUX_STEP_ROOTFS);
 
     setup_dev(sock, rootfd, cfg);
+    int console = cfg->console ? setup_console(sock, rootfd) : -1;
     // In a user namespace proc can only be mounted while the host's /proc is still visible
     // (the kernel's mnt_already_visible check), so before the old root is detached.
     setup_proc_sys(sock, rootfd, cfg);
@@ -492,7 +522,8 @@ static int zone_child(void *arg) {
             if (init_fd < 0) report(sock, CLINUX_STEP_DESCRIPTORS);
         }
     }
-    STEP(sock, CLINUX_STEP_STDIO, setup_stdio(cfg->stdin_fd, cfg->stdout_fd, cfg->stderr_fd));
+    if (console >= 0) STEP(sock, CLINUX_STEP_STDIO, setup_stdio(console, console, console));
+    else STEP(sock, CLINUX_STEP_STDIO, setup_stdio(cfg->stdin_fd, cfg->stdout_fd, cfg->stderr_fd));
     // dup2 clears close-on-exec on the copy; parked copies are >= high and stay close-on-exec.
     for (int i = 0; i < n; i++) STEP(sock, CLINUX_STEP_DESCRIPTORS, dup2(parked[i], 3 + i));
     // Nothing else of the host's descriptor table may reach the zone.

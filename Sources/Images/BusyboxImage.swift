@@ -43,9 +43,11 @@ public enum BusyboxImage {
             ("etc/resolv.conf", "", 0o644),
             ("etc/profile", "export PATH=/bin:/sbin:/usr/bin:/usr/sbin\nexport PS1='\\h:\\w# '\n", 0o644),
             ("etc/os-release", "NAME=BusyBox\nID=busybox\nPRETTY_NAME=\"BusyBox (Lumos image)\"\n", 0o644),
-            // busybox init with no respawn entries just reaps; SIGTERM makes it run the
-            // shutdown entry and exit, which is how `vmadm stop` ends the zone.
-            ("etc/inittab", "::sysinit:/etc/init.d/rcS\n::shutdown:/bin/sync\n", 0o644),
+            // busybox init runs rcS, then offers a root shell on /dev/console (the zone's
+            // console, reached only by host root with vmadm console: docs/vmadm.md, "Console")
+            // once Enter is pressed there, and reaps; SIGTERM makes it run the shutdown entry
+            // and exit, which is how `vmadm stop` ends the zone.
+            ("etc/inittab", "::sysinit:/etc/init.d/rcS\n::askfirst:-/bin/sh\n::shutdown:/bin/sync\n", 0o644),
             ("etc/init.d/rcS", "#!/bin/sh\n[ -x /etc/rc.local ] && /etc/rc.local\nexit 0\n", 0o755),
         ]
         for (path, text, mode) in files {

@@ -14,12 +14,17 @@ import LumosCore
 /// vmadm, for a QEMU that is PID 1 of its zone (its sockets in the zone's /run/vm):
 ///
 ///     let relay = ConsoleRelay.forZone(qemuPid: pid, stateDirectory: vmStateDir)
-///     let relayPid = try runtime.cgroup(uuid).withThreadInZone { try relay.spawn(initBinary: runtime.initBinary, cgroupFD: $0) }
+///     try relay.prepare()
+///     let relayPid = try runtime.startService(uuid, relay.arguments(initBinary: runtime.initBinary), what: "console relay")
 ///     try relay.waitUntilListening(pid: relayPid)
 ///
-/// Born in the zone's cgroups like the zone console logger (ZoneRuntime.startConsoleLogger),
-/// so its memory is the VM's and cgroup.kill ends it; by itself it exits when QEMU does. The
-/// caller reaps it (waitpid) or leaves it to whoever reaps the zone's processes.
+/// Born in the zone's cgroups like the zone's other host services (`HostService`), so its
+/// memory is the VM's and cgroup.kill ends it; by itself it exits when QEMU does. The caller
+/// reaps it (waitpid) or leaves it to whoever reaps the zone's processes.
+///
+/// The same relay serves an lx zone's /dev/console (`forTerminal`, started by
+/// `ZoneRuntime.start` for a spec with a `consoleSocket`), so `vmadm console` is one client
+/// for both brands.
 public struct ConsoleRelay: Sendable, Equatable {
     /// QEMU's console socket as the host reaches it.
     public var qemuSocket: String
@@ -31,6 +36,9 @@ public struct ConsoleRelay: Sendable, Equatable {
     /// QEMU's event monitor, and where the relay writes how QEMU ended (nil: not watched).
     public var eventsSocket: String?
     public var exitFile: String?
+    /// An lx zone's console instead of QEMU's (`forTerminal`): the zone's init, whose exit ends
+    /// the relay; the pseudo-terminal's master is the relay's stdin and `qemuSocket` is "-".
+    public var initPid: pid_t?
 
     /// As a zone's console (ZoneSpec's ConsoleLog): 5 MiB, so at most 10 MiB on disk.
     public static let defaultMaxBytes: UInt64 = 5 << 20
@@ -63,49 +71,53 @@ public struct ConsoleRelay: Sendable, Equatable {
                      logPath: vm.consoleLogPath, maxBytes: maxBytes)
     }
 
+    /// An lx zone's /dev/console (docs/vmadm.md, "Console"): the master of the pseudo-terminal
+    /// the zone's first process made (`ZoneSpec.consoleSocket`) comes as the relay's stdin; the
+    /// relay keeps the slave open itself and ends when `initPid` exits.
+    public static func forTerminal(initPid: pid_t, listenSocket: String, logPath: String, maxBytes: UInt64 = ConsoleRelay.defaultMaxBytes) -> ConsoleRelay {
+        var relay = ConsoleRelay(qemuSocket: "-", listenSocket: listenSocket, logPath: logPath, maxBytes: maxBytes)
+        relay.initPid = initPid
+        return relay
+    }
+
     /// lumos-init's argv for this relay.
     public func arguments(initBinary: String) -> [String] {
-        [initBinary, "--console-relay", qemuSocket, listenSocket, logPath, String(maxBytes)]
+        if let initPid { return [initBinary, "--console-relay", "-", listenSocket, logPath, String(maxBytes), String(initPid)] }
+        return [initBinary, "--console-relay", qemuSocket, listenSocket, logPath, String(maxBytes)]
             + (eventsSocket.flatMap { s in exitFile.map { [s, $0] } } ?? [])
     }
+
+    /// What the relay reads: QEMU's socket, or the zone's console.
+    var source: String { initPid.map { "the console of the zone whose init is pid \($0)" } ?? qemuSocket }
 
     /// One-line errors for what the relay would refuse.
     public func validate() throws {
         // The relay binds `listenSocket` + ".new" and renames it into place.
-        for (what, path, limit) in [("QEMU console socket", qemuSocket, QEMUCommand.maxSocketPath), ("console socket", listenSocket, QEMUCommand.maxSocketPath - 4)]
-        where path.utf8.count > limit {
+        let paths = (initPid == nil ? [("QEMU console socket", qemuSocket, QEMUCommand.maxSocketPath)] : [])
+            + [("console socket", listenSocket, QEMUCommand.maxSocketPath - 4)]
+        for (what, path, limit) in paths where path.utf8.count > limit {
             throw LumosError.invalid("\(what) \(path) is too long for a unix socket path (\(path.utf8.count) > \(limit) bytes); use a shorter directory")
         }
         if maxBytes < 1 { throw LumosError.invalid("console log cap \(maxBytes): give at least 1 byte") }
         if logPath.isEmpty || listenSocket.isEmpty || qemuSocket.isEmpty { throw LumosError.invalid("console relay: empty path") }
     }
 
-    /// Starts the relay: cloned into the cgroup v2 directory `cgroupFD` (from
-    /// `ZoneCgroup.withThreadInZone`, which also puts the calling thread, and so the child, in
-    /// the zone's v1 cgroups) or, with -1, wherever the caller runs. stdin and stdout/stderr are
-    /// /dev/null and no other descriptor reaches it. Returns its pid without waiting; see
-    /// `waitUntilListening`. A stale socket at `listenSocket` is removed first.
-    public func spawn(initBinary: String, cgroupFD: Int32 = -1) throws -> pid_t {
+    /// Checks the relay's paths and makes its directories; a stale socket at `listenSocket` is
+    /// removed. `spawn` does it first; a caller that starts the relay itself
+    /// (`ZoneRuntime.startService`) calls it.
+    public func prepare() throws {
         try validate()
         try Files.makeDirectories(Files.parent(listenSocket), mode: 0o700)
         try Files.makeDirectories(Files.parent(logPath), mode: 0o700)
         Files.remove(listenSocket)
-        let null = try sys("open", "/dev/null") { open("/dev/null", O_RDONLY | O_CLOEXEC) }
-        defer { close(null) }
-        let argv = arguments(initBinary: initBinary).map { strdup($0) } + [nil]
-        let envp: [UnsafeMutablePointer<CChar>?] = [nil]
-        defer { for p in argv { free(p) } }
-        var e: Int32 = 0
-        let pid: pid_t = argv.withUnsafeBufferPointer { a in
-            envp.withUnsafeBufferPointer { en in
-                var cfg = clinux_exec_config(path: UnsafePointer(a[0]), argv: a.baseAddress, envp: en.baseAddress, stdin_fd: null)
-                let pid = clinux_spawn_in_cgroup(&cfg, cgroupFD)
-                e = errno
-                return pid
-            }
-        }
-        if pid < 0 { throw Errno(e, "clone", "console relay") }
-        return pid
+    }
+
+    /// Starts the relay (`HostService.spawn`: into the cgroup v2 directory `cgroupFD`, or with
+    /// -1 wherever the caller runs), its stdin `stdin` (the console's master for `forTerminal`,
+    /// otherwise /dev/null). Returns its pid without waiting; see `waitUntilListening`.
+    public func spawn(initBinary: String, cgroupFD: Int32 = -1, stdin: Int32 = -1) throws -> pid_t {
+        try prepare()
+        return try HostService.spawn(arguments(initBinary: initBinary), stdin: stdin, cgroupFD: cgroupFD, what: "console relay")
     }
 
     /// Waits until the relay listens (it connects to QEMU first, retrying for 10 s). Throws if
@@ -119,10 +131,10 @@ public struct ConsoleRelay: Sendable, Equatable {
             while r < 0 && errno == EINTR { r = waitpid(pid, &status, WNOHANG) }
             if r == pid || (r < 0 && errno == ECHILD && kill(pid, 0) != 0) {
                 let code = r == pid ? (status & 0x7f == 0 ? (status >> 8) & 0xff : 128 + (status & 0x7f)) : -1
-                throw LumosError.failed("console relay for \(qemuSocket) exited (status \(code)) before listening on \(listenSocket); is QEMU running with its console there?")
+                throw LumosError.failed("console relay for \(source) exited (status \(code)) before listening on \(listenSocket)\(initPid == nil ? "; is QEMU running with its console there?" : "")")
             }
             if Monotonic.now >= deadline {
-                throw LumosError.failed("console relay (pid \(pid)) is not listening on \(listenSocket) after \(timeout) s; QEMU's console \(qemuSocket) may not exist")
+                throw LumosError.failed("console relay (pid \(pid)) is not listening on \(listenSocket) after \(timeout) s\(initPid == nil ? "; QEMU's console \(qemuSocket) may not exist" : "")")
             }
             usleep(10_000)
         }

@@ -49,6 +49,14 @@
 // SIGTERM; it removes LISTEN_SOCKET either way. A poll() loop on static buffers, EINTR-safe.
 // With EVENTS_SOCKET (a second QMP monitor) it also watches QEMU's events and, when QEMU has
 // gone by itself, writes why to EXIT_FILE (qmp_watch.c); not when it is stopped by SIGTERM.
+//
+//   lumos-init --console-relay - LISTEN_SOCKET LOG_PATH MAX_BYTES INIT_PID
+//
+// An lx zone's console (docs/vmadm.md, "Console"): the same relay with the master of the
+// zone's /dev/console pseudo-terminal on stdin instead of QEMU's socket. It keeps the slave
+// open itself (TIOCGPTPEER), so the master never hangs up while the zone's own programs close
+// and reopen /dev/console, and it ends when the zone's init (INIT_PID, a pidfd) exits, after
+// taking what is left in the terminal.
 #define _GNU_SOURCE
 #include <errno.h>
 #include <fcntl.h>
@@ -57,8 +65,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/ioctl.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <sys/un.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -192,7 +202,9 @@ static void queue_compact(struct queue *q) {
 // Writes as much of the queue as `fd` takes now (non-blocking); -1 when the peer is gone.
 static int queue_flush(struct queue *q, int fd) {
     while (q->len > 0) {
-        ssize_t w = send(fd, q->data + q->start, q->len, MSG_NOSIGNAL | MSG_DONTWAIT);
+        // write(), not send(): `fd` may be a terminal. Both kinds are non-blocking here, and
+        // SIGPIPE is ignored (become_service).
+        ssize_t w = write(fd, q->data + q->start, q->len);
         if (w < 0 && errno == EINTR) continue;
         if (w < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) return 0;
         if (w <= 0) return -1;
@@ -212,12 +224,36 @@ static void queue_put(struct queue *q, const char *p, size_t n) {
     q->len += n;
 }
 
+// What is left in the zone's terminal once its init has gone (non-blocking reads).
+static void drain_terminal(int fd, struct capped_log *log, char *buf, size_t size) {
+    for (;;) {
+        ssize_t n = read(fd, buf, size);
+        if (n < 0 && errno == EINTR) continue;
+        if (n <= 0) return;
+        (void)log_write(log, buf, n);
+    }
+}
+
 static int console_relay(const char *qemu_path, const char *listen_path, const char *log_path, const char *max_text,
-                         const char *events_path, const char *exit_path) {
+                         const char *events_path, const char *exit_path, const char *init_pid_text) {
     long long max;
     if (parse_max("--console-relay", max_text, &max) < 0) return 2;
+    // "-": the console is the pseudo-terminal master on stdin, and the zone's init is watched.
+    int terminal = strcmp(qemu_path, "-") == 0, init = -1, peer = -1;
     struct sockaddr_un qemu_addr, listen_addr;
-    if (unix_address(qemu_path, &qemu_addr) < 0 || unix_address(listen_path, &listen_addr) < 0) return 2;
+    if ((!terminal && unix_address(qemu_path, &qemu_addr) < 0) || unix_address(listen_path, &listen_addr) < 0) return 2;
+    if (terminal) {
+        char *end = NULL;
+        long pid = init_pid_text ? strtol(init_pid_text, &end, 10) : 0;
+        if (!init_pid_text || !end || *end || pid < 1) {
+            fprintf(stderr, "lumos-init: --console-relay -: INIT_PID must be a process id, not '%s'\n", init_pid_text ? init_pid_text : "");
+            return 2;
+        }
+        init = (int)syscall(SYS_pidfd_open, (pid_t)pid, 0);
+        if (init < 0) { fprintf(stderr, "lumos-init: --console-relay: pid %ld: %s\n", pid, strerror(errno)); return 1; }
+        peer = ioctl(0, TIOCGPTPEER, O_RDWR | O_NOCTTY | O_CLOEXEC);
+        if (peer < 0) { fprintf(stderr, "lumos-init: --console-relay -: stdin is not a pseudo-terminal master: %s\n", strerror(errno)); return 1; }
+    }
     become_service();
     struct sigaction sa;
     memset(&sa, 0, sizeof sa);
@@ -227,8 +263,8 @@ static int console_relay(const char *qemu_path, const char *listen_path, const c
     if (log_open(&log, log_path, max) < 0) return 1;
 
     // QEMU creates its socket a moment after it starts.
-    int qemu = -1, last = ETIMEDOUT;
-    for (int tries = 0; tries < 200 && !relay_stop; tries++) {
+    int qemu = terminal ? 0 : -1, last = ETIMEDOUT;
+    for (int tries = 0; tries < 200 && !relay_stop && !terminal; tries++) {
         qemu = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
         if (qemu < 0) { perror("lumos-init: socket"); return 1; }
         if (connect(qemu, (struct sockaddr *)&qemu_addr, sizeof qemu_addr) == 0) break;
@@ -274,7 +310,7 @@ static int console_relay(const char *qemu_path, const char *listen_path, const c
     static struct queue to_client, to_qemu;
     int client = -1, status = 0;
     while (!relay_stop) {
-        struct pollfd p[4];
+        struct pollfd p[5];
         p[0].fd = qemu;
         p[0].events = POLLIN | (to_qemu.len > 0 ? POLLOUT : 0);
         p[1].fd = listener;
@@ -284,8 +320,10 @@ static int console_relay(const char *qemu_path, const char *listen_path, const c
         p[2].events = (to_qemu.len < sizeof to_qemu.data ? POLLIN : 0) | (to_client.len > 0 ? POLLOUT : 0);
         p[3].fd = watch.fd;
         p[3].events = POLLIN;
-        p[0].revents = p[1].revents = p[2].revents = p[3].revents = 0;
-        int r = poll(p, 4, -1);
+        p[4].fd = init;  // the zone's init; -1 for QEMU
+        p[4].events = POLLIN;
+        p[0].revents = p[1].revents = p[2].revents = p[3].revents = p[4].revents = 0;
+        int r = poll(p, 5, -1);
         if (r < 0) {
             if (errno == EINTR) continue;
             perror("lumos-init: poll");
@@ -310,6 +348,11 @@ static int console_relay(const char *qemu_path, const char *listen_path, const c
                     else if (w < n) queue_put(&to_client, buf + w, (size_t)(n - w));
                 }
             }
+        }
+        if (init >= 0 && (p[4].revents & POLLIN)) {
+            // The zone's init has exited: the zone is ending. Log its last words and go.
+            drain_terminal(qemu, &log, buf, sizeof buf);
+            break;
         }
         if (p[0].revents & POLLOUT) {
             if (queue_flush(&to_qemu, qemu) < 0) break;
@@ -359,6 +402,8 @@ static int console_relay(const char *qemu_path, const char *listen_path, const c
     if (watch.fd != -1 && exit_path && !relay_stop && qmp_watch_finish(&watch, exit_path) < 0)
         fprintf(stderr, "lumos-init: --console-relay: cannot write %s: %s\n", exit_path, strerror(errno));
     unlink(listen_path);
+    if (init >= 0) close(init);
+    if (peer >= 0) close(peer);
     if (client >= 0) close(client);
     close(listener);
     close(qemu);
@@ -411,11 +456,14 @@ int main(int argc, char **argv) {
         return console_log(argv[2], argv[3]);
     }
     if (argc >= 2 && strcmp(argv[1], "--console-relay") == 0) {
-        if (argc != 6 && argc != 8) {
-            fprintf(stderr, "usage: lumos-init --console-relay QEMU_SOCKET LISTEN_SOCKET LOG_PATH MAX_BYTES [EVENTS_SOCKET EXIT_FILE]\n");
+        int terminal = argc >= 3 && strcmp(argv[2], "-") == 0;
+        if (terminal ? argc != 7 : (argc != 6 && argc != 8)) {
+            fprintf(stderr, "usage: lumos-init --console-relay QEMU_SOCKET LISTEN_SOCKET LOG_PATH MAX_BYTES [EVENTS_SOCKET EXIT_FILE]\n"
+                            "       lumos-init --console-relay - LISTEN_SOCKET LOG_PATH MAX_BYTES INIT_PID   (a pty master on stdin)\n");
             return 2;
         }
-        return console_relay(argv[2], argv[3], argv[4], argv[5], argc == 8 ? argv[6] : NULL, argc == 8 ? argv[7] : NULL);
+        if (terminal) return console_relay(argv[2], argv[3], argv[4], argv[5], NULL, NULL, argv[6]);
+        return console_relay(argv[2], argv[3], argv[4], argv[5], argc == 8 ? argv[6] : NULL, argc == 8 ? argv[7] : NULL, NULL);
     }
     sigset_t set;
     sigemptyset(&set);

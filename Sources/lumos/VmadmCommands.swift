@@ -350,22 +350,27 @@ struct VmadmCommand: ParsableCommand {
     }
 
     struct Console: ParsableCommand {
-        static let configuration = CommandConfiguration(abstract: "A kvm VM's serial console (detach with Ctrl-] or ~.), or a shell on a terminal inside a running zone (its console output is in ROOT/zones/UUID/console.log).")
+        static let configuration = CommandConfiguration(abstract: "Attach to a running VM's console: a kvm VM's serial console, an lx zone's /dev/console (detach with Ctrl-] or ~.; the output is also logged in ROOT/zones/UUID/console.log, capped by zlog_max_size).")
         @OptionGroup var global: GlobalOptions
         @Argument var uuid: String
         func run() throws {
             let v = try openVmadm(global.stateRoot)
             let id = try v.store.resolve(uuid)
-            if try v.store.read(id).isKVM {
-                guard v.zones.isRunning(id) else { throw LumosError.invalid("VM \(id) is not running; start it with vmadm start \(id)") }
-                if isatty(0) == 1 { report("[connected to the serial console of VM \(id); \(ConsoleClient.Escape.standard) detaches]") }
-                switch try ConsoleClient.attach(socket: v.consoleSocket(id)) {
-                case .signal(let s): throw ExitCode(128 + s)
-                default: return
-                }
-            }
-            let status = try v.login(id, ["/bin/sh", "-l"], tty: isatty(0) == 1)
-            throw ExitCode(status)
+            try ConsoleSession.attach(v, id)
+        }
+    }
+}
+
+/// `vmadm console` and `zlogin -C`: the terminal attached to the VM's console relay until the
+/// escape (docs/vmadm.md, "Console").
+enum ConsoleSession {
+    static func attach(_ v: Vmadm, _ id: String) throws {
+        let what = try v.store.read(id).isKVM ? "the serial console of VM" : "the console of zone"
+        guard v.zones.isRunning(id) else { throw LumosError.invalid("VM \(id) is not running; start it with vmadm start \(id)") }
+        if isatty(0) == 1 { report("[connected to \(what) \(id); \(ConsoleClient.Escape.standard) detaches]") }
+        switch try ConsoleClient.attach(socket: v.consoleSocket(id)) {
+        case .signal(let s): throw ExitCode(128 + s)
+        default: return
         }
     }
 }

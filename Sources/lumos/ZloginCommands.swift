@@ -20,7 +20,7 @@ struct Zlogin: ParsableCommand {
     @Flag(name: .customShort("t"), help: "Allocate a pseudo-terminal even for a command.")
     var forceTerminal = false
 
-    @Flag(name: .customShort("C"), help: "Connect to the zone's console (use `vmadm console`).")
+    @Flag(name: .customShort("C"), help: "Attach to the zone's console, as vmadm console does (Ctrl-] or ~. detaches).")
     var console = false
 
     @Argument(help: "The zone's uuid.")
@@ -31,7 +31,9 @@ struct Zlogin: ParsableCommand {
 
     func run() throws {
         if console {
-            throw LumosError.unsupported("zlogin -C: the zone console is `vmadm console \(uuid)`")
+            guard command.isEmpty, user == nil else { throw LumosError.usage("zlogin -C attaches to the console; it takes no command and no -l") }
+            let v = try openVmadm(global.stateRoot)
+            return try ConsoleSession.attach(v, try v.store.resolve(uuid))
         }
         var argv = command
         if let user {

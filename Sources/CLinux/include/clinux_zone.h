@@ -34,7 +34,7 @@ enum clinux_zone_step {
     CLINUX_STEP_TMP, CLINUX_STEP_BIND, CLINUX_STEP_PIVOT_ROOT, CLINUX_STEP_HOSTNAME,
     CLINUX_STEP_RLIMIT, CLINUX_STEP_STDIO, CLINUX_STEP_CAPS, CLINUX_STEP_NO_NEW_PRIVS,
     CLINUX_STEP_SECCOMP, CLINUX_STEP_EXEC, CLINUX_STEP_SETNS, CLINUX_STEP_FORK, CLINUX_STEP_TTY,
-    CLINUX_STEP_LOOPBACK, CLINUX_STEP_DESCRIPTORS, CLINUX_STEP_DEVICES,
+    CLINUX_STEP_LOOPBACK, CLINUX_STEP_DESCRIPTORS, CLINUX_STEP_DEVICES, CLINUX_STEP_CONSOLE,
 };
 const char *clinux_zone_step_name(int step);
 
@@ -78,6 +78,12 @@ struct clinux_zone_config {
     int device_count;
     // A system zone (ZoneCapabilities.system): /proc/sys/net stays writable.
     int system;
+    // A console (docs/vmadm.md, "Console"): the child allocates a pseudo-terminal from the
+    // zone's own devpts, binds its slave onto /dev/console, makes it the stdin, stdout and
+    // stderr of the zone's first process (stdin_fd, stdout_fd and stderr_fd are unused, and it
+    // is nobody's controlling terminal), and sends the master to the parent as a
+    // CLINUX_ZONE_MSG_TTY message once its mounts are done, before the second release.
+    int console;
 };
 
 // Clones a child in new user, mount, pid, uts, ipc and net namespaces; it waits for
@@ -109,7 +115,8 @@ struct clinux_zone_enter_config {
 };
 pid_t clinux_zone_enter(const struct clinux_zone_enter_config *cfg, int cgroup_fd);
 
-// A host program started in a zone's cgroups (the console logger): stdin from stdin_fd,
+// A host program started in a zone's cgroups (lumos-init as console logger, console relay or
+// metadata server: HostService in LumosCore): stdin from stdin_fd,
 // stdout and stderr /dev/null, no other descriptor, default signals. cgroup_fd as for
 // clinux_zone_spawn. Returns the pid or -1 with errno.
 struct clinux_exec_config {

@@ -99,6 +99,7 @@ final class ZoneChild {
         config.mount_count = Int32(spec.filesystems.count)
         config.caps_keep = spec.capabilities.mask
         config.system = spec.capabilities == .system ? 1 : 0
+        config.console = spec.consoleSocket != nil && spec.consoleLog != nil ? 1 : 0
         config.cap_last = ZoneSecurity.lastCapability()
         config.seccomp = seccomp.filter
         config.seccomp_len = seccomp.count
@@ -145,8 +146,25 @@ final class ZoneChild {
         let r = clinux_zone_wait_message(parentEnd, &message)
         if r < 0 { throw Errno(errno, "recvmsg", "zone \(spec.uuid) start") }
         if r == 0 { return }
+        if message.fd >= 0 { close(message.fd) }
+        throw failure(message)
+    }
+
+    /// The master of the zone's /dev/console (`config.console`), sent by the child once its
+    /// mounts are done; throws naming the step when the child failed before.
+    func receiveConsole() throws -> Int32 {
+        var message = clinux_zone_message()
+        let r = clinux_zone_wait_message(parentEnd, &message)
+        if r < 0 { throw Errno(errno, "recvmsg", "zone \(spec.uuid) console") }
+        if r == 0 { throw LumosError.failed("zone \(spec.uuid): the zone's first process exited before its console was made") }
+        if message.kind == Int32(CLINUX_ZONE_MSG_TTY), message.fd >= 0 { return message.fd }
+        if message.fd >= 0 { close(message.fd) }
+        throw failure(message)
+    }
+
+    private func failure(_ message: clinux_zone_message) -> LumosError {
         let step = String(cString: clinux_zone_step_name(message.step))
-        throw LumosError(.failed, "zone \(spec.uuid): start failed while \(step): \(String(cString: strerror(message.error)))", errno: message.error)
+        return LumosError(.failed, "zone \(spec.uuid): start failed while \(step): \(String(cString: strerror(message.error)))", errno: message.error)
     }
 
     func closeParentEnd() {

@@ -3,8 +3,8 @@ import Glibc
 import LumosCore
 
 /// The zone's metadata server (lumos-init --metadata-server, Sources/lumos-init/metadata.c;
-/// docs/architecture.md, "Metadata"), started on the host in the zone's cgroups like the
-/// console logger, so its memory is the zone's and cgroup.kill ends it.
+/// docs/architecture.md, "Metadata"), started on the host in the zone's cgroups
+/// (`ZoneRuntime.startService`), so its memory is the zone's and cgroup.kill ends it.
 extension ZoneRuntime {
     /// The tools and the socket directory as the zone sees them: the socket directory at
     /// /native/.zonecontrol and this very lumos-init, read-only, as each of `tools` in
@@ -45,22 +45,12 @@ extension ZoneRuntime {
             unlink(temp)
             throw Errno(e, "listen", path)
         }
-        let argv = CStringArray([initBinary, "--metadata-server", keysDirectory, String(initPid)])
-        let envp = CStringArray([])
-        let exe = CStringArray([initBinary])
-        var e: Int32 = 0
-        let pid: pid_t = try cgroup(uuid).withThreadInZone { cgroupFD in
-            argv.withPointer { a in
-                envp.withPointer { en in
-                    var cfg = clinux_exec_config(path: UnsafePointer(exe.pointers[0]), argv: a, envp: en, stdin_fd: fd)
-                    let pid = clinux_spawn_in_cgroup(&cfg, cgroupFD)
-                    e = errno
-                    return pid
-                }
-            }
+        do {
+            _ = try startService(uuid, [initBinary, "--metadata-server", keysDirectory, String(initPid)], stdin: fd, what: "metadata server")
+        } catch {
+            unlink(path)
+            throw error
         }
-        if pid < 0 { unlink(path); throw Errno(e, "clone", "zone \(uuid) metadata server") }
-        Reaper.shared.add(pid)
     }
 }
 

@@ -62,6 +62,7 @@
 import CLinux
 import Glibc
 import LumosCore
+import VM
 
 public struct ZoneRuntime: Sendable {
     public let layout: CgroupLayout
@@ -112,7 +113,10 @@ public struct ZoneRuntime: Sendable {
         var launched = spec
         var console: [Int32] = [-1, -1]
         defer { for fd in console where fd >= 0 { close(fd) } }
-        if spec.consoleLog != nil {
+        // A console socket: /dev/console is a pseudo-terminal and its relay logs it; otherwise
+        // the init's stdout and stderr are a pipe to the console logger.
+        let terminal = spec.consoleSocket != nil
+        if spec.consoleLog != nil && !terminal {
             try sys("pipe2", "zone \(spec.uuid) console") { clinux_pipe2(&console, O_CLOEXEC) }
             launched.stdout = console[1]
             launched.stderr = console[1]
@@ -126,8 +130,8 @@ public struct ZoneRuntime: Sendable {
         CrashPoint.hit("zone.start.cgroup-created")
         let pid: pid_t
         do {
-            if let log = spec.consoleLog {
-                try startConsoleLogger(cg, log, reading: console[0])
+            if let log = spec.consoleLog, !terminal {
+                try startConsoleLogger(spec.uuid, log, reading: console[0])
                 close(console[0])
                 console[0] = -1
             }
@@ -141,7 +145,7 @@ public struct ZoneRuntime: Sendable {
         }
         // Only the zone may hold the console's write end: the logger sees end-of-file (and
         // exits) once the zone's last process has gone.
-        close(console[1])
+        if console[1] >= 0 { close(console[1]) }
         console[1] = -1
         CrashPoint.hit("zone.start.spawned")
         do {
@@ -156,6 +160,7 @@ public struct ZoneRuntime: Sendable {
             try cg.apply(spec.limits)
             try ZoneIPC.apply(spec.limits, pid: pid, zone: spec.uuid)
             CrashPoint.hit("zone.start.limited")
+            if terminal { try startConsoleRelay(spec, initPid: pid, child.receiveConsole()) }
             try beforeRelease(pid)
             // If the child already failed, its message says why: read it rather than the EPIPE.
             if (try? child.release(passing: -1)) == nil {
@@ -196,25 +201,30 @@ public struct ZoneRuntime: Sendable {
         }
     }
 
-    /// The zone's console logger (lumos-init --console-log), born in the zone's cgroups.
-    private func startConsoleLogger(_ cg: ZoneCgroup, _ log: ConsoleLog, reading fd: Int32) throws {
-        try Files.makeDirectories(Files.parent(log.path), mode: 0o700)
-        let argv = CStringArray([initBinary, "--console-log", log.path, String(log.maxBytes)])
-        let envp = CStringArray([])
-        let path = CStringArray([initBinary])
-        var e: Int32 = 0
-        let pid: pid_t = try cg.withThreadInZone { cgroupFD in
-            argv.withPointer { a in
-                envp.withPointer { en in
-                    var cfg = clinux_exec_config(path: UnsafePointer(path.pointers[0]), argv: a, envp: en, stdin_fd: fd)
-                    let pid = clinux_spawn_in_cgroup(&cfg, cgroupFD)
-                    e = errno
-                    return pid
-                }
-            }
-        }
-        if pid < 0 { throw Errno(e, "clone", "zone console logger") }
+    /// Starts one of lumos-init's host roles (console logger, console relay, metadata server;
+    /// argv[0] is the program) as a `HostService` born in the zone's cgroups, so its memory is
+    /// the zone's and cgroup.kill ends it. The Reaper collects it once it exits.
+    public func startService(_ uuid: String, _ argv: [String], stdin: Int32 = -1, what: String) throws -> pid_t {
+        let pid = try cgroup(uuid).withThreadInZone { try HostService.spawn(argv, stdin: stdin, cgroupFD: $0, what: "zone \(uuid) \(what)") }
         Reaper.shared.add(pid)
+        return pid
+    }
+
+    /// The zone's console logger (lumos-init --console-log), reading the init's stdout pipe.
+    private func startConsoleLogger(_ uuid: String, _ log: ConsoleLog, reading fd: Int32) throws {
+        try Files.makeDirectories(Files.parent(log.path), mode: 0o700)
+        _ = try startService(uuid, [initBinary, "--console-log", log.path, String(log.maxBytes)], stdin: fd, what: "console logger")
+    }
+
+    /// The relay of the zone's /dev/console (lumos-init --console-relay -), given the master
+    /// the child sent; returns once it listens, before any of the zone's code runs.
+    private func startConsoleRelay(_ spec: ZoneSpec, initPid: pid_t, _ master: Int32) throws {
+        defer { close(master) }
+        guard let socket = spec.consoleSocket, let log = spec.consoleLog else { return }
+        let relay = ConsoleRelay.forTerminal(initPid: initPid, listenSocket: socket, logPath: log.path, maxBytes: log.maxBytes)
+        try relay.prepare()
+        let pid = try startService(spec.uuid, relay.arguments(initBinary: initBinary), stdin: master, what: "console relay")
+        try relay.waitUntilListening(pid: pid)
     }
 
     private func writeIDMaps(_ pid: pid_t, _ range: ZoneIDRange) throws {

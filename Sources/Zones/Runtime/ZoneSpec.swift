@@ -1,6 +1,7 @@
 import CLinux
 import Glibc
 import LumosCore
+import VM
 
 /// Resource controls of a running zone, in vmadm's units (vmadm(8) property in brackets).
 /// `nil` means "no limit". Applied through cgroups (v1 controllers and/or cgroup v2, see
@@ -109,6 +110,12 @@ public struct ZoneSpec: Sendable, Equatable {
     /// Where the zone's console (its init's stdout and stderr) is kept, through a logger that
     /// caps it; when set, `stdout` and `stderr` are not used.
     public var consoleLog: ConsoleLog?
+    /// With `consoleLog`: the zone's /dev/console is a pseudo-terminal of its own devpts (its
+    /// init's stdin, stdout and stderr too), whose master a console relay on the host keeps
+    /// (lumos-init --console-relay -): it logs to `consoleLog` with its cap and serves
+    /// `vmadm console` on this unix socket (docs/vmadm.md, "Console"). nil: a pipe to the
+    /// console logger, and no /dev/console.
+    public var consoleSocket: String?
     /// Host descriptors for the zone's stdin/stdout/stderr (the console); nil = /dev/null.
     public var stdin: Int32?
     public var stdout: Int32?
@@ -179,6 +186,12 @@ public struct ZoneSpec: Sendable, Equatable {
             guard fs.target.hasPrefix("/"), fs.target != "/", !fs.target.split(separator: "/").contains("..") else {
                 throw LumosError.invalid("zone \(uuid): filesystem target \(fs.target) must be an absolute path below / without '..'")
             }
+        }
+        if consoleSocket != nil && consoleLog == nil {
+            throw LumosError.invalid("zone \(uuid): a console socket needs a console log to keep its output")
+        }
+        if let socket = consoleSocket, let log = consoleLog {
+            try ConsoleRelay.forTerminal(initPid: 1, listenSocket: socket, logPath: log.path, maxBytes: log.maxBytes).validate()
         }
         if let mem = limits.maxPhysicalMemory, tmpfsSize > TmpfsBudget(maxPhysicalMemory: mem).maxTmp {
             throw LumosError.invalid("zone \(uuid): tmpfs (\(tmpfsSize) MiB) leaves too little of max_physical_memory (\(mem) MiB) for the zone's processes; use at most \(TmpfsBudget(maxPhysicalMemory: mem).maxTmp)")

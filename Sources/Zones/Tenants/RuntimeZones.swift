@@ -42,6 +42,9 @@ public final class RuntimeZones: ZoneControl {
                             filesystems: launch.mounts.map { BindMount(source: $0.source, target: $0.target, readOnly: $0.readOnly, noExec: $0.options.contains("noexec")) },
                             tmpfsSize: Self.tmpfsSize(launch), idRange: range, idmapRootfs: true)
         spec.consoleLog = launch.consoleLog
+        // An lx zone's /dev/console is a pseudo-terminal whose relay serves vmadm console; a
+        // QEMU jail's stdout stays a pipe to the logger (the guest's console is QEMU's own).
+        if launch.hypervisor == nil { spec.consoleSocket = launch.consoleSocket }
         spec.allowIOUring = launch.allowIOUring
         // An lx zone is a system container: its root configures its own network and hostname
         // and its init mounts what it needs, all inside its own user namespace
@@ -132,8 +135,8 @@ public final class RuntimeZones: ZoneControl {
         knownSlots = nil
     }
     public func startConsoleRelay(_ uuid: String, _ relay: ConsoleRelay) throws {
-        let pid = try runtime.cgroup(uuid).withThreadInZone { try relay.spawn(initBinary: runtime.initBinary, cgroupFD: $0) }
-        try relay.waitUntilListening(pid: pid)
+        try relay.prepare()
+        try relay.waitUntilListening(pid: runtime.startService(uuid, relay.arguments(initBinary: runtime.initBinary), what: "console relay"))
     }
     public func startMetadataServer(_ uuid: String, keysDirectory: String, initPid: pid_t) throws {
         let range = try ZoneIDRange.allocate(for: uuid, root: root)

@@ -203,6 +203,7 @@ public final class Vmadm {
         let root = try rootfs(m.uuid)
         try ZoneFiles(m).write(root: root)
         var launch = ZoneLaunch(m, rootfs: root, consoleLog: ConsoleLog(path: store.consoleLog(m.uuid)))
+        launch.consoleSocket = consoleSocket(m.uuid)
         launch.metadata = true
         let metadata = ZoneMetadata(root: store.root, uuid: m.uuid)
         var nics: [NicResult] = []

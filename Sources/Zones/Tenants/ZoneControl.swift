@@ -14,6 +14,9 @@ public struct ZoneLaunch: Sendable {
     public var tmpfsMiB: UInt64 = 0
     /// Where the zone's console output (its init's stdout/stderr) is kept, capped.
     public var consoleLog: ConsoleLog?
+    /// An lx zone's /dev/console as a pseudo-terminal: where its relay listens for vmadm
+    /// console (ZoneSpec.consoleSocket); its output goes to `consoleLog`.
+    public var consoleSocket: String?
     /// lumos_allow_io_uring.
     public var allowIOUring = false
     /// restart_init: init_name is started again when it exits (under Lumos's init).
