@@ -11,6 +11,9 @@ let package = Package(
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
+        // vmadmd's REST API (docs/daemon.md): HTTP/1.1 over a unix socket, or TLS over TCP.
+        .package(url: "https://github.com/hummingbird-project/hummingbird", from: "2.28.1"),
+        .package(url: "https://github.com/apple/swift-nio-ssl", from: "2.37.6"),
     ],
     targets: [
         .target(
@@ -26,10 +29,21 @@ let package = Package(
         // Brand kvm (docs/vm.md): QEMU's command line, the accelerator probe, QMP, taps, and
         // the small guest builder.
         .target(name: "VM", dependencies: ["LumosCore", "Images", "Net", "CLinux"]),
+        // vmadmd (docs/daemon.md): the REST API, autoboot and events over the same library
+        // calls as the CLI. Each module adds its routes through `DaemonModule`.
+        .target(
+            name: "Daemon",
+            dependencies: [
+                "LumosCore", "Storage", "Images", "Zones", "Net", "VM",
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "HummingbirdTLS", package: "hummingbird"),
+                .product(name: "NIOSSL", package: "swift-nio-ssl"),
+            ]
+        ),
         .executableTarget(
             name: "lumos",
             dependencies: [
-                "LumosCore", "Storage", "Images", "Zones", "Net", "Trace", "VM",
+                "LumosCore", "Storage", "Images", "Zones", "Net", "Trace", "VM", "Daemon",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),
@@ -45,6 +59,7 @@ let package = Package(
         .testTarget(name: "ZonesTests", dependencies: ["Zones", "Storage", "Images", "Net", "LumosCore"]),
         .testTarget(name: "NetTests", dependencies: ["Net", "LumosCore"]),
         .testTarget(name: "TraceTests", dependencies: ["Trace", "LumosCore"]),
+        .testTarget(name: "DaemonTests", dependencies: ["Daemon", "Zones", "Images", "Storage", "Net", "LumosCore"]),
         .testTarget(name: "VMTests", dependencies: ["VM", "VMTestSupport", "Zones", "Images", "Storage", "Net", "LumosCore", "CLinux"]),
         // What VMTests and bench/vm share: a DHCP server thread in a test namespace and the
         // guest network around it. Not part of any product.

@@ -15,6 +15,9 @@ swift build -c release --product lumos-init 2>&1 | tail -1
 install -m 0755 .build/release/lumos /usr/local/bin/lumos
 install -D -m 0755 .build/release/lumos-init /usr/local/lib/lumos/lumos-init
 for alias in vmadm imgadm zlogin dladm dtrace zfs zpool; do ln -sf lumos "/usr/local/bin/$alias"; done
+# vmadmd (docs/daemon.md): its unit and API document are installed, not enabled or started.
+install -D -m 0644 scripts/systemd/lumos-vmadmd.service /etc/systemd/system/lumos-vmadmd.service
+install -D -m 0644 docs/api/openapi.yaml /usr/local/share/lumos/openapi.yaml
 
 export LUMOS_ROOT=${LUMOS_ROOT:-/var/lib/lumos}
 export LUMOS_NET_NETNS=${LUMOS_NET_NETNS:-lumos-demo}

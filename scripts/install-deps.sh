@@ -29,3 +29,6 @@ if ! command -v swift >/dev/null 2>&1; then
   [[ -x /opt/swift/usr/bin/swift ]] && export PATH=/opt/swift/usr/bin:$PATH
 fi
 command -v swift >/dev/null 2>&1 || { echo "swift not found: install Swift 6 to /opt/swift" >&2; exit 1; }
+
+# vmadmd's API test (Tests/DaemonTests, docs/daemon.md): schemathesis against docs/api/openapi.yaml.
+python3 -c 'import schemathesis' 2>/dev/null || python3 -m pip install -q "schemathesis==4.32.5" >/dev/null

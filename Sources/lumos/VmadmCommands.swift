@@ -7,16 +7,8 @@ import Net
 import VM
 import Zones
 
-/// Opens the host's tenants: the `zones` pool and the zone runtime.
-func openVmadm(_ root: StateRoot) throws -> Vmadm {
-    let datasets = try PoolDatasets.open(root: root)
-    // NICs go on switches in the host's network namespace, or in $LUMOS_NET_NETNS when set.
-    let network = NetAttachment(host: try NetworkHost.fromEnvironment(root: root))
-    let vmadm = Vmadm(root: root, datasets: datasets, zones: try RuntimeZones(root: root), network: network)
-    // Every command first finishes or undoes what a killed command left (docs/architecture.md).
-    try vmadm.recover()
-    return vmadm
-}
+/// Opens the host's tenants (Vmadm.open: the `zones` pool, the zone runtime, recovery).
+func openVmadm(_ root: StateRoot) throws -> Vmadm { try Vmadm.openHost(root: root) }
 
 /// Success lines go to stderr as vmadm prints them, so stdout stays for data.
 func report(_ line: String) {
