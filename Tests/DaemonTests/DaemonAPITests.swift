@@ -126,7 +126,7 @@ struct DaemonAPITests {
         chmod(h.dir, 0o755)
         let asNobody = try Exec.run(["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups",
                                      "curl", "-sS", "--unix-socket", h.socket, "http://localhost/ping"], check: false)
-        #expect(asNobody.status != 0 && asNobody.stderr.lowercased().contains("permission denied"), "\(asNobody.stdout) \(asNobody.stderr)")
+        #expect(asNobody.status == 7, "curl could not connect: \(asNobody.stdout) \(asNobody.stderr)")
         #expect(try h.request("GET", "/ping").status == 200)
     }
 }

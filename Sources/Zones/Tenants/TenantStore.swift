@@ -44,6 +44,7 @@ public struct TenantStore: Sendable {
         unlink(manifestPath(uuid))
         unlink(consoleLog(uuid))
         unlink(consoleLog(uuid) + ".0")
+        unlink(dir + "/console.sock")  // an lx zone's console relay's socket, left when it was killed
         ZoneMetadata(root: root, uuid: uuid).remove()
         rmdir(dir)
     }
