@@ -136,18 +136,7 @@ final class DaemonHost {
     }
 
     /// Nothing of a tenant is left: no manifest, dataset, cgroup, process or intent.
-    func leftovers(_ uuid: String) throws -> [String] {
-        let v = try vmadm()
-        var out: [String] = []
-        if v.store.exists(uuid) || Files.exists(v.store.tenantDirectory(uuid)) { out.append("manifest") }
-        if v.datasets.exists("zones/\(uuid)") { out.append("dataset") }
-        if let z = v.zones as? RuntimeZones {
-            if z.runtime.cgroup(uuid).exists { out.append("cgroup") }
-            if z.isRunning(uuid) { out.append("process") }
-        }
-        if !v.store.journal.pendingSubjects().isEmpty { out.append("intent") }
-        return out
-    }
+    func leftovers(_ uuid: String) throws -> [String] { try vmadm().remnants(of: uuid) }
 
     func close() {
         stopDaemon(signal: SIGKILL)

@@ -58,18 +58,8 @@ final class RealHost {
         return String(decoding: buf[0..<max(0, n)].map { UInt8(bitPattern: $0) }, as: UTF8.self)
     }
 
-    /// Nothing of a tenant is left: no manifest, dataset, cgroup or process.
-    func leftovers(_ uuid: String) -> [String] {
-        var out: [String] = []
-        if vmadm.store.exists(uuid) || Files.exists(vmadm.store.tenantDirectory(uuid)) { out.append("manifest") }
-        if vmadm.datasets.exists("zones/\(uuid)") { out.append("dataset") }
-        if let z = vmadm.zones as? RuntimeZones {
-            if z.runtime.cgroup(uuid).exists { out.append("cgroup") }
-            if z.isRunning(uuid) { out.append("process") }
-        }
-        if !vmadm.store.journal.pendingSubjects().isEmpty { out.append("intent") }
-        return out
-    }
+    /// Nothing of a tenant is left: no manifest, dataset, cgroup, process or intent.
+    func leftovers(_ uuid: String) -> [String] { vmadm.remnants(of: uuid) }
 
     func close() {
         for uuid in vmadm.store.uuids() { try? vmadm.delete(uuid) }
