@@ -11,7 +11,7 @@ struct LimitViewsTests {
     @Test func procShowsTheZonesMemoryUptimeAndCPUTime() throws {
         let h = try RealHost("views")
         defer { h.close() }
-        let uuid = try h.vmadm.create(h.payload(["max_physical_memory": 192])).uuid
+        let uuid = try h.vmadm.create(h.payload(["max_physical_memory": 192, "cpu_cap": 100])).uuid
         func zone(_ command: String) throws -> String {
             let r = try h.lumos(["login", uuid, "/bin/sh", "-c", command])
             #expect(r.status == 0, "\(command): \(r.stderr)")
@@ -21,9 +21,19 @@ struct LimitViewsTests {
         defer { try? h.vmadm.delete(uuid) }
         // max_physical_memory, in kB, as MemTotal.
         #expect(try zone("grep ^MemTotal: /proc/meminfo").split(separator: " ", omittingEmptySubsequences: true).dropFirst().first == "196608")
-        // cpu_cap 100 is one CPU: cpuinfo, stat and sysfs show one.
-        // /proc/stat counts the zone's CPU time, not the host's (lxcfs's cpuview); the number
-        // of CPUs it and cpuinfo show is still the host's here (docs/architecture.md).
+        // cpu_cap 100 is one CPU: cpuinfo and sysfs show one (lxcfs reads the quota at the
+        // zone's cpuset path, docs/architecture.md), and an update to no cap shows the host's.
+        let hostCPUs = (try FD.readText("/proc/cpuinfo")).split(separator: "\n").filter { $0.hasPrefix("processor") }.count
+        #expect(try zone("grep -c ^processor /proc/cpuinfo") == "1\n")
+        #expect(try zone("read v < /sys/devices/system/cpu/online; echo $v") == "0\n")
+        if hostCPUs > 1 {
+            try h.vmadm.update(uuid, ["cpu_cap": 0])
+            #expect(try zone("grep -c ^processor /proc/cpuinfo") == "\(hostCPUs)\n")
+            // read(2), as glibc's get_nprocs does: busybox cat's sendfile stops at the size
+            // the fuse inode had when the file was shorter ("0\n"), docs/architecture.md.
+            #expect(try zone("read v < /sys/devices/system/cpu/online; echo $v") == "0-\(hostCPUs - 1)\n")
+        }
+        // /proc/stat counts the zone's CPU time, not the host's (lxcfs's cpuview).
         let zoneUser = Int(try zone("head -n 1 /proc/stat").split(separator: " ", omittingEmptySubsequences: true).dropFirst().first ?? "") ?? -1
         let hostUser = Int((try FD.readText("/proc/stat")).split(separator: "\n").first?.split(separator: " ", omittingEmptySubsequences: true).dropFirst().first ?? "") ?? -1
         #expect(zoneUser >= 0 && zoneUser < hostUser)

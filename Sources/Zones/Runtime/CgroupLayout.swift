@@ -19,8 +19,10 @@ public struct CgroupLayout: Sendable, Equatable {
         self.v2Controllers = v2Controllers
     }
 
-    /// The v1 controllers a zone uses.
-    static let v1Wanted = ["memory", "cpu", "cpuacct", "pids", "blkio", "freezer"]
+    /// The v1 controllers a zone uses. cpuset sets no limit: lxcfs finds the CPU quota it turns
+    /// into a CPU count at the reader's *cpuset* cgroup path (docs/architecture.md, "Views of a
+    /// zone's limits"), so a zone must be at the same path there as in cpu.
+    static let v1Wanted = ["memory", "cpu", "cpuacct", "pids", "blkio", "freezer", "cpuset"]
 
     /// Reads /proc/self/mountinfo and the cgroup2 root's controllers.
     public static func current() throws -> CgroupLayout {

@@ -44,6 +44,17 @@ public struct ZoneCgroup: Sendable {
     /// Creates every directory; on v2 enables the controllers Lumos uses for the zone's subtree.
     public func create() throws {
         for dir in v1Directories { try makeDirectory(dir) }
+        if case .v1(let root) = layout.holder("cpuset") {
+            // A v1 cpuset with empty cpus or mems refuses tasks: inherit the parent's, for
+            // `lumos` and then the zone (all CPUs and nodes the host has; no pinning).
+            for (dir, parent) in [("\(root)/lumos", root), ("\(root)/lumos/\(uuid)", "\(root)/lumos")] {
+                for file in ["cpuset.cpus", "cpuset.mems"] {
+                    let current = ((try? FD.readText("\(dir)/\(file)")) ?? "").trimmingSpaces()
+                    guard current.isEmpty else { continue }
+                    try write("\(dir)/\(file)", try FD.readText("\(parent)/\(file)").trimmingSpaces())
+                }
+            }
+        }
         guard let v2 = layout.v2, let dir = v2Directory else { return }
         let wanted = ["memory", "cpu", "pids", "io"].filter { layout.v2Controllers.contains($0) && layout.v1[$0 == "io" ? "blkio" : $0] == nil }
         try makeDirectory("\(v2)/lumos")
