@@ -37,6 +37,17 @@ struct SystemdZoneTests {
         #expect(state == "running" || state == "degraded", "systemd: \(state); failed units: \(failed)")
         #expect(try site.get(zone)["state"]?.stringValue == "running", "systemd's manager is up: vmadm says running")
         if state == "degraded" { Issue.record("degraded (allowed, but say why): \(failed)") }
+        // systemd's boot shows on the zone's /dev/console (its banner and status lines), and the
+        // getty it starts there for a container (console-getty) prompts for a login.
+        let consoleLog = "\(site.dir)/zones/\(zone)/console.log"
+        var console = ""
+        for _ in 0..<300 {
+            console = (try? FD.readText(consoleLog)) ?? ""
+            if console.contains("login:") { break }
+            usleep(100_000)
+        }
+        #expect(console.contains("Welcome to") && console.contains("Debian"), "console log: \(console.suffix(2000))")
+        #expect(console.contains("login:"), "no login prompt on the console: \(console.suffix(2000))")
         // Its own cgroup tree (delegated), its own /run, a machine id of its own.
         let inside = try site.zlogin(zone, ["/bin/sh", "-c", "stat -f -c %T /sys/fs/cgroup; findmnt -n -o FSTYPE /run; cat /etc/machine-id; systemctl is-active systemd-journald"]).stdout
         let lines = inside.split(separator: "\n").map(String.init)
