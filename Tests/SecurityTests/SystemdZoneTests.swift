@@ -1,6 +1,7 @@
 import Glibc
 import LumosCore
 import Testing
+import Zones
 
 /// The host's Debian mirror answers (the image is built with debootstrap from it).
 let debianMirrorReachable: Bool = {
@@ -39,7 +40,7 @@ struct SystemdZoneTests {
         if state == "degraded" { Issue.record("degraded (allowed, but say why): \(failed)") }
         // systemd's boot shows on the zone's /dev/console (its banner and status lines), and the
         // getty it starts there for a container (console-getty) prompts for a login.
-        let consoleLog = "\(site.dir)/zones/\(zone)/console.log"
+        let consoleLog = TenantStore(root: StateRoot(site.dir)).consoleLog(zone)
         var console = ""
         for _ in 0..<300 {
             console = (try? FD.readText(consoleLog)) ?? ""
