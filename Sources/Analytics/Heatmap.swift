@@ -107,7 +107,7 @@ public struct Heatmap: Sendable {
             for s in seconds {
                 for (_, row) in s.rows {
                     for (i, c) in row.enumerated() where c > 0 && i < bounds.ranges.count {
-                        highest = max(highest, bounds.ranges[i].upperBound + 1)
+                        highest = max(highest, bounds.ranges[i].upperBound == Int64.max ? Int64.max : bounds.ranges[i].upperBound + 1)
                     }
                 }
             }
