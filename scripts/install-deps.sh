@@ -15,6 +15,7 @@ packages=(
   syslinux syslinux-common mtools dosfstools   # imgadm build small-guest: a disk that boots by itself (docs/vm.md)
   libc6-dev libstdc++-12-dev   # static libraries for the single-executable release build
   zlib1g-dev   # the PNG heatmaps of Cloud Analytics (Sources/CZlib, docs/analytics.md)
+  chromium socat   # the Cloud Analytics page tested headless, over a loopback proxy to the socket (Tests/DaemonTests)
 )
 missing=()
 for p in "${packages[@]}"; do

@@ -59,7 +59,7 @@ enum AnalyticsPage {
     "use strict";
     const W = 600, H = 300, DURATION = 60, NBUCKETS = 50;
     const HUES = [21, 0, 120, 240, 60, 300, 180, 90, 330];
-    let catalogue = null, inst = null, start = 0, selected = [], frame = null;
+    let catalogue = null, inst = null, start = 0, selected = [], frame = null, autoclick = false;
     const $ = id => document.getElementById(id);
 
     function option(sel, value, text) {
@@ -122,10 +122,17 @@ enum AnalyticsPage {
         showValues(raw.value);
         if (!inst.uris.some(u => u.name === "value_heatmap")) { $("status").textContent = JSON.stringify(raw.value); return; }
         const img = new Image();
-        img.onload = () => { $("heatmap").src = img.src; $("heatmap").dataset.start = String(start); };
+        const drawnStart = start;
+        img.onload = () => {
+          $("heatmap").src = img.src;
+          $("heatmap").dataset.start = String(drawnStart);
+          inspect(img);
+        };
         img.src = inst.uri + "/value/heatmap/image?" + params();
+        const numeric = inst.decomposition.map(f => catalogue.fields[f]).find(f => f && f.arity === "numeric");
         $("status").textContent = "X-axis: time, in 1 second increments, " + new Date(start * 1000).toLocaleTimeString()
-          + " to " + new Date((start + DURATION) * 1000).toLocaleTimeString();
+          + " to " + new Date((start + DURATION) * 1000).toLocaleTimeString()
+          + (numeric ? ". Y-axis: " + numeric.label + " (" + numeric.unit + ")" : "");
       } catch (e) { $("error").textContent = e.message; }
     }
     function showValues(value) {
@@ -150,22 +157,49 @@ enum AnalyticsPage {
         box.appendChild(row);
       }
     }
+    // The image's coloured (non-white) pixels, counted on a canvas: the page shows them in
+    // data-coloured and data-frames (what the headless test reads), and with ?autoclick=1 the
+    // first coloured pixel's details are shown as if it had been clicked.
+    let clicked = false;
+    function inspect(img) {
+      const c = document.createElement("canvas");
+      c.width = W; c.height = H;
+      const g = c.getContext("2d");
+      g.drawImage(img, 0, 0);
+      const px = g.getImageData(0, 0, W, H).data;
+      let coloured = 0, first = null;
+      for (let i = 0; i < px.length; i += 4) {
+        if (px[i] !== 255 || px[i + 1] !== 255 || px[i + 2] !== 255) {
+          coloured++;
+          if (!first) first = { x: (i / 4) % W, y: Math.floor(i / 4 / W) };
+        }
+      }
+      document.body.dataset.coloured = String(coloured);
+      document.body.dataset.frames = String(Number(document.body.dataset.frames || 0) + 1);
+      if (autoclick && first && !clicked) { clicked = true; showDetails(first.x, first.y); }
+    }
     async function details(ev) {
       if (!inst) return;
       const img = $("heatmap");
-      const x = Math.floor(ev.offsetX * W / img.clientWidth), y = Math.floor(ev.offsetY * H / img.clientHeight);
+      showDetails(Math.floor(ev.offsetX * W / img.clientWidth), Math.floor(ev.offsetY * H / img.clientHeight));
+    }
+    async function showDetails(x, y) {
+      const img = $("heatmap");
       const p = params();
       p.set("start_time", img.dataset.start || start);
       p.set("x", x); p.set("y", y);
       try {
         const d = await api("GET", inst.uri + "/value/heatmap/details?" + p);
         const t = new Date(d.start_time * 1000).toLocaleTimeString();
-        let html = "<div id='cell'>Distribution details at " + t + ", " + Math.round(d.bucket_ymin) + " - " + Math.round(d.bucket_ymax) + "</div><table id='cellvalues'>";
+        const nf = inst.decomposition.map(f => catalogue.fields[f]).find(f => f && f.arity === "numeric");
+        const unit = nf ? nf.unit : "";
+        let html = "<div id='cell'>Distribution details at " + t + ", " + Math.round(d.bucket_ymin) + " - " + Math.round(d.bucket_ymax) + (unit ? " " + unit : "") + "</div><table id='cellvalues'>";
         for (const [k, v] of Object.entries(d.present).sort((a, b) => b[1] - a[1])) {
           html += "<tr><td></td><td>" + k.replace(/[<&]/g, c => c === "<" ? "&lt;" : "&amp;") + "</td><td>" + v + "</td></tr>";
         }
         html += "<tr><th></th><th>Total</th><th id='celltotal'>" + d.total + "</th></tr></table>";
         $("details").innerHTML = html;
+        document.body.dataset.details = Object.keys(d.present).sort().join(",");
       } catch (e) { $("error").textContent = e.message; }
     }
     async function main() {
@@ -176,7 +210,8 @@ enum AnalyticsPage {
       $("submit").onclick = create;
       $("heatmap").onclick = details;
       for (const r of document.querySelectorAll("input[name=mode]")) r.onchange = refresh;
-      // ?metric=cpu.thread_samples&predicate=zonename:VALUE&create=1 fills the form (and submits).
+      // ?metric=cpu.thread_samples&predicate=zonename:VALUE&create=1 fills the form (and submits);
+    // ?selected=A,B and ?mode=isolate|exclude set the selection.
       const q = new URLSearchParams(location.search);
       if (q.get("metric")) { $("metric").value = q.get("metric"); fillFields(); }
       if (q.get("discrete") !== null) $("discrete").value = q.get("discrete");
@@ -184,7 +219,18 @@ enum AnalyticsPage {
         const [f, ...v] = q.get("predicate").split(":");
         $("pfield").value = f; $("pvalue").value = v.join(":");
       }
+      autoclick = q.get("autoclick") === "1";
+      if (q.get("mode")) document.querySelector("input[name=mode][value=" + q.get("mode") + "]").checked = true;
       if (q.get("create")) await create();
+      // ?id=N watches an instrumentation that exists already.
+      if (q.get("id")) {
+        inst = await api("GET", "/ca/instrumentations/" + encodeURIComponent(q.get("id")));
+        $("title").textContent = inst.module + "." + inst.stat + " decomposed by " + inst.decomposition.join(" and ")
+          + " predicated by " + JSON.stringify(inst.predicate);
+        frame = setInterval(refresh, 1000);
+      }
+      if (q.get("selected")) selected = q.get("selected").split(",").slice(0, 8);
+      if (inst) await refresh();
       document.body.dataset.ready = "1";
     }
     main().catch(e => { $("error").textContent = e.message; });
