@@ -40,10 +40,21 @@ let package = Package(
                 .product(name: "NIOSSL", package: "swift-nio-ssl"),
             ]
         ),
+        // zlib (Debian zlib1g-dev): the deflate inside the heatmaps' PNGs.
+        .systemLibrary(name: "CZlib", path: "Sources/CZlib"),
+        // Cloud Analytics (docs/analytics.md): metrics, instrumentations as generated D programs
+        // run by Trace, per-second values, PNG heatmaps, and vmadmd's `/ca` routes and page.
+        .target(
+            name: "Analytics",
+            dependencies: [
+                "LumosCore", "Trace", "Daemon", "CZlib",
+                .product(name: "Hummingbird", package: "hummingbird"),
+            ]
+        ),
         .executableTarget(
             name: "lumos",
             dependencies: [
-                "LumosCore", "Storage", "Images", "Zones", "Net", "Trace", "VM", "Daemon",
+                "LumosCore", "Storage", "Images", "Zones", "Net", "Trace", "VM", "Daemon", "Analytics",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),
@@ -59,6 +70,7 @@ let package = Package(
         .testTarget(name: "ZonesTests", dependencies: ["Zones", "Storage", "Images", "Net", "LumosCore"]),
         .testTarget(name: "NetTests", dependencies: ["Net", "LumosCore"]),
         .testTarget(name: "TraceTests", dependencies: ["Trace", "LumosCore"]),
+        .testTarget(name: "AnalyticsTests", dependencies: ["Analytics", "Trace", "Zones", "LumosCore"]),
         .testTarget(name: "DaemonTests", dependencies: ["Daemon", "Zones", "Images", "Storage", "Net", "LumosCore"]),
         .testTarget(name: "VMTests", dependencies: ["VM", "VMTestSupport", "Zones", "Images", "Storage", "Net", "LumosCore", "CLinux"]),
         // What VMTests and bench/vm share: a DHCP server thread in a test namespace and the

@@ -14,6 +14,8 @@ packages=(
   qemu-system-x86 qemu-utils lz4   # brand kvm (docs/vm.md): TCG here, KVM on real hosts; lz4 unpacks microvm's kernel
   syslinux syslinux-common mtools dosfstools   # imgadm build small-guest: a disk that boots by itself (docs/vm.md)
   libc6-dev libstdc++-12-dev   # static libraries for the single-executable release build
+  zlib1g-dev   # the PNG heatmaps of Cloud Analytics (Sources/CZlib, docs/analytics.md)
+  chromium socat   # the Cloud Analytics page tested headless, over a loopback proxy to the socket (Tests/DaemonTests)
 )
 missing=()
 for p in "${packages[@]}"; do

@@ -111,13 +111,3 @@ struct OpenAPIModule: DaemonModule {
         }
     }
 }
-
-/// `/ca/instrumentations` until the Analytics module (issue 13, item 3) replaces it in the
-/// module list: an empty list, and 501 for a create.
-public struct InstrumentationsPlaceholderModule: DaemonModule {
-    public init() {}
-
-    public func addRoutes(to router: DaemonRouter, daemon: DaemonEnvironment) {
-        router.get("ca/instrumentations") { _, _ in JSONResponse(.array([])) }
-    }
-}

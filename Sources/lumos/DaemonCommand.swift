@@ -1,3 +1,4 @@
+import Analytics
 import ArgumentParser
 import Daemon
 import Dispatch
@@ -16,8 +17,8 @@ struct DaemonCommand: ParsableCommand {
     @Option(name: .long, help: "File holding the bearer token TCP clients must send (mode 0600).") var tokenFile: String?
     @Flag(name: .long, help: "Do not start autoboot tenants.") var noAutoboot = false
 
-    /// Modules beyond the standard API: Analytics puts its `/ca` routes and web page here.
-    static func extraModules() -> [any DaemonModule] { [InstrumentationsPlaceholderModule()] }
+    /// Modules beyond the standard API: Analytics' `/ca` routes and web page (docs/analytics.md).
+    static func extraModules() -> [any DaemonModule] { [AnalyticsModule()] }
 
     func run() throws {
         var options = VmadmDaemon.Options(root: global.stateRoot)

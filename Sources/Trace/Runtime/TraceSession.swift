@@ -319,6 +319,28 @@ public final class TraceSession {
         return Aggregation(name: name, records: records, normal: normals[name] ?? 1)
     }
 
+    /// One read of an aggregation with the kernel's key bytes, for a consumer that keeps its
+    /// own state between reads (Analytics turns running totals into per-second values and
+    /// deletes idle keys: docs/analytics.md).
+    public func rows(_ name: String) -> [(key: [UInt8], record: AggregationRecord)] {
+        guard let spec = script.aggregations.first(where: { $0.name == name }) else { return [] }
+        return read(spec)
+    }
+
+    /// Deletes one key (bytes from `rows`) from an aggregation's map.
+    public func deleteKey(_ name: String, _ key: [UInt8]) {
+        guard let spec = script.aggregations.first(where: { $0.name == name }) else { return }
+        maps[spec.map].delete(key)
+    }
+
+    /// Adds names to the zonename map of a loaded session (zones started since `load`).
+    public func addZoneNames(_ names: [UInt64: String]) {
+        guard let z = script.zoneNameMap, z < maps.count else { return }
+        for (id, name) in names where zoneNames[id] != name {
+            if (try? maps[z].update(le64(id), paddedString(name))) != nil { zoneNames[id] = name }
+        }
+    }
+
     /// One read of an aggregation: its keys as the kernel holds them with the merged records.
     func read(_ spec: AggregationSpec) -> [(key: [UInt8], record: AggregationRecord)] {
         let map = maps[spec.map]

@@ -1,0 +1,96 @@
+import Foundation
+import Glibc
+import LumosCore
+import Testing
+
+/// Cloud Analytics through vmadmd (docs/analytics.md): a real lx tenant created over the API runs
+/// a busy loop (`lumos login`, zlogin); an instrumentation of cpu.thread_samples predicated on its zonename (the
+/// tenant's alias) sees it, the heatmap is a PNG and its details name the tenant; bad requests
+/// are 400s with one-line JSON; delete stops it.
+@Suite(.serialized, .enabled(if: isRoot, "needs root: pools, zones and bpf"))
+struct AnalyticsAPITests {
+    @Test func instrumentATenantOverTheAPI() throws {
+        let h = try DaemonHost("ca")
+        defer { h.close() }
+        try h.startDaemon(["--no-autoboot"])
+        let alias = "ca-\(getpid())"
+        let created = try h.api("POST", "/tenants", h.payload(["alias": .string(alias)]))
+        #expect(created.status == 201, "\(created.body)")
+        let uuid = try #require(created.json?.lookup("uuid")?.stringValue)
+        // The spinning shell outlives this zlogin client: the tenant's delete (close) ends it.
+        let spinner = try Exec.spawn(["env", "LUMOS_ROOT=\(h.dir)", DaemonHost.lumosExe, "login", uuid, "/bin/sh", "-c", "while :; do :; done"])
+        defer {
+            kill(spinner, SIGKILL)
+            _ = Exec.wait(spinner)
+        }
+
+        let metrics = try h.api("GET", "/ca")
+        #expect(metrics.status == 200)
+        #expect(metrics.json?.lookup("metrics")?.arrayValue?.contains { $0.lookup("stat") == "thread_samples" } == true)
+
+        let made = try h.api("POST", "/ca/instrumentations", [
+            "module": "cpu", "stat": "thread_samples",
+            "predicate": ["eq": ["zonename", .string(alias)]],
+            "decomposition": ["zonename", "subsecond"],
+        ])
+        #expect(made.status == 201, "\(made.body)")
+        let id = try #require(made.json?.lookup("id")?.stringValue)
+        #expect(made.json?.lookup("d-program")?.stringValue?.contains("zonename == \"\(alias)\"") == true)
+        #expect(try h.api("GET", "/ca/instrumentations").json?.arrayValue?.count == 1)
+
+        // Samples of the tenant, under its alias, and of nothing else.
+        var value: [String: JSONValue] = [:]
+        let seen = try h.waitUntil(30) {
+            value = try h.api("GET", "/ca/instrumentations/\(id)/value/raw?duration=10").json?.lookup("value")?.objectValue ?? [:]
+            return value[alias]?.arrayValue?.isEmpty == false
+        }
+        #expect(seen, "no samples for \(alias): \(value)")
+        #expect(Array(value.keys) == [alias])
+
+        // The heatmap: a PNG (signature, IHDR of the asked size) with cells; isolate changes it.
+        let png = h.dir + "/heatmap.png", isolated = h.dir + "/isolated.png"
+        let q = "duration=10&width=100&height=50"
+        #expect(try h.request("GET", "/ca/instrumentations/\(id)/value/heatmap/image?\(q)", curl: ["-o", png]).status == 200)
+        #expect(try h.request("GET", "/ca/instrumentations/\(id)/value/heatmap/image?\(q)&selected=\(alias)&isolate=true", curl: ["-o", isolated]).status == 200)
+        let bytes = try FD.readFile(png)
+        #expect(Array(bytes.prefix(8)) == [0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a])
+        #expect(Array(bytes[16..<24]) == [0, 0, 0, 100, 0, 0, 0, 50])
+        #expect(try FD.readFile(isolated) != bytes)
+
+        // Details of every column's cells until one has the tenant (a spinning thread is in
+        // most 20 ms rows of most seconds).
+        var found = false
+        for x in stride(from: 95, through: 0, by: -10) where !found {
+            for y in stride(from: 1, to: 50, by: 2) where !found {
+                let d = try h.api("GET", "/ca/instrumentations/\(id)/value/heatmap/details?\(q)&x=\(x)&y=\(y)")
+                #expect(d.status == 200, "\(d.body)")
+                if let n = d.json?.lookup("present")?.objectValue?[alias]?.numberValue, n > 0 {
+                    #expect(d.json?.lookup("present")?.objectValue?.count == 1)
+                    found = true
+                }
+            }
+        }
+        #expect(found)
+
+        // Bad requests: 400 and one line of JSON; unknown ids 404.
+        for path in ["/ca/instrumentations/\(id)/value/heatmap/image?width=abc",
+                     "/ca/instrumentations/\(id)/value/heatmap/image?isolate=true&exclude=true",
+                     "/ca/instrumentations/\(id)/value/heatmap/details?x=1",
+                     "/ca/instrumentations/\(id)/value/raw?duration=0"] {
+            let r = try h.request("GET", path)
+            #expect(r.status == 400, "\(path): \(r.body)")
+            #expect(r.json?.lookup("code") == "InvalidArgument" && !r.body.dropLast().contains("\n"), "\(path): \(r.body)")
+        }
+        for body in [#"{"module": "cpu", "stat": "thread_samples", "predicate": {"eq": ["zonename", "a\"b"]}}"#,
+                     #"{"module": "cpu", "stat": "nope"}"#, #"not json"#] {
+            let r = try h.request("POST", "/ca/instrumentations", body: body)
+            #expect(r.status == 400, "\(body): \(r.body)")
+        }
+        #expect(try h.api("GET", "/ca/instrumentations").json?.arrayValue?.count == 1)
+        #expect(try h.api("GET", "/ca/instrumentations/999").status == 404)
+
+        #expect(try h.api("DELETE", "/ca/instrumentations/\(id)").status == 204)
+        #expect(try h.api("GET", "/ca/instrumentations/\(id)").status == 404)
+        #expect(try h.api("GET", "/ca/instrumentations").json == [])
+    }
+}
