@@ -46,7 +46,7 @@ public struct VmadmDaemon: Sendable {
 
     /// The API without Analytics: tenants, images, datasets, networks, the OpenAPI document.
     public static func standardModules(options: Options) -> [any DaemonModule] {
-        [TenantsModule(), ImagesModule(), DatasetsModule(), NetworksModule(),
+        [TenantsModule(), EventsModule(), ImagesModule(), DatasetsModule(), NetworksModule(),
          OpenAPIModule(path: options.openAPIDocument ?? openAPIPath())]
     }
 
