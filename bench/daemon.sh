@@ -11,7 +11,10 @@ set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 source "$here/lib.sh"
 runs=${1:-15}
-lumos=${LUMOS:-$(lumos_bin)}
+if [[ -n ${LUMOS:-} ]]; then lumos=$LUMOS; else
+  lumos=$(lumos_bin)
+  (cd "$here/.." && swift build -c release --product lumos-init 2>&1 | tail -1) >&2
+fi
 work=$(mktemp -d /tmp/lumos-bench-daemon.XXXXXX)
 chmod 755 "$work"
 export LUMOS_ROOT=$work/state

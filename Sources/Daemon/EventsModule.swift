@@ -12,7 +12,7 @@ struct EventsModule: DaemonModule {
     func addRoutes(to router: DaemonRouter, daemon: DaemonEnvironment) {
         // ?uuid=U1,U2 (only these), ?ready=true (a ready line first), ?history=true (what the
         // journal keeps first), ?follow=false (only what the journal keeps, then the end).
-        router.get("events") { request, _ in
+        router.get("events") { request, context in
             let q = request.uri.queryParameters
             let only = Set(try (q["uuid"].map(String.init) ?? "").split(separator: ",").map { part -> String in
                 let u = String(part).lowercased()
@@ -25,13 +25,14 @@ struct EventsModule: DaemonModule {
             let log = TenantEventLog(root: daemon.root)
             // Opened here, before the response starts: nothing appended after the request is missed.
             let tail = log.tail(fromStart: history)
+            let channel = context.channel
             let body = ResponseBody { writer in
                 func send(_ e: TenantEvent) async throws {
                     try await writer.write(ByteBuffer(string: e.json.serialized(pretty: false) + "\n"))
                 }
                 if ready { try await send(.ready()) }
-                // A client that goes away ends the stream at the next write (or the task's cancel).
-                while !Task.isCancelled {
+                // A client that goes away ends the stream: its channel closes (or the next write fails).
+                while !Task.isCancelled && channel.isActive {
                     for e in tail.next() where only.isEmpty || only.contains(e.uuid) { try await send(e) }
                     if !follow { break }
                     try await Task.sleep(for: .milliseconds(100))

@@ -104,7 +104,7 @@ public struct VmadmDaemon: Sendable {
     }
 
     func router(environment: DaemonEnvironment, token: [UInt8]?) -> DaemonRouter {
-        let router = DaemonRouter()
+        let router = DaemonRouter(context: DaemonContext.self)
         router.add(middleware: JSONErrorMiddleware())
         if let token { router.add(middleware: BearerTokenMiddleware(token: token)) }
         router.get("ping") { _, _ in JSONResponse(["ok": true]) }
