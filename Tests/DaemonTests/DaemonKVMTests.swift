@@ -6,7 +6,8 @@ import Zones
 
 /// A hardware VM (brand kvm, docs/vm.md) through the API under TCG: the small guest
 /// (`imgadm build small-guest`: Debian's kernel, busybox, acpid) created, started, seen running,
-/// stopped with the ACPI button and deleted by HTTP calls, each step checked with the CLI.
+/// powered off from inside (the event watch sees it, with QMP's reason), started again, stopped
+/// with the ACPI button and deleted by HTTP calls, each step checked with the CLI.
 @Suite(.serialized, .enabled(if: isRoot && Files.exists("/usr/bin/qemu-system-x86_64"), "needs root and QEMU"))
 struct DaemonKVMTests {
     @Test func aKVMGuestRoundTripsThroughTheAPI() throws {
@@ -43,6 +44,24 @@ struct DaemonKVMTests {
         let console = h.dir + "/zones/\(uuid)/console.log"
         let up = h.waitUntil(240) { ((try? FD.readText(console)) ?? "").contains("lumos-guest: up") }
         #expect(up, "the guest did not come up: \(((try? FD.readText(console)) ?? "").suffix(1500))")
+        // The guest powers itself off (typed at its console): QEMU exits, nobody ran vmadm stop;
+        // the watch records it, with QEMU's SHUTDOWN reason from QMP (the console relay's verdict).
+        _ = try h.lumos(["vm", "console", uuid], stdin: "\npoweroff -f\n")
+        #expect(h.waitUntil(120) { (try? h.api("GET", "/tenants/\(uuid)").json?.lookup("state")) == "stopped" })
+        func kept() throws -> [JSONValue] {
+            try h.request("GET", "/events?follow=false&uuid=\(uuid)").body.split(separator: "\n")
+                .compactMap { try? JSONValue.parse(String($0), what: "event") }
+        }
+        #expect(h.waitUntil(30) { (try? kept().last?.lookup("source")) == "observed" })
+        let observed = try kept().last
+        #expect(observed?.lookup("state") == "stopped", "\(String(describing: observed))")
+        let reason = (observed?.lookup("changes")?.arrayValue ?? []).first { $0.lookup("path") == "lumos_state_reason" }
+        #expect(reason?.lookup("newValue") == "the guest powered off", "\(String(describing: observed))")
+
+        // Started again, and stopped through the API with the ACPI button.
+        #expect(try h.api("POST", "/tenants/\(uuid)/start").status == 200)
+        let upAgain = h.waitUntil(240) { ((try? FD.readText(console)) ?? "").components(separatedBy: "lumos-guest: up").count > 2 }
+        #expect(upAgain, "the guest did not come up again: \(((try? FD.readText(console)) ?? "").suffix(1500))")
         let stopped = try h.api("POST", "/tenants/\(uuid)/stop", ["timeout": 120])
         #expect(stopped.status == 200, "\(stopped.body)")
         #expect(try h.api("GET", "/tenants/\(uuid)").json?.lookup("state") == "stopped")
@@ -56,10 +75,10 @@ struct DaemonKVMTests {
         let left = try h.leftovers(uuid)
         #expect(left.isEmpty, "\(left)")
         // The journal has the VM's life as for a zone.
-        let kept = try h.request("GET", "/events?follow=false&uuid=\(uuid)").body.split(separator: "\n")
-            .compactMap { try? JSONValue.parse(String($0), what: "event") }
-        #expect(kept.map { "\($0.lookup("type")?.stringValue ?? "") \($0.lookup("state")?.stringValue ?? "-")" }
-                == ["create stopped", "modify running", "modify stopped", "delete -"], "\(kept)")
-        #expect(kept.allSatisfy { $0.lookup("brand") == "kvm" })
+        let life = try kept()
+        #expect(life.map { "\($0.lookup("type")?.stringValue ?? "") \($0.lookup("state")?.stringValue ?? "-") \($0.lookup("source")?.stringValue ?? "")" }
+                == ["create stopped vmadm", "modify running vmadm", "modify stopped observed", "modify running vmadm", "modify stopped vmadm", "delete - vmadm"],
+                "\(life)")
+        #expect(life.allSatisfy { $0.lookup("brand") == "kvm" })
     }
 }

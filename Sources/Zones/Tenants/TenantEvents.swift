@@ -255,7 +255,12 @@ extension Vmadm {
         do { try events.append(event) } catch { _ = FD.writeAll(2, Array("vmadm: event not recorded: \(oneLine(error))\n".utf8)) }
     }
 
-    func stateName(_ uuid: String) -> String { zones.isRunning(uuid) ? "running" : "stopped" }
+    /// The state events name: running, stopped, or failed (a VM whose guest panicked or whose
+    /// QEMU died, as vmadm get shows it: the console relay's verdict from QMP).
+    func stateName(_ uuid: String) -> String {
+        if zones.isRunning(uuid) { return "running" }
+        return kvmHealth(uuid, running: false).failed ? "failed" : "stopped"
+    }
 
     /// Records the state changes no vmadm command made: an init that exited by itself, a VM
     /// whose guest powered off (QEMU exits, its cgroup empties), `vmadm kill`. `known` is the
@@ -276,7 +281,12 @@ extension Vmadm {
             let previous = events.lastStates()[uuid] ?? known[uuid]
             known[uuid] = now
             guard let previous, previous != now else { continue }
-            record(.stateChange(m, from: previous, to: now, source: "observed"))
+            var event = TenantEvent.stateChange(m, from: previous, to: now, source: "observed")
+            // A VM's QEMU is gone: why, as its console relay read QEMU's SHUTDOWN event (QMP).
+            if m.isKVM, now != "running", let reason = kvmHealth(uuid, running: false).reason {
+                event.changes.append(.init("lumos_state_reason", nil, .string(reason)))
+            }
+            record(event)
         }
     }
 }

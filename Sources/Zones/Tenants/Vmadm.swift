@@ -235,24 +235,27 @@ public final class Vmadm {
         defer { withExtendedLifetime(lock) {} }
         let m = try store.read(uuid)
         if zones.isRunning(uuid) { throw LumosError.invalid("VM \(uuid) is already running") }
+        let before = stateName(uuid)
         try zones.cleanup(uuid)
         // A zone whose init ended by itself left its NIC records behind: start clean.
         try network.detach(vm: m)
         try boot(m)
         try recordAutoboot(uuid, true)
-        record(.stateChange(m, from: "stopped", to: "running"))
+        record(.stateChange(m, from: before, to: "running"))
     }
 
     public func stop(_ uuid: String, force: Bool, timeout: Double) throws {
         let lock = try self.lock(uuid)
         defer { withExtendedLifetime(lock) {} }
         let m = try store.read(uuid)
-        let wasRunning = zones.isRunning(uuid)
-        if !wasRunning && !force { throw LumosError.invalid("VM \(uuid) is not running") }
+        let before = stateName(uuid)
+        if before != "running" && !force { throw LumosError.invalid("VM \(uuid) is not running") }
         if m.isKVM { try stopKVM(uuid, force: force, timeout: timeout) } else { try zones.stop(uuid, force: force, timeout: timeout) }
         try network.detach(vm: m)
         try recordAutoboot(uuid, false)
-        if wasRunning { record(.stateChange(m, from: "running", to: "stopped")) }
+        // A forced stop of a failed VM clears its verdict: failed -> stopped.
+        let after = stateName(uuid)
+        if before != after { record(.stateChange(m, from: before, to: after)) }
     }
 
     /// vmadm(8) autoboot: "any time the VM is started this will also get set true and when the
