@@ -119,9 +119,13 @@ public struct TenantEventLog: Sendable {
     public var path: String { directory + "/events.ndjson" }
     var previousPath: String { path + ".0" }
     var lockPath: String { directory + "/events.lock" }
-    public static let maxBytes = 4 << 20
+    /// Past this size the file is rotated (4 MiB; tests give less).
+    public let maxBytes: Int
 
-    public init(root: StateRoot) { directory = root.sub("zones", ".events") }
+    public init(root: StateRoot, maxBytes: Int = 4 << 20) {
+        directory = root.sub("zones", ".events")
+        self.maxBytes = maxBytes
+    }
 
     /// Appends `event` as one line (one write(2) on an O_APPEND descriptor, under the log's
     /// lock so a rotation never splits it).
@@ -130,7 +134,7 @@ public struct TenantEventLog: Sendable {
         let lock = try FileLock(lockPath)
         defer { withExtendedLifetime(lock) {} }
         var st = stat()
-        if stat(path, &st) == 0, st.st_size >= Self.maxBytes { try sys("rename", path) { rename(path, previousPath) } }
+        if stat(path, &st) == 0, st.st_size >= maxBytes { try sys("rename", path) { rename(path, previousPath) } }
         let fd = try sys("open", path) { open(path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0o644) }
         defer { close(fd) }
         guard FD.writeAll(fd, Array((event.json.serialized(pretty: false) + "\n").utf8)) else { throw Errno(errno, "write", path) }
