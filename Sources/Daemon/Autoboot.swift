@@ -5,18 +5,32 @@ import Zones
 
 /// vmadmd's autoboot (vmadm(8) autoboot): every tenant with autoboot=true that is not running
 /// is started, all at once (a task each, no order: tenants do not depend on one another), when
-/// the daemon starts and whenever the `zones` pool becomes available again (after
-/// `lumos pool import`; the daemon looks every two seconds).
+/// the daemon starts and whenever the `zones` pool becomes available again: at once after
+/// `lumos pool import` (its notice), and otherwise when the pool poll (every two seconds)
+/// finds it back.
 struct Autoboot: Sendable {
     let environment: DaemonEnvironment
 
     func watch() async {
         var available = false
+        let notice = PoolImportNotice(root: environment.root)
+        var lastNotice = notice.current()
+        var tick = 0
         while !Task.isCancelled {
-            let now = await poolAvailable()
-            if now && !available { await bootAll() }
-            available = now
-            try? await Task.sleep(for: .seconds(2))
+            // `pool import` replaces its notice file (Storage's PoolImportNotice): looked at
+            // four times a second, so the tenants come back at once, also after an export and
+            // import quicker than the pool poll below.
+            let n = notice.current()
+            let imported = n != lastNotice
+            lastNotice = n
+            if imported { VmadmDaemon.log("autoboot: pool import noticed") }
+            if imported || tick % 8 == 0 {
+                let now = await poolAvailable()
+                if now && (!available || imported) { await bootAll() }
+                available = now
+            }
+            tick += 1
+            try? await Task.sleep(for: .milliseconds(250))
         }
     }
 

@@ -1,10 +1,20 @@
 import Foundation
 import Hummingbird
 import LumosCore
+import NIOCore
 import Zones
 
-/// The request context of every vmadmd route.
-public typealias DaemonContext = BasicRequestContext
+/// The request context of every vmadmd route: Hummingbird's basic one, and the connection's
+/// channel, so a stream (GET /events) ends when its client goes away rather than at its next write.
+public struct DaemonContext: RequestContext {
+    public var coreContext: CoreRequestContextStorage
+    public let channel: any Channel
+
+    public init(source: ApplicationRequestContextSource) {
+        coreContext = .init(source: source)
+        channel = source.channel
+    }
+}
 public typealias DaemonRouter = Router<DaemonContext>
 
 /// One part of vmadmd's API (docs/daemon.md, "Modules"): tenants, images, datasets, networks,

@@ -46,7 +46,7 @@ public struct VmadmDaemon: Sendable {
 
     /// The API without Analytics: tenants, images, datasets, networks, the OpenAPI document.
     public static func standardModules(options: Options) -> [any DaemonModule] {
-        [TenantsModule(), ImagesModule(), DatasetsModule(), NetworksModule(),
+        [TenantsModule(), EventsModule(), ImagesModule(), DatasetsModule(), NetworksModule(),
          OpenAPIModule(path: options.openAPIDocument ?? openAPIPath())]
     }
 
@@ -104,7 +104,7 @@ public struct VmadmDaemon: Sendable {
     }
 
     func router(environment: DaemonEnvironment, token: [UInt8]?) -> DaemonRouter {
-        let router = DaemonRouter()
+        let router = DaemonRouter(context: DaemonContext.self)
         router.add(middleware: JSONErrorMiddleware())
         if let token { router.add(middleware: BearerTokenMiddleware(token: token)) }
         router.get("ping") { _, _ in JSONResponse(["ok": true]) }

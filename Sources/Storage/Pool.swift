@@ -254,6 +254,7 @@ public final class Pool: @unchecked Sendable {
             _ = lock
             pools.append(pool)
         }
+        if !pools.isEmpty { PoolImportNotice(root: root).post(pools.map(\.name)) }
         return pools
     }
 
@@ -473,5 +474,27 @@ struct BtrfsSuperblock {
         let labelBytes = buf[0x12b..<(0x12b + 256)].prefix { $0 != 0 }
         let csum = UInt16(buf[0xc4]) | UInt16(buf[0xc5]) << 8
         return BtrfsSuperblock(fsid: fsid, label: String(decoding: labelBytes, as: UTF8.self), csumType: csum)
+    }
+}
+
+/// What `pool import` leaves for a running vmadmd (docs/daemon.md "Autoboot"): the file
+/// `ROOT/run/pool-import`, replaced (a new inode) at every import and holding the pools' names.
+/// The daemon looks at it four times a second and starts autoboot tenants when it changes, so
+/// an export and import faster than its pool poll still brings them back.
+public struct PoolImportNotice: Sendable {
+    public let path: String
+
+    public init(root: StateRoot) { path = root.sub("run", "pool-import") }
+
+    func post(_ names: [String]) {
+        try? Files.makeDirectories(Files.parent(path))
+        try? Files.writeAtomically(path, names.joined(separator: "\n") + "\n")
+    }
+
+    /// Identifies the last notice (nil before any): changes at every import.
+    public func current() -> String? {
+        var st = stat()
+        guard stat(path, &st) == 0 else { return nil }
+        return "\(st.st_ino):\(st.st_mtim.tv_sec).\(st.st_mtim.tv_nsec)"
     }
 }

@@ -32,7 +32,7 @@ struct VmadmCommand: ParsableCommand {
         abstract: "Create, inspect, change and remove zones (vmadm).",
         subcommands: [Create.self, Validate.self, Start.self, Stop.self, Reboot.self, Delete.self, Kill.self, List.self,
                       Get.self, Lookup.self, Info.self, Update.self, CreateSnapshot.self, RollbackSnapshot.self,
-                      DeleteSnapshot.self, Send.self, Receive.self, Console.self, Properties.self]
+                      DeleteSnapshot.self, Send.self, Receive.self, Console.self, Events.self, Properties.self]
     )
 
     struct Create: ParsableCommand {
@@ -184,6 +184,27 @@ struct VmadmCommand: ParsableCommand {
             if let s { q.sort = try ListQuery.fields(s, option: "-s") }
             let vms = q.select(try openVmadm(global.stateRoot).list())
             print(q.render(vms, header: !noHeader && !parsable, parsable: parsable), terminator: "")
+        }
+    }
+
+    struct Events: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Print every tenant's state changes as they happen: create, start/stop, modify, delete (one line each; -j: JSON).")
+        @OptionGroup var global: GlobalOptions
+        @Flag(name: .short, help: "One JSON object per line.") var j = false
+        @Flag(name: .short, help: "Print a ready event once the stream is open (events after it are never missed).") var r = false
+        @Flag(name: .short, help: "Print the events kept in the journal first.") var a = false
+        @Argument(help: "Only these VMs (full uuids).") var uuids: [String] = []
+
+        func run() throws {
+            let only = Set(try uuids.map { u -> String in
+                guard ValueChecks.isUUID(u) else { throw LumosError.usage("events: \(u) is not a VM uuid; give full uuids as vmadm list shows them") }
+                return u.lowercased()
+            })
+            try EventStream(root: global.stateRoot, only: only, history: a).run(ready: r) { e in
+                let text = j ? e.json.serialized(pretty: false) : e.line
+                return FD.writeAll(1, Array((text + "\n").utf8))
+            }
         }
     }
 

@@ -65,6 +65,17 @@ struct DaemonLifecycleTests {
         #expect(try h.lumos(["pool", "import", "zones"]).status == 0)
         let backAgain = try h.waitUntil(120) { let z = try h.vmadm().zones; return z.isRunning(a) && z.isRunning(b) }
         #expect(backAgain, "the running daemon did not autoboot after pool import: \(h.log)")
+
+        // Export and import at once, quicker than the pool poll: `pool import` tells the
+        // running daemon (its notice, PoolImportNotice), which boots them at once.
+        let noticedBefore = h.log.components(separatedBy: "autoboot: pool import noticed").count
+        for u in [a, b] { try h.vmadm().zones.cleanup(u) }
+        let quick = try h.lumos(["pool", "export", "zones"]).status == 0 && h.lumos(["pool", "import", "zones"]).status == 0
+        #expect(quick)
+        let backQuick = try h.waitUntil(120) { let z = try h.vmadm().zones; return z.isRunning(a) && z.isRunning(b) }
+        #expect(backQuick, "the running daemon did not autoboot after a quick export + import: \(h.log)")
+        #expect(h.log.components(separatedBy: "autoboot: pool import noticed").count == noticedBefore + 1, "\(h.log)")
+        #expect(try !h.vmadm().zones.isRunning(off), "autoboot=false stays stopped")
     }
 
     /// A clean stop (SIGTERM) of the daemon leaves tenants running, and a second daemon on the

@@ -46,6 +46,8 @@ public struct TenantStore: Sendable {
         unlink(consoleLog(uuid) + ".0")
         unlink(dir + "/console.sock")  // an lx zone's console relay's socket, left when it was killed
         ZoneMetadata(root: root, uuid: uuid).remove()
+        // A kvm VM's files beside them (qemu.log, accelerator, the relay's exit record).
+        for name in Files.list(dir) { unlink("\(dir)/\(name)") }
         rmdir(dir)
     }
 

@@ -78,8 +78,11 @@ extension Vmadm {
             try? network.detach(vm: m)
             try intent.mark("stopped")
         }
+        if wasRunning { record(.stateChange(m, from: "running", to: "stopped")) }
         try finishRollback(uuid, snapshot: name, restart: wasRunning, manifest: m)
         intent.finish()
+        record(TenantEvent(type: "modify", m, state: wasRunning ? "running" : "stopped",
+                           changes: [.init("snapshot", nil, .string(name))] + (wasRunning ? [.init("state", "stopped", "running")] : [])))
     }
 
     /// imgadm create: a stopped zone's root becomes a new image (manifest + compressed file).

@@ -126,6 +126,7 @@ extension Vmadm {
             intent.finish()
             throw error
         }
+        record(TenantEvent(type: "create", m, state: "stopped"))
         return m
     }
 }

@@ -68,6 +68,8 @@ public final class Vmadm {
         for ds in tenantDatasets(uuid) { try datasets.destroy(ds, recursive: true) }
         store.remove(uuid)
         zones.release(uuid)
+        // The killed delete never recorded its event.
+        if let manifest { record(TenantEvent(type: "delete", manifest, state: nil)) }
     }
 
     /// Rolls an update forward. An update that was changing a running zone's NICs may have
@@ -191,6 +193,8 @@ public final class Vmadm {
             intent.finish()
             throw error
         }
+        record(TenantEvent(type: "create", m, state: "stopped"))
+        if m.autoboot { record(.stateChange(m, from: "stopped", to: "running")) }
         return m
     }
 
@@ -231,21 +235,27 @@ public final class Vmadm {
         defer { withExtendedLifetime(lock) {} }
         let m = try store.read(uuid)
         if zones.isRunning(uuid) { throw LumosError.invalid("VM \(uuid) is already running") }
+        let before = stateName(uuid)
         try zones.cleanup(uuid)
         // A zone whose init ended by itself left its NIC records behind: start clean.
         try network.detach(vm: m)
         try boot(m)
         try recordAutoboot(uuid, true)
+        record(.stateChange(m, from: before, to: "running"))
     }
 
     public func stop(_ uuid: String, force: Bool, timeout: Double) throws {
         let lock = try self.lock(uuid)
         defer { withExtendedLifetime(lock) {} }
         let m = try store.read(uuid)
-        if !zones.isRunning(uuid) && !force { throw LumosError.invalid("VM \(uuid) is not running") }
+        let before = stateName(uuid)
+        if before != "running" && !force { throw LumosError.invalid("VM \(uuid) is not running") }
         if m.isKVM { try stopKVM(uuid, force: force, timeout: timeout) } else { try zones.stop(uuid, force: force, timeout: timeout) }
         try network.detach(vm: m)
         try recordAutoboot(uuid, false)
+        // A forced stop of a failed VM clears its verdict: failed -> stopped.
+        let after = stateName(uuid)
+        if before != after { record(.stateChange(m, from: before, to: after)) }
     }
 
     /// vmadm(8) autoboot: "any time the VM is started this will also get set true and when the
@@ -264,7 +274,9 @@ public final class Vmadm {
         if !zones.isRunning(uuid) { throw LumosError.invalid("VM \(uuid) is not running; use vmadm start") }
         if m.isKVM { try stopKVM(uuid, force: force, timeout: timeout) } else { try zones.stop(uuid, force: force, timeout: timeout) }
         try network.detach(vm: m)
+        record(.stateChange(m, from: "running", to: "stopped"))
         try boot(m)
+        record(.stateChange(m, from: "stopped", to: "running"))
     }
 
     public func kill(_ uuid: String, signal: Int32) throws {
@@ -291,6 +303,7 @@ public final class Vmadm {
         store.remove(uuid)
         zones.release(uuid)
         intent.finish()
+        record(TenantEvent(type: "delete", m, state: nil))
     }
 
     // MARK: update
@@ -359,6 +372,8 @@ public final class Vmadm {
             try intent.mark("applied")
         }
         intent.finish()
+        record(TenantEvent(type: "modify", plan.manifest, state: stateName(uuid),
+                           changes: plan.changed.map { TenantEvent.Change($0, current[$0], plan.manifest[$0]) }))
         return plan
     }
 
