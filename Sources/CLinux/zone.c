@@ -220,12 +220,22 @@ static void reset_signals(void) {
     sigprocmask(SIG_SETMASK, &none, NULL);
 }
 
-static int restrict_self(int sock, uint64_t keep, int cap_last, const struct sock_filter *filter, unsigned short len) {
+static int send_fd(int sock, const void *data, size_t len, int fd);
+
+// notify: the filter's user notifications (statfs, fstatfs) get a listener, sent to the
+// parent, which hands it to the zone's statfs supervisor (lumos-init --statfs-server).
+static int restrict_self(int sock, uint64_t keep, int cap_last, const struct sock_filter *filter, unsigned short len, int notify) {
     STEP(sock, CLINUX_STEP_CAPS, drop_caps(keep, cap_last));
     STEP(sock, CLINUX_STEP_NO_NEW_PRIVS, prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0));
     if (filter) {
         struct sock_fprog prog = { .len = len, .filter = (struct sock_filter *)filter };
-        STEP(sock, CLINUX_STEP_SECCOMP, syscall(SYS_seccomp, SECCOMP_SET_MODE_FILTER, 0, &prog));
+        long listener = syscall(SYS_seccomp, SECCOMP_SET_MODE_FILTER, notify ? SECCOMP_FILTER_FLAG_NEW_LISTENER : 0, &prog);
+        if (listener < 0) report(sock, CLINUX_STEP_SECCOMP);
+        if (notify) {
+            struct clinux_zone_message m = { CLINUX_ZONE_MSG_LISTENER, 0, 0, -1 };
+            STEP(sock, CLINUX_STEP_SECCOMP, send_fd(sock, &m, sizeof m, (int)listener));
+            close((int)listener);
+        }
     }
     return 0;
 }
@@ -528,7 +538,7 @@ static int zone_child(void *arg) {
     for (int i = 0; i < n; i++) STEP(sock, CLINUX_STEP_DESCRIPTORS, dup2(parked[i], 3 + i));
     // Nothing else of the host's descriptor table may reach the zone.
     STEP(sock, CLINUX_STEP_STDIO, syscall(SYS_close_range, high, ~0U, CLOSE_RANGE_CLOEXEC));
-    restrict_self(sock, cfg->caps_keep, cfg->cap_last, cfg->seccomp, cfg->seccomp_len);
+    restrict_self(sock, cfg->caps_keep, cfg->cap_last, cfg->seccomp, cfg->seccomp_len, cfg->notify_statfs);
     reset_signals();
     if (init_fd >= 0) syscall(SYS_execveat, init_fd, "", cfg->argv, cfg->envp, AT_EMPTY_PATH);
     else execve(cfg->argv[0], cfg->argv, cfg->envp);
@@ -656,7 +666,7 @@ static int enter_child(void *arg) {
             struct rlimit rl = { cfg->memlock_bytes, cfg->memlock_bytes };
             STEP(sock, CLINUX_STEP_RLIMIT, setrlimit(RLIMIT_MEMLOCK, &rl));
         }
-        restrict_self(sock, cfg->caps_keep, cfg->cap_last, cfg->seccomp, cfg->seccomp_len);
+        restrict_self(sock, cfg->caps_keep, cfg->cap_last, cfg->seccomp, cfg->seccomp_len, cfg->notify_statfs);
         reset_signals();
         exec_in_zone(cfg->argv, cfg->envp);
         report(sock, CLINUX_STEP_EXEC);
@@ -679,6 +689,11 @@ pid_t clinux_zone_enter(const struct clinux_zone_enter_config *cfg, int cgroup_f
 }
 
 // ---- parent side ----
+
+int clinux_send_fd(int sock, int fd) {
+    char byte = 'F';
+    return send_fd(sock, &byte, 1, fd);
+}
 
 int clinux_zone_release(int sock, int pass_fd) {
     char go = 'G';
@@ -748,7 +763,7 @@ int clinux_rootfs_tree(const char *path, int userns_fd) {
 //   "shocker" escape), name_to_handle_at, keyctl, add_key, request_key, lookup_dcookie,
 //   iopl, ioperm, uselib, personality changes are left to the kernel
 // ptrace stays allowed inside the zone: the pid namespace means no host pid can be named.
-int clinux_zone_seccomp_default(int allow_io_uring, int deny_ptrace, int system, struct sock_filter **prog, unsigned short *len) {
+int clinux_zone_seccomp_default(int allow_io_uring, int deny_ptrace, int system, int notify_statfs, struct sock_filter **prog, unsigned short *len) {
     // io_uring: a large, fast-moving kernel surface with a history of privilege escalations,
     // refused by Docker's default profile too; a manifest may allow it (lumos_allow_io_uring).
     static const char *const io_uring[] = { "io_uring_setup", "io_uring_enter", "io_uring_register", NULL };
@@ -838,6 +853,10 @@ int clinux_zone_seccomp_default(int allow_io_uring, int deny_ptrace, int system,
     };
     for (size_t i = 0; rc == 0 && i < sizeof denied_ioctls / sizeof denied_ioctls[0]; i++)
         rc = seccomp_rule_add(ctx, SCMP_ACT_ERRNO(EPERM), SCMP_SYS(ioctl), 1, SCMP_A1(SCMP_CMP_MASKED_EQ, 0xffffffffULL, denied_ioctls[i]));
+    // df in a zone (docs/architecture.md): the supervisor answers for the zone's own file
+    // system with its quota and lets every other call through (SECCOMP_USER_NOTIF_FLAG_CONTINUE).
+    if (rc == 0 && notify_statfs) rc = seccomp_rule_add(ctx, SCMP_ACT_NOTIFY, SCMP_SYS(statfs), 0);
+    if (rc == 0 && notify_statfs) rc = seccomp_rule_add(ctx, SCMP_ACT_NOTIFY, SCMP_SYS(fstatfs), 0);
     if (rc != 0) { seccomp_release(ctx); errno = -rc; return -1; }
     // libseccomp 2.5 exports only to a descriptor: go through a memfd.
     int fd = memfd_create("lumos-seccomp", MFD_CLOEXEC);

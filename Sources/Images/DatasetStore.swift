@@ -19,6 +19,9 @@ public protocol DatasetStore: AnyObject {
     func rollback(_ snapshot: String) throws
     /// Size cap in bytes; nil removes it.
     func setQuota(_ name: String, bytes: UInt64?) throws
+    /// The sysfs directory (/sys/fs/btrfs/FSID/qgroups/1_N) of the qgroup that holds `name`'s
+    /// quota, live; nil when there is none to read (docs/architecture.md, "df in a zone").
+    func quotaGroupDirectory(_ name: String) -> String?
     /// zfs hold / release: a snapshot with a hold cannot be destroyed, alone or with its dataset.
     func hold(_ snapshot: String, tag: String) throws
     func release(_ snapshot: String, tag: String) throws

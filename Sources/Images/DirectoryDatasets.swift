@@ -106,6 +106,8 @@ public final class DirectoryDatasets: DatasetStore {
         _ = try mountpoint(name)
     }
 
+    public func quotaGroupDirectory(_ name: String) -> String? { nil }
+
     public func snapshots(of name: String) throws -> [String] {
         Files.list("\(base)/.snapshots/\(name.dropFirst(poolName.count + 1))")
     }

@@ -40,6 +40,8 @@ public final class PoolDatasets: DatasetStore {
         try pool.set(self.name(name), "quota", bytes.map(String.init) ?? "none")
     }
 
+    public func quotaGroupDirectory(_ name: String) -> String? { (try? self.name(name)).flatMap(pool.quotaGroupDirectory) }
+
     public func snapshots(of name: String) throws -> [String] {
         let ds = try self.name(name)
         return try pool.list(ds, recursive: false, types: [.snapshot])

@@ -98,6 +98,15 @@ extension Pool {
         Btrfs.getxattr(path, XAttr.qgroup).flatMap { UInt64($0) }
     }
 
+    /// Where the kernel shows the live figures of the level-1 qgroup holding `ds`'s quota
+    /// (`quota` is its exclusive limit): /sys/fs/btrfs/FSID/qgroups/1_N. A zone's statfs
+    /// supervisor reads it (docs/architecture.md, "df in a zone"). nil: no such qgroup shown.
+    public func quotaGroupDirectory(_ ds: DatasetName) -> String? {
+        guard !config.uuid.isEmpty, let q = qgroupNumber(path(ds)) else { return nil }
+        let dir = "/sys/fs/btrfs/\(config.uuid)/qgroups/1_\(q)"
+        return Files.exists(dir) ? dir : nil
+    }
+
     /// The level-1 qgroups a new subvolume at `ds` belongs to: its own plus every ancestor's,
     /// so a parent's quota counts its children.
     func ancestorQGroups(_ ds: DatasetName) -> [UInt64] {

@@ -114,23 +114,7 @@ public final class QMPClient {
         }
     }
 
-    static func connect(_ path: String) throws -> Int32 {
-        let fd = try sys("socket") { socket(AF_UNIX, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0) }
-        var addr = sockaddr_un()
-        addr.sun_family = sa_family_t(AF_UNIX)
-        let bytes = Array(path.utf8)
-        let capacity = MemoryLayout.size(ofValue: addr.sun_path)
-        guard bytes.count < capacity else { close(fd); throw LumosError.invalid("socket path \(path) is too long") }
-        withUnsafeMutableBytes(of: &addr.sun_path) { raw in
-            raw.copyBytes(from: bytes)
-            raw[bytes.count] = 0
-        }
-        let rc = withUnsafePointer(to: &addr) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { Glibc.connect(fd, $0, socklen_t(MemoryLayout<sockaddr_un>.size)) }
-        }
-        if rc != 0 { let e = errno; close(fd); throw Errno(e, "connect", path) }
-        return fd
-    }
+    static func connect(_ path: String) throws -> Int32 { try UnixSocket.connect(path) }
 }
 
 /// QEMU's run state (qapi RunState) and what it means for the VM's owner.

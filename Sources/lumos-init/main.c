@@ -57,6 +57,10 @@
 // open itself (TIOCGPTPEER), so the master never hangs up while the zone's own programs close
 // and reopen /dev/console, and it ends when the zone's init (INIT_PID, a pidfd) exits, after
 // taking what is left in the terminal.
+//
+//   lumos-init --statfs-server QGROUP_DIR ROOT_DEV
+//
+// A zone's statfs(2) supervisor, so df in the zone shows its quota (statfs.c).
 #define _GNU_SOURCE
 #include <errno.h>
 #include <fcntl.h>
@@ -76,6 +80,7 @@
 
 #include "metadata.h"
 #include "qmp_watch.h"
+#include "statfs.h"
 
 static int open_log(const char *path, long long *size) {
     int fd = open(path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC | O_NOFOLLOW, 0600);
@@ -451,6 +456,7 @@ int main(int argc, char **argv) {
     name = name ? name + 1 : argc > 0 ? argv[0] : "";
     if (strncmp(name, "mdata-", 6) == 0) return mdata_tool_main(name, argc, argv);
     if (argc >= 2 && strcmp(argv[1], "--metadata-server") == 0) return metadata_server_main(argc, argv);
+    if (argc >= 2 && strcmp(argv[1], "--statfs-server") == 0) return statfs_server_main(argc, argv);
     if (argc >= 2 && strcmp(argv[1], "--console-log") == 0) {
         if (argc != 4) { fprintf(stderr, "usage: lumos-init --console-log PATH MAX_BYTES\n"); return 2; }
         return console_log(argv[2], argv[3]);

@@ -72,6 +72,30 @@ struct ZoneAttackTests {
         #expect(!seen.stdout.contains(hostCmdline))
     }
 
+    /// The statfs supervisor (docs/architecture.md, "df in a zone") fed by the zone's root: bad
+    /// buffers get the kernel's EFAULT (never a write into the program's read-only code), bad
+    /// paths the kernel's answer, 20000 calls in a row all succeed, and it still answers after.
+    @Test func theStatfsSupervisorTakesBadBuffersAndFloods() throws {
+        let site = try AttackSite(network: false)
+        defer { site.close() }
+        let zone = try site.create(alias: "statfs", extra: ",\"quota\":1")
+        try site.arm(zone)
+        let r = try site.attack(zone, ["statfs"])
+        #expect(r.status == 0, "\(r.stderr)")
+        var seen: [String: String] = [:]
+        for line in r.stdout.split(separator: "\n") {
+            let f = line.split(separator: " ", maxSplits: 1)
+            if f.count == 2 { seen[String(f[0])] = String(f[1]) }
+        }
+        for key in ["null", "text", "unmapped", "badpath"] { #expect(seen[key] == "\(EFAULT)", "\(key): \(r.stdout)") }
+        #expect(seen["longpath"] == "\(ENAMETOOLONG)", "\(r.stdout)")
+        #expect(seen["repeated-failures"] == "0")
+        #expect(seen["statfs"] == "\(1 << 30)", "\(r.stdout)")
+        #expect(seen["fstatfs"] == "\(1 << 30)", "\(r.stdout)")
+        let df = try site.zlogin(zone, ["/bin/df", "-k", "-P", "/"])
+        #expect(df.stdout.contains(" 1048576 "), "\(df.stdout)")
+    }
+
     @Test func fullMemoryFileSystemsLeaveRoomForZlogin() throws {
         let site = try AttackSite(network: false)
         defer { site.close() }

@@ -84,6 +84,10 @@ struct clinux_zone_config {
     // is nobody's controlling terminal), and sends the master to the parent as a
     // CLINUX_ZONE_MSG_TTY message once its mounts are done, before the second release.
     int console;
+    // The filter's statfs/fstatfs go to a supervisor (docs/architecture.md, "df in a zone"):
+    // the filter is loaded with SECCOMP_FILTER_FLAG_NEW_LISTENER and the listener is sent to
+    // the parent as a CLINUX_ZONE_MSG_LISTENER message just before exec.
+    int notify_statfs;
 };
 
 // Clones a child in new user, mount, pid, uts, ipc and net namespaces; it waits for
@@ -112,6 +116,7 @@ struct clinux_zone_enter_config {
     uint64_t memlock_bytes;             // the zone's RLIMIT_MEMLOCK; UINT64_MAX: inherited
     int sync_fd;
     int parent_fd;
+    int notify_statfs;                  // as in clinux_zone_config
 };
 pid_t clinux_zone_enter(const struct clinux_zone_enter_config *cfg, int cgroup_fd);
 
@@ -130,12 +135,12 @@ pid_t clinux_spawn_in_cgroup(const struct clinux_exec_config *cfg, int cgroup_fd
 // Lets the child continue; pass_fd >= 0 is sent along (SCM_RIGHTS).
 int clinux_zone_release(int sock, int pass_fd);
 
-enum { CLINUX_ZONE_MSG_ERROR = 1, CLINUX_ZONE_MSG_TTY = 2 };
+enum { CLINUX_ZONE_MSG_ERROR = 1, CLINUX_ZONE_MSG_TTY = 2, CLINUX_ZONE_MSG_LISTENER = 3 };
 struct clinux_zone_message {
     int32_t kind;
     int32_t step;
     int32_t error;
-    int32_t fd;     // received descriptor for CLINUX_ZONE_MSG_TTY, else -1
+    int32_t fd;     // received descriptor for CLINUX_ZONE_MSG_TTY and _LISTENER, else -1
 };
 // Reads one message: returns 1 with *msg filled, 0 on end-of-file (the child exec'd), -1 on error.
 int clinux_zone_wait_message(int sock, struct clinux_zone_message *msg);
@@ -159,7 +164,11 @@ int clinux_device_tree(const char *host_path, uint32_t uid, uint32_t gid);
 // capabilities, such as QEMU's jail: one program that never inspects another).
 // system: a system zone (CAP_SYS_ADMIN and CAP_NET_ADMIN in its own user namespace) may
 // mount, unmount and unshare within limits (zone.c says which); otherwise all are refused.
-int clinux_zone_seccomp_default(int allow_io_uring, int deny_ptrace, int system, struct sock_filter **prog, unsigned short *len);
+// notify_statfs: statfs and fstatfs return SECCOMP_RET_USER_NOTIF (a supervisor answers them).
+int clinux_zone_seccomp_default(int allow_io_uring, int deny_ptrace, int system, int notify_statfs, struct sock_filter **prog, unsigned short *len);
+
+// Sends one descriptor over a connected unix socket (one byte of data, SCM_RIGHTS).
+int clinux_send_fd(int sock, int fd);
 
 // prlimit(RLIMIT_MEMLOCK) on another process (needs CAP_SYS_RESOURCE over it).
 int clinux_set_memlock(pid_t pid, uint64_t bytes);

@@ -46,7 +46,7 @@ final class ZoneChild {
         if initFD >= 0 { ownedFDs.append(initFD) }
         argv = CStringArray(args)
         envp = CStringArray(spec.environment)
-        seccomp = try SeccompProgram(allowIOUring: spec.allowIOUring, capabilities: spec.capabilities)
+        seccomp = try SeccompProgram(allowIOUring: spec.allowIOUring, capabilities: spec.capabilities, notifyStatfs: spec.quotaGroup != nil)
 
         // Fixed slots: 0 landing, 1 hostname, 2 dev, 3 shm, 4 tmp, then source/target pairs.
         let budget = TmpfsBudget(maxPhysicalMemory: spec.limits.maxPhysicalMemory)
@@ -100,6 +100,7 @@ final class ZoneChild {
         config.caps_keep = spec.capabilities.mask
         config.system = spec.capabilities == .system ? 1 : 0
         config.console = spec.consoleSocket != nil && spec.consoleLog != nil ? 1 : 0
+        config.notify_statfs = spec.quotaGroup != nil ? 1 : 0
         config.cap_last = ZoneSecurity.lastCapability()
         config.seccomp = seccomp.filter
         config.seccomp_len = seccomp.count
@@ -139,15 +140,23 @@ final class ZoneChild {
         try sys("sendmsg", "zone \(spec.uuid) release") { clinux_zone_release(parentEnd, fd) }
     }
 
-    /// Returns once the child exec'd; throws naming the step that failed.
-    func waitForExec() throws {
+    /// Returns once the child exec'd; throws naming the step that failed. The seccomp
+    /// listener (`config.notify_statfs`), sent just before exec, goes to `listener`, which
+    /// owns it.
+    func waitForExec(listener: (Int32) throws -> Void = { close($0) }) throws {
         defer { closeParentEnd() }
-        var message = clinux_zone_message()
-        let r = clinux_zone_wait_message(parentEnd, &message)
-        if r < 0 { throw Errno(errno, "recvmsg", "zone \(spec.uuid) start") }
-        if r == 0 { return }
-        if message.fd >= 0 { close(message.fd) }
-        throw failure(message)
+        while true {
+            var message = clinux_zone_message()
+            let r = clinux_zone_wait_message(parentEnd, &message)
+            if r < 0 { throw Errno(errno, "recvmsg", "zone \(spec.uuid) start") }
+            if r == 0 { return }
+            if message.kind == Int32(CLINUX_ZONE_MSG_LISTENER), message.fd >= 0 {
+                try listener(message.fd)
+                continue
+            }
+            if message.fd >= 0 { close(message.fd) }
+            throw failure(message)
+        }
     }
 
     /// The master of the zone's /dev/console (`config.console`), sent by the child once its

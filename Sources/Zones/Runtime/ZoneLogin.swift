@@ -29,7 +29,10 @@ extension ZoneRuntime {
         }
         // The zone's capability set, read from its init (a jail's sessions get none either).
         let capabilities = ZoneCapabilities.of(pid: initPid)
-        let seccomp = try SeccompProgram(allowIOUring: allowIOUring, capabilities: capabilities)
+        // A zone whose df shows its quota: the session's statfs go to the same supervisor.
+        let statfs = Self.connectStatfs(uuid)
+        defer { if let statfs { close(statfs) } }
+        let seccomp = try SeccompProgram(allowIOUring: allowIOUring, capabilities: capabilities, notifyStatfs: statfs != nil)
         let args = CStringArray(argv)
         let env = CStringArray(environment)
         let cwd = CStringArray(["/"])
@@ -49,6 +52,7 @@ extension ZoneRuntime {
         config.cap_last = ZoneSecurity.lastCapability()
         config.seccomp = seccomp.filter
         config.seccomp_len = seccomp.count
+        config.notify_statfs = statfs != nil ? 1 : 0
         // The session gets the zone's locked-memory limit, like every process the zone forks.
         config.memlock_bytes = UInt64.max
         if let zoneLimit = MemlockLimit.current(initPid) {
@@ -94,6 +98,11 @@ extension ZoneRuntime {
                 if r == 0 { break }
                 if message.kind == Int32(CLINUX_ZONE_MSG_TTY) {
                     master = message.fd
+                    continue
+                }
+                if message.kind == Int32(CLINUX_ZONE_MSG_LISTENER) {
+                    defer { close(message.fd) }
+                    if let statfs { try Self.hand(message.fd, to: statfs, uuid: uuid) }
                     continue
                 }
                 let step = String(cString: clinux_zone_step_name(message.step))

@@ -22,29 +22,8 @@ extension ZoneRuntime {
     /// code runs, so the socket is there from its first instruction.
     public func startMetadataServer(_ uuid: String, keysDirectory: String, socketDirectory: String, zoneRoot: uid_t, initPid: pid_t) throws {
         let path = "\(socketDirectory)/metadata.sock"
-        let temp = "\(path).new"
-        let fd = try sys("socket") { socket(AF_UNIX, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0) }
+        let fd = try UnixSocket.listen(path, owner: zoneRoot)
         defer { close(fd) }
-        var addr = sockaddr_un()
-        addr.sun_family = sa_family_t(AF_UNIX)
-        let bytes = Array(temp.utf8)
-        guard bytes.count < MemoryLayout.size(ofValue: addr.sun_path) else { throw LumosError.invalid("zone \(uuid): metadata socket path \(temp) is too long") }
-        withUnsafeMutableBytes(of: &addr.sun_path) { raw in
-            raw.copyBytes(from: bytes)
-            raw[bytes.count] = 0
-        }
-        unlink(temp)
-        let old = umask(0o077)
-        let rc = withUnsafePointer(to: &addr) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, socklen_t(MemoryLayout<sockaddr_un>.size)) }
-        }
-        umask(old)
-        if rc != 0 { throw Errno(errno, "bind", temp) }
-        guard chown(temp, zoneRoot, zoneRoot) == 0, chmod(temp, 0o600) == 0, listen(fd, 16) == 0, rename(temp, path) == 0 else {
-            let e = errno
-            unlink(temp)
-            throw Errno(e, "listen", path)
-        }
         do {
             _ = try startService(uuid, [initBinary, "--metadata-server", keysDirectory, String(initPid)], stdin: fd, what: "metadata server")
         } catch {

@@ -167,7 +167,7 @@ public struct ZoneRuntime: Sendable {
                 try child.waitForExec()
                 throw LumosError.failed("zone \(spec.uuid): the zone's first process exited during setup")
             }
-            try child.waitForExec()
+            try child.waitForExec { try startStatfsServer(spec, listener: $0) }
         } catch {
             Glibc.kill(pid, SIGKILL)
             _ = Exec.wait(pid)
@@ -445,6 +445,7 @@ public struct ZoneRuntime: Sendable {
         }
         Reaper.shared.reap()
         try cg.remove()
+        Self.removeStatfsSocket(uuid)
     }
 
     // MARK: live limits

@@ -83,13 +83,14 @@ final class SeccompProgram {
     let count: UInt16
 
     /// `capabilities` .none also refuses ptrace and its relatives; .system allows mounts within
-    /// limits (clinux_zone_seccomp_default).
-    init(allowIOUring: Bool = false, capabilities: ZoneCapabilities = .standard) throws {
+    /// limits; `notifyStatfs` sends statfs and fstatfs to the zone's statfs supervisor
+    /// (clinux_zone_seccomp_default; docs/architecture.md, "df in a zone").
+    init(allowIOUring: Bool = false, capabilities: ZoneCapabilities = .standard, notifyStatfs: Bool = false) throws {
         var prog: OpaquePointer?
         var len: UInt16 = 0
         let denyPtrace: Int32 = capabilities == .none ? 1 : 0
         let system: Int32 = capabilities == .system ? 1 : 0
-        try sys("seccomp_export_bpf", "default zone filter") { clinux_zone_seccomp_default(allowIOUring ? 1 : 0, denyPtrace, system, &prog, &len) }
+        try sys("seccomp_export_bpf", "default zone filter") { clinux_zone_seccomp_default(allowIOUring ? 1 : 0, denyPtrace, system, notifyStatfs ? 1 : 0, &prog, &len) }
         filter = prog!
         count = len
     }

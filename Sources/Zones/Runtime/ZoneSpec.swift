@@ -132,6 +132,11 @@ public struct ZoneSpec: Sendable, Equatable {
     /// The capabilities the zone keeps: `.standard`, `.system` (vmadm's lx zones: namespaced
     /// CAP_NET_ADMIN and CAP_SYS_ADMIN), or `.none` for QEMU's jail.
     public var capabilities: ZoneCapabilities = .standard
+    /// The sysfs directory of the btrfs qgroup holding the quota of the zone's root
+    /// (/sys/fs/btrfs/FSID/qgroups/1_N): statfs and fstatfs of the zone's root file system
+    /// then report that quota, so df in the zone shows it (docs/architecture.md, "df in a
+    /// zone"). nil: they report the file system's space.
+    public var quotaGroup: String?
 
     /// The device nodes a zone may be given.
     public static let allowedDevices = ["/dev/kvm"]

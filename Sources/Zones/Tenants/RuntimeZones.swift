@@ -46,6 +46,7 @@ public final class RuntimeZones: ZoneControl {
         // QEMU jail's stdout stays a pipe to the logger (the guest's console is QEMU's own).
         if launch.hypervisor == nil { spec.consoleSocket = launch.consoleSocket }
         spec.allowIOUring = launch.allowIOUring
+        spec.quotaGroup = launch.quotaGroup
         // An lx zone is a system container: its root configures its own network and hostname
         // and its init mounts what it needs, all inside its own user namespace
         // (docs/security.md, "System zones").

@@ -209,6 +209,7 @@ public final class Vmadm {
         var launch = ZoneLaunch(m, rootfs: root, consoleLog: ConsoleLog(path: store.consoleLog(m.uuid)))
         launch.consoleSocket = consoleSocket(m.uuid)
         launch.metadata = true
+        launch.quotaGroup = datasets.quotaGroupDirectory(dataset(m.uuid))
         let metadata = ZoneMetadata(root: store.root, uuid: m.uuid)
         var nics: [NicResult] = []
         _ = try zones.start(launch) { pid in

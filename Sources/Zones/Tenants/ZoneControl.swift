@@ -26,6 +26,9 @@ public struct ZoneLaunch: Sendable {
     /// A standalone zone's services: the metadata socket and the mdata-* tools (ZoneMetadata)
     /// and the views of its limits in /proc and /sys (Lxcfs) bound into the zone.
     public var metadata = false
+    /// The sysfs directory of the qgroup holding the zone's quota, so df in the zone shows it
+    /// (ZoneSpec.quotaGroup); nil: df shows the pool.
+    public var quotaGroup: String?
 
     /// The launch of `m`'s zone: the boot settings of the property table (`.boot` rows) and
     /// its limits (`.limit` rows), each from the manifest's value or its default.

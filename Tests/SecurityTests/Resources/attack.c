@@ -14,6 +14,9 @@
 //   attack setcap FILE                       gives FILE cap_setuid+cap_dac_override (xattr)
 //   attack mknod PATH                        tries to make a device node (prints errno)
 //   attack fds                               the open descriptors, one "FD TARGET" line each
+//   attack statfs                            bad buffers and paths for statfs(2), then 20000
+//                                            calls; "KEY ERRNO" lines, then the sizes statfs
+//                                            and fstatfs of / report in bytes
 //   attack status                            Cap*, NoNewPrivs and Seccomp_filters, "KEY VALUE"
 //   attack sleep SECONDS                     sleeps (a zone's init that stays up)
 //   attack jail [PATH...]                    what a compromised QEMU would try in its jail, one
@@ -43,6 +46,7 @@
 #include <sys/ioctl.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/statfs.h>
 #include <sys/syscall.h>
 #include <sys/sysmacros.h>
 #include <sys/xattr.h>
@@ -376,6 +380,33 @@ static int jail(int argc, char **argv) {
     return 0;
 }
 
+// Feeds the zone's statfs supervisor (docs/architecture.md, "df in a zone") what a careless
+// or hostile program passes: no buffer, a read-only buffer (the program's own code), an
+// unmapped one, an unreadable or overlong path; then many calls in a row. The kernel's own
+// answers are the reference (EFAULT, ENAMETOOLONG); the sizes go to the caller.
+static long statfs_errno(const char *path, void *buf) {
+    return syscall(SYS_statfs, path, buf) < 0 ? errno : 0;
+}
+
+static int statfs_attack(void) {
+    printf("null %ld\n", statfs_errno("/", NULL));
+    printf("text %ld\n", statfs_errno("/", (void *)statfs_attack));
+    printf("unmapped %ld\n", statfs_errno("/", (void *)16));
+    printf("badpath %ld\n", statfs_errno((const char *)1, &(struct statfs){ 0 }));
+    static char longpath[3 * 4096];
+    memset(longpath, 'a', sizeof longpath - 1);
+    longpath[0] = '/';
+    printf("longpath %ld\n", statfs_errno(longpath, &(struct statfs){ 0 }));
+    struct statfs st;
+    long failed = 0;
+    for (int i = 0; i < 20000; i++) failed += statfs("/", &st) != 0;
+    printf("repeated-failures %ld\n", failed);
+    printf("statfs %llu\n", statfs("/", &st) == 0 ? (unsigned long long)st.f_blocks * (unsigned long long)st.f_bsize : 0ULL);
+    int fd = open("/", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    printf("fstatfs %llu\n", fstatfs(fd, &st) == 0 ? (unsigned long long)st.f_blocks * (unsigned long long)st.f_bsize : 0ULL);
+    return 0;
+}
+
 int main(int argc, char **argv) {
     if (argc < 2) { fprintf(stderr, "usage: see attack.c\n"); return 2; }
     const char *cmd = argv[1];
@@ -388,6 +419,7 @@ int main(int argc, char **argv) {
     if (!strcmp(cmd, "flood-console") && argc == 3) return flood_console(atoll(argv[2]));
     if (!strcmp(cmd, "setcap") && argc == 3) return set_caps(argv[2]);
     if (!strcmp(cmd, "fds")) return list_fds();
+    if (!strcmp(cmd, "statfs")) return statfs_attack();
     if (!strcmp(cmd, "status")) { print_status(); return 0; }
     if (!strcmp(cmd, "sleep") && argc == 3) { sleep((unsigned)atoi(argv[2])); return 0; }
     if (!strcmp(cmd, "jail")) return jail(argc, argv);
