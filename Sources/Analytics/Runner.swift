@@ -107,6 +107,9 @@ public final class InstrumentationRunner: @unchecked Sendable {
             self.session = session
         } catch let e as DCompileError {
             close(devNull)
+            if let absent = spec.metric.whenNoProbes, e.description.contains("does not match any probes") {
+                throw LumosError.busy("instrumentation \(spec.metric.name): \(absent)")
+            }
             throw LumosError.failed("instrumentation \(spec.metric.name): the tracer refused its D program: \(e.description)")
         } catch {
             close(devNull)
@@ -163,6 +166,7 @@ public final class InstrumentationRunner: @unchecked Sendable {
             if session.script.zoneNameMap != nil { session.addZoneNames(ZoneNameMap.load(stateRoot: stateRoot)) }
             session.drain()
             var values = SecondValues(time: second)
+            let context = spec.derivedFields.isEmpty ? FieldContext() : FieldContext.load(stateRoot: stateRoot)
             for (key, record) in session.rows(InstrumentationSpec.aggregation) {
                 let counts = Self.counts(record.value)
                 let previous = totals[key]
@@ -171,12 +175,13 @@ public final class InstrumentationRunner: @unchecked Sendable {
                     for i in delta.indices { delta[i] -= p[i] }
                 }
                 if delta.contains(where: { $0 != 0 }) {
-                    let name = record.keys.first.map(Self.text) ?? ""
-                    if var row = values.rows[name], row.count == delta.count {
-                        for i in row.indices { row[i] += delta[i] }
-                        values.rows[name] = row
-                    } else {
-                        values.rows[name] = delta
+                    if let name = spec.row(record.keys.map(Self.text), context) {
+                        if var row = values.rows[name], row.count == delta.count {
+                            for i in row.indices { row[i] += delta[i] }
+                            values.rows[name] = row
+                        } else {
+                            values.rows[name] = delta
+                        }
                     }
                     totals[key] = (counts, second)
                 } else if let p = previous, second - p.changed >= Self.idleKeySeconds {

@@ -1,0 +1,72 @@
+#!/usr/bin/env bash
+# The cost of an active Cloud Analytics instrumentation (docs/analytics.md) on pgbench TPS:
+# a private PostgreSQL cluster (unix socket) under `pgbench -S` (select-only, 2 clients,
+# DURATION s), with no instrumentation, with cpu.thread_samples (by zonename and subsecond,
+# unpredicated: 99 Hz on every CPU) and with postgresql.queries (by query and latency: two
+# uprobes per query), each created over the daemon's API (`lumos daemon` on a private state
+# root and socket) 2 s before pgbench starts and deleted after. Interleaved in the same run,
+# RUNS rounds; prints medians, min–max and the ratios to no instrumentation as markdown.
+# Usage: sudo bench/analytics.sh [RUNS] [DURATION]   (defaults 5, 10)
+# LUMOS=/path/to/lumos skips the release build (e.g. .build/debug/lumos).
+set -euo pipefail
+here=$(cd "$(dirname "$0")" && pwd)
+source "$here/lib.sh"
+runs=${1:-5}
+duration=${2:-10}
+if [[ -n ${LUMOS:-} ]]; then lumos=$LUMOS; else lumos=$(lumos_bin); fi
+work=$(mktemp -d /tmp/lumos-bench-ca.XXXXXX)
+chmod 755 "$work"
+export LUMOS_ROOT=$work/state
+mkdir -p "$LUMOS_ROOT"
+sock=$work/vmadmd.sock
+api() { curl -sS --unix-socket "$sock" "$@"; }
+daemon_pid=
+cleanup() {
+  [[ -n $daemon_pid ]] && kill "$daemon_pid" 2>/dev/null && wait "$daemon_pid" 2>/dev/null || true
+  pg_stop
+  rm -rf "$work"
+}
+trap cleanup EXIT
+pg_start "$work" || { echo "bench/analytics.sh: PostgreSQL not installed (scripts/install-deps.sh)" >&2; exit 1; }
+aspg "$pgbin/pgbench" -h "$pgdir" -p "$port" -i -s 1 postgres >/dev/null 2>&1
+"$lumos" daemon --socket "$sock" --no-autoboot 2>"$work/vmadmd.log" &
+daemon_pid=$!
+for _ in $(seq 300); do api -o /dev/null http://l/ping 2>/dev/null && break; sleep 0.1; done
+api -f -o /dev/null http://l/ping || { echo "the daemon did not start: $(cat "$work/vmadmd.log")" >&2; exit 1; }
+
+tps() { aspg "$pgbin/pgbench" -h "$pgdir" -p "$port" -n -S -c 2 -T "$duration" postgres 2>/dev/null | awk '/^tps/ {print $3; exit}'; }
+# tps_with BODY: creates the instrumentation, checks it runs, measures, checks it saw
+# something (a non-empty value over the run), deletes it.
+tps_with() {
+  local out id r seen
+  out=$(api -f -X POST -H 'Content-Type: application/json' -d "$1" http://l/ca/instrumentations) \
+    || { echo "create failed: $1" >&2; exit 1; }
+  id=$(echo "$out" | sed -n 's/.*"id":"\([0-9]*\)".*/\1/p')
+  sleep 2
+  r=$(tps)
+  seen=$(api -f "http://l/ca/instrumentations/$id/value/raw?duration=$duration")
+  [[ $seen == *'[['* ]] || { echo "instrumentation $id saw nothing: $seen" >&2; exit 1; }
+  api -f -X DELETE -o /dev/null "http://l/ca/instrumentations/$id"
+  echo "$r"
+}
+samples='{"module":"cpu","stat":"thread_samples","decomposition":["zonename","subsecond"]}'
+queries='{"module":"postgresql","stat":"queries","decomposition":["query","latency"]}'
+tps >/dev/null   # warm the cache; not counted
+t_none=(); t_cpu=(); t_pg=()
+for i in $(seq "$runs"); do
+  t_none+=("$(tps)")
+  t_cpu+=("$(tps_with "$samples")")
+  t_pg+=("$(tps_with "$queries")")
+done
+range() { printf '%s\n' "$@" | sort -n | awk 'NR==1 {lo=$1} {hi=$1} END {print lo "–" hi}'; }
+n=$(printf '%s\n' "${t_none[@]}" | median)
+c=$(printf '%s\n' "${t_cpu[@]}" | median)
+p=$(printf '%s\n' "${t_pg[@]}" | median)
+# ns per transaction the instrumentation adds (2 clients, one query per transaction).
+cost() { echo "scale=0; 2 * (1000000000 / $1 - 1000000000 / $n)" | bc; }
+echo "| pgbench -S, 2 clients, ${duration} s (median of $runs, interleaved; min–max) | TPS | / none | ns added per transaction |"
+echo "|---|---|---|---|"
+echo "| no instrumentation | $n ($(range "${t_none[@]}")) | 1.00 | |"
+echo "| cpu.thread_samples by zonename, subsecond | $c ($(range "${t_cpu[@]}")) | $(ratio "$c" "$n") | $(cost "$c") |"
+echo "| postgresql.queries by query, latency | $p ($(range "${t_pg[@]}")) | $(ratio "$p" "$n") | $(cost "$p") |"
+echo "load average: $(cut -d' ' -f1-3 /proc/loadavg)"
