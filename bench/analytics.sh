@@ -2,8 +2,10 @@
 # The cost of an active Cloud Analytics instrumentation (docs/analytics.md) on pgbench TPS:
 # a private PostgreSQL cluster (unix socket) under `pgbench -S` (select-only, 2 clients,
 # DURATION s), with no instrumentation, with cpu.thread_samples (by zonename and subsecond,
-# unpredicated: 99 Hz on every CPU) and with postgresql.queries (by query and latency: two
-# uprobes per query), each created over the daemon's API (`lumos daemon` on a private state
+# unpredicated: 99 Hz on every CPU), with postgresql.queries by latency (two uprobes per query)
+# and with postgresql.queries by query text and latency (pgbench -S's statements carry their
+# literal, so every query is a new key: the 1024-key map fills and the rest are aggregation
+# drops, the worst case), each created over the daemon's API (`lumos daemon` on a private state
 # root and socket) 2 s before pgbench starts and deleted after. Interleaved in the same run,
 # RUNS rounds; prints medians, min–max and the ratios to no instrumentation as markdown.
 # Usage: sudo bench/analytics.sh [RUNS] [DURATION]   (defaults 5, 10)
@@ -34,7 +36,7 @@ daemon_pid=$!
 for _ in $(seq 300); do api -o /dev/null http://l/ping 2>/dev/null && break; sleep 0.1; done
 api -f -o /dev/null http://l/ping || { echo "the daemon did not start: $(cat "$work/vmadmd.log")" >&2; exit 1; }
 
-tps() { aspg "$pgbin/pgbench" -h "$pgdir" -p "$port" -n -S -c 2 -T "$duration" postgres 2>/dev/null | awk '/^tps/ {print $3; exit}'; }
+tps() { aspg "$pgbin/pgbench" -h "$pgdir" -p "$port" -n -S -c 2 -T "$duration" postgres 2>/dev/null | awk '/^tps/ {printf "%.0f\n", $3; exit}'; }
 # tps_with BODY: creates the instrumentation, checks it runs, measures, checks it saw
 # something (a non-empty value over the run), deletes it.
 tps_with() {
@@ -50,17 +52,20 @@ tps_with() {
   echo "$r"
 }
 samples='{"module":"cpu","stat":"thread_samples","decomposition":["zonename","subsecond"]}'
+latency='{"module":"postgresql","stat":"queries","decomposition":["latency"]}'
 queries='{"module":"postgresql","stat":"queries","decomposition":["query","latency"]}'
 tps >/dev/null   # warm the cache; not counted
-t_none=(); t_cpu=(); t_pg=()
+t_none=(); t_cpu=(); t_lat=(); t_pg=()
 for i in $(seq "$runs"); do
   t_none+=("$(tps)")
   t_cpu+=("$(tps_with "$samples")")
+  t_lat+=("$(tps_with "$latency")")
   t_pg+=("$(tps_with "$queries")")
 done
 range() { printf '%s\n' "$@" | sort -n | awk 'NR==1 {lo=$1} {hi=$1} END {print lo "–" hi}'; }
 n=$(printf '%s\n' "${t_none[@]}" | median)
 c=$(printf '%s\n' "${t_cpu[@]}" | median)
+l=$(printf '%s\n' "${t_lat[@]}" | median)
 p=$(printf '%s\n' "${t_pg[@]}" | median)
 # ns per transaction the instrumentation adds (2 clients, one query per transaction).
 cost() { echo "scale=0; 2 * (1000000000 / $1 - 1000000000 / $n)" | bc; }
@@ -68,5 +73,6 @@ echo "| pgbench -S, 2 clients, ${duration} s (median of $runs, interleaved; min�
 echo "|---|---|---|---|"
 echo "| no instrumentation | $n ($(range "${t_none[@]}")) | 1.00 | |"
 echo "| cpu.thread_samples by zonename, subsecond | $c ($(range "${t_cpu[@]}")) | $(ratio "$c" "$n") | $(cost "$c") |"
-echo "| postgresql.queries by query, latency | $p ($(range "${t_pg[@]}")) | $(ratio "$p" "$n") | $(cost "$p") |"
+echo "| postgresql.queries by latency | $l ($(range "${t_lat[@]}")) | $(ratio "$l" "$n") | $(cost "$l") |"
+echo "| postgresql.queries by query, latency (a key per statement: map full, drops) | $p ($(range "${t_pg[@]}")) | $(ratio "$p" "$n") | $(cost "$p") |"
 echo "load average: $(cut -d' ' -f1-3 /proc/loadavg)"

@@ -285,6 +285,16 @@ public struct InstrumentationSpec: Sendable {
         return d.isDerived ? values[d.name] : keys.first
     }
 
+    /// The body that creates this instrumentation again (what a restart restores).
+    public var definition: JSONValue {
+        var o: [String: JSONValue] = [
+            "module": .string(metric.module), "stat": .string(metric.stat), "predicate": predicate.json,
+            "decomposition": .array(decomposition.map { .string($0) }), "retention-time": .number(Double(retention)),
+        ]
+        if let q = quantization { o["quantization"] = q.json }
+        return .object(o)
+    }
+
     public var json: JSONValue {
         var o: [String: JSONValue] = [
             "module": .string(metric.module), "stat": .string(metric.stat),

@@ -83,11 +83,11 @@ public final class InstrumentationRunner: @unchecked Sendable {
 
     /// Compiles, loads and attaches the program; throws (nothing left behind) when the tracer or
     /// the kernel refuses it.
-    public init(id: String, spec: InstrumentationSpec, stateRoot: StateRoot) throws {
+    public init(id: String, spec: InstrumentationSpec, stateRoot: StateRoot, created: Int64? = nil) throws {
         self.id = id
         self.spec = spec
         self.stateRoot = stateRoot
-        self.created = Wallclock.seconds()
+        self.created = created ?? Wallclock.seconds()
         self.bounds = spec.effectiveQuantization.flatMap(BucketBounds.init)
         devNull = open("/dev/null", O_WRONLY | O_CLOEXEC)
         let catalog = try KernelProbeCatalog()
