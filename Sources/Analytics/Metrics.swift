@@ -274,7 +274,7 @@ public struct Metric: Sendable {
             module: "disk", stat: "physio_ops", label: "physical disk I/O operations (block requests)", unit: "operations",
             fields: [
                 .derived("disk", "device", from: "args->dev") { dev, c in UInt64(dev).flatMap { c.disks[$0] } ?? "dev-\(dev)" },
-                .discrete("optype", "operation type (rwbs: R read, W write, S sync, F flush...)", "args->rwbs"),
+                .discrete("optype", "operation type", "args->rwbs"),  // rwbs: R read, W write, S sync, F flush, D discard
                 .numeric("latency", "latency", unit: "nanoseconds", "(timestamp - ca_io_ts[args->dev, args->sector])",
                          .logLinear(factor: 10, low: 3, high: 10, steps: 10)),
                 .numeric("size", "size", unit: "bytes", "(args->nr_sector * 512)", .logLinear(factor: 2, low: 9, high: 24, steps: 2)),
