@@ -114,6 +114,21 @@ import Trace
 }
 
 @Suite(.serialized) struct MoreMetricsKernelTests {
+    /// A USDT metric whose provider no running process has is a conflict with the host's
+    /// state (409 over the API), not the tracer's internal error (500).
+    @Test(.enabled(if: isRoot, "the probe catalogue reads tracefs"))
+    func absentUSDTProviderIsAConflict() throws {
+        let metric = Metric(module: "test", stat: "absent", label: "absent", unit: "events", fields: [],
+                            whenNoProbes: "no process has the lumosabsent provider",
+                            program: { _, aggregate in "lumosabsent\(getpid())*:::nothing\n{\n    \(aggregate)\n}\n" })
+        do {
+            _ = try InstrumentationRunner(id: "x", spec: try InstrumentationSpec(metric: metric), stateRoot: StateRoot("/tmp/lumos-ca-root-\(getpid())"))
+            Issue.record("started")
+        } catch let e as LumosError {
+            #expect(e.kind == .busy && e.message.contains("no process has the lumosabsent provider"), "\(e)")
+        }
+    }
+
     /// postgresql.queries under pgbench (simple protocol: one query per transaction), by query
     /// text and latency and predicated on that text: the runner's seconds add up to exactly the
     /// transactions pgbench ran, in latency buckets above 1 µs; another statement's row is absent.
