@@ -255,8 +255,11 @@ public struct InstrumentationSpec: Sendable {
         return keys
     }
 
-    /// The predicate the kernel evaluates: none when the runner evaluates it.
-    var kernelPredicate: Predicate { derivedFields.isEmpty || !predicate.fields.contains(where: { metric.field($0)?.isDerived == true }) ? predicate : .none }
+    /// A predicate on derived fields is the runner's (it compares nothing else: init checks).
+    var predicateIsTheRunners: Bool { predicate.fields.contains { metric.field($0)?.isDerived == true } }
+
+    /// The predicate the kernel evaluates: none when it is the runner's.
+    var kernelPredicate: Predicate { predicateIsTheRunners ? .none : predicate }
 
     /// The statement that aggregates: `@ca[k...] = count();` or `= lquantize(...)`.
     var aggregateStatement: String {
@@ -280,7 +283,7 @@ public struct InstrumentationSpec: Sendable {
             guard let i = order.firstIndex(of: f.expression), i < keys.count, let v = f.derive!(keys[i], context) else { return nil }
             values[f.name] = v
         }
-        if kernelPredicate == .none, !predicate.matches(values) { return nil }
+        if predicateIsTheRunners, !predicate.matches(values) { return nil }
         guard let d = discrete.first else { return "" }
         return d.isDerived ? values[d.name] : keys.first
     }
