@@ -47,7 +47,7 @@ let package = Package(
         .target(
             name: "Analytics",
             dependencies: [
-                "LumosCore", "Trace", "Daemon", "CZlib",
+                "LumosCore", "Trace", "Net", "Daemon", "CZlib",
                 .product(name: "Hummingbird", package: "hummingbird"),
             ]
         ),
@@ -69,8 +69,10 @@ let package = Package(
         .testTarget(name: "ImagesTests", dependencies: ["Images", "Storage", "LumosCore"]),
         .testTarget(name: "ZonesTests", dependencies: ["Zones", "Storage", "Images", "Net", "LumosCore"]),
         .testTarget(name: "NetTests", dependencies: ["Net", "LumosCore"]),
-        .testTarget(name: "TraceTests", dependencies: ["Trace", "LumosCore"]),
-        .testTarget(name: "AnalyticsTests", dependencies: ["Analytics", "Trace", "Zones", "LumosCore"]),
+        .testTarget(name: "TraceTests", dependencies: ["Trace", "PostgresSupport", "LumosCore"]),
+        .testTarget(name: "AnalyticsTests", dependencies: ["Analytics", "Trace", "Zones", "Net", "PostgresSupport", "LumosCore"]),
+        // What TraceTests and AnalyticsTests share: a private PostgreSQL cluster under pgbench.
+        .target(name: "PostgresSupport", dependencies: ["LumosCore"], path: "Tests/PostgresSupport"),
         .testTarget(name: "DaemonTests", dependencies: ["Daemon", "Zones", "Images", "Storage", "Net", "LumosCore"]),
         .testTarget(name: "VMTests", dependencies: ["VM", "VMTestSupport", "Zones", "Images", "Storage", "Net", "LumosCore", "CLinux"]),
         // What VMTests and bench/vm share: a DHCP server thread in a test namespace and the

@@ -12,3 +12,17 @@ lumos_bin() {
   fi
   echo "$root/.build/release/lumos"
 }
+# A private PostgreSQL cluster (unix socket only) for pgbench: pg_start DIR sets pgbin, pgdir,
+# port and starts it (returns 1 when PostgreSQL or its user is missing); pg_stop stops it.
+# aspg CMD... runs as the postgres user.
+aspg() { runuser -u postgres -- "$@"; }
+pg_start() {
+  local pgver; pgver=$(ls /usr/lib/postgresql 2>/dev/null | sort -n | tail -1)
+  pgbin=/usr/lib/postgresql/$pgver/bin
+  [[ -n $pgver && -x $pgbin/postgres ]] && id postgres >/dev/null 2>&1 || return 1
+  pgdir=$1/pg; port=$((45000 + $$ % 5000))
+  mkdir -p "$pgdir"; chown postgres "$pgdir"; chmod 755 "$1"
+  aspg "$pgbin/initdb" -D "$pgdir/data" -A trust >/dev/null
+  aspg "$pgbin/pg_ctl" -D "$pgdir/data" -o "-k $pgdir -p $port -c listen_addresses=''" -l "$pgdir/log" -w start >/dev/null
+}
+pg_stop() { [[ -n ${pgdir:-} ]] && aspg "$pgbin/pg_ctl" -D "$pgdir/data" -m immediate stop >/dev/null 2>&1 || true; }

@@ -3,8 +3,10 @@ import Foundation
 import Hummingbird
 import LumosCore
 
-/// The running instrumentations of one daemon, by id ("1", "2", ...). They live as long as
-/// the daemon (Cloud Analytics' instrumentations do not survive its restart either).
+/// The running instrumentations of one daemon, by id ("1", "2", ...). Each definition is
+/// also kept under the state root (`ca/instrumentations/ID.json`, docs/analytics.md,
+/// "Restarts") and started again when the daemon starts; the values of the seconds before are
+/// not kept.
 public final class Instrumentations: @unchecked Sendable {
     private let lock = PthreadLock()
     private var runners: [String: InstrumentationRunner] = [:]
@@ -14,7 +16,11 @@ public final class Instrumentations: @unchecked Sendable {
 
     public init() {}
 
-    /// Compiles and starts one (blocking: the tracer's work; call it off the request's task).
+    /// Where a state root keeps the definitions.
+    public static func directory(_ root: StateRoot) -> String { root.sub("ca", "instrumentations") }
+
+    /// Compiles and starts one (blocking: the tracer's work; call it off the request's task),
+    /// then records its definition.
     public func create(_ spec: InstrumentationSpec, stateRoot: StateRoot) throws -> InstrumentationRunner {
         let id = try lock.locked { () -> String in
             guard runners.count < Self.limit else {
@@ -23,7 +29,22 @@ public final class Instrumentations: @unchecked Sendable {
             defer { nextID += 1 }
             return "\(nextID)"
         }
-        let runner = try InstrumentationRunner(id: id, spec: spec, stateRoot: stateRoot)
+        let runner = try start(id: id, spec: spec, stateRoot: stateRoot, created: nil)
+        do {
+            let dir = Self.directory(stateRoot)
+            try Files.makeDirectories(dir, mode: 0o700)
+            let record: JSONValue = ["id": .string(id), "crtime": .number(Double(runner.created)), "definition": spec.definition]
+            try Files.writeAtomically("\(dir)/\(id).json", record.serialized() + "\n")
+        } catch {
+            lock.locked { _ = runners.removeValue(forKey: id) }
+            runner.stop()
+            throw error
+        }
+        return runner
+    }
+
+    private func start(id: String, spec: InstrumentationSpec, stateRoot: StateRoot, created: Int64?) throws -> InstrumentationRunner {
+        let runner = try InstrumentationRunner(id: id, spec: spec, stateRoot: stateRoot, created: created)
         let full = lock.locked { () -> Bool in
             if runners.count >= Self.limit { return true }
             runners[id] = runner
@@ -37,6 +58,31 @@ public final class Instrumentations: @unchecked Sendable {
         return runner
     }
 
+    /// Starts the recorded definitions again (the daemon's start). One that fails (e.g.
+    /// postgresql.queries with no server running yet) is reported and kept: the next start
+    /// tries it again, DELETE removes it. Returns the ids started and the failures.
+    @discardableResult
+    public func restore(stateRoot: StateRoot) -> (started: [String], failed: [(String, String)]) {
+        let dir = Self.directory(stateRoot)
+        let ids = Files.list(dir).filter { $0.hasSuffix(".json") }.compactMap { Int($0.dropLast(5)) }.sorted()
+        lock.locked { nextID = max(nextID, (ids.last ?? 0) + 1) }
+        var started: [String] = [], failed: [(String, String)] = []
+        for n in ids {
+            let id = "\(n)"
+            if lock.locked({ runners[id] != nil }) { continue }
+            do {
+                let record = try JSONValue.parse(try FD.readText("\(dir)/\(id).json"), what: "\(dir)/\(id).json")
+                guard let definition = record.lookup("definition") else { throw LumosError.invalid("\(dir)/\(id).json has no definition") }
+                let spec = try InstrumentationSpec(json: definition)
+                _ = try start(id: id, spec: spec, stateRoot: stateRoot, created: record.lookup("crtime")?.intValue)
+                started.append(id)
+            } catch {
+                failed.append((id, oneLine(error)))
+            }
+        }
+        return (started, failed)
+    }
+
     public func get(_ id: String) throws -> InstrumentationRunner {
         guard let r = lock.locked({ runners[id] }) else {
             throw LumosError.notFound("no instrumentation \(id); see GET /ca/instrumentations")
@@ -48,16 +94,18 @@ public final class Instrumentations: @unchecked Sendable {
         lock.locked { runners.values.sorted { (Int($0.id) ?? 0) < (Int($1.id) ?? 0) } }
     }
 
-    public func delete(_ id: String) throws {
-        let r = try lock.locked { () -> InstrumentationRunner in
-            guard let r = runners.removeValue(forKey: id) else {
-                throw LumosError.notFound("no instrumentation \(id); see GET /ca/instrumentations")
-            }
-            return r
+    /// Stops one and forgets its definition (also one that could not be restored).
+    public func delete(_ id: String, stateRoot: StateRoot) throws {
+        let file = "\(Self.directory(stateRoot))/\(id).json"
+        let r = lock.locked { runners.removeValue(forKey: id) }
+        guard r != nil || (Int(id) != nil && Files.exists(file)) else {
+            throw LumosError.notFound("no instrumentation \(id); see GET /ca/instrumentations")
         }
-        r.stop()
+        unlink(file)
+        r?.stop()
     }
 
+    /// Stops every one (the daemon's end); their definitions stay for the next start.
     public func stopAll() {
         let all = lock.locked { () -> [InstrumentationRunner] in
             defer { runners.removeAll() }
@@ -79,9 +127,17 @@ public struct AnalyticsModule: DaemonModule {
     }
 
     public func run(daemon: DaemonEnvironment) async throws {
-        // Nothing to do but stop the probes when the daemon stops.
+        // The definitions recorded before a restart start again; the probes stop with the daemon.
+        let registry = instrumentations, root = daemon.root
+        let (started, failed) = try await Detached.run { registry.restore(stateRoot: root) }
+        if !started.isEmpty { Self.log("restored instrumentations \(started.joined(separator: ", "))") }
+        for (id, why) in failed { Self.log("instrumentation \(id) not restored (kept for the next start; DELETE removes it): \(why)") }
         while !Task.isCancelled { try? await Task.sleep(for: .seconds(3600)) }
         instrumentations.stopAll()
+    }
+
+    static func log(_ line: String) {
+        FileHandle.standardError.write(Data("vmadmd: \(line)\n".utf8))
     }
 
     public func addRoutes(to router: DaemonRouter, daemon: DaemonEnvironment) {
@@ -102,8 +158,7 @@ public struct AnalyticsModule: DaemonModule {
         }
         router.delete("ca/instrumentations/:id") { _, context in
             let id = try context.parameters.require("id")
-            _ = try registry.get(id)
-            try await Detached.run { try registry.delete(id) }
+            try await Detached.run { try registry.delete(id, stateRoot: root) }
             return Response(status: .noContent)
         }
         router.get("ca/instrumentations/:id/value/raw") { request, context in

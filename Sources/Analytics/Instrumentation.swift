@@ -74,6 +74,28 @@ public indirect enum Predicate: Sendable, Equatable {
         }
     }
 
+    /// The fields the predicate compares.
+    var fields: Set<String> {
+        switch self {
+        case .none: return []
+        case .compare(_, let field, _): return [field]
+        case .and(let p), .or(let p): return p.reduce(into: Set<String>()) { $0.formUnion($1.fields) }
+        }
+    }
+
+    /// Evaluated by the runner on a key's derived field values (every compared field is in
+    /// `values`: derived fields are strings, compared with eq and ne).
+    func matches(_ values: [String: String]) -> Bool {
+        switch self {
+        case .none: return true
+        case let .compare(op, field, value):
+            let equal = values[field] == value.stringValue
+            return op == "eq" ? equal : !equal
+        case .and(let p): return p.allSatisfy { $0.matches(values) }
+        case .or(let p): return p.contains { $0.matches(values) }
+        }
+    }
+
     /// The D expression ("1" for none).
     func dExpression(_ metric: Metric) -> String {
         switch self {
@@ -142,6 +164,12 @@ public struct InstrumentationSpec: Sendable {
         guard (1...Self.maxRetention).contains(retention) else {
             throw LumosError.invalid("retention-time: between 1 and \(Self.maxRetention) seconds, not \(retention)")
         }
+        // A predicate is either the kernel's (D) or the runner's (derived fields only).
+        let compared = predicate.fields.compactMap { metric.field($0) }
+        if compared.contains(where: \.isDerived), let kernel = compared.first(where: { !$0.isDerived }) {
+            let derived = compared.filter(\.isDerived).map(\.name).sorted()
+            throw LumosError.invalid("predicate: \(derived.joined(separator: ", ")) of \(metric.name) is derived by the runner and cannot be combined with \(kernel.name), which the kernel compares")
+        }
         self.discrete = discrete
         self.numeric = numeric
         self.quantization = quantization
@@ -209,15 +237,66 @@ public struct InstrumentationSpec: Sendable {
     /// The aggregation every instrumentation writes.
     static let aggregation = "ca"
 
+    /// The derived fields the runner needs: the discrete one, those the predicate compares
+    /// and the metric's `alwaysKeyed` one.
+    var derivedFields: [MetricField] {
+        var names = discrete.filter(\.isDerived).map(\.name)
+        names += predicate.fields.sorted().filter { metric.field($0)?.isDerived == true }
+        if let k = metric.alwaysKeyed { names.append(k) }
+        var seen = Set<String>()
+        return names.filter { seen.insert($0).inserted }.compactMap { metric.field($0) }
+    }
+
+    /// The aggregation's key expressions: the discrete field's (its source if it is derived),
+    /// then the sources of the other derived fields, each once.
+    var kernelKeys: [String] {
+        var keys = discrete.map(\.expression)
+        for f in derivedFields where !keys.contains(f.expression) { keys.append(f.expression) }
+        return keys
+    }
+
+    /// A predicate on derived fields is the runner's (it compares nothing else: init checks).
+    var predicateIsTheRunners: Bool { predicate.fields.contains { metric.field($0)?.isDerived == true } }
+
+    /// The predicate the kernel evaluates: none when it is the runner's.
+    var kernelPredicate: Predicate { predicateIsTheRunners ? .none : predicate }
+
     /// The statement that aggregates: `@ca[k...] = count();` or `= lquantize(...)`.
     var aggregateStatement: String {
-        let keys = discrete.isEmpty ? "" : "[" + discrete.map(\.expression).joined(separator: ", ") + "]"
-        let function = numeric.map { effectiveQuantization!.dFunction(of: $0.expression) } ?? "count()"
+        let keys = kernelKeys.isEmpty ? "" : "[" + kernelKeys.joined(separator: ", ") + "]"
+        let function = numeric.map { effectiveQuantization!.dFunction(of: $0.expression) } ?? metric.scalar
         return "@\(Self.aggregation)\(keys) = \(function);"
     }
 
     /// The D program of this instrumentation (docs/analytics.md shows examples).
-    public var dProgram: String { metric.program(predicate.dExpression(metric), aggregateStatement) }
+    public var dProgram: String { metric.program(kernelPredicate.dExpression(metric), aggregateStatement) }
+
+    /// The row a kernel key (its values as text, in `kernelKeys` order) counts in: the
+    /// discrete field's value ("" without one), or nil when a derived field has no value for
+    /// it or the runner's predicate is false.
+    func row(_ keys: [String], _ context: FieldContext) -> String? {
+        let derived = derivedFields
+        if derived.isEmpty { return keys.first ?? "" }
+        let order = kernelKeys
+        var values: [String: String] = [:]
+        for f in derived {
+            guard let i = order.firstIndex(of: f.expression), i < keys.count, let v = f.derive!(keys[i], context) else { return nil }
+            values[f.name] = v
+        }
+        if predicateIsTheRunners, !predicate.matches(values) { return nil }
+        guard let d = discrete.first else { return "" }
+        return d.isDerived ? values[d.name] : keys.first
+    }
+
+    /// The body that creates this instrumentation again (what a restart restores).
+    public var definition: JSONValue {
+        var o: [String: JSONValue] = [
+            "module": .string(metric.module), "stat": .string(metric.stat), "predicate": predicate.json,
+            "decomposition": .array(decomposition.map { .string($0) }), "retention-time": .number(Double(retention)),
+        ]
+        if let q = quantization { o["quantization"] = q.json }
+        return .object(o)
+    }
 
     public var json: JSONValue {
         var o: [String: JSONValue] = [

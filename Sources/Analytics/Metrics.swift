@@ -1,4 +1,5 @@
 import LumosCore
+import Net
 import Trace
 
 /// The metric catalogue (docs/analytics.md, "Metrics"), after Cloud Analytics' (module.stat with
@@ -7,7 +8,9 @@ import Trace
 ///
 /// Public API:
 ///   Metric.catalogue, Metric.named(module:stat:)
-///   MetricField (discrete or numeric, with the D expression that yields it)
+///   MetricField (discrete or numeric, with the D expression that yields it, or derived by the
+///     runner from a kernel key: a NIC's tenant from its link name, a disk's name from its dev_t)
+///   FieldContext (what derived fields are looked up in, loaded by the runner each second)
 ///   Quantization (.linear / .logLinear: the lquantize / llquantize of a numeric field)
 
 /// How a numeric field is bucketed: lquantize(expr, low, high, step) or
@@ -65,13 +68,63 @@ public struct MetricField: Sendable {
     let isString: Bool
     /// How a numeric field is bucketed unless the instrumentation says otherwise.
     let quantization: Quantization?
+    /// A derived field: the kernel aggregates by `expression` (its source) and the runner turns
+    /// each key's text into the field's value (nil: the key is no instance of the metric, e.g. a
+    /// link that is no tenant's, and is left out). Predicates on derived fields are evaluated by
+    /// the runner (docs/analytics.md, "Derived fields").
+    let derive: (@Sendable (String, FieldContext) -> String?)?
+
+    var isDerived: Bool { derive != nil }
 
     static func discrete(_ name: String, _ label: String, _ expression: String, string: Bool = true) -> MetricField {
-        MetricField(name: name, label: label, arity: .discrete, unit: nil, expression: expression, isString: string, quantization: nil)
+        MetricField(name: name, label: label, arity: .discrete, unit: nil, expression: expression, isString: string, quantization: nil, derive: nil)
     }
 
     static func numeric(_ name: String, _ label: String, unit: String, _ expression: String, _ q: Quantization) -> MetricField {
-        MetricField(name: name, label: label, arity: .numeric, unit: unit, expression: expression, isString: false, quantization: q)
+        MetricField(name: name, label: label, arity: .numeric, unit: unit, expression: expression, isString: false, quantization: q, derive: nil)
+    }
+
+    static func derived(_ name: String, _ label: String, from source: String, _ derive: @escaping @Sendable (String, FieldContext) -> String?) -> MetricField {
+        MetricField(name: name, label: label, arity: .discrete, unit: nil, expression: source, isString: true, quantization: nil, derive: derive)
+    }
+}
+
+/// What derived fields are looked up in: the tenants by the prefix of their links' names
+/// (`lz` + 8 uuid digits, Sources/Net/TenantNetwork.swift) and the block devices by dev_t.
+/// The runner loads one each second (tenants come and go).
+public struct FieldContext: Sendable {
+    /// `lz<uuid8>` → the tenant's alias, else its uuid.
+    public var tenantsByLinkPrefix: [String: String]
+    /// The kernel's dev_t (major << 20 | minor) → the device's name ("loop3", "nvme0n1").
+    public var disks: [UInt64: String]
+
+    public init(tenantsByLinkPrefix: [String: String] = [:], disks: [UInt64: String] = [:]) {
+        self.tenantsByLinkPrefix = tenantsByLinkPrefix
+        self.disks = disks
+    }
+
+    public static func load(stateRoot: StateRoot) -> FieldContext {
+        var tenants: [String: String] = [:]
+        for (uuid, name) in ZoneNameMap.names(zonesDirectory: stateRoot.sub("zones")) {
+            if let prefix = try? TenantNetwork.linkPrefix(tenant: uuid) { tenants[prefix] = name }
+        }
+        var disks: [UInt64: String] = [:]
+        for entry in Files.list("/sys/dev/block") {
+            let parts = entry.split(separator: ":")
+            guard parts.count == 2, let major = UInt64(parts[0]), let minor = UInt64(parts[1]),
+                  let uevent = try? FD.readText("/sys/dev/block/\(entry)/uevent"),
+                  let line = uevent.split(separator: "\n").first(where: { $0.hasPrefix("DEVNAME=") }) else { continue }
+            disks[major << 20 | minor] = String(line.dropFirst("DEVNAME=".count))
+        }
+        return FieldContext(tenantsByLinkPrefix: tenants, disks: disks)
+    }
+
+    /// A tenant's link (host side of a veth, or a VM's tap): the tenant's name; ifbs (the
+    /// ingress side of a bandwidth cap, which sees the same packets again) and every other
+    /// link: nil.
+    func tenant(ofLink name: String) -> String? {
+        guard TenantNetwork.isTenantLink(name), name.dropFirst(10).first != "i" else { return nil }
+        return tenantsByLinkPrefix[String(name.prefix(10))]
     }
 }
 
@@ -79,9 +132,17 @@ public struct Metric: Sendable {
     public let module: String
     public let stat: String
     public let label: String
-    /// What one count is ("samples", "syscalls", "operations").
+    /// What one count is ("samples", "syscalls", "operations", "bytes").
     public let unit: String
     public let fields: [MetricField]
+    /// What a key aggregates without a numeric field ("count()"; nic: the bytes' sum).
+    var scalar = "count()"
+    /// A derived field every instrumentation keys by, so that keys it derives nil for are left
+    /// out (nic: links that are no tenant's).
+    var alwaysKeyed: String?
+    /// Why the probes may match nothing for now (a 409, not a 500): USDT probes need their
+    /// process running.
+    var whenNoProbes: String?
     /// The D program: given the predicate (a D expression, "1" for none) and the aggregating
     /// statement, the whole program text.
     let program: @Sendable (_ predicate: String, _ aggregate: String) -> String
@@ -99,9 +160,9 @@ public struct Metric: Sendable {
     static let execname = MetricField.discrete("execname", "application name", "execname")
     static let pid = MetricField.discrete("pid", "process identifier", "pid", string: false)
 
-    /// Syscall-layer operations timed from entry to return with a thread-local timestamp.
-    /// `probes`: the entry probes; the matching return probes are derived.
-    static func timedSyscalls(_ entries: [String], returns: [String], variable: String) -> @Sendable (String, String) -> String {
+    /// Operations timed from a start probe to a done probe with a thread-local timestamp
+    /// (syscall entry to return, a PostgreSQL query's start to done).
+    static func timed(_ entries: [String], returns: [String], variable: String) -> @Sendable (String, String) -> String {
         { predicate, aggregate in
             """
             \(entries.joined(separator: ",\n"))
@@ -155,7 +216,7 @@ public struct Metric: Sendable {
                 .numeric("latency", "latency", unit: "nanoseconds", "(timestamp - self->ca_sys_ts)",
                          .logLinear(factor: 10, low: 2, high: 9, steps: 10)),
             ],
-            program: timedSyscalls(["syscall:::entry"], returns: ["syscall:::return"], variable: "ca_sys_ts")),
+            program: timed(["syscall:::entry"], returns: ["syscall:::return"], variable: "ca_sys_ts")),
         Metric(
             module: "fs", stat: "logical_ops", label: "logical filesystem operations (at the syscall layer)", unit: "operations",
             fields: [
@@ -164,6 +225,79 @@ public struct Metric: Sendable {
                 .numeric("latency", "latency", unit: "nanoseconds", "(timestamp - self->ca_fs_ts)",
                          .logLinear(factor: 10, low: 2, high: 9, steps: 10)),
             ],
-            program: timedSyscalls(fsOps.map { "syscall::\($0):entry" }, returns: fsOps.map { "syscall::\($0):return" }, variable: "ca_fs_ts")),
+            program: timed(fsOps.map { "syscall::\($0):entry" }, returns: fsOps.map { "syscall::\($0):return" }, variable: "ca_fs_ts")),
+        // The server's USDT probes (docs/trace.md, "USDT discovery"): found in the running
+        // processes when the instrumentation is created, then attached to their binaries, so
+        // backends forked later count too.
+        Metric(
+            module: "postgresql", stat: "queries", label: "PostgreSQL queries (USDT query-start to query-done)", unit: "queries",
+            fields: [
+                zonename, execname, pid,
+                .discrete("query", "query text", "copyinstr(arg0)"),
+                .numeric("latency", "latency", unit: "nanoseconds", "(timestamp - self->ca_pg_ts)",
+                         .logLinear(factor: 10, low: 3, high: 9, steps: 10)),
+            ],
+            whenNoProbes: "no running process has the postgresql USDT provider (query-start); start the PostgreSQL server first",
+            program: timed(["postgresql*:::query-start"], returns: ["postgresql*:::query-done"], variable: "ca_pg_ts")),
+        // Packets through the host side of each tenant's NIC (a veth's peer or a VM's tap):
+        // what the switch sends to that link the tenant receives, what arrives on it the tenant
+        // sent. The kernel keys by link name and probe; the runner names the tenant.
+        Metric(
+            module: "nic", stat: "vnic_bytes", label: "bytes through tenants' virtual NICs", unit: "bytes",
+            fields: [
+                .derived("zonename", "zone name", from: "args->name") { link, c in c.tenant(ofLink: link) },
+                .derived("vnic", "virtual NIC (its host link)", from: "args->name") { link, c in c.tenant(ofLink: link) == nil ? nil : link },
+                .derived("direction", "direction (as the tenant sees it)", from: "probename") { p, _ in
+                    p == "net_dev_xmit" ? "received" : p == "netif_receive_skb" ? "sent" : nil
+                },
+            ],
+            scalar: "sum(args->len)", alwaysKeyed: "vnic",
+            program: { predicate, aggregate in
+                """
+                net:::net_dev_xmit
+                /\(predicate)/
+                {
+                    \(aggregate)
+                }
+
+                net:::netif_receive_skb
+                /\(predicate)/
+                {
+                    \(aggregate)
+                }
+
+                """
+            }),
+        // Block requests from issue to completion (io:::start / io:::done over block_rq_issue
+        // and block_rq_complete), matched by device and sector.
+        Metric(
+            module: "disk", stat: "physio_ops", label: "physical disk I/O operations (block requests)", unit: "operations",
+            fields: [
+                .derived("disk", "device", from: "args->dev") { dev, c in UInt64(dev).flatMap { c.disks[$0] } ?? "dev-\(dev)" },
+                .discrete("optype", "operation type", "args->rwbs"),  // rwbs: R read, W write, S sync, F flush, D discard
+                .numeric("latency", "latency", unit: "nanoseconds", "(timestamp - ca_io_ts[args->dev, args->sector])",
+                         .logLinear(factor: 10, low: 3, high: 10, steps: 10)),
+                .numeric("size", "size", unit: "bytes", "(args->nr_sector * 512)", .logLinear(factor: 2, low: 9, high: 24, steps: 2)),
+            ],
+            program: { predicate, aggregate in
+                """
+                io:::start
+                {
+                    ca_io_ts[args->dev, args->sector] = timestamp;
+                }
+
+                io:::done
+                /ca_io_ts[args->dev, args->sector] && (\(predicate))/
+                {
+                    \(aggregate)
+                }
+
+                io:::done
+                {
+                    ca_io_ts[args->dev, args->sector] = 0;
+                }
+
+                """
+            }),
     ]
 }

@@ -83,11 +83,11 @@ public final class InstrumentationRunner: @unchecked Sendable {
 
     /// Compiles, loads and attaches the program; throws (nothing left behind) when the tracer or
     /// the kernel refuses it.
-    public init(id: String, spec: InstrumentationSpec, stateRoot: StateRoot) throws {
+    public init(id: String, spec: InstrumentationSpec, stateRoot: StateRoot, created: Int64? = nil) throws {
         self.id = id
         self.spec = spec
         self.stateRoot = stateRoot
-        self.created = Wallclock.seconds()
+        self.created = created ?? Wallclock.seconds()
         self.bounds = spec.effectiveQuantization.flatMap(BucketBounds.init)
         devNull = open("/dev/null", O_WRONLY | O_CLOEXEC)
         let catalog = try KernelProbeCatalog()
@@ -107,6 +107,9 @@ public final class InstrumentationRunner: @unchecked Sendable {
             self.session = session
         } catch let e as DCompileError {
             close(devNull)
+            if let absent = spec.metric.whenNoProbes, e.description.contains("does not match any probes") {
+                throw LumosError.busy("instrumentation \(spec.metric.name): \(absent)")
+            }
             throw LumosError.failed("instrumentation \(spec.metric.name): the tracer refused its D program: \(e.description)")
         } catch {
             close(devNull)
@@ -163,6 +166,7 @@ public final class InstrumentationRunner: @unchecked Sendable {
             if session.script.zoneNameMap != nil { session.addZoneNames(ZoneNameMap.load(stateRoot: stateRoot)) }
             session.drain()
             var values = SecondValues(time: second)
+            let context = spec.derivedFields.isEmpty ? FieldContext() : FieldContext.load(stateRoot: stateRoot)
             for (key, record) in session.rows(InstrumentationSpec.aggregation) {
                 let counts = Self.counts(record.value)
                 let previous = totals[key]
@@ -171,12 +175,13 @@ public final class InstrumentationRunner: @unchecked Sendable {
                     for i in delta.indices { delta[i] -= p[i] }
                 }
                 if delta.contains(where: { $0 != 0 }) {
-                    let name = record.keys.first.map(Self.text) ?? ""
-                    if var row = values.rows[name], row.count == delta.count {
-                        for i in row.indices { row[i] += delta[i] }
-                        values.rows[name] = row
-                    } else {
-                        values.rows[name] = delta
+                    if let name = spec.row(record.keys.map(Self.text), context) {
+                        if var row = values.rows[name], row.count == delta.count {
+                            for i in row.indices { row[i] += delta[i] }
+                            values.rows[name] = row
+                        } else {
+                            values.rows[name] = delta
+                        }
                     }
                     totals[key] = (counts, second)
                 } else if let p = previous, second - p.changed >= Self.idleKeySeconds {

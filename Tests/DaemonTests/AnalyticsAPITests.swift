@@ -93,4 +93,51 @@ struct AnalyticsAPITests {
         #expect(try h.api("GET", "/ca/instrumentations/\(id)").status == 404)
         #expect(try h.api("GET", "/ca/instrumentations").json == [])
     }
+
+    /// Instrumentations survive a daemon restart, even kill -9 (docs/analytics.md, "Restarts"):
+    /// the one still defined is running again under its id with its program and crtime and
+    /// gathers values; the deleted one stays deleted; new ids do not reuse old ones; a recorded
+    /// definition that cannot start is reported in the log, kept, and removed by DELETE.
+    @Test func instrumentationsSurviveARestart() throws {
+        let h = try DaemonHost("car")
+        defer { h.close() }
+        try h.startDaemon(["--no-autoboot"])
+        let spinner = try Exec.spawn(["sh", "-c", "while :; do :; done"])
+        defer {
+            kill(spinner, SIGKILL)
+            _ = Exec.wait(spinner)
+        }
+        let kept = try h.api("POST", "/ca/instrumentations", ["module": "cpu", "stat": "thread_samples", "decomposition": ["execname"], "retention-time": 120])
+        #expect(kept.status == 201, "\(kept.body)")
+        let gone = try h.api("POST", "/ca/instrumentations", ["module": "syscall", "stat": "syscalls", "decomposition": ["syscall"]])
+        #expect(gone.status == 201, "\(gone.body)")
+        let id = try #require(kept.json?.lookup("id")?.stringValue), goneID = try #require(gone.json?.lookup("id")?.stringValue)
+        #expect(try h.api("DELETE", "/ca/instrumentations/\(goneID)").status == 204)
+        // A definition a restart cannot start (as a corrupt or outdated one would be).
+        let bad = h.dir + "/ca/instrumentations/90.json"
+        try Files.writeAtomically(bad, #"{"id": "90", "definition": {"module": "cpu", "stat": "nope"}}"#)
+
+        h.stopDaemon(signal: SIGKILL)
+        try h.startDaemon(["--no-autoboot"])
+        let list = try h.api("GET", "/ca/instrumentations").json?.arrayValue ?? []
+        #expect(list.map { $0.lookup("id")?.stringValue } == [id], "\(list)")
+        let again = try h.api("GET", "/ca/instrumentations/\(id)")
+        #expect(again.status == 200)
+        for k in ["d-program", "crtime", "decomposition", "retention-time"] {
+            #expect(again.json?.lookup(k) == kept.json?.lookup(k), "\(k): \(again.body)")
+        }
+        #expect(again.json?.lookup("enabled") == .bool(true))
+        #expect(try h.waitUntil(30) {
+            (try h.api("GET", "/ca/instrumentations/\(id)/value/raw?duration=5").json?.lookup("value")?.objectValue?.isEmpty) == false
+        })
+        #expect(try h.api("GET", "/ca/instrumentations/\(goneID)").status == 404)
+        #expect(h.log.contains("instrumentation 90 not restored"), "\(h.log)")
+        #expect(try h.api("GET", "/ca/instrumentations/90").status == 404)
+        let next = try h.api("POST", "/ca/instrumentations", ["module": "cpu", "stat": "thread_samples"])
+        #expect(next.status == 201)
+        #expect((Int(next.json?.lookup("id")?.stringValue ?? "") ?? 0) > 90, "\(next.body)")
+        #expect(try h.api("DELETE", "/ca/instrumentations/90").status == 204)
+        #expect(!Files.exists(bad))
+        #expect(try h.api("DELETE", "/ca/instrumentations/90").status == 404)
+    }
 }

@@ -1,5 +1,6 @@
 import Glibc
 import LumosCore
+import PostgresSupport
 import Testing
 @testable import Trace
 

@@ -1,5 +1,6 @@
 import Glibc
 import LumosCore
+import PostgresSupport
 import Testing
 @testable import Trace
 
@@ -51,5 +52,30 @@ import Testing
         }
         // pgbench's own setup queries are timed too, so the distribution holds at least the 120.
         #expect(buckets.reduce(0, +) >= 120)
+    }
+
+    /// Clauses of one USDT probe run in program order, as DTrace runs them (the kernel runs a
+    /// uprobe's consumers newest first; TraceSession.attach attaches them in reverse): the
+    /// second query-done clause clears what the first one reads, so the first must see it set.
+    @Test(.enabled(if: canRunPostgres, "needs root, PostgreSQL and its user"))
+    func clausesOfAUSDTProbeRunInOrder() throws {
+        let pg = try PostgresCluster("order")
+        defer { pg.stop() }
+        let statement = "SELECT 2 AS lumos_trace_order;"
+        let sql = try pg.script("order.sql", statement + "\n")
+        let catalog = try KernelProbeCatalog()
+        let script = try DCompiler(catalog: catalog, syscallNumbers: catalog.syscallNumbers).compile(try Parser.parse("""
+            postgresql*:::query-start { self->ts = timestamp; }
+            postgresql*:::query-done /self->ts/ { @seen[copyinstr(arg0)] = count(); }
+            postgresql*:::query-done { self->ts = 0; }
+            """))
+        var options = TraceOptions()
+        options.quiet = true
+        let session = try TraceSession(script: script, options: options, output: open("/dev/null", O_WRONLY | O_CLOEXEC))
+        try session.load()
+        try session.attach()
+        _ = try pg.pgbench(["-f", sql, "-t", "50", "-c", "1"])
+        session.detach()
+        #expect(session.snapshot("seen").records.first { $0.keys == [.string(statement)] }?.value == .count(50))
     }
 }

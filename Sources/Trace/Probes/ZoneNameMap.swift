@@ -17,6 +17,7 @@ import LumosCore
 ///   ZoneNameMap.load(cgroupParent:zonesDirectory:) -> [UInt64: String]
 ///   ZoneNameMap.cgroupParent(mounts:) -> String?                   -- "<cgroup2>/lumos"
 ///   ZoneNameMap.cgroupID(ofDirectory:) -> UInt64?
+///   ZoneNameMap.names(zonesDirectory:) -> [String: String]          -- uuid → alias or uuid
 ///   ZoneNameMap.globalZoneName                                     -- "global"
 public enum ZoneNameMap {
     public static let globalZoneName = "global"
@@ -39,6 +40,15 @@ public enum ZoneNameMap {
             guard Files.isDirectory(dir) else { continue }
             let name = alias(manifestPath: "\(zonesDirectory)/\(uuid)/manifest.json") ?? uuid
             walk(dir, depth: 0) { out[$0] = name }
+        }
+        return out
+    }
+
+    /// Every zone of a state root's `zones` directory: uuid → its alias, else its uuid.
+    public static func names(zonesDirectory: String) -> [String: String] {
+        var out: [String: String] = [:]
+        for uuid in Files.list(zonesDirectory) where Files.exists("\(zonesDirectory)/\(uuid)/manifest.json") {
+            out[uuid] = alias(manifestPath: "\(zonesDirectory)/\(uuid)/manifest.json") ?? uuid
         }
         return out
     }

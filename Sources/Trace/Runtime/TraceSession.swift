@@ -67,10 +67,16 @@ public final class TraceSession {
         }
     }
 
-    /// Attaches every program except BEGIN/END/ERROR, in clause order, with the probes
-    /// layer's attach code, then maps the ring buffer.
+    /// Attaches every program except BEGIN/END/ERROR, with the probes layer's attach code, so
+    /// that the clauses of one probe run in clause order, then maps the ring buffer. Tracepoints
+    /// and perf events run their programs oldest first; a uprobe runs its consumers newest first
+    /// (the kernel adds each at the head of the uprobe's list), so uprobes are attached in
+    /// reverse: `query-done { use self->ts }` then `query-done { self->ts = 0 }` must run in
+    /// that order.
     public func attach() throws {
-        for (p, prog) in loaded {
+        let uprobesLast = loaded.filter { if case .uprobe = $0.0.probe.attach { return false } else { return true } }
+            + loaded.filter { if case .uprobe = $0.0.probe.attach { return true } else { return false } }.reversed()
+        for (p, prog) in uprobesLast {
             switch p.probe.attach {
             case .begin, .end, .error:
                 continue

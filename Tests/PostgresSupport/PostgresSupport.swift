@@ -1,27 +1,29 @@
 import Glibc
 import LumosCore
-import Testing
-@testable import Trace
 
-/// Debian's PostgreSQL server binary, whose stapsdt notes carry the `postgresql` provider.
-let postgresBin: String? = {
+// What TraceTests, AnalyticsTests and their suites share: a private PostgreSQL 15 cluster
+// (Debian's server, whose stapsdt notes carry the `postgresql` provider) under pgbench.
+// Not part of any product.
+
+/// Debian's PostgreSQL server binary directory (postgres and pgbench), if installed.
+public let postgresBin: String? = {
     guard let version = Files.list("/usr/lib/postgresql").sorted().last else { return nil }
     let bin = "/usr/lib/postgresql/\(version)/bin"
     return Files.exists("\(bin)/postgres") && Files.exists("\(bin)/pgbench") ? bin : nil
 }()
-let hasPostgresUser = getpwnam("postgres") != nil
-let canRunPostgres = isRoot && postgresBin != nil && hasPostgresUser
+public let hasPostgresUser = getpwnam("postgres") != nil
+public let canRunPostgres = getuid() == 0 && postgresBin != nil && hasPostgresUser
 
 /// A private PostgreSQL cluster for one test: unix socket only, in a directory named by
 /// the test and pid (runs can overlap), stopped and removed by `stop()` (call it in a
 /// defer: it also runs when the test fails).
-final class PostgresCluster {
-    let bin: String
-    let dir: String
-    let port: String
+public final class PostgresCluster {
+    public let bin: String
+    public let dir: String
+    public let port: String
     let pw: passwd
 
-    init(_ name: String) throws {
+    public init(_ name: String) throws {
         bin = postgresBin!
         let unique = "\(getpid())-\(UInt32.random(in: 0...UInt32.max))"
         dir = "/tmp/lumos-trace-pg-\(name)-\(unique)"
@@ -39,17 +41,17 @@ final class PostgresCluster {
         }
     }
 
-    func asPostgres(_ argv: [String]) throws -> Exec.Result {
+    public func asPostgres(_ argv: [String]) throws -> Exec.Result {
         try Exec.run(["runuser", "-u", "postgres", "--"] + argv)
     }
 
     /// The postmaster's pid (first line of postmaster.pid).
-    var postmasterPID: Int32? {
-        TextFile.read("\(dir)/data/postmaster.pid")?.split(separator: "\n").first.flatMap { Int32($0) }
+    public var postmasterPID: Int32? {
+        (try? FD.readText("\(dir)/data/postmaster.pid"))?.split(separator: "\n").first.flatMap { Int32($0) }
     }
 
     /// A pgbench script file readable by the postgres user.
-    func script(_ name: String, _ text: String) throws -> String {
+    public func script(_ name: String, _ text: String) throws -> String {
         let path = "\(dir)/\(name)"
         try Files.writeAtomically(path, text)
         chown(path, pw.pw_uid, pw.pw_gid)
@@ -57,11 +59,11 @@ final class PostgresCluster {
     }
 
     /// pgbench with the simple protocol (one statement per query-start).
-    func pgbench(_ args: [String]) throws -> Exec.Result {
+    public func pgbench(_ args: [String]) throws -> Exec.Result {
         try asPostgres(["\(bin)/pgbench", "-h", dir, "-p", port, "-n", "-M", "simple"] + args + ["postgres"])
     }
 
-    func stop() {
+    public func stop() {
         _ = try? asPostgres(["\(bin)/pg_ctl", "-D", "\(dir)/data", "-m", "immediate", "stop"])
         _ = try? Exec.run(["rm", "-rf", dir])
     }
