@@ -138,28 +138,19 @@ import Trace
         defer { pg.stop() }
         let statement = "SELECT \(getpid()) AS lumos_ca_test;"
         let script = try pg.script("ca.sql", statement + "\n")
-        let root = StateRoot("/tmp/lumos-ca-root-\(getpid())")
-        let byQuery = try InstrumentationRunner(
-            id: "pg1", spec: try spec(#"{"module": "postgresql", "stat": "queries", "predicate": {"eq": ["query", "\#(statement)"]}, "decomposition": ["query", "latency"]}"#),
-            stateRoot: root)
-        let everything = try InstrumentationRunner(
-            id: "pg2", spec: try spec(#"{"module": "postgresql", "stat": "queries", "decomposition": ["latency"]}"#), stateRoot: root)
-        byQuery.start()
-        everything.start()
-        defer {
-            byQuery.stop()
-            everything.stop()
-        }
+        let runners = try startedRunners([
+            ("pg1", #"{"module": "postgresql", "stat": "queries", "predicate": {"eq": ["query", "\#(statement)"]}, "decomposition": ["query", "latency"]}"#),
+            ("pg2", #"{"module": "postgresql", "stat": "queries", "decomposition": ["latency"]}"#),
+        ])
+        defer { for r in runners { r.stop() } }
+        let (byQuery, everything) = (runners[0], runners[1])
         let result = try pg.pgbench(["-f", script, "-t", "300", "-c", "2"])
         #expect(result.stdout.contains("600/600"), "pgbench: \(result.stdout)")
-        func total(_ r: InstrumentationRunner, _ key: String) -> Int64 {
-            r.values(start: 0, duration: 1 << 40).reduce(0) { $0 + ($1.rows[key]?.reduce(0, +) ?? 0) }
-        }
-        #expect(eventually(10) { total(byQuery, statement) == 600 }, "counted \(total(byQuery, statement))")
+        #expect(eventually(10) { byQuery.total(statement) == 600 }, "counted \(byQuery.total(statement))")
         let keys = Set(byQuery.values(start: 0, duration: 1 << 40).flatMap { $0.rows.keys })
         #expect(keys == [statement])
         // pgbench's own set-up queries count in the unpredicated one too.
-        #expect(eventually(10) { total(everything, "") >= 600 })
+        #expect(eventually(10) { everything.total("") >= 600 })
         // Latency: buckets of at least 1 µs (a round trip through a backend is no less).
         let bounds = try #require(byQuery.bounds)
         var latencies: [ClosedRange<Int64>: Int64] = [:]
@@ -200,17 +191,12 @@ import Trace
         try Exec.run(["ip", "-n", sw, "link", "set", link, "up"])
         try Exec.run(["ip", "-n", tenant, "link", "set", "net0", "up"])
 
-        let byDirection = try InstrumentationRunner(
-            id: "nic1", spec: try spec(#"{"module": "nic", "stat": "vnic_bytes", "predicate": {"eq": ["zonename", "\#(alias)"]}, "decomposition": ["direction"]}"#),
-            stateRoot: root)
-        let byZone = try InstrumentationRunner(
-            id: "nic2", spec: try spec(#"{"module": "nic", "stat": "vnic_bytes", "decomposition": ["vnic"]}"#), stateRoot: root)
-        byDirection.start()
-        byZone.start()
-        defer {
-            byDirection.stop()
-            byZone.stop()
-        }
+        let runners = try startedRunners([
+            ("nic1", #"{"module": "nic", "stat": "vnic_bytes", "predicate": {"eq": ["zonename", "\#(alias)"]}, "decomposition": ["direction"]}"#),
+            ("nic2", #"{"module": "nic", "stat": "vnic_bytes", "decomposition": ["vnic"]}"#),
+        ], root: root)
+        defer { for r in runners { r.stop() } }
+        let (byDirection, byZone) = (runners[0], runners[1])
         let count = 20, size = 1000
         try Exec.run(["ip", "netns", "exec", tenant, "ping", "-q", "-c", "\(count)", "-i", "0.05", "-s", "\(size)", "10.213.7.1"])
         func bytes(_ r: InstrumentationRunner, _ key: String) -> Int64 {
@@ -234,24 +220,15 @@ import Trace
         let device = try Exec.run(["losetup", "-f", "--show", file]).stdout.trimmingCharacters(in: .whitespacesAndNewlines)
         defer { _ = try? Exec.run(["losetup", "-d", device], check: false) }
         let name = Files.basename(device)
-        let root = StateRoot("/tmp/lumos-ca-root-\(getpid())")
-        let byLatency = try InstrumentationRunner(
-            id: "disk1", spec: try spec(#"{"module": "disk", "stat": "physio_ops", "predicate": {"eq": ["disk", "\#(name)"]}, "decomposition": ["disk", "latency"]}"#),
-            stateRoot: root)
-        let byType = try InstrumentationRunner(
-            id: "disk2", spec: try spec(#"{"module": "disk", "stat": "physio_ops", "decomposition": ["optype"]}"#), stateRoot: root)
-        byLatency.start()
-        byType.start()
-        defer {
-            byLatency.stop()
-            byType.stop()
-        }
+        let runners = try startedRunners([
+            ("disk1", #"{"module": "disk", "stat": "physio_ops", "predicate": {"eq": ["disk", "\#(name)"]}, "decomposition": ["disk", "latency"]}"#),
+            ("disk2", #"{"module": "disk", "stat": "physio_ops", "decomposition": ["optype"]}"#),
+        ])
+        defer { for r in runners { r.stop() } }
+        let (byLatency, byType) = (runners[0], runners[1])
         try Exec.run(["dd", "if=/dev/zero", "of=\(device)", "bs=64k", "count=200", "oflag=direct"])
         try Exec.run(["dd", "if=\(device)", "of=/dev/null", "bs=4k", "count=200", "iflag=direct"])
-        func total(_ r: InstrumentationRunner, _ key: String) -> Int64 {
-            r.values(start: 0, duration: 1 << 40).reduce(0) { $0 + ($1.rows[key]?.reduce(0, +) ?? 0) }
-        }
-        #expect(eventually(10) { total(byLatency, name) >= 400 }, "counted \(total(byLatency, name))")
+        #expect(eventually(10) { byLatency.total(name) >= 400 }, "counted \(byLatency.total(name))")
         #expect(Set(byLatency.values(start: 0, duration: 1 << 40).flatMap { $0.rows.keys }) == [name])
         let bounds = try #require(byLatency.bounds)
         var lowest = Int64.max

@@ -52,6 +52,21 @@ func eventually(_ seconds: Double, _ condition: () throws -> Bool) rethrows -> B
     return try condition()
 }
 
+/// Runners for (id, instrumentation JSON) pairs, started, under `root` (zone names come from it); the
+/// caller stops them (`for r in runners { r.stop() }`) in a defer.
+func startedRunners(_ specs: [(id: String, json: String)], root: StateRoot = StateRoot("/tmp/lumos-ca-root-\(getpid())")) throws -> [InstrumentationRunner] {
+    let runners = try specs.map { try InstrumentationRunner(id: $0.id, spec: try spec($0.json), stateRoot: root) }
+    for r in runners { r.start() }
+    return runners
+}
+
+extension InstrumentationRunner {
+    /// Every count under `key` in the whole retention window.
+    func total(_ key: String) -> Int64 {
+        values(start: 0, duration: 1 << 40).reduce(0) { $0 + ($1.rows[key]?.reduce(0, +) ?? 0) }
+    }
+}
+
 @Suite(.serialized) struct ZoneSamplingTests {
     /// cpu.thread_samples predicated on a busy zone and decomposed by zonename and subsecond
     /// offset, run by the tracer for real: samples appear, only for that zone, at many
@@ -61,18 +76,12 @@ func eventually(_ seconds: Double, _ condition: () throws -> Bool) rethrows -> B
     @Test(.enabled(if: isRoot, "needs root: bpf and zones")) func threadSamplesOfABusyZone() throws {
         let zone = try BusyZone("busy")
         defer { zone.close() }
-        let root = StateRoot("/tmp/lumos-ca-root-\(getpid())")
-        let predicated = try InstrumentationRunner(
-            id: "1", spec: try spec(#"{"module": "cpu", "stat": "thread_samples", "predicate": {"eq": ["zonename", "\#(zone.uuid)"]}, "decomposition": ["zonename", "subsecond"]}"#),
-            stateRoot: root)
-        let everyZone = try InstrumentationRunner(
-            id: "2", spec: try spec(#"{"module": "cpu", "stat": "thread_samples", "decomposition": ["zonename"]}"#), stateRoot: root)
-        predicated.start()
-        everyZone.start()
-        defer {
-            predicated.stop()
-            everyZone.stop()
-        }
+        let runners = try startedRunners([
+            ("1", #"{"module": "cpu", "stat": "thread_samples", "predicate": {"eq": ["zonename", "\#(zone.uuid)"]}, "decomposition": ["zonename", "subsecond"]}"#),
+            ("2", #"{"module": "cpu", "stat": "thread_samples", "decomposition": ["zonename"]}"#),
+        ])
+        defer { for r in runners { r.stop() } }
+        let (predicated, everyZone) = (runners[0], runners[1])
         // Three seconds with samples of the zone.
         let seen = eventually(30) {
             predicated.values(start: 0, duration: 1 << 40).filter { !$0.rows.isEmpty }.count >= 3
@@ -127,12 +136,11 @@ func eventually(_ seconds: Double, _ condition: () throws -> Bool) rethrows -> B
 
     /// syscall.syscalls decomposed by syscall and latency counts this process's own calls.
     @Test(.enabled(if: isRoot, "needs root: bpf")) func syscallLatencyOfThisProcess() throws {
-        let root = StateRoot("/tmp/lumos-ca-root-\(getpid())")
-        let runner = try InstrumentationRunner(
-            id: "3", spec: try spec(#"{"module": "syscall", "stat": "syscalls", "predicate": {"eq": ["pid", \#(getpid())]}, "decomposition": ["syscall", "latency"]}"#),
-            stateRoot: root)
-        runner.start()
-        defer { runner.stop() }
+        let runners = try startedRunners([
+            ("3", #"{"module": "syscall", "stat": "syscalls", "predicate": {"eq": ["pid", \#(getpid())]}, "decomposition": ["syscall", "latency"]}"#),
+        ])
+        defer { for r in runners { r.stop() } }
+        let runner = runners[0]
         let seen = eventually(30) {
             for _ in 0..<200 { _ = getppid() }
             return runner.values(start: 0, duration: 1 << 40).contains { ($0.rows["getppid"]?.reduce(0, +) ?? 0) > 0 }
