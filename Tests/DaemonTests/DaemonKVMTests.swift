@@ -81,4 +81,44 @@ struct DaemonKVMTests {
                 "\(life)")
         #expect(life.allSatisfy { $0.lookup("brand") == "kvm" })
     }
+
+    /// The seed's showcase (docs/analytics.md, "By VM"): cpu.thread_samples predicated on a
+    /// VM's zonename (its alias) while its guest boots under TCG, decomposed by execname: its
+    /// vCPU thread is among them (QEMU names it "CPU 0/TCG"); the
+    /// heatmap isolated on that thread is a PNG.
+    @Test func aVMsCPUSamplesByVCPUThread() throws {
+        let h = try DaemonHost("kvmca")
+        defer { h.close() }
+        let built = try h.lumos(["img", "build", "small-guest"])
+        #expect(built.status == 0, "\(built.stderr)")
+        let images = try h.lumos(["img", "list", "-H", "-o", "uuid,name"]).stdout
+        let image = try #require(images.split(separator: "\n").first { $0.hasSuffix("small-guest") }?.split(separator: " ").first.map(String.init))
+        try h.startDaemon(["--no-autoboot"], env: ["LUMOS_VM_ACCEL": "tcg"])
+        let alias = "cavm-\(getpid())"
+        let created = try h.api("POST", "/tenants", ["brand": "kvm", "alias": .string(alias), "ram": 128, "autoboot": false,
+                                                      "disks": [["boot": true, "image_uuid": .string(image)]]])
+        let uuid = try #require(created.json?.lookup("uuid")?.stringValue, "\(created.body)")
+        let made = try h.api("POST", "/ca/instrumentations", [
+            "module": "cpu", "stat": "thread_samples",
+            "predicate": ["eq": ["zonename", .string(alias)]], "decomposition": ["execname", "subsecond"],
+        ])
+        let id = try #require(made.json?.lookup("id")?.stringValue, "\(made.body)")
+        #expect(try h.api("POST", "/tenants/\(uuid)/start").status == 200)
+        var keys: [String] = []
+        let seen = try h.waitUntil(120) {
+            keys = Array(try h.api("GET", "/ca/instrumentations/\(id)/value/raw?duration=30").json?.lookup("value")?.objectValue?.keys ?? [:].keys)
+            return keys.contains { $0.hasPrefix("CPU ") && $0.hasSuffix("/TCG") }
+        }
+        #expect(seen, "no vCPU thread among the VM's samples: \(keys)")
+        if let vcpu = keys.first(where: { $0.hasPrefix("CPU ") }) {
+            let png = h.dir + "/vcpu.png"
+            let selected = vcpu.addingPercentEncoding(withAllowedCharacters: .alphanumerics) ?? vcpu
+            let r = try h.request("GET", "/ca/instrumentations/\(id)/value/heatmap/image?duration=30&width=60&height=30&selected=\(selected)&isolate=true", curl: ["-o", png])
+            #expect(r.status == 200)
+            #expect(Array(try FD.readFile(png).prefix(4)) == [0x89, 0x50, 0x4e, 0x47])
+        }
+        #expect(try h.api("DELETE", "/ca/instrumentations/\(id)").status == 204)
+        #expect(try h.api("POST", "/tenants/\(uuid)/stop", ["force": true]).status == 200)
+        #expect(try h.api("DELETE", "/tenants/\(uuid)").status == 200)
+    }
 }
