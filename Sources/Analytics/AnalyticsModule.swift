@@ -169,6 +169,12 @@ public struct AnalyticsModule: DaemonModule {
             let runner = try registry.get(try context.parameters.require("id"))
             let (map, _) = try Self.heatmap(runner, query: Self.query(request))
             let png = try PNG.encode(map.render())
+            // Cloud Analytics' own answer for a client that asks for JSON: the PNG in base64
+            // with the image's parameters and the values present; otherwise the PNG itself
+            // (what an <img> asks for). docs/analytics.md, "API".
+            if Self.wantsJSON(request.headers[.accept]) {
+                return try JSONResponse(AnalyticsJSON.heatmapImage(map, png: png)).response(from: request, context: context)
+            }
             return Response(status: .ok, headers: [.contentType: "image/png", .cacheControl: "no-store"],
                             body: ResponseBody(byteBuffer: ByteBuffer(bytes: png)))
         }
@@ -202,6 +208,13 @@ public struct AnalyticsModule: DaemonModule {
 
     static func query(_ request: Request) -> [(String, String)] {
         request.uri.queryParameters.map { (String($0.key), String($0.value)) }
+    }
+
+    /// An Accept header naming application/json before (or without) image/png.
+    static func wantsJSON(_ accept: String?) -> Bool {
+        guard let accept = accept?.lowercased(), let json = accept.range(of: "application/json") else { return false }
+        guard let png = accept.range(of: "image/png") else { return true }
+        return json.lowerBound < png.lowerBound
     }
 
     static func heatmap(_ runner: InstrumentationRunner, query: [(String, String)]) throws -> (Heatmap, [SecondValues]) {
@@ -239,6 +252,23 @@ enum AnalyticsJSON {
             ])
         }
         return ["modules": .object(modules), "fields": .object(fields), "metrics": .array(metrics)]
+    }
+
+    /// value/heatmap/image as CA answers it (its docs' GetInstrumentationHeatmap): the image
+    /// in base64 and what it was drawn with.
+    static func heatmapImage(_ map: Heatmap, png: [UInt8]) -> JSONValue {
+        let p = map.parameters
+        return [
+            "nbuckets": .number(Double(p.nbuckets)), "width": .number(Double(p.width)), "height": .number(Double(p.height)),
+            "ymin": .number(Double(p.ymin)), "ymax": .number(Double(map.ymax)),
+            "present": .array(map.present.keys.sorted().map { .string($0) }),
+            "transformations": .object([:]),
+            "image": .string(Data(png).base64EncodedString()),
+            "start_time": .number(Double(p.start)), "duration": .number(Double(p.duration)),
+            "nsources": 1, "minreporting": 1,
+            "requested_start_time": .number(Double(p.start)), "requested_duration": .number(Double(p.duration)),
+            "requested_end_time": .number(Double(p.start + p.duration)),
+        ]
     }
 
     static func instrumentation(_ r: InstrumentationRunner) -> JSONValue {

@@ -56,6 +56,14 @@ struct AnalyticsAPITests {
         #expect(Array(bytes.prefix(8)) == [0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a])
         #expect(Array(bytes[16..<24]) == [0, 0, 0, 100, 0, 0, 0, 50])
         #expect(try FD.readFile(isolated) != bytes)
+        // Asked for JSON, Cloud Analytics' own answer: the same kind of PNG in base64, its
+        // parameters and the values present.
+        let ca = try h.request("GET", "/ca/instrumentations/\(id)/value/heatmap/image?\(q)", curl: ["-H", "Accept: application/json"])
+        #expect(ca.status == 200, "\(ca.body)")
+        #expect(ca.json?.lookup("width") == 100 && ca.json?.lookup("height") == 50 && ca.json?.lookup("duration") == 10, "\(ca.body.prefix(300))")
+        #expect(ca.json?.lookup("present")?.arrayValue?.contains(.string(alias)) == true, "\(ca.body.prefix(300))")
+        let decoded = ca.json?.lookup("image")?.stringValue.flatMap { Data(base64Encoded: $0) }.map { Array($0) } ?? []
+        #expect(decoded.count > 24 && Array(decoded.prefix(8)) == Array(bytes.prefix(8)) && Array(decoded[16..<24]) == Array(bytes[16..<24]))
 
         // Details of every column's cells until one has the tenant (a spinning thread is in
         // most 20 ms rows of most seconds).
