@@ -35,13 +35,20 @@ work=$(mktemp -d /tmp/lumos-bench-nginx.XXXXXX)
 chmod 755 "$work"
 export LUMOS_ROOT=$work/state LUMOS_NET_NETNS=$id-h
 vmadm() { "$lumos" vm "$@"; }
-host_nginx=
+nginx_started=()  # pid files of the nginx this script starts on the host
+cgroups_made=()
 cleanup() {
-  if [[ -n $host_nginx ]]; then kill "$host_nginx" 2>/dev/null || true; wait "$host_nginx" 2>/dev/null || true; fi
+  for f in "${nginx_started[@]}"; do
+    p=$(cat "$f" 2>/dev/null) || continue
+    kill "$p" 2>/dev/null || true
+    for _ in $(seq 50); do kill -0 "$p" 2>/dev/null || break; sleep 0.1; done
+  done
+  wait 2>/dev/null || true
+  for d in "${cgroups_made[@]}"; do rmdir "$d" 2>/dev/null || true; done
   for u in $(vmadm list -H -o uuid 2>/dev/null); do vmadm delete "$u" >/dev/null 2>&1 || true; done
   "$lumos" net delete-etherstub stub0 >/dev/null 2>&1 || true
   "$lumos" pool destroy -f zones >/dev/null 2>&1 || true
-  ip netns del "$id-h" 2>/dev/null || true
+  for n in h vs vc; do ip netns del "$id-$n" 2>/dev/null || true; done
   rm -rf --one-file-system "$work"
 }
 trap cleanup EXIT
@@ -72,18 +79,57 @@ server=$(zone ngx-server 10.77.0.10 false)
 client=$(zone ngx-client 10.77.0.11 true)
 [[ ${#server} == 36 && ${#client} == 36 ]] || fail "vmadm create failed (server '$server', client '$client')"
 
-# The peer's copy of the server's root, before systemd's first boot changes anything in it.
+# The peers' copy of the server's root, before systemd's first boot changes anything in it.
 zroot=$(vmadm get "$server" | sed -n 's/.*"zonepath": "\(.*\)".*/\1/p')/root
 hroot=$work/hostroot
 cp -a "$zroot" "$hroot"
+# On the host's loopback nginx listens on 127.0.0.1 and a free port, never on the host's other
+# addresses: a copy of Debian's default site with only its listen lines changed is mounted over
+# it (sites-enabled/default is a symlink to /etc/nginx/sites-available/default in the root).
 port=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
-sed -i -e "s/^\(\s*\)listen 80 default_server;/\1listen 127.0.0.1:$port default_server;/" -e '/listen \[::\]:80/d' \
-  "$hroot/etc/nginx/sites-enabled/default"
-grep -q "listen 127.0.0.1:$port" "$hroot/etc/nginx/sites-enabled/default" || fail "the image's default site has no 'listen 80 default_server'"
-# In a mount namespace of its own (gone with its processes): the host's /dev and a /proc.
-inroot() { unshare --mount --propagation private sh -c 'mount --bind /dev "$0/dev" && mount -t proc proc "$0/proc" && exec chroot "$0" "$@"' "$hroot" "$@"; }
-inroot /usr/sbin/nginx -g 'daemon off;' </dev/null >"$work/host-nginx.log" 2>&1 &
-host_nginx=$!
+sed -e "s/^\(\s*\)listen 80 default_server;/\1listen 127.0.0.1:$port default_server;/" -e '/listen \[::\]:80/d' \
+  "$hroot/etc/nginx/sites-available/default" > "$work/site-loopback"
+grep -q "listen 127.0.0.1:$port" "$work/site-loopback" || fail "the image's default site has no 'listen 80 default_server'"
+# chroot into the copy, in a mount namespace of its own (gone with its processes), in the host's
+# network namespace or NETNS: the host's /dev, a /proc, RUN as /run (each nginx its own, so its
+# pid file is on the host: $work/NAME.run/nginx.pid), SITE (unless -) over the default site.
+inroot() { # NETNS|- RUN SITE|- COMMAND...
+  local ns=(); [[ $1 != - ]] && ns=(ip netns exec "$1"); shift
+  mkdir -p "$1"
+  "${ns[@]}" unshare --mount --propagation private sh -c 'mount --bind /dev "$0/dev" && mount -t proc proc "$0/proc" && mount --bind "$1" "$0/run" &&
+    { [ "$2" = - ] || mount --bind "$2" "$0/etc/nginx/sites-available/default"; } && shift 2 && exec chroot "$0" "$@"' "$hroot" "$@"
+}
+# The peers' processes (their nginx and wrk) run in a cgroup of their own, as the zones' do
+# (ROOT/lumos/UUID): on a busy machine a cgroup competes for CPU as one weight beside the
+# host's other processes, so peers left in the root cgroup would get far more of it than the
+# zones. In the cgroup2 hierarchy (its cpu.stat counts CPU time on any host) and, where the cpu
+# controller is a v1 hierarchy (this hybrid host), there too, with the weight of `lumos`.
+cg2=$(findmnt -n -t cgroup2 -o TARGET | head -1)
+cgv1=$(findmnt -n -t cgroup -o TARGET,OPTIONS | awk '$2 ~ /(^|,)cpu(,|$)/ {print $1; exit}')
+peercg=("$cg2/$id")
+[[ -n $cgv1 && -d $cgv1/lumos ]] && peercg+=("$cgv1/$id")
+for d in "${peercg[@]}"; do mkdir "$d"; cgroups_made+=("$d"); done
+[[ ${#peercg[@]} == 2 ]] && cat "$cgv1/lumos/cpu.shares" > "$cgv1/$id/cpu.shares"
+# Runs COMMAND in the peers' cgroups.
+inpeer() { for d in "${peercg[@]}"; do echo "$BASHPID" > "$d/cgroup.procs"; done; "$@"; }
+# CPU time (µs) used so far in the cgroup2 directories given.
+cpu_us() { cat "${@/%//cpu.stat}" | awk '$1 == "usage_usec" {t += $2} END {print t + 0}'; }
+# nginx -g 'daemon off;' in the background (NAME: loopback, veth); its master's pid once it runs.
+start_nginx() { # NAME NETNS|- SITE|-
+  inpeer inroot "$2" "$work/$1.run" "$3" /usr/sbin/nginx -g 'daemon off;' </dev/null >"$work/$1.log" 2>&1 &
+  nginx_started+=("$work/$1.run/nginx.pid")
+}
+nginx_pid() { cat "$work/$1.run/nginx.pid" 2>/dev/null; }
+start_nginx loopback - "$work/site-loopback"
+# A bare veth pair between two namespaces made here, the same nginx (Debian's site unchanged,
+# port 80) in one and wrk in the other: the kernel's own cost of a veth path, without Lumos.
+ip netns add "$id-vs"; ip netns add "$id-vc"
+ip -n "$id-vs" link add eth0 type veth peer name eth0 netns "$id-vc"
+for x in "vs 10" "vc 11"; do
+  set -- $x
+  ip -n "$id-$1" addr add "10.78.0.$2/24" dev eth0; ip -n "$id-$1" link set eth0 up; ip -n "$id-$1" link set lo up
+done
+start_nginx veth "$id-vs" -
 
 vmadm start "$server" 2>/dev/null
 # systemd starts nginx: wait until it answers on the etherstub (from the switch's host side).
@@ -91,56 +137,71 @@ answers() { ip netns exec "$id-h" curl -sf -o /dev/null --max-time 2 http://10.7
 for _ in $(seq 300); do answers && break; sleep 0.5; done
 answers || fail "nginx in the server zone does not answer: $("$lumos" login "$server" systemctl status nginx 2>&1 | tail -5)"
 for _ in $(seq 100); do curl -sf -o /dev/null --max-time 2 "http://127.0.0.1:$port/" && break; sleep 0.1; done
-curl -sf -o /dev/null "http://127.0.0.1:$port/" || fail "nginx on the host's loopback does not answer: $(cat "$work/host-nginx.log")"
+curl -sf -o /dev/null "http://127.0.0.1:$port/" || fail "nginx on the host's loopback does not answer: $(cat "$work/loopback.log")"
+for _ in $(seq 100); do ip netns exec "$id-vc" curl -sf -o /dev/null --max-time 2 http://10.78.0.10/ && break; sleep 0.1; done
+ip netns exec "$id-vc" curl -sf -o /dev/null http://10.78.0.10/ || fail "nginx on the veth pair does not answer: $(cat "$work/veth.log")"
 # The client: systemd's own nginx there is stopped (only wrk runs in it); it reaches the server.
 "$lumos" login "$client" /bin/sh -c 'for i in $(seq 600); do test -S /run/systemd/private && break; sleep 0.1; done; systemctl stop nginx' >/dev/null 2>&1 || true
 page=$("$lumos" login "$client" /bin/bash -c 'exec 3<>/dev/tcp/10.77.0.10/80 && printf "GET / HTTP/1.0\r\n\r\n" >&3 && cat <&3' 2>/dev/null || true)
 [[ $page == *"Welcome to nginx!"* ]] || fail "the client zone does not reach nginx in the server zone: ${page:0:200}"
 [[ $(curl -s "http://127.0.0.1:$port/") == "$(ip netns exec "$id-h" curl -s http://10.77.0.10/)" ]] || fail "the two nginx serve different pages"
 
-workers() { # "zone UUID" | host: nginx worker processes
-  local list='for p in /proc/[0-9]*; do tr "\0" " " < $p/cmdline 2>/dev/null; echo; done'
-  if [[ $1 == host ]]; then bash -c "$list" | grep -c '^nginx: worker' || true
-  else "$lumos" login "$2" /bin/bash -c "$list" 2>/dev/null | grep -c '^nginx: worker' || true; fi
+# nginx worker processes: in a zone (its /proc), or the children of a master started here.
+workers() { # zone UUID | pid PID
+  if [[ $1 == pid ]]; then ps --ppid "$2" -o args= | grep -c '^nginx: worker' || true
+  else "$lumos" login "$2" /bin/bash -c 'for p in /proc/[0-9]*; do cat $p/cmdline 2>/dev/null | tr "\0" " "; echo; done' 2>/dev/null | grep -c '^nginx: worker' || true; fi
 }
 wrk_args=(-t2 "-c$conns" "-d${secs}s")
-# "requests/s latency-avg" of one wrk run; non-2xx answers or socket errors fail the run.
-parse() {
-  local out=$1
-  grep -q 'Requests/sec' <<<"$out" || fail "wrk: $out"
-  if grep -qE 'Non-2xx|Socket errors' <<<"$out"; then fail "wrk saw errors: $out"; fi
-  # wrk prints the mean latency with a unit (us, ms, s): in ms.
-  echo "$(awk '/^Requests\/sec/ {print $2}' <<<"$out") $(awk '/^ *Latency/ { v = $2 + 0; u = $2; sub(/^[0-9.]+/, "", u)
-    printf "%.2f", (u == "us") ? v / 1000 : (u == "s") ? v * 1000 : v; exit }' <<<"$out")"
-}
-measure() { # CASE
+# One wrk run of CASE: "requests/s mean-latency-ms CPU-µs-per-request"; non-2xx answers or socket
+# errors fail the run. The CPU time is all the case's cgroups used during the run (both zones'
+# for the zone cases, whatever else they run included; the peers' cgroup for the others) over
+# the requests wrk completed.
+measure() { # CASE (the port in each URL: minbase has no /etc/services for wrk to look "http" up in)
+  local out t0 cgs=("$cg2/lumos/$server" "$cg2/lumos/$client")
+  [[ $1 == host || $1 == veth ]] && cgs=("$cg2/$id")
+  t0=$(cpu_us "${cgs[@]}")
   case $1 in
-    zone) parse "$("$lumos" login "$client" wrk "${wrk_args[@]}" http://10.77.0.10/ 2>&1)" ;;
-    zonelo) parse "$("$lumos" login "$server" wrk "${wrk_args[@]}" http://127.0.0.1/ 2>&1)" ;;
-    host) parse "$(inroot wrk "${wrk_args[@]}" "http://127.0.0.1:$port/" 2>&1)" ;;
+    zone) out=$("$lumos" login "$client" wrk "${wrk_args[@]}" http://10.77.0.10:80/ 2>&1) ;;
+    zonelo) out=$("$lumos" login "$server" wrk "${wrk_args[@]}" http://127.0.0.1:80/ 2>&1) ;;
+    host) out=$(inpeer inroot - "$work/wrk.run" - wrk "${wrk_args[@]}" "http://127.0.0.1:$port/" 2>&1) ;;
+    veth) out=$(inpeer inroot "$id-vc" "$work/wrk.run" - wrk "${wrk_args[@]}" http://10.78.0.10:80/ 2>&1) ;;
   esac
+  local used=$(( $(cpu_us "${cgs[@]}") - t0 ))
+  grep -q 'Requests/sec' <<<"$out" || fail "wrk ($1): $out"
+  if grep -qE 'Non-2xx|Socket errors' <<<"$out"; then fail "wrk ($1) saw errors: $out"; fi
+  # wrk prints the mean latency with a unit (us, ms, s): in ms.
+  awk -v used="$used" '/^Requests\/sec/ {r = $2} / requests in / {n = $1}
+    /^ *Latency/ && !l { v = $2 + 0; u = $2; sub(/^[0-9.]+/, "", u); l = (u == "us") ? v / 1000 : (u == "s") ? v * 1000 : v }
+    END { printf "%s %.2f %.1f\n", r, l, used / n }' <<<"$out"
 }
-cases=(zone host zonelo)
-declare -A rps lat
+cases=(zone host zonelo veth)
+declare -A rps lat cpu
 for i in $(seq "$runs"); do
-  for k in 0 1 2; do
-    c=${cases[$(( (i + k) % 3 ))]}
-    out=$(measure "$c"); read -r r l <<<"$out"
-    rps[$c]+="$r "; lat[$c]+="$l "
+  for k in 0 1 2 3; do
+    c=${cases[$(( (i + k) % 4 ))]}
+    out=$(measure "$c"); read -r r l u <<<"$out"
+    rps[$c]+="$r "; lat[$c]+="$l "; cpu[$c]+="$u "
   done
 done
 
 med() { printf '%s\n' $1 | median; }
 spread() { printf '%s\n' $1 | sort -n | sed -n '1p;$p' | paste -sd- | sed 's/-/–/'; }
+# median over rounds of A[i]/B[i] (cases next to each other in time share the machine's load)
 pairedratio() { paste <(printf '%s\n' $1) <(printf '%s\n' $2) | awk '{printf "%.4f\n", $1/$2}' | median | xargs printf '%.2f'; }
 r2() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.2f", a / b }'; }
-z=$(med "${rps[zone]}"); h=$(med "${rps[host]}"); zl=$(med "${rps[zonelo]}")
-version=$(inroot /usr/sbin/nginx -v 2>&1 | sed 's/^nginx version: //')
-wz=$(workers zone "$server"); wh=$(workers host)
-echo "| wrk ${wrk_args[*]}, GET / ($version, Debian's default site; $runs rounds, order rotated) | requests/s median (min–max) | mean latency, median of rounds | ratio of medians to the host's loopback | median per-round ratio |"
-echo "|---|---|---|---|---|"
-echo "| zone to zone over the etherstub (wrk in the client zone, nginx under systemd in the server zone) | $z ($(spread "${rps[zone]}")) | $(med "${lat[zone]}") ms | $(r2 "$z" "$h") | $(pairedratio "${rps[zone]}" "${rps[host]}") |"
-echo "| the same nginx on the host's loopback (chroot into a copy of the zone's root; wrk from it) | $h ($(spread "${rps[host]}")) | $(med "${lat[host]}") ms | | |"
-echo "| inside the server zone, its own loopback (wrk and nginx in the zone) | $zl ($(spread "${rps[zonelo]}")) | $(med "${lat[zonelo]}") ms | $(r2 "$zl" "$h") | $(pairedratio "${rps[zonelo]}" "${rps[host]}") |"
+h=$(med "${rps[host]}")
+version=$(inroot - "$work/wrk.run" - /usr/sbin/nginx -v 2>&1 | sed 's/^nginx version: //')
+echo "| wrk ${wrk_args[*]} GET / ($version, Debian's default site; $runs rounds, order rotated) | requests/s, median (min–max) | mean latency (ms, median) | ratio of medians to the host's loopback | median per-round ratio | CPU µs per request (median) |"
+echo "|---|---|---|---|---|---|"
+row() { # CASE LABEL
+  local m r="" p=""; m=$(med "${rps[$1]}")
+  [[ $1 != host ]] && { r=$(r2 "$m" "$h"); p=$(pairedratio "${rps[$1]}" "${rps[host]}"); }
+  echo "| $2 | $m ($(spread "${rps[$1]}")) | $(med "${lat[$1]}") | $r | $p | $(med "${cpu[$1]}") |"
+}
+row zone "zone to zone over a Lumos etherstub (wrk in the client zone, nginx under systemd in the server zone)"
+row host "the same nginx on the host's loopback (chroot into a copy of the server zone's root, wrk from it)"
+row zonelo "inside the server zone, its own loopback (wrk in the zone)"
+row veth "the same nginx over a bare veth pair between two namespaces (no Lumos)"
 echo
-echo "nginx workers: $wz in the zone, $wh on the host (worker_processes auto); client and server share the machine's $(nproc) cores in every case (they compete), load average at the end: $(cut -d' ' -f1-3 /proc/loadavg)."
+echo "Zone to zone / bare veth pair: $(r2 "$(med "${rps[zone]}")" "$(med "${rps[veth]}")") (median per-round ratio $(pairedratio "${rps[zone]}" "${rps[veth]}"))."
+echo "nginx workers (worker_processes auto): $(workers zone "$server") in the server zone, $(workers pid "$(nginx_pid loopback)") on the host's loopback, $(workers pid "$(nginx_pid veth)") on the veth pair; client and server share the machine's $(nproc) cores in every case (they compete); load average at the end: $(cut -d' ' -f1-3 /proc/loadavg)."
