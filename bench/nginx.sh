@@ -12,13 +12,18 @@
 #  - The peer: the same nginx binary and config, copied from the server zone's root before its
 #    first boot, run on the host's 127.0.0.1 (a free port; the listen lines are the only change)
 #    by chroot into that copy, and wrk from the same copy (the host has no wrk) on the host.
-#  - Also wrk inside the server zone against its own 127.0.0.1:80: the zone without the
-#    etherstub, to split what the path between the zones costs from what the zone costs.
+#  - Also, to split what the path between the zones costs from what a zone costs: wrk inside the
+#    server zone against its own 127.0.0.1:80 (the zone without the etherstub), and the copy's
+#    nginx and wrk in namespaces made here, over a bare veth pair and over a plain bridge with
+#    two veths and no table (an etherstub without Lumos's anti-spoofing).
+#  - The peers run in a cgroup of their own with the zones' CPU weight, and each case reports
+#    the CPU time its cgroups used per request (less dependent on other load than requests/s).
 # Every case runs the same wrk (-t2 -cCONNS -dSECONDS) against Debian's default index page,
 # ROUNDS rounds with the order of the cases rotated each round; client and server share the
 # machine's 2 cores in every case (they compete), as does other work on the machine.
 # Usage: sudo bench/nginx.sh [ROUNDS] [SECONDS] [CONNS]   (default 5 rounds of 10 s, 50 connections)
-# LUMOS=/path/to/lumos skips the release build (e.g. .build/debug/lumos).
+# LUMOS=/path/to/lumos skips the release build (e.g. .build/debug/lumos); NGINX_ACCESS_LOG=off
+# turns nginx's access log off in every case.
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 source "$here/lib.sh"
@@ -48,7 +53,7 @@ cleanup() {
   for u in $(vmadm list -H -o uuid 2>/dev/null); do vmadm delete "$u" >/dev/null 2>&1 || true; done
   "$lumos" net delete-etherstub stub0 >/dev/null 2>&1 || true
   "$lumos" pool destroy -f zones >/dev/null 2>&1 || true
-  for n in h vs vc; do ip netns del "$id-$n" 2>/dev/null || true; done
+  for n in h vs vc bs bc bb; do ip netns del "$id-$n" 2>/dev/null || true; done
   rm -rf --one-file-system "$work"
 }
 trap cleanup EXIT
@@ -82,6 +87,12 @@ client=$(zone ngx-client 10.77.0.11 true)
 # The peers' copy of the server's root, before systemd's first boot changes anything in it.
 zroot=$(vmadm get "$server" | sed -n 's/.*"zonepath": "\(.*\)".*/\1/p')/root
 hroot=$work/hostroot
+# NGINX_ACCESS_LOG=off turns Debian's access log off in both (each request appends a line to
+# /var/log/nginx/access.log: in the zone a file on its dataset, in the copy one on /tmp).
+if [[ ${NGINX_ACCESS_LOG:-on} == off ]]; then
+  sed -i 's#^\(\s*\)access_log /var/log/nginx/access.log;#\1access_log off;#' "$zroot/etc/nginx/nginx.conf"
+  grep -q 'access_log off;' "$zroot/etc/nginx/nginx.conf" || fail "no access_log line in the image's nginx.conf"
+fi
 cp -a "$zroot" "$hroot"
 # On the host's loopback nginx listens on 127.0.0.1 and a free port, never on the host's other
 # addresses: a copy of Debian's default site with only its listen lines changed is mounted over
@@ -121,15 +132,22 @@ start_nginx() { # NAME NETNS|- SITE|-
 }
 nginx_pid() { cat "$work/$1.run/nginx.pid" 2>/dev/null; }
 start_nginx loopback - "$work/site-loopback"
-# A bare veth pair between two namespaces made here, the same nginx (Debian's site unchanged,
-# port 80) in one and wrk in the other: the kernel's own cost of a veth path, without Lumos.
+# Two peers for the path between the zones, each between namespaces made here with the same
+# nginx (Debian's site unchanged, port 80) in one and wrk in the other: a bare veth pair (the
+# kernel's cheapest path), and a plain Linux bridge with two veths and no table, br_netfilter off
+# (what a Lumos etherstub is, without Lumos: its anti-spoofing table, docs/net.md).
 ip netns add "$id-vs"; ip netns add "$id-vc"
 ip -n "$id-vs" link add eth0 type veth peer name eth0 netns "$id-vc"
-for x in "vs 10" "vc 11"; do
+ip netns add "$id-bs"; ip netns add "$id-bc"; ip netns add "$id-bb"
+ip netns exec "$id-bb" sysctl -q -e -w net.bridge.bridge-nf-call-iptables=0 net.bridge.bridge-nf-call-ip6tables=0 net.bridge.bridge-nf-call-arptables=0
+ip -n "$id-bb" link add br0 type bridge; ip -n "$id-bb" link set br0 up
+for x in bs bc; do ip -n "$id-bb" link add "$x" type veth peer name eth0 netns "$id-$x"; ip -n "$id-bb" link set "$x" master br0 up; done
+for x in "vs 78 10" "vc 78 11" "bs 79 10" "bc 79 11"; do
   set -- $x
-  ip -n "$id-$1" addr add "10.78.0.$2/24" dev eth0; ip -n "$id-$1" link set eth0 up; ip -n "$id-$1" link set lo up
+  ip -n "$id-$1" addr add "10.$2.0.$3/24" dev eth0; ip -n "$id-$1" link set eth0 up; ip -n "$id-$1" link set lo up
 done
 start_nginx veth "$id-vs" -
+start_nginx bridge "$id-bs" -
 
 vmadm start "$server" 2>/dev/null
 # systemd starts nginx: wait until it answers on the etherstub (from the switch's host side).
@@ -138,8 +156,11 @@ for _ in $(seq 300); do answers && break; sleep 0.5; done
 answers || fail "nginx in the server zone does not answer: $("$lumos" login "$server" systemctl status nginx 2>&1 | tail -5)"
 for _ in $(seq 100); do curl -sf -o /dev/null --max-time 2 "http://127.0.0.1:$port/" && break; sleep 0.1; done
 curl -sf -o /dev/null "http://127.0.0.1:$port/" || fail "nginx on the host's loopback does not answer: $(cat "$work/loopback.log")"
-for _ in $(seq 100); do ip netns exec "$id-vc" curl -sf -o /dev/null --max-time 2 http://10.78.0.10/ && break; sleep 0.1; done
-ip netns exec "$id-vc" curl -sf -o /dev/null http://10.78.0.10/ || fail "nginx on the veth pair does not answer: $(cat "$work/veth.log")"
+for x in "vc 78 veth" "bc 79 bridge"; do
+  set -- $x
+  for _ in $(seq 100); do ip netns exec "$id-$1" curl -sf -o /dev/null --max-time 2 "http://10.$2.0.10/" && break; sleep 0.1; done
+  ip netns exec "$id-$1" curl -sf -o /dev/null "http://10.$2.0.10/" || fail "nginx on the $3 peer does not answer: $(cat "$work/$3.log")"
+done
 # The client: systemd's own nginx there is stopped (only wrk runs in it); it reaches the server.
 "$lumos" login "$client" /bin/sh -c 'for i in $(seq 600); do test -S /run/systemd/private && break; sleep 0.1; done; systemctl stop nginx' >/dev/null 2>&1 || true
 page=$("$lumos" login "$client" /bin/bash -c 'exec 3<>/dev/tcp/10.77.0.10/80 && printf "GET / HTTP/1.0\r\n\r\n" >&3 && cat <&3' 2>/dev/null || true)
@@ -158,13 +179,14 @@ wrk_args=(-t2 "-c$conns" "-d${secs}s")
 # the requests wrk completed.
 measure() { # CASE (the port in each URL: minbase has no /etc/services for wrk to look "http" up in)
   local out t0 cgs=("$cg2/lumos/$server" "$cg2/lumos/$client")
-  [[ $1 == host || $1 == veth ]] && cgs=("$cg2/$id")
+  [[ $1 == host || $1 == veth || $1 == bridge ]] && cgs=("$cg2/$id")
   t0=$(cpu_us "${cgs[@]}")
   case $1 in
     zone) out=$("$lumos" login "$client" wrk "${wrk_args[@]}" http://10.77.0.10:80/ 2>&1) ;;
     zonelo) out=$("$lumos" login "$server" wrk "${wrk_args[@]}" http://127.0.0.1:80/ 2>&1) ;;
     host) out=$(inpeer inroot - "$work/wrk.run" - wrk "${wrk_args[@]}" "http://127.0.0.1:$port/" 2>&1) ;;
     veth) out=$(inpeer inroot "$id-vc" "$work/wrk.run" - wrk "${wrk_args[@]}" http://10.78.0.10:80/ 2>&1) ;;
+    bridge) out=$(inpeer inroot "$id-bc" "$work/wrk.run" - wrk "${wrk_args[@]}" http://10.79.0.10:80/ 2>&1) ;;
   esac
   local used=$(( $(cpu_us "${cgs[@]}") - t0 ))
   grep -q 'Requests/sec' <<<"$out" || fail "wrk ($1): $out"
@@ -174,11 +196,11 @@ measure() { # CASE (the port in each URL: minbase has no /etc/services for wrk t
     /^ *Latency/ && !l { v = $2 + 0; u = $2; sub(/^[0-9.]+/, "", u); l = (u == "us") ? v / 1000 : (u == "s") ? v * 1000 : v }
     END { printf "%s %.2f %.1f\n", r, l, used / n }' <<<"$out"
 }
-cases=(zone host zonelo veth)
+cases=(zone host zonelo veth bridge)
 declare -A rps lat cpu
 for i in $(seq "$runs"); do
-  for k in 0 1 2 3; do
-    c=${cases[$(( (i + k) % 4 ))]}
+  for k in 0 1 2 3 4; do
+    c=${cases[$(( (i + k) % 5 ))]}
     out=$(measure "$c"); read -r r l u <<<"$out"
     rps[$c]+="$r "; lat[$c]+="$l "; cpu[$c]+="$u "
   done
@@ -191,7 +213,7 @@ pairedratio() { paste <(printf '%s\n' $1) <(printf '%s\n' $2) | awk '{printf "%.
 r2() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.2f", a / b }'; }
 h=$(med "${rps[host]}")
 version=$(inroot - "$work/wrk.run" - /usr/sbin/nginx -v 2>&1 | sed 's/^nginx version: //')
-echo "| wrk ${wrk_args[*]} GET / ($version, Debian's default site; $runs rounds, order rotated) | requests/s, median (min–max) | mean latency (ms, median) | ratio of medians to the host's loopback | median per-round ratio | CPU µs per request (median) |"
+echo "| wrk ${wrk_args[*]} GET / ($version, Debian's default site$([[ ${NGINX_ACCESS_LOG:-on} == off ]] && echo ", access log off"); $runs rounds, order rotated) | requests/s, median (min–max) | mean latency (ms, median) | ratio of medians to the host's loopback | median per-round ratio | CPU µs per request (median) |"
 echo "|---|---|---|---|---|---|"
 row() { # CASE LABEL
   local m r="" p=""; m=$(med "${rps[$1]}")
@@ -202,6 +224,10 @@ row zone "zone to zone over a Lumos etherstub (wrk in the client zone, nginx und
 row host "the same nginx on the host's loopback (chroot into a copy of the server zone's root, wrk from it)"
 row zonelo "inside the server zone, its own loopback (wrk in the zone)"
 row veth "the same nginx over a bare veth pair between two namespaces (no Lumos)"
+row bridge "the same nginx over a plain bridge and two veths, no table (an etherstub without Lumos)"
 echo
-echo "Zone to zone / bare veth pair: $(r2 "$(med "${rps[zone]}")" "$(med "${rps[veth]}")") (median per-round ratio $(pairedratio "${rps[zone]}" "${rps[veth]}"))."
-echo "nginx workers (worker_processes auto): $(workers zone "$server") in the server zone, $(workers pid "$(nginx_pid loopback)") on the host's loopback, $(workers pid "$(nginx_pid veth)") on the veth pair; client and server share the machine's $(nproc) cores in every case (they compete); load average at the end: $(cut -d' ' -f1-3 /proc/loadavg)."
+for x in "veth:the bare veth pair" "bridge:the plain bridge"; do
+  c=${x%%:*}
+  echo "Zone to zone / ${x#*:}: $(r2 "$(med "${rps[zone]}")" "$(med "${rps[$c]}")") requests/s (median per-round ratio $(pairedratio "${rps[zone]}" "${rps[$c]}")), $(r2 "$(med "${cpu[zone]}")" "$(med "${cpu[$c]}")") CPU per request."
+done
+echo "nginx workers (worker_processes auto): $(workers zone "$server") in the server zone, $(workers pid "$(nginx_pid loopback)") on the host's loopback, $(workers pid "$(nginx_pid veth)") on the veth pair, $(workers pid "$(nginx_pid bridge)") behind the plain bridge; client and server share the machine's $(nproc) cores in every case (they compete); load average at the end: $(cut -d' ' -f1-3 /proc/loadavg)."
