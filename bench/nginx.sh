@@ -23,7 +23,8 @@
 # machine's 2 cores in every case (they compete), as does other work on the machine.
 # Usage: sudo bench/nginx.sh [ROUNDS] [SECONDS] [CONNS]   (default 5 rounds of 10 s, 50 connections)
 # LUMOS=/path/to/lumos skips the release build (e.g. .build/debug/lumos); NGINX_ACCESS_LOG=off
-# turns nginx's access log off in every case.
+# turns nginx's access log off in every case; NGINX_CASES="zone bridge" runs only those cases
+# (of zone host zonelo veth bridge; e.g. to profile one).
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 source "$here/lib.sh"
@@ -196,11 +197,11 @@ measure() { # CASE (the port in each URL: minbase has no /etc/services for wrk t
     /^ *Latency/ && !l { v = $2 + 0; u = $2; sub(/^[0-9.]+/, "", u); l = (u == "us") ? v / 1000 : (u == "s") ? v * 1000 : v }
     END { printf "%s %.2f %.1f\n", r, l, used / n }' <<<"$out"
 }
-cases=(zone host zonelo veth bridge)
+cases=(${NGINX_CASES:-zone host zonelo veth bridge})
 declare -A rps lat cpu
 for i in $(seq "$runs"); do
-  for k in 0 1 2 3 4; do
-    c=${cases[$(( (i + k) % 5 ))]}
+  for k in "${!cases[@]}"; do
+    c=${cases[$(( (i + k) % ${#cases[@]} ))]}
     out=$(measure "$c"); read -r r l u <<<"$out"
     rps[$c]+="$r "; lat[$c]+="$l "; cpu[$c]+="$u "
   done
@@ -211,13 +212,14 @@ spread() { printf '%s\n' $1 | sort -n | sed -n '1p;$p' | paste -sd- | sed 's/-/�
 # median over rounds of A[i]/B[i] (cases next to each other in time share the machine's load)
 pairedratio() { paste <(printf '%s\n' $1) <(printf '%s\n' $2) | awk '{printf "%.4f\n", $1/$2}' | median | xargs printf '%.2f'; }
 r2() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.2f", a / b }'; }
-h=$(med "${rps[host]}")
+h=$(med "${rps[host]:-}")
 version=$(inroot - "$work/wrk.run" - /usr/sbin/nginx -v 2>&1 | sed 's/^nginx version: //')
 echo "| wrk ${wrk_args[*]} GET / ($version, Debian's default site$([[ ${NGINX_ACCESS_LOG:-on} == off ]] && echo ", access log off"); $runs rounds, order rotated) | requests/s, median (min–max) | mean latency (ms, median) | ratio of medians to the host's loopback | median per-round ratio | CPU µs per request (median) |"
 echo "|---|---|---|---|---|---|"
 row() { # CASE LABEL
+  [[ -n ${rps[$1]:-} ]] || return 0
   local m r="" p=""; m=$(med "${rps[$1]}")
-  [[ $1 != host ]] && { r=$(r2 "$m" "$h"); p=$(pairedratio "${rps[$1]}" "${rps[host]}"); }
+  [[ $1 != host && -n ${rps[host]:-} ]] && { r=$(r2 "$m" "$h"); p=$(pairedratio "${rps[$1]}" "${rps[host]}"); }
   echo "| $2 | $m ($(spread "${rps[$1]}")) | $(med "${lat[$1]}") | $r | $p | $(med "${cpu[$1]}") |"
 }
 row zone "zone to zone over a Lumos etherstub (wrk in the client zone, nginx under systemd in the server zone)"
@@ -228,6 +230,7 @@ row bridge "the same nginx over a plain bridge and two veths, no table (an ether
 echo
 for x in "veth:the bare veth pair" "bridge:the plain bridge"; do
   c=${x%%:*}
+  [[ -n ${rps[zone]:-} && -n ${rps[$c]:-} ]] || continue
   echo "Zone to zone / ${x#*:}: $(r2 "$(med "${rps[zone]}")" "$(med "${rps[$c]}")") requests/s (median per-round ratio $(pairedratio "${rps[zone]}" "${rps[$c]}")), $(r2 "$(med "${cpu[zone]}")" "$(med "${cpu[$c]}")") CPU per request."
 done
 echo "nginx workers (worker_processes auto): $(workers zone "$server") in the server zone, $(workers pid "$(nginx_pid loopback)") on the host's loopback, $(workers pid "$(nginx_pid veth)") on the veth pair, $(workers pid "$(nginx_pid bridge)") behind the plain bridge; client and server share the machine's $(nproc) cores in every case (they compete); load average at the end: $(cut -d' ' -f1-3 /proc/loadavg)."
