@@ -35,6 +35,9 @@ if [[ -n ${LUMOS:-} ]]; then lumos=$LUMOS; else
   lumos=$(lumos_bin)
   (cd "$here/.." && swift build -c release --product lumos-init 2>&1 | tail -1) >&2
 fi
+for c in ${NGINX_CASES:-}; do
+  [[ " zone host zonelo veth bridge " == *" $c "* ]] || { echo "bench/nginx.sh: NGINX_CASES: unknown case '$c' (zone host zonelo veth bridge)" >&2; exit 2; }
+done
 cache=${NGINX_IMAGE_CACHE:-/var/tmp/lumos-bench-nginx-image}
 id="lumos-b-ngx-$$"
 work=$(mktemp -d /tmp/lumos-bench-nginx.XXXXXX)
@@ -49,8 +52,14 @@ cleanup() {
     kill "$p" 2>/dev/null || true
     for _ in $(seq 50); do kill -0 "$p" 2>/dev/null || break; sleep 0.1; done
   done
+  # Whatever else still runs in the peers' cgroups is ours too (a wrk of an interrupted run).
+  for d in "${cgroups_made[@]}"; do
+    for p in $(cat "$d/cgroup.procs" 2>/dev/null); do kill "$p" 2>/dev/null || true; done
+  done
   wait 2>/dev/null || true
-  for d in "${cgroups_made[@]}"; do rmdir "$d" 2>/dev/null || true; done
+  for d in "${cgroups_made[@]}"; do
+    for _ in $(seq 50); do rmdir "$d" 2>/dev/null && break; sleep 0.1; done
+  done
   for u in $(vmadm list -H -o uuid 2>/dev/null); do vmadm delete "$u" >/dev/null 2>&1 || true; done
   "$lumos" net delete-etherstub stub0 >/dev/null 2>&1 || true
   "$lumos" pool destroy -f zones >/dev/null 2>&1 || true
