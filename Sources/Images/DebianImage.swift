@@ -12,11 +12,13 @@ public enum DebianImage {
         /// (docs/vmadm.md, "Zones with systemd").
         case systemd
 
-        /// debootstrap --include.
+        /// debootstrap --include. netbase (/etc/services, /etc/protocols: minbase leaves it out)
+        /// with systemd, as every installed Debian has it: without it getservbyname fails, so
+        /// `wrk http://HOST/` says "Servname not supported" (the Debian kvm guest has it too).
         var packages: [String] {
             switch self {
             case .none: return []
-            case .systemd: return ["systemd", "systemd-sysv", "dbus"]
+            case .systemd: return ["systemd", "systemd-sysv", "dbus", "netbase"]
             }
         }
     }

@@ -59,9 +59,10 @@ final class AttackSite {
 
     var imageUUID: String { get throws { try lumos(["img", "list", "-H", "-o", "uuid"]).stdout.trimmingSpaces() } }
 
-    /// `vmadm create` of a busybox zone; `nic` adds one NIC on the etherstub with this host number.
-    func create(alias: String, host: Int? = nil, extra: String = "", nicExtra: String = "") throws -> String {
-        var json = "{\"brand\":\"lx\",\"alias\":\"\(alias)\",\"image_uuid\":\"\(try imageUUID)\",\"max_physical_memory\":64\(extra)"
+    /// `vmadm create` of a busybox zone (or of `image`, with `memory` MiB); `host` adds one NIC on
+    /// the etherstub with this host number.
+    func create(alias: String, host: Int? = nil, extra: String = "", nicExtra: String = "", image: String? = nil, memory: Int = 64) throws -> String {
+        var json = "{\"brand\":\"lx\",\"alias\":\"\(alias)\",\"image_uuid\":\"\(try image ?? imageUUID)\",\"max_physical_memory\":\(memory)\(extra)"
         if let host {
             json += ",\"nics\":[{\"nic_tag\":\"\(stub)\",\"ips\":[\"\(subnet).\(host)/24\"],\"gateways\":[\"\(subnet).1\"],\"primary\":true\(nicExtra)}]"
         }
