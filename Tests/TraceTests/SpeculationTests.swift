@@ -187,6 +187,44 @@ struct SpeculationRuleTests {
         #expect(s.held.values.map(\.records.count) == [1, 1])
     }
 
+    /// Clauses on one USDT probe run in program order (the kernel runs a uprobe's
+    /// consumers last-attached first, so the session attaches them in reverse): the
+    /// commit clause before the discard clause, as in the slow-query program.
+    @Test(.enabled(if: isRoot, "needs root")) func clausesOnAUSDTProbeRunInOrder() throws {
+        let prog = try TestProgram(TestProgram.usdtSource, name: "usdtprog")
+        defer { prog.remove() }
+        let command = "\(prog.binary) 6 1"
+        let target = try TargetProcess(command: command)
+        defer { target.abandon() }
+        let catalog = try KernelProbeCatalog()
+        catalog.targetPID = target.pid
+        catalog.targetCommand = command
+        let compiler = DCompiler(catalog: catalog, syscallNumbers: catalog.syscallNumbers)
+        compiler.speculations = 4
+        // tick's arg1 is -5 - i for i = 0...5: the odd ones are committed.
+        let script = try compiler.compile(try Parser.parse("""
+            lumostest$target:::tick { self->spec = speculation(); speculate(self->spec); printf("%d ", arg1); }
+            lumostest$target:::tick /self->spec && (arg1 & 1)/ { commit(self->spec); self->spec = 0; }
+            lumostest$target:::tick /self->spec/ { discard(self->spec); self->spec = 0; }
+            lumostest$target:::tick { printf("[%d] ", self->spec); }
+            """, macros: ["target": "\(target.pid)"]))
+        let fds = try cloexecPipe()
+        defer { close(fds[0]) }
+        var options = TraceOptions()
+        options.quiet = true
+        let s = try TraceSession(script: script, options: options, output: fds[1])
+        try s.load()
+        try s.attach()
+        target.release()
+        while !target.hasExited() { s.poll(timeoutMs: 10) }
+        s.detach()
+        s.drain()
+        try s.finish()
+        close(fds[1])
+        #expect(String(decoding: readAll(fds[0]), as: UTF8.self) == "-5 [0] [0] -7 [0] [0] -9 [0] [0] ")
+        #expect(s.failedSpeculations == 0)
+    }
+
     /// speculate() of 0 (what a failed speculation() returns), of an id above nspec, and of
     /// a speculation already committed writes nothing.
     @Test(.enabled(if: isRoot, "needs root")) func speculateOnNoSpeculationWritesNothing() throws {
@@ -335,7 +373,7 @@ func reaped(_ pid: pid_t) -> Bool {
         let lines = (TextFile.read(out) ?? "").split(separator: "\n").map(String.init)
         let slowLines = lines.filter { $0 == slow }.count
         #expect(!lines.contains(fast), "a fast statement was committed")
-        #expect(slowLines >= 1, "\(lines.prefix(20))")
+        #expect(slowLines >= 1, "\(lines.count) lines: \(lines.prefix(20)); failed \(s.failedSpeculations), held \(s.held.count)")
         // Every slow statement is printed unless its speculation() found no free slot.
         if s.failedSpeculations == 0 { #expect(slowLines == slowRuns) }
     }

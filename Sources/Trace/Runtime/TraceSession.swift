@@ -67,10 +67,15 @@ public final class TraceSession {
         }
     }
 
-    /// Attaches every program except BEGIN/END/ERROR, in clause order, with the probes
-    /// layer's attach code, then maps the ring buffer.
+    /// Attaches every program except BEGIN/END/ERROR with the probes layer's attach code,
+    /// then maps the ring buffer. Programs on one probe must run in clause order (a clause
+    /// sees what the ones before it did). Tracepoints and perf events run their programs
+    /// in the order they were attached, uprobes in the reverse order (the kernel adds a
+    /// uprobe's consumers at the head of its list), so uprobes are attached last to first.
     public func attach() throws {
-        for (p, prog) in loaded {
+        let uprobes = loaded.filter { if case .uprobe = $0.0.probe.attach { return true } else { return false } }
+        let others = loaded.filter { if case .uprobe = $0.0.probe.attach { return false } else { return true } }
+        for (p, prog) in others + uprobes.reversed() {
             switch p.probe.attach {
             case .begin, .end, .error:
                 continue
