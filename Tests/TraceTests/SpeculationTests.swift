@@ -225,8 +225,9 @@ struct SpeculationRuleTests {
         #expect(s.failedSpeculations == 0)
     }
 
-    /// speculate() of 0 (what a failed speculation() returns), of an id above nspec, and of
-    /// a speculation already committed writes nothing.
+    /// speculate() of 0 (what a failed speculation() returns) and of a speculation already
+    /// committed writes nothing; an id above nspec is an illegal-operation fault that stops
+    /// the clause.
     @Test(.enabled(if: isRoot, "needs root")) func speculateOnNoSpeculationWritesNothing() throws {
         let fds = try cloexecPipe()
         defer { close(fds[0]) }
@@ -240,10 +241,37 @@ struct SpeculationRuleTests {
             BEGIN { speculate(s); printf("late "); }
             BEGIN { printf("b"); exit(0); }
             """, nspec: 2, output: fds[1])
-        try s.run(.begin)
-        try s.finish()
+        let (_, stderr) = try capturingStderr {
+            try s.run(.begin)
+            try s.finish()
+        }
         close(fds[1])
         #expect(String(decoding: readAll(fds[0]), as: UTF8.self) == "a kept b")
+        #expect(s.faults == 1)
+        #expect(stderr == "dtrace: error on enabled probe ID 1 (ID 1: dtrace:::BEGIN): illegal operation in action #1 at DIF offset 0\n")
+    }
+
+    /// `#pragma D option nspec` and `specsize` in the program, as `-x` gives them.
+    @Test(.enabled(if: isRoot, "needs root")) func pragmaOptions() throws {
+        let out = "/tmp/lumos-spec-\(getpid())-\(UInt32.random(in: 0...UInt32.max))"
+        defer { unlink(out) }
+        let program = """
+            #pragma D option quiet
+            #pragma D option nspec=3
+            #pragma D option specsize=48
+            BEGIN { a = speculation(); b = speculation(); c = speculation(); d = speculation(); printf("%d %d %d %d\\n", a, b, c, d); }
+            BEGIN { speculate(a); printf("%d ", 1); }
+            BEGIN { speculate(a); printf("%d ", 2); }
+            BEGIN { speculate(a); printf("%d ", 3); }
+            BEGIN { commit(a); }
+            BEGIN { exit(0); }
+            """
+        let (status, stderr) = try capturingStderr {
+            DTraceCommandLine.main(["-o", out, "-n", program], programName: "dtrace")
+        }
+        #expect(status == 0)
+        #expect(TextFile.read(out) == "1 2 3 0\n1 2 ")
+        #expect(stderr == "dtrace: 1 failed speculation (no speculative buffer available)\ndtrace: 1 speculative drop\n")
     }
 
     /// nspec=2: the third speculation() returns 0 and is reported as DTrace reports it,

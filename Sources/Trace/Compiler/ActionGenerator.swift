@@ -338,9 +338,12 @@ extension ClauseGenerator {
     }
 
     /// A fault record: header (id names the action and its clause) + the bad address.
-    mutating func emitFault(addressSlot: Int, at loc: SourceLocation) throws(DCompileError) {
-        let id = compiler.addAction(ActionSpec(kind: .fault, format: "invalid address", argumentTypes: [.uint64],
-                                               aggregation: nil, location: loc, joined: [], actionNumber: actionNumber))
+    /// `illegalOperation`: DTrace's "illegal operation" (DTRACEFLT_ILLOP), printed without
+    /// the value, instead of "invalid address".
+    mutating func emitFault(addressSlot: Int, illegalOperation: Bool = false, at loc: SourceLocation) throws(DCompileError) {
+        let id = compiler.addAction(ActionSpec(kind: .fault, format: illegalOperation ? "illegal operation" : "invalid address", argumentTypes: [.uint64],
+                                               aggregation: nil, location: loc, joined: [], actionNumber: actionNumber,
+                                               faultCode: illegalOperation ? 3 : 1))
         let r = try alloc(Layout.recordHeader + 8, at: loc)
         fload(.r1, addressSlot)
         fstore(r + Layout.recordHeader, .r1)

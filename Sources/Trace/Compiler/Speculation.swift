@@ -148,12 +148,19 @@ extension ClauseGenerator {
     }
 
     /// Loads the state word of speculation R0 into R1 with its map value pointer in R7, or
-    /// jumps to `missing` for 0, ids above nspec and slots not ACTIVE (DTrace silently
-    /// ignores those). The id is left in `key` (4 bytes).
-    mutating func activeSpeculation(key: Int, missing: Assembler.Label) {
+    /// jumps to `missing` for 0 and slots not ACTIVE (DTrace silently ignores those). An
+    /// id above nspec is DTrace's "illegal operation" fault: the clause stops there. The
+    /// id is left in `key` (4 bytes).
+    mutating func activeSpeculation(key: Int, missing: Assembler.Label, at loc: SourceLocation) throws(DCompileError) {
         let m = compiler.speculationsMap()
         asm.jump(.jeq, .r0, imm: 0, missing)
-        asm.jump(.jgt, .r0, imm: Int32(compiler.speculations), missing)
+        let inRange = asm.newLabel()
+        asm.jump(.jle, .r0, imm: Int32(compiler.speculations), inRange)
+        let value = try alloc(8, at: loc)
+        fstore(value, .r0)
+        try emitFault(addressSlot: value, illegalOperation: true, at: loc)
+        asm.jump(exitLabel)
+        asm.bind(inRange)
         fstore(key, .r0, size: 4)
         asm.loadMap(.r1, map: m)
         framePointer(.r2, key)
@@ -183,7 +190,7 @@ extension ClauseGenerator {
         try intExpr(args[0])
         let key = try alloc(8, at: loc)
         let dropped = asm.newLabel(), done = asm.newLabel()
-        activeSpeculation(key: key, missing: dropped)
+        try activeSpeculation(key: key, missing: dropped, at: loc)
         speculationTag(key: key)
         fstore(slot, .r1)
         asm.jump(done)
@@ -204,7 +211,7 @@ extension ClauseGenerator {
         let old = try alloc(8, at: loc)
         let r = try alloc(Layout.recordHeader, at: loc)
         let skip = asm.newLabel(), sent = asm.newLabel()
-        activeSpeculation(key: key, missing: skip)
+        try activeSpeculation(key: key, missing: skip, at: loc)
         fstore(old, .r1)
         let kind: RecordKind = commit ? .commit : .discard
         let id = compiler.addAction(ActionSpec(kind: kind, format: "", argumentTypes: [], aggregation: nil, location: loc))

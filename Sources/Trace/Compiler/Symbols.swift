@@ -107,4 +107,6 @@ public struct ActionSpec: Equatable, Sendable {
     public var joined: [String] = []
     /// For faults: the clause statement (1-based) that faulted.
     public var actionNumber: Int = 0
+    /// For faults: DTrace's fault code (DTRACEFLT_BADADDR 1, DTRACEFLT_ILLOP 3).
+    public var faultCode: Int = 1
 }

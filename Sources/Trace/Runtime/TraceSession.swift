@@ -368,10 +368,11 @@ public final class TraceSession {
         let action = script.actions[id]
         let address = record.loadUnaligned(fromByteOffset: Layout.recordHeader, as: UInt64.self)
         let name = probeID < script.probes.count ? script.probes[probeID].fullName : "?"
-        let message = "\(options.programName): error on enabled probe ID \(probeID + 1) (ID \(probeID + 1): \(name)): \(action.format) (0x\(String(address, radix: 16))) in action #\(action.actionNumber) at DIF offset 0\n"
+        // Only a bad address is printed with its value (libdtrace's dt_handle_err).
+        let details = action.faultCode == 1 ? " (0x\(String(address, radix: 16)))" : ""
+        let message = "\(options.programName): error on enabled probe ID \(probeID + 1) (ID \(probeID + 1): \(name)): \(action.format)\(details) in action #\(action.actionNumber) at DIF offset 0\n"
         FD.writeAll(2, Array(message.utf8))
-        // DTRACEFLT_BADADDR is 1.
-        pendingErrorRuns.append([0, UInt64(probeID + 1), UInt64(action.actionNumber), 0, 1, address])
+        pendingErrorRuns.append([0, UInt64(probeID + 1), UInt64(action.actionNumber), 0, UInt64(action.faultCode), action.faultCode == 1 ? address : 0])
         return ""
     }
 
