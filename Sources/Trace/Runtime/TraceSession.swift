@@ -184,14 +184,13 @@ public final class TraceSession {
 
     func hold(_ record: UnsafeRawBufferPointer, slot: Int, generation: UInt8) {
         guard current(slot: slot, generation) else { return }
-        var h = held[slot] ?? HeldSpeculation()
-        guard h.bytes + record.count <= options.speculationSize else {
+        guard (held[slot]?.bytes ?? 0) + record.count <= options.speculationSize else {
             speculativeDrops += 1
             return
         }
-        h.bytes += record.count
-        h.records.append(Array(record))
-        held[slot] = h
+        // Mutated in place: a copy of the entry would copy its records on every append.
+        held[slot, default: HeldSpeculation()].bytes += record.count
+        held[slot, default: HeldSpeculation()].records.append(Array(record))
     }
 
     /// commit: the held records are printed as if they had just arrived; discard: dropped.
