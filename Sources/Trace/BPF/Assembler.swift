@@ -86,6 +86,12 @@ public struct Assembler: Sendable {
         emit(BPFInstruction(code: Op.stx | Op.atomic | Op.dw, dst: base.rawValue, src: src.rawValue, offset: Int16(offset), imm: 0))
     }
 
+    /// `r0 = cmpxchg((u64 *)(base + offset), r0, src)`: stores src when the word equals R0;
+    /// R0 gets the old word either way (BPF_CMPXCHG, kernel 5.12).
+    public mutating func atomicCompareExchange(_ base: Reg, offset: Int, _ src: Reg) {
+        emit(BPFInstruction(code: Op.stx | Op.atomic | Op.dw, dst: base.rawValue, src: src.rawValue, offset: Int16(offset), imm: 0xf1))
+    }
+
     // MARK: Control flow
 
     public mutating func jump(_ label: Label) { jump(.ja, .r0, imm: 0, label) }

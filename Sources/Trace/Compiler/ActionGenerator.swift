@@ -168,6 +168,10 @@ extension ClauseGenerator {
         case "stringof":
             guard args.count == 1 else { throw typeError("stringof( ) takes one argument", e) }
             return .string(try stringExpr(args[0], into: dest))
+        case "speculation":
+            guard args.isEmpty else { throw typeError("speculation( ) takes no arguments", e) }
+            try speculationCall(e)
+            return .integer(.int64)
         case "strlen":
             guard args.count == 1 else { throw typeError("strlen( ) takes one argument", e) }
             let s = try stringExpr(args[0])
@@ -186,7 +190,7 @@ extension ClauseGenerator {
                     ? "destructive action \(f)( ) is not supported by this tracer"
                     : "destructive actions are not allowed unless -w is given: \(f)( )", e)
             }
-            if ["printf", "trace", "printa", "exit", "clear", "trunc", "normalize", "denormalize"].contains(f) {
+            if ["printf", "trace", "printa", "exit", "clear", "trunc", "normalize", "denormalize", "speculate", "commit", "discard"].contains(f) {
                 throw typeError("\(f)( ) is an action and cannot be used in an expression", e)
             }
             if ["stack", "ustack", "jstack"].contains(f) {
@@ -222,6 +226,10 @@ extension ClauseGenerator {
             try markStopped(loc)
             // Nothing after exit() runs in DTrace's clause either.
             asm.jump(exitLabel)
+        case "speculate":
+            try speculate(args, at: loc)
+        case "commit", "discard":
+            try endSpeculation(commit: f == "commit", args, at: loc)
         case "printa", "clear", "trunc", "normalize", "denormalize":
             var format = ""
             var rest = args
@@ -310,6 +318,13 @@ extension ClauseGenerator {
         fstore(r, .r1, size: 4)
         fstore(r + 4, imm: Int32(id), size: 4)
         asm.call(.getSmpProcessorId)
+        let sent = asm.newLabel()
+        if let slot = speculationSlot {
+            // Under speculate(): the speculation's tag beside the CPU, or nothing written.
+            fload(.r1, slot)
+            asm.jump(.jeq, .r1, imm: Self.droppedSpeculation, sent)
+            asm.alu(.or, .r0, .r1)
+        }
         fstore(r + 8, .r0, size: 4)
         fstore(r + 12, imm: Int32(probeID), size: 4)
         asm.loadMap(.r1, map: compiler.ringBufferMap)
@@ -317,16 +332,18 @@ extension ClauseGenerator {
         asm.mov(.r3, imm: Int64(size))
         asm.mov(.r4, imm: 0)
         asm.call(.ringbufOutput)
-        let sent = asm.newLabel()
         asm.jump(.jeq, .r0, imm: 0, sent)
         try countDrop(0, at: loc)
         asm.bind(sent)
     }
 
     /// A fault record: header (id names the action and its clause) + the bad address.
-    mutating func emitFault(addressSlot: Int, at loc: SourceLocation) throws(DCompileError) {
-        let id = compiler.addAction(ActionSpec(kind: .fault, format: "invalid address", argumentTypes: [.uint64],
-                                               aggregation: nil, location: loc, joined: [], actionNumber: actionNumber))
+    /// `illegalOperation`: DTrace's "illegal operation" (DTRACEFLT_ILLOP), printed without
+    /// the value, instead of "invalid address".
+    mutating func emitFault(addressSlot: Int, illegalOperation: Bool = false, at loc: SourceLocation) throws(DCompileError) {
+        let id = compiler.addAction(ActionSpec(kind: .fault, format: illegalOperation ? "illegal operation" : "invalid address", argumentTypes: [.uint64],
+                                               aggregation: nil, location: loc, joined: [], actionNumber: actionNumber,
+                                               faultCode: illegalOperation ? 3 : 1))
         let r = try alloc(Layout.recordHeader + 8, at: loc)
         fload(.r1, addressSlot)
         fstore(r + Layout.recordHeader, .r1)

@@ -21,6 +21,9 @@ struct ClauseGenerator {
     var recordSequenceSlot = 0
     /// The clause statement being generated, 1-based (DTrace's "action #N" in fault reports).
     var actionNumber = 0
+    /// In a clause that calls speculate(): the tag its records carry (0 before speculate(),
+    /// slot << 16 | generation << 24 after, `droppedSpeculation` when nothing may be written).
+    var speculationSlot: Int?
 
     init(compiler: DCompiler, probe: ResolvedProbe, probeID: Int) {
         self.compiler = compiler
@@ -134,6 +137,12 @@ struct ClauseGenerator {
         try declareLocals(clause)
         recordSequenceSlot = try alloc(8, at: clause.location)
         fstore(recordSequenceSlot, imm: 0)
+        let speculates = SpeculationRules.speculates(clause)
+        if speculates {
+            let slot = try alloc(8, at: clause.location)
+            fstore(slot, imm: 0)
+            speculationSlot = slot
+        }
         if let p = clause.predicate {
             asm.currentLine = p.location.line
             let mark = stackUsed
@@ -145,6 +154,10 @@ struct ClauseGenerator {
             for (i, s) in body.enumerated() {
                 actionNumber = i + 1
                 try statement(s)
+            }
+            // A clause with only speculate() traces the default action speculatively.
+            if speculates && !SpeculationRules.records(clause) {
+                try emitRecord(kind: .probeFired, id: 0, args: [], at: clause.location)
             }
         } else {
             try emitRecord(kind: .probeFired, id: 0, args: [], at: clause.location)

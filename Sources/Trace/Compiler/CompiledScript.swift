@@ -36,6 +36,9 @@ public struct CompiledScript: Sendable {
     public var stateMap: Int
     /// The zonename map (cgroup id -> name) the runtime fills, when the script uses zonename.
     public var zoneNameMap: Int?
+    /// dt_spec: one 8-byte state word per speculation slot (index 0 unused), when the
+    /// script uses speculations (SpeculationState).
+    public var speculationMap: Int?
     /// Whether a clause without actions exists (DTrace prints the default probe line).
     public var hasBEGIN: Bool { programs.contains { $0.probe.attach == .begin } }
 }

@@ -17,7 +17,8 @@ public final class DCompiler {
     var globalsSize = 0
     let ringBufferMap: Int
     /// Per-CPU drop counters: [0] records the ring buffer had no room for, [1] aggregation
-    /// updates that found the aggregation's map full.
+    /// updates that found the aggregation's map full, [2] speculation() calls that found no
+    /// free buffer.
     let dropsMap: Int
     /// [0] is non-zero once tracing has stopped: set by exit() in the kernel and by the
     /// runtime before END, and tested first by every probe's program when the script can
@@ -32,6 +33,9 @@ public final class DCompiler {
     var globalsMap = -1
     var zeroMap = -1
     var zoneNameMap: Int?
+    /// nspec: speculation buffers (slots 1...speculations of dt_spec, docs/trace.md).
+    public var speculations = 1
+    var speculationMap: Int?
     var syscallNameMap: Int?
     /// CLOCK_REALTIME - CLOCK_MONOTONIC, so walltimestamp = ktime_get_ns() + offset.
     let wallClockOffset: Int64
@@ -68,7 +72,7 @@ public final class DCompiler {
         ringBufferMap = 0
         maps.append(MapSpec(name: "dt_events", kind: .ringBuffer, keySize: 0, valueSize: 0, maxEntries: size))
         dropsMap = 1
-        maps.append(MapSpec(name: "dt_drops", kind: .perCPUArray, keySize: 4, valueSize: 8, maxEntries: 2))
+        maps.append(MapSpec(name: "dt_drops", kind: .perCPUArray, keySize: 4, valueSize: 8, maxEntries: 3))
         stateMap = 2
         maps.append(MapSpec(name: "dt_state", kind: .array, keySize: 4, valueSize: 8, maxEntries: 1))
         scratchMap = 3
@@ -101,6 +105,7 @@ public final class DCompiler {
         usesExit = program.clauses.contains { c in (c.body ?? []).contains { Self.calls("exit", $0) } }
         // 2. Types of variables and aggregations.
         for d in program.declarations { try declare(d) }
+        for clause in program.clauses { try SpeculationRules.check(clause) }
         for (i, clause) in program.clauses.enumerated() {
             let context = clauseProbes[i].first?.context ?? .none
             if let p = clause.predicate { try infer(p, context) }
@@ -125,7 +130,8 @@ public final class DCompiler {
             programs: programs, maps: maps, mapContents: mapContents,
             aggregations: aggregationOrder.compactMap { aggregations[$0] }, actions: actions,
             matched: matched, probes: probes, pragmas: program.pragmas,
-            ringBufferMap: ringBufferMap, dropsMap: dropsMap, stateMap: stateMap, zoneNameMap: zoneNameMap)
+            ringBufferMap: ringBufferMap, dropsMap: dropsMap, stateMap: stateMap, zoneNameMap: zoneNameMap,
+            speculationMap: speculationMap)
     }
 
     /// Whether a statement calls a function (at any depth).

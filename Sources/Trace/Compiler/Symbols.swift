@@ -89,6 +89,9 @@ public enum RecordKind: UInt32, Sendable {
     /// A run-time fault (copyinstr of a bad address): the clause is abandoned, dtrace
     /// reports it and the ERROR clauses run, as in DTrace.
     case fault = 10
+    /// commit(id) / discard(id): the speculation named in the header's word 8 is printed or
+    /// thrown away by user space, which then frees its slot (docs/trace.md).
+    case commit = 11, discard = 12
 }
 
 /// The user-space half of an action: what a record with this id holds.
@@ -104,4 +107,6 @@ public struct ActionSpec: Equatable, Sendable {
     public var joined: [String] = []
     /// For faults: the clause statement (1-based) that faulted.
     public var actionNumber: Int = 0
+    /// For faults: DTrace's fault code (DTRACEFLT_BADADDR 1, DTRACEFLT_ILLOP 3).
+    public var faultCode: Int = 1
 }

@@ -73,6 +73,7 @@ public enum DTrace {
         compiler.destructiveAllowed = options.destructive
         compiler.aggregationEntries = options.aggregationEntries
         compiler.stringLimit = options.stringSize
+        compiler.speculations = options.speculations
         let script: CompiledScript
         do {
             script = try compiler.compile(merged)

@@ -155,7 +155,7 @@ public enum DTraceCommandLine {
         \t-V  report DTrace API version
         \t-w  permit destructive actions
         \t-x  enable or modify compiler and tracing options
-        \t    (bufsize, aggsize, switchrate, aggrate, quiet, ...)
+        \t    (bufsize, aggsize, switchrate, aggrate, quiet, strsize, nspec, specsize, ...)
 
         Examples:
           \(command) -n 'syscall:::entry { @[execname] = count(); }'

@@ -19,6 +19,15 @@ public struct TraceOptions: Sendable {
     public var flowIndent = false
     /// The command as invoked, prefixing notices (drops, errors): "dtrace" or "lumos trace".
     public var programName = "dtrace"
+    /// nspec: speculation buffers that can be active at once (DTrace's default 1, at most
+    /// `maxSpeculations`; docs/trace.md, "Speculative tracing").
+    public var speculations = 1
+    /// specsize: bytes of records one speculation holds until commit() or discard()
+    /// (DTrace's default 4m, at most `maxSpeculationSize`); records past it are
+    /// speculative drops.
+    public var speculationSize = 4 << 20
+    public static let maxSpeculations = 64
+    public static let maxSpeculationSize = 64 << 20
 
     public init() {}
 
@@ -42,11 +51,22 @@ public struct TraceOptions: Sendable {
                 throw LumosError.invalid("option strsize: \(n) is out of range; this tracer holds strings of at most \(Layout.stringSize) bytes (2 to \(Layout.stringSize))")
             }
             stringSize = n
-        case "dynvarsize", "cleanrate", "nspec", "specsize", "stackframes", "ustackframes", "bufpolicy", "bufresize", "statusrate", "cpu", "zdefs", "aggsortkey", "aggsortrev", "aggsortpos", "aggsortkeypos", "stackindent", "defaultargs":
+        case "nspec":
+            guard let v = value, let n = Int(v), n >= 1, n <= Self.maxSpeculations else {
+                throw LumosError.invalid("option nspec: \(value ?? "(none)") is out of range; give 1 to \(Self.maxSpeculations) speculation buffers")
+            }
+            speculations = n
+        case "specsize":
+            let n = try Self.bytes(name, value)
+            guard n <= Self.maxSpeculationSize else {
+                throw LumosError.invalid("option specsize: \(n) is out of range; a speculation holds at most \(Self.maxSpeculationSize >> 20)m")
+            }
+            speculationSize = n
+        case "dynvarsize", "cleanrate", "stackframes", "ustackframes", "bufpolicy", "bufresize", "statusrate", "cpu", "zdefs", "aggsortkey", "aggsortrev", "aggsortpos", "aggsortkeypos", "stackindent", "defaultargs":
             // Accepted; these do not change what this tracer does.
             break
         default:
-            throw LumosError.invalid("unknown option \(name); known: bufsize, aggsize, switchrate, aggrate, quiet, destructive, strsize")
+            throw LumosError.invalid("unknown option \(name); known: bufsize, aggsize, switchrate, aggrate, quiet, destructive, strsize, nspec, specsize")
         }
     }
 

@@ -67,16 +67,15 @@ public final class TraceSession {
         }
     }
 
-    /// Attaches every program except BEGIN/END/ERROR, with the probes layer's attach code, so
-    /// that the clauses of one probe run in clause order, then maps the ring buffer. Tracepoints
-    /// and perf events run their programs oldest first; a uprobe runs its consumers newest first
-    /// (the kernel adds each at the head of the uprobe's list), so uprobes are attached in
-    /// reverse: `query-done { use self->ts }` then `query-done { self->ts = 0 }` must run in
-    /// that order.
+    /// Attaches every program except BEGIN/END/ERROR with the probes layer's attach code,
+    /// then maps the ring buffer. Programs on one probe must run in clause order (a clause
+    /// sees what the ones before it did). Tracepoints and perf events run their programs
+    /// in the order they were attached, uprobes in the reverse order (the kernel adds a
+    /// uprobe's consumers at the head of its list), so uprobes are attached last to first.
     public func attach() throws {
-        let uprobesLast = loaded.filter { if case .uprobe = $0.0.probe.attach { return false } else { return true } }
-            + loaded.filter { if case .uprobe = $0.0.probe.attach { return true } else { return false } }.reversed()
-        for (p, prog) in uprobesLast {
+        let uprobes = loaded.filter { if case .uprobe = $0.0.probe.attach { return true } else { return false } }
+        let others = loaded.filter { if case .uprobe = $0.0.probe.attach { return false } else { return true } }
+        for (p, prog) in others + uprobes.reversed() {
             switch p.probe.attach {
             case .begin, .end, .error:
                 continue
@@ -153,6 +152,86 @@ public final class TraceSession {
         return n
     }
 
+    // MARK: Speculations
+
+    /// Records of an active speculation, in ring-buffer order (one ring for all CPUs, so
+    /// this is the order they were written in), and their bytes (bounded by specsize).
+    struct HeldSpeculation {
+        var bytes = 0
+        var records: [[UInt8]] = []
+    }
+    var held: [Int: HeldSpeculation] = [:]
+    /// Each slot's current generation (the kernel advances it when commit() or discard()
+    /// frees the slot). A record of an older one belongs to a use of the slot that has
+    /// ended; one of a newer one means that use's commit or discard record was lost (ring
+    /// buffer full), and its held records are dropped.
+    var generations: [Int: UInt8] = [:]
+    var replaying = false
+    /// Records a full speculation had no room for (DTrace's "speculative drops").
+    public private(set) var speculativeDrops: UInt64 = 0
+    var speculativeDropsSeen: UInt64 = 0
+
+    /// Whether `generation` is the slot's current one, moving to it when it is newer
+    /// (at most 127 ahead, modulo 256).
+    func current(slot: Int, _ generation: UInt8) -> Bool {
+        let ahead = generation &- generations[slot, default: 0]
+        if ahead == 0 { return true }
+        guard ahead < 128 else { return false }
+        generations[slot] = generation
+        held[slot] = nil
+        return true
+    }
+
+    func hold(_ record: UnsafeRawBufferPointer, slot: Int, generation: UInt8) {
+        guard current(slot: slot, generation) else { return }
+        guard (held[slot]?.bytes ?? 0) + record.count <= options.speculationSize else {
+            speculativeDrops += 1
+            return
+        }
+        // Mutated in place: a copy of the entry would copy its records on every append.
+        held[slot, default: HeldSpeculation()].bytes += record.count
+        held[slot, default: HeldSpeculation()].records.append(Array(record))
+    }
+
+    /// commit: the held records are printed as if they had just arrived; discard: dropped.
+    /// The kernel has freed the slot; its next use has the next generation.
+    func endSpeculation(slot: Int, generation: UInt8, commit: Bool) -> String {
+        guard current(slot: slot, generation) else { return "" }
+        var out = ""
+        if let h = held.removeValue(forKey: slot), commit {
+            replaying = true
+            for r in h.records { out += r.withUnsafeBytes { render($0) } }
+            replaying = false
+        }
+        generations[slot] = generation &+ 1
+        return out
+    }
+
+    /// speculation() calls that returned 0 because every slot was active.
+    public private(set) var failedSpeculations: UInt64 = 0
+
+    /// "dtrace: N failed speculations (no speculative buffer available)" and "dtrace: N
+    /// speculative drops", as libdtrace words them (totals over all CPUs). DTrace's
+    /// "(available buffer(s) still busy)" cannot happen here: commit() and discard() free
+    /// the slot in the kernel.
+    func speculationNotices() -> String {
+        var notice = ""
+        if let perCPU = maps[script.dropsMap].lookup(le32(2)) {
+            let total = perCPU.reduce(UInt64(0)) { $0 + UInt64(bitPattern: AggregationDecoder.int($1, 0)) }
+            if total > failedSpeculations {
+                let n = total - failedSpeculations
+                notice += "\(options.programName): \(n) failed speculation\(n == 1 ? "" : "s") (no speculative buffer available)\n"
+                failedSpeculations = total
+            }
+        }
+        if speculativeDrops > speculativeDropsSeen {
+            let n = speculativeDrops - speculativeDropsSeen
+            notice += "\(options.programName): \(n) speculative drop\(n == 1 ? "" : "s")\n"
+            speculativeDropsSeen = speculativeDrops
+        }
+        return notice
+    }
+
     var dropsSeen: [[UInt64]] = [[], []]
     /// Total drops so far: records the ring buffer had no room for, and aggregation drops.
     public private(set) var drops: (records: UInt64, aggregations: UInt64) = (0, 0)
@@ -171,6 +250,7 @@ public final class TraceSession {
             }
             dropsSeen[index] = counts
         }
+        if script.speculationMap != nil { notice += speculationNotices() }
         if !notice.isEmpty { FD.writeAll(2, Array(notice.utf8)) }
     }
 
@@ -194,9 +274,19 @@ public final class TraceSession {
         let kindRaw = word0 & 0xffff
         let sequence = word0 >> 16
         let id = Int(record.loadUnaligned(fromByteOffset: 4, as: UInt32.self))
-        let cpu = Int(record.loadUnaligned(fromByteOffset: 8, as: UInt32.self))
+        // Word 8: the CPU, and above it the speculation tag of records written under speculate().
+        let word8 = record.loadUnaligned(fromByteOffset: 8, as: UInt32.self)
+        let cpu = Int(word8 & 0xffff)
+        let tag = word8 >> 16
         let probeID = Int(record.loadUnaligned(fromByteOffset: 12, as: UInt32.self))
         guard let kind = RecordKind(rawValue: kindRaw) else { return "" }
+        if kind == .commit || kind == .discard {
+            return endSpeculation(slot: Int(tag & 0xff), generation: UInt8(tag >> 8), commit: kind == .commit)
+        }
+        if tag != 0 && !replaying {
+            hold(record, slot: Int(tag & 0xff), generation: UInt8(tag >> 8))
+            return ""
+        }
         let probe = probeID < script.probes.count ? script.probes[probeID] : nil
         var prefix = ""
         if kind == .fault {
@@ -252,7 +342,7 @@ public final class TraceSession {
         case .denormalize:
             normals[action.aggregation ?? ""] = 1
             return prefix
-        case .probeFired, .fault:
+        case .probeFired, .fault, .commit, .discard:
             return ""
         }
     }
@@ -277,10 +367,11 @@ public final class TraceSession {
         let action = script.actions[id]
         let address = record.loadUnaligned(fromByteOffset: Layout.recordHeader, as: UInt64.self)
         let name = probeID < script.probes.count ? script.probes[probeID].fullName : "?"
-        let message = "\(options.programName): error on enabled probe ID \(probeID + 1) (ID \(probeID + 1): \(name)): \(action.format) (0x\(String(address, radix: 16))) in action #\(action.actionNumber) at DIF offset 0\n"
+        // Only a bad address is printed with its value (libdtrace's dt_handle_err).
+        let details = action.faultCode == 1 ? " (0x\(String(address, radix: 16)))" : ""
+        let message = "\(options.programName): error on enabled probe ID \(probeID + 1) (ID \(probeID + 1): \(name)): \(action.format)\(details) in action #\(action.actionNumber) at DIF offset 0\n"
         FD.writeAll(2, Array(message.utf8))
-        // DTRACEFLT_BADADDR is 1.
-        pendingErrorRuns.append([0, UInt64(probeID + 1), UInt64(action.actionNumber), 0, 1, address])
+        pendingErrorRuns.append([0, UInt64(probeID + 1), UInt64(action.actionNumber), 0, UInt64(action.faultCode), action.faultCode == 1 ? address : 0])
         return ""
     }
 
