@@ -53,12 +53,20 @@ struct EventsModule: DaemonModule {
     }
 
     /// The watch for state changes nobody made through vmadm (an init that exited, a guest
-    /// that powered off, vmadm kill), once a second while the daemon runs.
+    /// that powered off, vmadm kill): as soon as a zone's cgroup.events changes
+    /// (CgroupEventWatch), and once a second while the daemon runs.
     func run(daemon: DaemonEnvironment) async throws {
         let known = KnownStates(TenantEventLog(root: daemon.root).lastStates())
+        let cgroups = CgroupEventWatch()
         while !Task.isCancelled {
             _ = try? await daemon.vmadm { v in known.update { v.recordObservedStates(known: &$0) } }
-            try? await Task.sleep(for: .seconds(1))
+            // The wait blocks a thread of its own (at most a second), not the server's executor.
+            await withCheckedContinuation { (done: CheckedContinuation<Void, Never>) in
+                Thread.detachNewThread {
+                    _ = cgroups.wait(milliseconds: 1000)
+                    done.resume()
+                }
+            }
         }
     }
 

@@ -240,13 +240,17 @@ public final class TenantEventTail: @unchecked Sendable {
         return out
     }
 
-    /// Waits until the journal may have grown, at most `milliseconds` (inotify on its directory).
-    public func wait(milliseconds: Int32) {
-        guard notify >= 0 else { usleep(useconds_t(milliseconds) * 1000); return }
-        var p = pollfd(fd: notify, events: Int16(POLLIN), revents: 0)
-        _ = poll(&p, 1, milliseconds)
+    /// Waits until the journal may have grown or (with `cgroups`) a zone's processes came or
+    /// went, at most `milliseconds` (inotify on the journal's directory). True when `cgroups`
+    /// fired.
+    @discardableResult
+    public func wait(milliseconds: Int32, cgroups: CgroupEventWatch? = nil) -> Bool {
+        guard notify >= 0 else { return cgroups?.wait(milliseconds: milliseconds) ?? { usleep(useconds_t(milliseconds) * 1000); return false }() }
+        var p = [pollfd(fd: notify, events: Int16(POLLIN), revents: 0), pollfd(fd: cgroups?.fd ?? -1, events: Int16(POLLIN), revents: 0)]
+        _ = poll(&p, 2, milliseconds)
         var buf = [UInt8](repeating: 0, count: 4096)
         while read(notify, &buf, buf.count) > 0 {}
+        return cgroups?.consume() ?? false
     }
 }
 
@@ -298,8 +302,8 @@ extension Vmadm {
 /// A stream of tenant events as `vmadm events` prints them and `GET /events` sends them: the
 /// journal's tail (with `history`, what it keeps first), filtered to `only` (all tenants when
 /// empty). With `watch`, the stream also records the state changes nobody made through vmadm
-/// (Vmadm.recordObservedStates, once a second), so it works without vmadmd; vmadmd runs the
-/// same watch itself.
+/// (Vmadm.recordObservedStates: when a zone's cgroup.events changes, and once a second), so it
+/// works without vmadmd; vmadmd runs the same watch itself.
 public struct EventStream: Sendable {
     public let root: StateRoot
     public let only: Set<String>
@@ -321,18 +325,22 @@ public struct EventStream: Sendable {
         var known = log.lastStates()
         var vmadm: Vmadm?
         var lastWatch = 0.0
+        // A zone whose processes come or go is looked at at once; the sweep once a second
+        // covers the rest (a VM's health, a watch that could not be set).
+        let cgroups = watch ? CgroupEventWatch() : nil
+        var changed = false
         while keepGoing() {
             for e in tail.next() {
                 if e.type == "delete" { known[e.uuid] = nil } else if let s = e.state { known[e.uuid] = s }
                 if only.isEmpty || only.contains(e.uuid) { if !emit(e) { return } }
             }
-            if watch, Monotonic.now - lastWatch >= 1 {
+            if watch, changed || Monotonic.now - lastWatch >= 1 {
                 lastWatch = Monotonic.now
                 // The pool may be away (pool export): the journal is still followed meanwhile.
                 if vmadm == nil { vmadm = try? Vmadm.openHost(root: root) }
                 vmadm?.recordObservedStates(known: &known)
             }
-            tail.wait(milliseconds: 500)
+            changed = tail.wait(milliseconds: 500, cgroups: cgroups)
         }
     }
 }
