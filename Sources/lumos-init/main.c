@@ -80,6 +80,7 @@
 
 #include "metadata.h"
 #include "qmp_watch.h"
+#include "service.h"
 #include "statfs.h"
 
 static int open_log(const char *path, long long *size) {
@@ -148,9 +149,8 @@ static int log_write(struct capped_log *log, const char *p, ssize_t n) {
     return 0;
 }
 
-// A logger or relay on the host: its own session (no terminal signals), no SIGPIPE, and out
-// of the OOM killer's choice (its memory counts in the zone's cgroup).
-static void become_service(void) {
+// A logger, relay or server on the host (service.h).
+void become_service(void) {
     setsid();
     signal(SIGPIPE, SIG_IGN);
     signal(SIGHUP, SIG_IGN);

@@ -50,6 +50,7 @@
 #include <unistd.h>
 
 #include "metadata.h"
+#include "service.h"
 
 #define MD_SOCKET "/native/.zonecontrol/metadata.sock"
 #define MD_KEY_MAX 120  // "c-" and 240 hex digits fit NAME_MAX
@@ -427,16 +428,11 @@ int metadata_server_main(int argc, char **argv) {
         return 2;
     }
     fcntl(listener, F_SETFL, fcntl(listener, F_GETFL) | O_NONBLOCK);
-    setsid();
-    signal(SIGPIPE, SIG_IGN);
-    signal(SIGHUP, SIG_IGN);
-    signal(SIGINT, SIG_IGN);
+    become_service();
     struct sigaction sa;
     memset(&sa, 0, sizeof sa);
     sa.sa_handler = server_signal;
     sigaction(SIGTERM, &sa, NULL);
-    int adj = open("/proc/self/oom_score_adj", O_WRONLY | O_CLOEXEC);
-    if (adj >= 0) { (void)!write(adj, "-1000", 5); close(adj); }
     for (int i = 0; i < MD_CLIENTS; i++) {
         clients[i].fd = -1;
         clients[i].in = malloc(MD_LINE_MAX + 1);

@@ -49,6 +49,7 @@
 #include <sys/uio.h>
 #include <unistd.h>
 
+#include "service.h"
 #include "statfs.h"
 
 #define SF_LISTENERS 1024    // the init's and concurrent zlogin sessions'; a later one answers ENOSYS
@@ -221,7 +222,9 @@ int statfs_server_main(int argc, char **argv) {
         fprintf(stderr, "lumos-init: --statfs-server: bad device number '%s'\n", argv[3]);
         return 2;
     }
-    struct pollfd fds[1 + SF_LISTENERS];
+    // If it died, the zone's statfs would fail (ENOSYS): not the OOM killer's choice.
+    become_service();
+    static struct pollfd fds[1 + SF_LISTENERS];
     int count = 0, served = 0;
     fds[0].fd = 0;
     fds[0].events = POLLIN;
