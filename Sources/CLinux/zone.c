@@ -222,6 +222,16 @@ static void reset_signals(void) {
 
 static int send_fd(int sock, const void *data, size_t len, int fd);
 
+// uid and gid 0 in the zone's user namespace, with no supplementary groups. Raw system calls:
+// glibc's setresgid/setgroups/setresuid signal every thread the process had (__nptl_setxid)
+// and wait for each, but a child cloned from a multithreaded parent has only one thread and a
+// stale list of the others; one that was being created at the clone is waited for forever.
+static int set_root_ids(void) {
+    if (syscall(SYS_setresgid, 0, 0, 0) != 0) return -1;
+    if (syscall(SYS_setgroups, 0, NULL) != 0) return -1;
+    return (int)syscall(SYS_setresuid, 0, 0, 0);
+}
+
 // notify: the filter's user notifications (statfs, fstatfs) get a listener, sent to the
 // parent, which hands it to the zone's statfs supervisor (lumos-init --statfs-server).
 static int restrict_self(int sock, uint64_t keep, int cap_last, const struct sock_filter *filter, unsigned short len, int notify) {
@@ -460,9 +470,7 @@ static int zone_child(void *arg) {
     if (!wait_release(sock, &tree)) _exit(1);
 
     STEP(sock, CLINUX_STEP_SETSID, setsid());
-    STEP(sock, CLINUX_STEP_IDS, setresgid(0, 0, 0));
-    STEP(sock, CLINUX_STEP_IDS, setgroups(0, NULL));
-    STEP(sock, CLINUX_STEP_IDS, setresuid(0, 0, 0));
+    STEP(sock, CLINUX_STEP_IDS, set_root_ids());
     STEP(sock, CLINUX_STEP_MOUNT_PRIVATE, mount(NULL, "/", NULL, MS_REC | MS_SLAVE, NULL));
     // The root arrives as a detached tree the parent cloned (clinux_rootfs_tree). It lands on
     // cfg->landing, an empty directory every uid may reach: the zone's root directory itself
@@ -633,9 +641,7 @@ static int enter_child(void *arg) {
     for (int i = 0; i < 7; i++) {
         if (cfg->ns_fds[i] >= 0) STEP(sock, CLINUX_STEP_SETNS, setns(cfg->ns_fds[i], 0));
     }
-    STEP(sock, CLINUX_STEP_IDS, setresgid(0, 0, 0));
-    STEP(sock, CLINUX_STEP_IDS, setgroups(0, NULL));
-    STEP(sock, CLINUX_STEP_IDS, setresuid(0, 0, 0));
+    STEP(sock, CLINUX_STEP_IDS, set_root_ids());
     STEP(sock, CLINUX_STEP_SETNS, chdir(cfg->cwd ? cfg->cwd : "/"));
     // setns(CLONE_NEWPID) applies to children only: fork once more (raw clone, no atfork).
     pid_t pid = (pid_t)syscall(SYS_clone, SIGCHLD, 0, 0, 0, 0);

@@ -60,9 +60,10 @@ struct EventsModule: DaemonModule {
         let cgroups = CgroupEventWatch()
         while !Task.isCancelled {
             _ = try? await daemon.vmadm { v in known.update { v.recordObservedStates(known: &$0) } }
-            // The wait blocks a thread of its own (at most a second), not the server's executor.
+            // The wait blocks a dispatch worker (at most a second; workers are reused, so no
+            // thread is made per wait), not the server's executor.
             await withCheckedContinuation { (done: CheckedContinuation<Void, Never>) in
-                Thread.detachNewThread {
+                DispatchQueue.global().async {
                     _ = cgroups.wait(milliseconds: 1000)
                     done.resume()
                 }
