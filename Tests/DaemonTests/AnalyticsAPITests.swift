@@ -14,15 +14,8 @@ struct AnalyticsAPITests {
         defer { h.close() }
         try h.startDaemon(["--no-autoboot"])
         let alias = "ca-\(getpid())"
-        let created = try h.api("POST", "/tenants", h.payload(["alias": .string(alias)]))
-        #expect(created.status == 201, "\(created.body)")
-        let uuid = try #require(created.json?.lookup("uuid")?.stringValue)
-        // The spinning shell outlives this zlogin client: the tenant's delete (close) ends it.
-        let spinner = try Exec.spawn(["env", "LUMOS_ROOT=\(h.dir)", DaemonHost.lumosExe, "login", uuid, "/bin/sh", "-c", "while :; do :; done"])
-        defer {
-            kill(spinner, SIGKILL)
-            _ = Exec.wait(spinner)
-        }
+        let (_, spinner) = try h.busyTenant(alias)
+        defer { h.stop(spinner) }
 
         let metrics = try h.api("GET", "/ca")
         #expect(metrics.status == 200)

@@ -45,14 +45,8 @@ struct AnalyticsPageTests {
         defer { h.close() }
         try h.startDaemon(["--no-autoboot"])
         let alias = "cap-\(getpid())"
-        let created = try h.api("POST", "/tenants", h.payload(["alias": .string(alias)]))
-        #expect(created.status == 201, "\(created.body)")
-        let uuid = try #require(created.json?.lookup("uuid")?.stringValue)
-        let spinner = try Exec.spawn(["env", "LUMOS_ROOT=\(h.dir)", DaemonHost.lumosExe, "login", uuid, "/bin/sh", "-c", "while :; do :; done"])
-        defer {
-            kill(spinner, SIGKILL)
-            _ = Exec.wait(spinner)
-        }
+        let (_, spinner) = try h.busyTenant(alias)
+        defer { h.stop(spinner) }
         let made = try h.api("POST", "/ca/instrumentations", [
             "module": "cpu", "stat": "thread_samples",
             "predicate": ["eq": ["zonename", .string(alias)]], "decomposition": ["zonename", "subsecond"],

@@ -10,14 +10,21 @@ import Zones
 /// with the ACPI button and deleted by HTTP calls, each step checked with the CLI.
 @Suite(.serialized, .enabled(if: isRoot && Files.exists("/usr/bin/qemu-system-x86_64"), "needs root and QEMU"))
 struct DaemonKVMTests {
-    @Test func aKVMGuestRoundTripsThroughTheAPI() throws {
-        let h = try DaemonHost("kvm")
-        defer { h.close() }
+    /// Builds the small guest image (`imgadm build small-guest`) in `h` and starts its daemon
+    /// with TCG; the image's uuid.
+    static func smallGuestDaemon(_ h: DaemonHost) throws -> String {
         let built = try h.lumos(["img", "build", "small-guest"])
         #expect(built.status == 0, "\(built.stderr)")
         let images = try h.lumos(["img", "list", "-H", "-o", "uuid,name"]).stdout
         let image = try #require(images.split(separator: "\n").first { $0.hasSuffix("small-guest") }?.split(separator: " ").first.map(String.init))
         try h.startDaemon(["--no-autoboot"], env: ["LUMOS_VM_ACCEL": "tcg"])
+        return image
+    }
+
+    @Test func aKVMGuestRoundTripsThroughTheAPI() throws {
+        let h = try DaemonHost("kvm")
+        defer { h.close() }
+        let image = try Self.smallGuestDaemon(h)
         func cliState(_ uuid: String) throws -> String {
             try h.lumos(["vm", "list", "-H", "-o", "uuid,type,state"]).stdout.split(separator: "\n")
                 .first { $0.hasPrefix(uuid) }.map { $0.split(separator: " ").dropFirst().joined(separator: " ") } ?? "absent"
@@ -89,11 +96,7 @@ struct DaemonKVMTests {
     @Test func aVMsCPUSamplesByVCPUThread() throws {
         let h = try DaemonHost("kvmca")
         defer { h.close() }
-        let built = try h.lumos(["img", "build", "small-guest"])
-        #expect(built.status == 0, "\(built.stderr)")
-        let images = try h.lumos(["img", "list", "-H", "-o", "uuid,name"]).stdout
-        let image = try #require(images.split(separator: "\n").first { $0.hasSuffix("small-guest") }?.split(separator: " ").first.map(String.init))
-        try h.startDaemon(["--no-autoboot"], env: ["LUMOS_VM_ACCEL": "tcg"])
+        let image = try Self.smallGuestDaemon(h)
         let alias = "cavm-\(getpid())"
         let created = try h.api("POST", "/tenants", ["brand": "kvm", "alias": .string(alias), "ram": 128, "autoboot": false,
                                                       "disks": [["boot": true, "image_uuid": .string(image)]]])

@@ -3,6 +3,7 @@ import Glibc
 import Images
 import LumosCore
 import Storage
+import Testing
 import Zones
 
 let isRoot = getuid() == 0
@@ -119,6 +120,21 @@ final class DaemonHost {
             throw LumosError.failed("curl \(method) \(path): exit \(r.status): \(r.stderr)")
         }
         return Reply(status: code, body: String(r.stdout[..<nl]))
+    }
+
+    /// A tenant made over the API with a shell spinning in it (zlogin): its uuid and the zlogin
+    /// client's pid, for `stop`. The shell outlives the client; the tenant's delete ends it.
+    func busyTenant(_ alias: String) throws -> (uuid: String, spinner: pid_t) {
+        let created = try api("POST", "/tenants", payload(["alias": .string(alias)]))
+        #expect(created.status == 201, "\(created.body)")
+        let uuid = try #require(created.json?.lookup("uuid")?.stringValue)
+        return (uuid, try Exec.spawn(["env", "LUMOS_ROOT=\(dir)", Self.lumosExe, "login", uuid, "/bin/sh", "-c", "while :; do :; done"]))
+    }
+
+    /// Ends a process this fixture started, by pid.
+    func stop(_ pid: pid_t) {
+        kill(pid, SIGKILL)
+        _ = Exec.wait(pid)
     }
 
     func api(_ method: String, _ path: String, _ body: JSONValue? = nil) throws -> Reply {
