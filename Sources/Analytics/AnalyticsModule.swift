@@ -296,7 +296,9 @@ enum AnalyticsJSON {
         for (k, v) in query {
             switch k {
             case "start_time":
-                guard let n = Int64(v), n >= 0 else { throw LumosError.invalid("value/raw: start_time is a unix time in seconds, not \(v)") }
+                guard let n = Int64(v), HeatmapParameters.startTimes.contains(n) else {
+                    throw LumosError.invalid("value/raw: start_time is a unix time in seconds (0...\(HeatmapParameters.startTimes.upperBound)), not \(v)")
+                }
                 start = n
             case "duration":
                 guard let n = Int64(v), n >= 1, n <= Int64(r.spec.retention) else {

@@ -6,6 +6,9 @@ import LumosCore
 /// of the discrete field get hues of their own; `isolate` draws only them, `exclude` everything
 /// but them.
 public struct HeatmapParameters: Sendable, Equatable {
+    /// The start_time a request may name (unix seconds, to 2^40, year 36812): a bound that keeps
+    /// every time in an answer an exact JSON integer (docs/api/openapi.yaml says the same).
+    public static let startTimes: ClosedRange<Int64> = 0...(1 << 40)
     public var start: Int64
     public var duration: Int64
     public var width = 600
@@ -69,7 +72,7 @@ public struct HeatmapParameters: Sendable, Equatable {
         let width = Int(try int("width", 10...2000) ?? 600)
         // At least a pixel per second.
         let duration = try int("duration", 1...Int64(min(retention, width, 3600))) ?? min(60, Int64(min(retention, width)))
-        let start = try int("start_time", 0...(1 << 40)) ?? (latest - duration + 1)
+        let start = try int("start_time", HeatmapParameters.startTimes) ?? (latest - duration + 1)
         self.init(start: start, duration: duration)
         self.width = width
         height = Int(try int("height", 10...1000) ?? 300)
