@@ -327,15 +327,46 @@ extension ClauseGenerator {
         }
         fstore(r + 8, .r0, size: 4)
         fstore(r + 12, imm: Int32(probeID), size: 4)
-        asm.loadMap(.r1, map: compiler.ringBufferMap)
-        framePointer(.r2, r)
-        asm.mov(.r3, imm: Int64(size))
-        asm.mov(.r4, imm: 0)
-        asm.call(.ringbufOutput)
+        try ringOutput(r, size: size, wake: Self.wakesConsumer(kind), at: loc)
         asm.jump(.jeq, .r0, imm: 0, sent)
         try countDrop(0, at: loc)
         asm.bind(sent)
     }
+
+    /// Records that end tracing or act on aggregations wake the consumer at once; the rest
+    /// (printf, trace, speculative output) wait for its next read at the switch rate, as in
+    /// DTrace, unless the ring is a quarter full.
+    static func wakesConsumer(_ kind: RecordKind) -> Bool {
+        switch kind {
+        case .exit, .printa, .clear, .trunc, .normalize, .denormalize: return true
+        default: return false
+        }
+    }
+
+    /// bpf_ringbuf_output of the record at frame offset `r`; R0 is its result. Without
+    /// `wake`, the kernel is told not to wake the consumer (BPF_RB_NO_WAKEUP) while less
+    /// than a quarter of the ring is unread (bpf_ringbuf_query, BPF_RB_AVAIL_DATA), so a
+    /// busy probe does not cost a wakeup of the consumer per record (docs/trace.md).
+    mutating func ringOutput(_ r: Int, size: Int, wake: Bool, at loc: SourceLocation) throws(DCompileError) {
+        let flags = try alloc(8, at: loc)
+        fstore(flags, imm: Self.forceWakeup)
+        if !wake {
+            let filling = asm.newLabel()
+            asm.loadMap(.r1, map: compiler.ringBufferMap)
+            asm.mov(.r2, imm: 0)
+            asm.call(.ringbufQuery)
+            asm.jump(.jge, .r0, imm: Int32(compiler.ringBufferBytes / 4), filling)
+            fstore(flags, imm: Self.noWakeup)
+            asm.bind(filling)
+        }
+        asm.loadMap(.r1, map: compiler.ringBufferMap)
+        framePointer(.r2, r)
+        asm.mov(.r3, imm: Int64(size))
+        fload(.r4, flags)
+        asm.call(.ringbufOutput)
+    }
+
+    static let noWakeup: Int32 = 1, forceWakeup: Int32 = 2
 
     /// A fault record: header (id names the action and its clause) + the bad address.
     /// `illegalOperation`: DTrace's "illegal operation" (DTRACEFLT_ILLOP), printed without
@@ -352,11 +383,7 @@ extension ClauseGenerator {
         asm.call(.getSmpProcessorId)
         fstore(r + 8, .r0, size: 4)
         fstore(r + 12, imm: Int32(probeID), size: 4)
-        asm.loadMap(.r1, map: compiler.ringBufferMap)
-        framePointer(.r2, r)
-        asm.mov(.r3, imm: Int64(Layout.recordHeader + 8))
-        asm.mov(.r4, imm: 0)
-        asm.call(.ringbufOutput)
+        try ringOutput(r, size: Layout.recordHeader + 8, wake: false, at: loc)
     }
 
     /// drops[index] += 1 on this CPU (reported by user space as DTrace's drop notices).

@@ -50,6 +50,14 @@ public final class DCompiler {
     public var destructiveAllowed = false
     public var aggregationEntries = 16384
     public var ringBufferBytes = 4 << 20
+    /// The last program compiled, its probes by clause and every probe by id: what
+    /// `compileLate` adds to.
+    /// Called with every clause's probes once they are resolved, before any code is made
+    /// (DTrace.run starts opening uprobes there).
+    public var onResolved: (([[ResolvedProbe]]) -> Void)?
+    var compiledProgram: DProgram?
+    var compiledClauseProbes: [[ResolvedProbe]] = []
+    var compiledProbes: [ResolvedProbe] = []
 
     /// Names by number, read only by programs that need them (probefunc of a multi-syscall probe).
     lazy var syscallNames: [Int: String] = {
@@ -102,6 +110,7 @@ public final class DCompiler {
             for p in list where !probes.contains(p) { probes.append(p) }
             clauseProbes.append(list)
         }
+        onResolved?(clauseProbes)
         usesExit = program.clauses.contains { c in (c.body ?? []).contains { Self.calls("exit", $0) } }
         // 2. Types of variables and aggregations.
         for d in program.declarations { try declare(d) }
@@ -126,10 +135,57 @@ public final class DCompiler {
                     mapRelocations: gen.asm.mapRelocations))
             }
         }
+        compiledProgram = program
+        compiledClauseProbes = clauseProbes
+        compiledProbes = probes
         return CompiledScript(
             programs: programs, maps: maps, mapContents: mapContents,
             aggregations: aggregationOrder.compactMap { aggregations[$0] }, actions: actions,
             matched: matched, probes: probes, pragmas: program.pragmas,
+            ringBufferMap: ringBufferMap, dropsMap: dropsMap, stateMap: stateMap, zoneNameMap: zoneNameMap,
+            speculationMap: speculationMap)
+    }
+
+    /// Code for probes found after attach (the deferred USDT scan, docs/trace.md "USDT
+    /// start-up"): every clause naming a description in `found` gets a program for each of
+    /// its probes that the clause has none for yet. The answer has only those programs, with
+    /// every probe and action of the program (the earlier ids unchanged); nil when nothing
+    /// is new. Late code may not need a map the first compile did not make.
+    public func compileLate(_ found: [(description: ProbeDescription, probes: [ResolvedProbe])]) throws -> CompiledScript? {
+        guard let program = compiledProgram else { return nil }
+        let mapCount = maps.count
+        var programs: [CompiledProgram] = []
+        for (i, clause) in program.clauses.enumerated() {
+            var fresh: [ResolvedProbe] = []
+            for d in clause.probes {
+                for (described, list) in found where described == d {
+                    for p in list where !compiledClauseProbes[i].contains(where: { $0.attach == p.attach })
+                        && !fresh.contains(where: { $0.attach == p.attach }) {
+                        fresh.append(p)
+                    }
+                }
+            }
+            for probe in fresh {
+                let id = compiledProbes.firstIndex { $0.attach == probe.attach } ?? {
+                    compiledProbes.append(probe)
+                    return compiledProbes.count - 1
+                }()
+                var gen = ClauseGenerator(compiler: self, probe: probe, probeID: id)
+                let code = try gen.generate(clause)
+                programs.append(CompiledProgram(
+                    probe: probe, probeID: id, clause: i, kind: programKind(probe.attach), instructions: code,
+                    lines: gen.asm.lines, mapRelocations: gen.asm.mapRelocations))
+                compiledClauseProbes[i].append(probe)
+            }
+        }
+        guard maps.count == mapCount else {
+            throw DCompileError(.probe, "probes found after attach need maps the program was not compiled with", at: SourceLocation(line: 0, column: 0))
+        }
+        if programs.isEmpty { return nil }
+        return CompiledScript(
+            programs: programs, maps: maps, mapContents: [:],
+            aggregations: aggregationOrder.compactMap { aggregations[$0] }, actions: actions,
+            matched: [], probes: compiledProbes, pragmas: program.pragmas,
             ringBufferMap: ringBufferMap, dropsMap: dropsMap, stateMap: stateMap, zoneNameMap: zoneNameMap,
             speculationMap: speculationMap)
     }

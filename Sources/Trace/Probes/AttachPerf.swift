@@ -101,6 +101,23 @@ public enum ProbeAttach {
     /// USDT semaphore in each traced process while the probe is attached.
     public static func uprobe(path: String, offset: UInt64, returnProbe: Bool = false, program: Int32,
                               pid: Int32 = -1, semaphoreOffset: UInt64? = nil) throws -> ProbeLink {
+        let fd = try openUprobe(path: path, offset: offset, returnProbe: returnProbe, pid: pid, semaphoreOffset: semaphoreOffset)
+        return try link([fd], program: program, what: uprobeName(path: path, offset: offset, returnProbe: returnProbe))
+    }
+
+    /// A uprobe opened ahead by UprobeOpener, given its program now.
+    public static func uprobe(opened fd: Int32, path: String, offset: UInt64, returnProbe: Bool = false, program: Int32) throws -> ProbeLink {
+        try link([fd], program: program, what: uprobeName(path: path, offset: offset, returnProbe: returnProbe))
+    }
+
+    static func uprobeName(path: String, offset: UInt64, returnProbe: Bool) -> String {
+        "\(returnProbe ? "uretprobe" : "uprobe") \(path)+0x\(String(offset, radix: 16))"
+    }
+
+    /// The uprobe's perf event, without a program. Opening it registers the uprobe, which
+    /// is the slow part: the kernel waits for an RCU grace period (docs/trace.md).
+    public static func openUprobe(path: String, offset: UInt64, returnProbe: Bool = false,
+                                  pid: Int32 = -1, semaphoreOffset: UInt64? = nil) throws -> Int32 {
         let pmu = try UprobePMU.current()
         var config: UInt64 = returnProbe ? (UInt64(1) << UInt64(pmu.retprobeBit)) : 0
         if let s = semaphoreOffset {
@@ -109,13 +126,11 @@ public enum ProbeAttach {
             }
             config |= s << UInt64(shift)
         }
-        let what = "\(returnProbe ? "uretprobe" : "uprobe") \(path)+0x\(String(offset, radix: 16))"
-        let fd = try open(what) {
+        return try open(uprobeName(path: path, offset: offset, returnProbe: returnProbe)) {
             path.withCString { p in
                 clinux_perf_open(pmu.type, config, p, offset, 1, 0, pid, pid == -1 ? 0 : -1)
             }
         }
-        return try link([fd], program: program, what: what)
     }
 
     /// A USDT probe found by USDT.probes(...): a uprobe at its offset, in its process if it

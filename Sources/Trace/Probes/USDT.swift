@@ -260,6 +260,7 @@ public struct FileID: Sendable, Hashable {
 ///   .probes(inFile:) throws -> [USDTProbe]        -- a binary by path (pid nil)
 ///   .probes(inProcess:) throws -> [USDTProbe]     -- every executable mapping of a pid
 ///   .probes(forCommand:) throws -> [USDTProbe]    -- the -c command's binary
+///   .hasScannedHost                               -- whether hostProbes() has run
 ///   .hostProbes() -> [USDTProbe]                  -- every file mapped by any process, pid nil:
 ///                                                    a uprobe on the file, so processes that
 ///                                                    start later from it are traced too
@@ -340,6 +341,9 @@ public final class USDTDiscovery: @unchecked Sendable {
         }
         return try probes(inFile: path)
     }
+
+    /// Whether `hostProbes()` has run this session.
+    public var hasScannedHost: Bool { lock.locked { host != nil } }
 
     /// Every file any running process maps executable, each once: the uprobe goes on the
     /// file (pid nil), so all its processes, also those that start later, fire it.

@@ -53,6 +53,7 @@ public enum DTrace {
         defer { target?.abandon() }
         catalog.targetPID = target?.pid ?? inv.pid
         catalog.targetCommand = inv.command
+        if getenv("LUMOS_TRACE_NO_INDEX") == nil { catalog.usdtIndex = USDTIndex() }
 
         // Parse each source on its own (errors name it), then compile them as one program.
         var merged = DProgram(clauses: [], declarations: [], pragmas: [])
@@ -74,6 +75,12 @@ public enum DTrace {
         compiler.aggregationEntries = options.aggregationEntries
         compiler.stringLimit = options.stringSize
         compiler.speculations = options.speculations
+        // The uprobes, in the order TraceSession.attach opens them (one per clause and probe,
+        // last first), are opened while the code is made and loaded.
+        let opener = UprobeOpener()
+        compiler.onResolved = { clauses in
+            opener.start(clauses.flatMap { $0.compactMap { UprobeOpener.Key($0.attach) } }.reversed())
+        }
         let script: CompiledScript
         do {
             script = try compiler.compile(merged)
@@ -89,6 +96,7 @@ public enum DTrace {
         defer { if outFD != 1 { close(outFD) } }
 
         let session = try TraceSession(script: script, options: options, output: outFD)
+        session.preopened = opener
         if script.zoneNameMap != nil { session.zoneNames = ZoneNameMap.load() }
         do {
             try session.load()
@@ -118,6 +126,11 @@ public enum DTrace {
         if session.exitStatus == nil {
             try session.attach()
             target?.release()
+            do {
+                try attachLate(catalog, compiler, session)
+            } catch let e as DCompileError {
+                throw compileFailure(e, sourceOf(e, inv, merged))
+            }
             let timeout = Int32(max(1, min(1000, 1000 / options.switchRateHz)))
             while session.exitStatus == nil && !Interrupt.requested {
                 session.poll(timeoutMs: timeout)
@@ -134,6 +147,15 @@ public enum DTrace {
         }
         try session.finish()
         return session.exitStatus ?? 0
+    }
+
+    /// The scan of every process that the USDT index put off, once the indexed probes are
+    /// attached (docs/trace.md, "USDT start-up"): probes it finds that are not attached yet
+    /// get their programs now. A late program the verifier rejects is an error as at start.
+    static func attachLate(_ catalog: KernelProbeCatalog, _ compiler: DCompiler, _ session: TraceSession) throws {
+        let found = catalog.completeUSDTDiscovery()
+        guard !found.isEmpty, let late = try compiler.compileLate(found) else { return }
+        try session.attachLate(late)
     }
 
     /// The source a compile error belongs to, found by its clause's line in the merged program.

@@ -13,6 +13,12 @@ public final class KernelProbeCatalog: ProbeCatalog, @unchecked Sendable {
     let lock = PthreadMutex()
     /// USDT files read so far this session, by device and inode (docs/trace.md).
     public let usdt = USDTDiscovery()
+    /// When set (a tracing run), a provider pattern that names no process is first resolved
+    /// from the files this index lists, and the scan of every process waits for
+    /// `completeUSDTDiscovery()` after attach (docs/trace.md, "USDT start-up").
+    public var usdtIndex: USDTIndex?
+    /// Descriptions resolved from the index alone, in order, until the scan.
+    public private(set) var deferredUSDT: [ProbeDescription] = []
     /// Filled on first use: a program naming one syscall needs neither the list of 700-odd
     /// syscall tracepoints nor the header of syscall numbers, and start-up is the time to
     /// the first probe (bench/trace).
@@ -130,15 +136,55 @@ public final class KernelProbeCatalog: ProbeCatalog, @unchecked Sendable {
         if d.provider.hasPrefix("pid"), let pid = Int32(d.provider.dropFirst(3)) {
             return try functionProbes(pid: pid, d)
         }
+        if usdtIndex != nil, !usdt.hasScannedHost, scansHost(d.provider) {
+            let found = usdtProbes(d, candidates: indexedProbes(d.provider))
+            if !found.isEmpty {
+                deferredUSDT.append(d)
+                return found
+            }
+        }
+        return usdtProbes(d, candidates: usdtCandidates(d.provider))
+    }
+
+    /// The probes of the files the index names for a provider pattern, each read now (its
+    /// notes, not the index, give offsets) and only if it is still the file indexed.
+    func indexedProbes(_ provider: String) -> [USDTProbe] {
+        guard let index = usdtIndex else { return [] }
+        var out: [USDTProbe] = []
+        for e in index.files(providerMatching: provider) where FileID(path: e.path) == e.id {
+            out += (try? usdt.probes(inFile: e.path)) ?? []
+        }
+        return out
+    }
+
+    /// The scan of every process, put off by the index, and the index rewritten from it:
+    /// returns each deferred description with all the probes it matches now (those attached
+    /// already among them; `DCompiler.compileLate` keeps the new ones). A tracing run calls
+    /// this once it has attached.
+    public func completeUSDTDiscovery() -> [(description: ProbeDescription, probes: [ResolvedProbe])] {
+        let deferred = deferredUSDT
+        deferredUSDT = []
+        guard let index = usdtIndex, !deferred.isEmpty || usdt.hasScannedHost else { return [] }
+        let all = usdt.hostProbes()
+        index.record(all)
+        return deferred.map { ($0, usdtProbes($0, candidates: all)) }
+    }
+
+    /// Whether `usdtCandidates` answers a provider with the scan of every process.
+    func scansHost(_ provider: String) -> Bool {
+        targetPID == nil && targetCommand == nil && !(provider.last?.isNumber ?? false)
+    }
+
+    func usdtProbes(_ d: ProbeDescription, candidates: [USDTProbe]) -> [ResolvedProbe] {
         var out: [ResolvedProbe] = []
         var seen = Set<String>()
         // Provider, module and name first; function names are looked up only for the
         // probes left (one pass over each of their files' symbol tables).
-        let candidates = usdtCandidates(d.provider).filter { p in
+        let matching = candidates.filter { p in
             (globMatch(d.provider, p.provider) || globMatch(d.provider, p.dtraceProvider))
                 && globMatch(d.module, p.module) && (globMatch(d.name, p.dtraceName) || globMatch(d.name, p.name))
         }
-        for p in usdt.withFunctions(candidates) where globMatch(d.function, p.function) {
+        for p in usdt.withFunctions(matching) where globMatch(d.function, p.function) {
             let key = "\(p.attachPath):\(p.fileOffset):\(p.pid ?? -1)"
             if !seen.insert(key).inserted { continue }
             out.append(ResolvedProbe(provider: p.dtraceProvider, module: p.module, function: p.function, name: p.dtraceName,

@@ -5,7 +5,8 @@ import LumosCore
 /// runs BEGIN, turns ring-buffer records into DTrace's output, and at the end runs END
 /// and prints the aggregations (DTrace guide, "BEGIN and END probes", "Aggregations").
 public final class TraceSession {
-    public let script: CompiledScript
+    /// Probes and actions grow when `attachLate` adds programs.
+    public private(set) var script: CompiledScript
     public let options: TraceOptions
     let output: Int32
     var maps: [BPFMap] = []
@@ -20,6 +21,8 @@ public final class TraceSession {
     let symbols = StackSymbols()
     /// Set when a clause called exit(): tracing stops with this status.
     public private(set) var exitStatus: Int32?
+    /// Uprobes opened ahead, in the order `attach` takes them (UprobeOpener).
+    public var preopened: UprobeOpener?
     /// Zone names by cgroup v2 id, written to the zonename map before tracing starts.
     public var zoneNames: [UInt64: String] = [:]
 
@@ -27,7 +30,12 @@ public final class TraceSession {
         self.script = script
         self.options = options
         self.output = output
-        for (i, a) in script.actions.enumerated() where a.kind == .printf || (a.kind == .printa && !a.format.isEmpty) {
+        try parseFormats()
+    }
+
+    /// The printf and printa formats of actions not parsed yet.
+    func parseFormats() throws {
+        for (i, a) in script.actions.enumerated() where formats[i] == nil && (a.kind == .printf || (a.kind == .printa && !a.format.isEmpty)) {
             do {
                 formats[i] = try PrintfFormat(a.format)
             } catch {
@@ -53,18 +61,33 @@ public final class TraceSession {
         if let z = script.zoneNameMap {
             for (id, name) in zoneNames { try maps[z].update(le64(id), paddedString(name)) }
         }
-        for p in script.programs {
-            var code = p.instructions
-            for r in p.mapRelocations { code[r.instruction].imm = maps[r.map].fd }
-            do {
-                let prog = try BPFProgram(p.kind, name: "dt_\(p.probe.name)", instructions: code)
-                loaded.append((p, prog))
-            } catch let r as BPFProgram.Rejected {
-                if getenv("LUMOS_TRACE_VERIFIER_LOG") != nil { FD.writeAll(2, Array(r.log.utf8)) }
-                let line = r.instruction.flatMap { $0 < p.lines.count ? p.lines[$0] : nil } ?? 0
-                throw DCompileError(.verifier, "the kernel verifier rejected the program for \(p.probe.fullName): \(r.reason)", at: SourceLocation(line: line, column: 0))
-            }
+        for p in script.programs { loaded.append((p, try loadProgram(p))) }
+    }
+
+    func loadProgram(_ p: CompiledProgram) throws -> BPFProgram {
+        var code = p.instructions
+        for r in p.mapRelocations { code[r.instruction].imm = maps[r.map].fd }
+        do {
+            return try BPFProgram(p.kind, name: "dt_\(p.probe.name)", instructions: code)
+        } catch let r as BPFProgram.Rejected {
+            if getenv("LUMOS_TRACE_VERIFIER_LOG") != nil { FD.writeAll(2, Array(r.log.utf8)) }
+            let line = r.instruction.flatMap { $0 < p.lines.count ? p.lines[$0] : nil } ?? 0
+            throw DCompileError(.verifier, "the kernel verifier rejected the program for \(p.probe.fullName): \(r.reason)", at: SourceLocation(line: line, column: 0))
         }
+    }
+
+    /// Loads and attaches the programs `DCompiler.compileLate` made for probes found after
+    /// attach (uprobes, so last clause first, as in `attach`), and takes its probes and
+    /// actions. Nothing is attached when one fails to load.
+    public func attachLate(_ late: CompiledScript) throws {
+        var fresh: [(CompiledProgram, BPFProgram)] = []
+        for p in late.programs { fresh.append((p, try loadProgram(p))) }
+        script.probes = late.probes
+        script.actions = late.actions
+        script.programs += late.programs
+        try parseFormats()
+        for (p, prog) in fresh.reversed() { try attach(p, prog) }
+        loaded += fresh
     }
 
     /// Attaches every program except BEGIN/END/ERROR with the probes layer's attach code,
@@ -75,26 +98,32 @@ public final class TraceSession {
     public func attach() throws {
         let uprobes = loaded.filter { if case .uprobe = $0.0.probe.attach { return true } else { return false } }
         let others = loaded.filter { if case .uprobe = $0.0.probe.attach { return false } else { return true } }
-        for (p, prog) in others + uprobes.reversed() {
-            switch p.probe.attach {
-            case .begin, .end, .error:
-                continue
-            case .tracepoint(let cat, let name):
-                attachments.append(try ProbeAttach.tracepoint(TracepointName(category: cat, name: name), program: prog.fd, tracefs: try kernelTracefs()))
-            case .allSyscalls(let entry, _):
-                let tp = TracepointName(category: "raw_syscalls", name: entry ? "sys_enter" : "sys_exit")
-                attachments.append(try ProbeAttach.tracepoint(tp, program: prog.fd, tracefs: try kernelTracefs()))
-            case .profile(let hz):
-                // Period mode, not frequency mode: the kernel's frequency adjustment starves an idle
-                // CPU of samples, while DTrace's profile-N fires on every CPU at N Hz, busy or idle.
-                attachments.append(try ProbeAttach.profile(.period(nanoseconds: 1_000_000_000 / max(1, hz)), program: prog.fd))
-            case .tick(let period):
-                attachments.append(try ProbeAttach.tick(.period(nanoseconds: period), program: prog.fd, cpu: OnlineCPUs.list().first ?? 0))
-            case .uprobe(let path, let offset, let pid, let isReturn, let semaphore):
+        for (p, prog) in others + uprobes.reversed() { try attach(p, prog) }
+        try openRing()
+    }
+
+    func attach(_ p: CompiledProgram, _ prog: BPFProgram) throws {
+        switch p.probe.attach {
+        case .begin, .end, .error:
+            return
+        case .tracepoint(let cat, let name):
+            attachments.append(try ProbeAttach.tracepoint(TracepointName(category: cat, name: name), program: prog.fd, tracefs: try kernelTracefs()))
+        case .allSyscalls(let entry, _):
+            let tp = TracepointName(category: "raw_syscalls", name: entry ? "sys_enter" : "sys_exit")
+            attachments.append(try ProbeAttach.tracepoint(tp, program: prog.fd, tracefs: try kernelTracefs()))
+        case .profile(let hz):
+            // Period mode, not frequency mode: the kernel's frequency adjustment starves an idle
+            // CPU of samples, while DTrace's profile-N fires on every CPU at N Hz, busy or idle.
+            attachments.append(try ProbeAttach.profile(.period(nanoseconds: 1_000_000_000 / max(1, hz)), program: prog.fd))
+        case .tick(let period):
+            attachments.append(try ProbeAttach.tick(.period(nanoseconds: period), program: prog.fd, cpu: OnlineCPUs.list().first ?? 0))
+        case .uprobe(let path, let offset, let pid, let isReturn, let semaphore):
+            if let key = UprobeOpener.Key(p.probe.attach), let fd = preopened?.take(key) {
+                attachments.append(try ProbeAttach.uprobe(opened: fd, path: path, offset: offset, returnProbe: isReturn, program: prog.fd))
+            } else {
                 attachments.append(try ProbeAttach.uprobe(path: path, offset: offset, returnProbe: isReturn, program: prog.fd, pid: pid ?? -1, semaphoreOffset: semaphore))
             }
         }
-        try openRing()
     }
 
     func kernelTracefs() throws -> Tracefs {
