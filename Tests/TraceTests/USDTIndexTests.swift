@@ -19,22 +19,63 @@ import Testing
         rmdir(dir)
     }
 
+    /// The USDT test program running (and, with `copy`, a copy of it at another path and
+    /// inode, running too), and a private index that lists only the program.
+    final class Running {
+        let prog: TestProgram
+        let copy: String
+        let dir: String
+        var pids: [pid_t] = []
+
+        init(copy withCopy: Bool) throws {
+            prog = try TestProgram(TestProgram.usdtSource, name: "usdtprog")
+            copy = prog.directory + "/usdtcopy"
+            do {
+                dir = try USDTIndexTests.indexDirectory()
+            } catch {
+                prog.remove()
+                throw error
+            }
+            do {
+                if withCopy { try Exec.run(["cp", prog.binary, copy]) }
+                for binary in withCopy ? [prog.binary, copy] : [prog.binary] { pids.append(try Exec.spawn([binary, "100000", "2"])) }
+                USDTIndex(directory: dir).record(try USDT.probes(inFile: prog.binary))
+            } catch {
+                close()
+                throw error
+            }
+        }
+
+        /// `dtrace -q -n program` with this index (LUMOS_TRACE_CACHE): its status and output.
+        func dtrace(_ program: String) throws -> (status: Int32, output: String?) {
+            setenv("LUMOS_TRACE_CACHE", dir, 1)
+            defer { unsetenv("LUMOS_TRACE_CACHE") }
+            let out = dir + "/out"
+            defer { unlink(out) }
+            var inv = DTraceInvocation()
+            inv.quiet = true
+            inv.outputPath = out
+            inv.sources = [(text: program, file: nil)]
+            let status = try DTrace.run(inv)
+            return (status, TextFile.read(out))
+        }
+
+        func close() {
+            for p in pids { kill(p, SIGKILL); _ = Exec.wait(p) }
+            pids = []
+            USDTIndexTests.removeIndex(dir)
+            prog.remove()
+        }
+    }
+
     /// Two running copies of a USDT program, the index knowing only the first: the first is
     /// attached at compile without a scan; the scan after attach finds the second and its
     /// late program counts its probes under its own module; the index then lists both.
     @Test(.enabled(if: isRoot, "needs root")) func indexedFilesFirstThenTheScanAddsTheRest() throws {
-        let prog = try TestProgram(TestProgram.usdtSource, name: "usdtprog")
-        defer { prog.remove() }
-        let copy = prog.directory + "/usdtcopy"
-        try Exec.run(["cp", prog.binary, copy])
-        let dir = try Self.indexDirectory()
-        defer { Self.removeIndex(dir) }
-        var running: [pid_t] = []
-        defer { for p in running { kill(p, SIGKILL); _ = Exec.wait(p) } }
-        for binary in [prog.binary, copy] { running.append(try Exec.spawn([binary, "100000", "2"])) }
-
-        let index = USDTIndex(directory: dir)
-        index.record(try USDT.probes(inFile: prog.binary))
+        let r = try Running(copy: true)
+        defer { r.close() }
+        let (prog, copy) = (r.prog, r.copy)
+        let index = USDTIndex(directory: r.dir)
         #expect(index.entries().map(\.path) == [prog.binary])
         #expect(index.files(providerMatching: "lumos*").count == 1 && index.files(providerMatching: "postgresql*").isEmpty)
 
@@ -71,53 +112,28 @@ import Testing
     /// The same through `dtrace` (DTrace.run, the index in LUMOS_TRACE_CACHE): a clause that
     /// only the unindexed copy's probe can satisfy prints, so the late attach happened.
     @Test(.enabled(if: isRoot, "needs root")) func dtraceAttachesWhatTheScanFoundLate() throws {
-        let prog = try TestProgram(TestProgram.usdtSource, name: "usdtprog")
-        defer { prog.remove() }
-        let copy = prog.directory + "/usdtcopy"
-        try Exec.run(["cp", prog.binary, copy])
-        let dir = try Self.indexDirectory()
-        defer { Self.removeIndex(dir) }
-        var running: [pid_t] = []
-        defer { for p in running { kill(p, SIGKILL); _ = Exec.wait(p) } }
-        for binary in [prog.binary, copy] { running.append(try Exec.spawn([binary, "100000", "2"])) }
-        USDTIndex(directory: dir).record(try USDT.probes(inFile: prog.binary))
-        setenv("LUMOS_TRACE_CACHE", dir, 1)
-        defer { unsetenv("LUMOS_TRACE_CACHE") }
-        let out = dir + "/out"
-        var inv = DTraceInvocation()
-        inv.quiet = true
-        inv.outputPath = out
-        inv.sources = [(text: #"lumostest*:::tick /probemod == "usdtcopy"/ { printf("late %s\n", probemod); exit(0); } tick-5s { exit(1); }"#, file: nil)]
-        #expect(try DTrace.run(inv) == 0)
-        #expect(TextFile.read(out) == "late usdtcopy\n")
-        #expect(USDTIndex(directory: dir).entries().contains { $0.path == copy })
+        let r = try Running(copy: true)
+        defer { r.close() }
+        let run = try r.dtrace(#"lumostest*:::tick /probemod == "usdtcopy"/ { printf("late %s\n", probemod); exit(0); } tick-5s { exit(1); }"#)
+        #expect(run.status == 0)
+        #expect(run.output == "late usdtcopy\n")
+        #expect(USDTIndex(directory: r.dir).entries().contains { $0.path == r.copy })
     }
 
     /// Uprobes opened ahead (UprobeOpener, in `dtrace`) keep DTrace's clause order: the
     /// middle clause sees what the first set and the third has not cleared yet, on every
     /// firing; in reverse order it would never print.
     @Test(.enabled(if: isRoot, "needs root")) func uprobesOpenedAheadRunClausesInProgramOrder() throws {
-        let prog = try TestProgram(TestProgram.usdtSource, name: "usdtprog")
-        defer { prog.remove() }
-        let dir = try Self.indexDirectory()
-        defer { Self.removeIndex(dir) }
-        let pid = try Exec.spawn([prog.binary, "100000", "2"])
-        defer { kill(pid, SIGKILL); _ = Exec.wait(pid) }
-        USDTIndex(directory: dir).record(try USDT.probes(inFile: prog.binary))
-        setenv("LUMOS_TRACE_CACHE", dir, 1)
-        defer { unsetenv("LUMOS_TRACE_CACHE") }
-        let out = dir + "/out"
-        var inv = DTraceInvocation()
-        inv.quiet = true
-        inv.outputPath = out
-        inv.sources = [(text: """
+        let r = try Running(copy: false)
+        defer { r.close() }
+        let run = try r.dtrace("""
             lumostest*:::tick { self->x = 1; }
             lumostest*:::tick /self->x/ { printf("ordered\\n"); exit(0); }
             lumostest*:::tick { self->x = 0; }
             tick-5s { exit(1); }
-            """, file: nil)]
-        #expect(try DTrace.run(inv) == 0)
-        #expect(TextFile.read(out) == "ordered\n")
+            """)
+        #expect(run.status == 0)
+        #expect(run.output == "ordered\n")
     }
 
     /// A file replaced since it was indexed (another inode at the path) is not read from
