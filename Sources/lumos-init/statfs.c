@@ -57,14 +57,28 @@
 static const char *qgroup_dir;
 static dev_t root_dev;
 
-static int read_u64(const char *name, uint64_t *out) {
-    char path[512], buf[32];
-    if (snprintf(path, sizeof path, "%s/%s", qgroup_dir, name) >= (int)sizeof path) return -1;
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0) return -1;
-    ssize_t n = read(fd, buf, sizeof buf - 1);
-    close(fd);
-    if (n <= 0) return -1;
+// The qgroup's files, opened once and read again with pread at offset 0 (sysfs makes the
+// value anew for each read from the start), so a call costs one read per figure, not an
+// open, a read and a close; -1 until first opened, and again after a failed read (the
+// qgroup went away: the next call tries to open it again).
+static int qgroup_fds[3] = { -1, -1, -1 };
+static const char *const qgroup_files[3] = { "limit_flags", "max_exclusive", "exclusive" };
+enum { QG_FLAGS, QG_LIMIT, QG_USED };
+
+static int read_u64(int which, uint64_t *out) {
+    char buf[32];
+    if (qgroup_fds[which] < 0) {
+        char path[512];
+        if (snprintf(path, sizeof path, "%s/%s", qgroup_dir, qgroup_files[which]) >= (int)sizeof path) return -1;
+        qgroup_fds[which] = open(path, O_RDONLY | O_CLOEXEC);
+        if (qgroup_fds[which] < 0) return -1;
+    }
+    ssize_t n = pread(qgroup_fds[which], buf, sizeof buf - 1, 0);
+    if (n <= 0) {
+        close(qgroup_fds[which]);
+        qgroup_fds[which] = -1;
+        return -1;
+    }
     buf[n] = 0;
     char *end;
     errno = 0;
@@ -142,9 +156,9 @@ static int quota_view(int fd, struct statfs *out) {
     if (fstat(fd, &st) != 0 || st.st_dev != root_dev) return -1;
     uint64_t flags = 0, limit = 0, used = 0;
     // limit_flags bit 2: BTRFS_QGROUP_LIMIT_MAX_EXCL (Lumos's quota is the exclusive limit).
-    if (read_u64("limit_flags", &flags) < 0 || !(flags & 2)) return -1;
-    if (read_u64("max_exclusive", &limit) < 0 || limit == 0 || limit == UINT64_MAX) return -1;
-    if (read_u64("exclusive", &used) < 0) return -1;
+    if (read_u64(QG_FLAGS, &flags) < 0 || !(flags & 2)) return -1;
+    if (read_u64(QG_LIMIT, &limit) < 0 || limit == 0 || limit == UINT64_MAX) return -1;
+    if (read_u64(QG_USED, &used) < 0) return -1;
     if (fstatfs(fd, out) != 0 || out->f_bsize <= 0) return -1;
     uint64_t bsize = (uint64_t)out->f_bsize;
     uint64_t blocks = limit / bsize;

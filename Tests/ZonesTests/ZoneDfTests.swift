@@ -25,10 +25,15 @@ struct ZoneDfTests {
         defer { zone.close() }
         let group = zone.dir + "/qgroup"
         try Files.makeDirectories(group)
+        // Rewritten in place, as sysfs changes a value under the same file (the supervisor
+        // keeps the files open and reads them again).
         func set(flags: UInt64, limit: UInt64, used: UInt64) throws {
-            try Files.writeAtomically(group + "/limit_flags", "\(flags)\n")
-            try Files.writeAtomically(group + "/max_exclusive", "\(limit)\n")
-            try Files.writeAtomically(group + "/exclusive", "\(used)\n")
+            for (name, value) in [("limit_flags", flags), ("max_exclusive", limit), ("exclusive", used)] {
+                let fd = open(group + "/" + name, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o644)
+                guard fd >= 0 else { throw Errno(errno, "open", group + "/" + name) }
+                defer { close(fd) }
+                guard FD.writeAll(fd, Array("\(value)\n".utf8)) else { throw Errno(errno, "write", group + "/" + name) }
+            }
         }
         try set(flags: 2, limit: 100 << 20, used: 30 << 20)
         // The init's child writes what it saw, then idles: a process of the init's own filter.
