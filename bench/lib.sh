@@ -26,3 +26,19 @@ pg_start() {
   aspg "$pgbin/pg_ctl" -D "$pgdir/data" -o "-k $pgdir -p $port -c listen_addresses=''" -l "$pgdir/log" -w start >/dev/null
 }
 pg_stop() { [[ -n ${pgdir:-} ]] && aspg "$pgbin/pg_ctl" -D "$pgdir/data" -m immediate stop >/dev/null 2>&1 || true; }
+# zone_bench NAME: a bench of vmadm zones in a private state root. Builds lumos-init (release)
+# beside lumos (call after lumos=$(lumos_bin)), makes the work dir (sets work, exports
+# LUMOS_ROOT) and defines vmadm. zone_bench_cleanup deletes every zone, destroys the pool
+# and removes the work dir.
+zone_bench() {
+  (cd "$(dirname "${BASH_SOURCE[0]}")/.." && swift build -c release --product lumos-init 2>&1 | tail -1) >&2
+  work=$(mktemp -d "/tmp/lumos-bench-$1.XXXXXX")
+  chmod 755 "$work"
+  export LUMOS_ROOT=$work/state
+}
+vmadm() { "$lumos" vm "$@"; }
+zone_bench_cleanup() {
+  for u in $(vmadm list -H -o uuid 2>/dev/null); do vmadm delete "$u" >/dev/null 2>&1 || true; done
+  "$lumos" pool destroy -f zones >/dev/null 2>&1 || true
+  rm -rf "$work"
+}

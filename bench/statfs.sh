@@ -12,16 +12,8 @@ source "$here/lib.sh"
 runs=${1:-7}
 calls=${2:-20000}
 lumos=$(lumos_bin)
-(cd "$here/.." && swift build -c release --product lumos-init 2>&1 | tail -1) >&2
-work=$(mktemp -d /tmp/lumos-bench-statfs.XXXXXX)
-chmod 755 "$work"
-export LUMOS_ROOT=$work/state
-vmadm() { "$lumos" vm "$@"; }
-cleanup() {
-  for u in $(vmadm list -H -o uuid 2>/dev/null); do vmadm delete "$u" >/dev/null 2>&1 || true; done
-  "$lumos" pool destroy -f zones >/dev/null 2>&1 || true
-  rm -rf "$work"
-}
+zone_bench statfs
+cleanup() { zone_bench_cleanup; }
 trap cleanup EXIT
 
 # loop N [f]: N statfs("/") calls (with f: fstatfs of an open /), prints ns per call.

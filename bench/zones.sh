@@ -11,16 +11,10 @@ source "$here/lib.sh"
 runs=${1:-15}
 zones=${2:-200}
 lumos=$(lumos_bin)
-(cd "$here/.." && swift build -c release --product lumos-init 2>&1 | tail -1) >&2
-work=$(mktemp -d /tmp/lumos-bench-zones.XXXXXX)
-chmod 755 "$work"
-export LUMOS_ROOT=$work/state
-vmadm() { "$lumos" vm "$@"; }
+zone_bench zones
 cleanup() {
-  for u in $(vmadm list -H -o uuid 2>/dev/null); do vmadm delete "$u" >/dev/null 2>&1 || true; done
   runc delete -f lumos-bench-runc >/dev/null 2>&1 || true
-  "$lumos" pool destroy -f zones >/dev/null 2>&1 || true
-  rm -rf "$work"
+  zone_bench_cleanup
 }
 trap cleanup EXIT
 "$lumos" pool create zones --size 8G >/dev/null

@@ -132,12 +132,17 @@ public struct ZoneMetadata: Sendable {
         return keys
     }
 
-    /// Replaces the sdc: keys with those of `m` (at every boot).
+    /// Replaces the sdc: keys with those of `m` (at every boot). They are made again from the
+    /// manifest at each boot, so a key is rewritten only when it changed, and without fsync
+    /// (Files.replaceAtomically): two fsyncs for each of a dozen keys were a third of a
+    /// `vmadm start` (BENCHMARKS.md, "df in a zone").
     public func writeSDCKeys(_ m: Manifest, serverUUID: String?) throws {
         try Files.makeDirectories(directory, mode: 0o700)
         let wanted = Dictionary(uniqueKeysWithValues: Self.sdcKeys(m, serverUUID: serverUUID).map { (Self.fileName("s", $0.key), $0.value) })
         for name in Files.list(directory) where name.hasPrefix("s-") && wanted[name] == nil { unlink("\(directory)/\(name)") }
-        for (name, value) in wanted { try Files.writeAtomically("\(directory)/\(name)", value, mode: 0o600) }
+        for (name, value) in wanted where readCapped("\(directory)/\(name)") != Array(value.utf8) {
+            try Files.replaceAtomically("\(directory)/\(name)", Array(value.utf8), mode: 0o600)
+        }
     }
 
     /// Marks the user-script as run; true only the first time (docs/vmadm.md, "Metadata").
