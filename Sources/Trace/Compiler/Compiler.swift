@@ -127,21 +127,29 @@ public final class DCompiler {
         var programs: [CompiledProgram] = []
         for (i, clause) in program.clauses.enumerated() {
             for probe in clauseProbes[i] {
-                var gen = ClauseGenerator(compiler: self, probe: probe, probeID: probes.firstIndex(of: probe) ?? 0)
-                let code = try gen.generate(clause)
-                programs.append(CompiledProgram(
-                    probe: probe, probeID: probes.firstIndex(of: probe) ?? 0, clause: i,
-                    kind: programKind(probe.attach), instructions: code, lines: gen.asm.lines,
-                    mapRelocations: gen.asm.mapRelocations))
+                programs.append(try code(clause, i, probe, id: probes.firstIndex(of: probe) ?? 0))
             }
         }
         compiledProgram = program
         compiledClauseProbes = clauseProbes
         compiledProbes = probes
-        return CompiledScript(
+        return script(programs, mapContents: mapContents, matched: matched, probes: probes, pragmas: program.pragmas)
+    }
+
+    /// The program of one clause on one probe.
+    func code(_ clause: Clause, _ index: Int, _ probe: ResolvedProbe, id: Int) throws -> CompiledProgram {
+        var gen = ClauseGenerator(compiler: self, probe: probe, probeID: id)
+        let instructions = try gen.generate(clause)
+        return CompiledProgram(probe: probe, probeID: id, clause: index, kind: programKind(probe.attach),
+                               instructions: instructions, lines: gen.asm.lines, mapRelocations: gen.asm.mapRelocations)
+    }
+
+    func script(_ programs: [CompiledProgram], mapContents: [Int: [MapEntry]], matched: [(String, Int)],
+                probes: [ResolvedProbe], pragmas: [(String, String?)]) -> CompiledScript {
+        CompiledScript(
             programs: programs, maps: maps, mapContents: mapContents,
             aggregations: aggregationOrder.compactMap { aggregations[$0] }, actions: actions,
-            matched: matched, probes: probes, pragmas: program.pragmas,
+            matched: matched, probes: probes, pragmas: pragmas,
             ringBufferMap: ringBufferMap, dropsMap: dropsMap, stateMap: stateMap, zoneNameMap: zoneNameMap,
             speculationMap: speculationMap)
     }
@@ -170,11 +178,7 @@ public final class DCompiler {
                     compiledProbes.append(probe)
                     return compiledProbes.count - 1
                 }()
-                var gen = ClauseGenerator(compiler: self, probe: probe, probeID: id)
-                let code = try gen.generate(clause)
-                programs.append(CompiledProgram(
-                    probe: probe, probeID: id, clause: i, kind: programKind(probe.attach), instructions: code,
-                    lines: gen.asm.lines, mapRelocations: gen.asm.mapRelocations))
+                programs.append(try code(clause, i, probe, id: id))
                 compiledClauseProbes[i].append(probe)
             }
         }
@@ -182,12 +186,7 @@ public final class DCompiler {
             throw DCompileError(.probe, "probes found after attach need maps the program was not compiled with", at: SourceLocation(line: 0, column: 0))
         }
         if programs.isEmpty { return nil }
-        return CompiledScript(
-            programs: programs, maps: maps, mapContents: [:],
-            aggregations: aggregationOrder.compactMap { aggregations[$0] }, actions: actions,
-            matched: [], probes: compiledProbes, pragmas: program.pragmas,
-            ringBufferMap: ringBufferMap, dropsMap: dropsMap, stateMap: stateMap, zoneNameMap: zoneNameMap,
-            speculationMap: speculationMap)
+        return script(programs, mapContents: [:], matched: [], probes: compiledProbes, pragmas: program.pragmas)
     }
 
     /// Whether a statement calls a function (at any depth).

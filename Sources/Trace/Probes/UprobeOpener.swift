@@ -3,7 +3,7 @@ import Glibc
 import LumosCore
 
 /// Opens uprobe perf events on a worker while the program is still being compiled and
-/// loaded. Registering a uprobe makes the kernel wait for an RCU grace period (10-20 ms
+/// loaded. Registering a uprobe makes the kernel wait for an RCU grace period (5-30 ms
 /// here; docs/trace.md, "USDT start-up"), which is most of a USDT start-up, so it is begun
 /// as soon as the probes are resolved. The events are opened in the order the session would
 /// open them (a uprobe runs its consumers newest first, so that order is what makes clauses
