@@ -84,7 +84,8 @@ struct DaemonLifecycleTests {
         let h = try DaemonHost("outlive")
         defer { h.close() }
         try h.startDaemon(["--no-autoboot"])
-        let uuid = try #require(try h.api("POST", "/tenants", h.payload()).json?.lookup("uuid")?.stringValue)
+        let created = try h.api("POST", "/tenants", h.payload())
+        let uuid = try #require(created.json?.lookup("uuid")?.stringValue, "POST /tenants: \(created.status) \(created.body)\n\(h.log)")
         let second = try h.lumos(["daemon", "--socket", h.dir + "/other.sock", "--no-autoboot"])
         #expect(second.status != 0 && second.stderr.contains("another vmadmd"), "\(second.stderr)")
         #expect(h.stopDaemon(signal: SIGTERM) == 0)

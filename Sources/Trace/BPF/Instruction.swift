@@ -65,5 +65,5 @@ public enum BPFHelper: Int32, Sendable {
     case getSmpProcessorId = 8, getCurrentPidTgid = 14, getCurrentUidGid = 15, getCurrentComm = 16
     case getStackid = 27, getCurrentTask = 35, probeReadStr = 45, getCurrentCgroupId = 80
     case probeReadUser = 112, probeReadKernel = 113, probeReadUserStr = 114, probeReadKernelStr = 115
-    case getStack = 67, ringbufOutput = 130, ringbufQuery = 134
+    case getStack = 67, ringbufOutput = 130, ringbufQuery = 134, getCurrentTaskBTF = 158, taskPtRegs = 175
 }

@@ -407,10 +407,14 @@ extension ClauseGenerator {
         if case .call(_, let args) = e.kind, !args.isEmpty {
             throw typeError("stack( ) frame counts are not supported; \(Layout.stackFrames) frames are recorded", e)
         }
+        let done = asm.newLabel()
         if user {
             asm.call(.getCurrentPidTgid)
             asm.alu(.rsh, .r0, imm: 32)
             fstore(buffer, .r0)
+            if let unwind = compiler.userUnwindMaps() {
+                try emitUnwind(unwind, into: buffer, done: done, e)
+            }
         } else {
             fstore(buffer, imm: 0)
         }
@@ -419,6 +423,157 @@ extension ClauseGenerator {
         asm.mov(.r3, imm: Int64(Layout.stackFrames * 8))
         asm.mov(.r4, imm: user ? 1 << 8 : 0)  // BPF_F_USER_STACK
         asm.call(.getStack)
+        asm.bind(done)
+    }
+
+    /// ustack() by the target's .eh_frame table (UserUnwindTable; docs/trace.md "ustack()
+    /// and .eh_frame"), for the processes in dt_unwind_pids; others fall through to
+    /// bpf_get_stack's frame pointers. The user registers come from bpf_task_pt_regs, so a
+    /// probe that fires in the kernel walks the user stack from its entry into the kernel.
+    ///
+    /// Each frame: a branch-free binary search (log2(capacity) steps) for the last row at or
+    /// below the pc (the return address - 1 above frame 0), the CFA from that row's rule,
+    /// the return address at CFA-8 and the caller's rbp where the row says it was saved. The
+    /// walk ends at a row that says so (_start), at a failed read, a zero return address or
+    /// a CFA that does not move up the stack.
+    mutating func emitUnwind(_ u: UnwindMaps, into buffer: Int, done: Assembler.Label, _ e: Expr) throws(DCompileError) {
+        let mark = stackUsed
+        defer { stackUsed = mark }
+        let key = try alloc(8, at: e.location), pc = try alloc(8, at: e.location), sp = try alloc(8, at: e.location)
+        let bp = try alloc(8, at: e.location), rbpAt = try alloc(8, at: e.location)
+        let fallback = asm.newLabel(), stop = asm.newLabel()
+        let cap = Int32(u.capacity)
+        // In the set? (r0 still holds the tgid)
+        fstore(key, .r0)
+        asm.loadMap(.r1, map: u.pids)
+        framePointer(.r2, key)
+        asm.call(.mapLookupElem)
+        asm.jump(.jeq, .r0, imm: 0, fallback)
+        fstore(key, imm: 0)
+        asm.loadMap(.r1, map: u.table)
+        framePointer(.r2, key)
+        asm.call(.mapLookupElem)
+        asm.jump(.jeq, .r0, imm: 0, fallback)
+        asm.mov(.r7, .r0)
+        // The user registers (struct pt_regs on x86-64: bp at 32, ip at 128, sp at 152).
+        asm.call(.getCurrentTaskBTF)
+        asm.mov(.r1, .r0)
+        asm.call(.taskPtRegs)
+        asm.load(.r1, .r0, offset: 128)
+        fstore(pc, .r1)
+        fstore(buffer + 8, .r1)
+        asm.load(.r1, .r0, offset: 152)
+        fstore(sp, .r1)
+        asm.load(.r1, .r0, offset: 32)
+        fstore(bp, .r1)
+        for i in 1..<Layout.stackFrames { fstore(buffer + 8 + 8 * i, imm: 0) }
+        for frame in 1..<Layout.stackFrames {
+            // r1 = the address to look up; r2 = lo, r3 = hi (rows[lo] <= r1 < rows[hi]).
+            fload(.r1, pc)
+            if frame > 1 { asm.alu(.sub, .r1, imm: 1) }
+            asm.mov(.r2, imm: 0)
+            asm.mov(.r3, imm: Int64(cap))
+            for _ in 0..<u.capacity.trailingZeroBitCount {
+                asm.mov(.r4, .r2)
+                asm.alu(.add, .r4, .r3)
+                asm.alu(.rsh, .r4, imm: 1)
+                asm.jump(.jge, .r4, imm: cap, stop)
+                asm.mov(.r5, .r4)
+                asm.alu(.lsh, .r5, imm: 4)
+                asm.alu(.add, .r5, .r7)
+                asm.load(.r5, .r5, offset: 0)
+                // r0 = all ones when rows[mid] <= r1 (addresses and the padding are < 2^63).
+                asm.mov(.r0, .r1)
+                asm.alu(.sub, .r0, .r5)
+                asm.alu(.rsh, .r0, imm: 63)
+                asm.alu(.sub, .r0, imm: 1)
+                asm.mov(.r5, .r2)
+                asm.alu(.xor, .r5, .r4)
+                asm.alu(.and, .r5, .r0)
+                asm.alu(.xor, .r2, .r5)
+                asm.alu(.xor, .r0, imm: -1)
+                asm.mov(.r5, .r3)
+                asm.alu(.xor, .r5, .r4)
+                asm.alu(.and, .r5, .r0)
+                asm.alu(.xor, .r3, .r5)
+            }
+            asm.jump(.jge, .r2, imm: cap, stop)
+            asm.alu(.lsh, .r2, imm: 4)
+            asm.alu(.add, .r2, .r7)
+            asm.load(.r0, .r2, offset: 12, size: 1)   // rule
+            asm.load(.r3, .r2, offset: 8, size: 4)    // CFA offset, sign-extended
+            asm.alu(.lsh, .r3, imm: 32)
+            asm.alu(.arsh, .r3, imm: 32)
+            asm.load(.r4, .r2, offset: 13, size: 1)   // rbp saved?
+            asm.load(.r5, .r2, offset: 14, size: 2)   // rbp offset, sign-extended
+            asm.alu(.lsh, .r5, imm: 48)
+            asm.alu(.arsh, .r5, imm: 48)
+            let noRBP = asm.newLabel(), haveRBP = asm.newLabel()
+            asm.jump(.jeq, .r4, imm: 0, noRBP)
+            fstore(rbpAt, .r5)
+            asm.jump(haveRBP)
+            asm.bind(noRBP)
+            fstore(rbpAt, imm: 0)
+            asm.bind(haveRBP)
+            // r3 = CFA by the rule in r0.
+            let viaRSP = asm.newLabel(), viaRBP = asm.newLabel(), viaPLT = asm.newLabel(), viaFP = asm.newLabel()
+            let haveCFA = asm.newLabel()
+            asm.jump(.jeq, .r0, imm: Int32(EHFrame.Rule.rsp.rawValue), viaRSP)
+            asm.jump(.jeq, .r0, imm: Int32(EHFrame.Rule.rbp.rawValue), viaRBP)
+            asm.jump(.jeq, .r0, imm: Int32(EHFrame.Rule.plt.rawValue), viaPLT)
+            asm.jump(.jeq, .r0, imm: Int32(EHFrame.Rule.none.rawValue), viaFP)
+            asm.jump(stop)
+            asm.bind(viaRSP)
+            fload(.r1, sp)
+            asm.alu(.add, .r3, .r1)
+            asm.jump(haveCFA)
+            asm.bind(viaRBP)
+            fload(.r1, bp)
+            asm.alu(.add, .r3, .r1)
+            asm.jump(haveCFA)
+            asm.bind(viaPLT)
+            // CFA = rsp + 8, + 8 past the entry's push ((rip & 15) >= 11)
+            fload(.r3, sp)
+            asm.alu(.add, .r3, imm: 8)
+            fload(.r1, pc)
+            asm.alu(.and, .r1, imm: 15)
+            asm.jump(.jlt, .r1, imm: 11, haveCFA)
+            asm.alu(.add, .r3, imm: 8)
+            asm.jump(haveCFA)
+            asm.bind(viaFP)
+            // No row: the frame pointer chain (CFA = rbp + 16, the caller's rbp at rbp).
+            fload(.r3, bp)
+            asm.jump(.jeq, .r3, imm: 0, stop)
+            asm.alu(.add, .r3, imm: 16)
+            fstore(rbpAt, imm: -16)
+            asm.bind(haveCFA)
+            // The CFA is above the stack pointer it was found from.
+            fload(.r1, sp)
+            asm.jump(.jle, .r3, .r1, stop)
+            fstore(sp, .r3)
+            // The return address, into pc.
+            framePointer(.r1, pc)
+            asm.mov(.r2, imm: 8)
+            asm.alu(.sub, .r3, imm: 8)
+            asm.call(.probeReadUser)
+            asm.jump(.jne, .r0, imm: 0, stop)
+            // The caller's rbp, where it was saved.
+            let keepRBP = asm.newLabel()
+            fload(.r3, rbpAt)
+            asm.jump(.jeq, .r3, imm: 0, keepRBP)
+            fload(.r1, sp)
+            asm.alu(.add, .r3, .r1)
+            framePointer(.r1, bp)
+            asm.mov(.r2, imm: 8)
+            asm.call(.probeReadUser)
+            asm.bind(keepRBP)
+            fload(.r1, pc)
+            asm.jump(.jeq, .r1, imm: 0, stop)
+            fstore(buffer + 8 + 8 * frame, .r1)
+        }
+        asm.bind(stop)
+        asm.jump(done)
+        asm.bind(fallback)
     }
 
     // MARK: Aggregations

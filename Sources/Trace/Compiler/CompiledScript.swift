@@ -18,6 +18,15 @@ public struct MapEntry: Equatable, Sendable {
     public var value: [UInt8]
 }
 
+/// dt_unwind and dt_unwind_pids, and the table the session refreshes them from.
+public struct UnwindMaps: Sendable {
+    public var table: Int
+    public var pids: Int
+    /// Rows in dt_unwind's one value (a power of two: the search's steps are its log2).
+    public var capacity: Int
+    public var source: UserUnwindTable
+}
+
 public struct CompiledScript: Sendable {
     public var programs: [CompiledProgram]
     public var maps: [MapSpec]
@@ -39,6 +48,8 @@ public struct CompiledScript: Sendable {
     /// dt_spec: one 8-byte state word per speculation slot (index 0 unused), when the
     /// script uses speculations (SpeculationState).
     public var speculationMap: Int?
+    /// The .eh_frame table ustack() walks for the target, when a clause uses ustack().
+    public var unwind: UnwindMaps?
     /// Whether a clause without actions exists (DTrace prints the default probe line).
     public var hasBEGIN: Bool { programs.contains { $0.probe.attach == .begin } }
 }

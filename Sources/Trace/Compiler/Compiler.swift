@@ -37,6 +37,13 @@ public final class DCompiler {
     public var speculations = 1
     var speculationMap: Int?
     var syscallNameMap: Int?
+    /// The process ustack() walks by .eh_frame (-p or -c; docs/trace.md "ustack() and
+    /// .eh_frame"); its table is read when a clause first uses ustack().
+    public var unwindTarget: Int32?
+    /// The target is a -c command that has not exec'd yet: its table gets the most rows.
+    public var unwindTargetIsCommand = false
+    var userUnwind: UserUnwindTable?
+    var unwindMaps: UnwindMaps?
     /// CLOCK_REALTIME - CLOCK_MONOTONIC, so walltimestamp = ktime_get_ns() + offset.
     let wallClockOffset: Int64
     /// task_struct offsets for ppid, from kernel BTF on first use (nil: not available).
@@ -151,7 +158,7 @@ public final class DCompiler {
             aggregations: aggregationOrder.compactMap { aggregations[$0] }, actions: actions,
             matched: matched, probes: probes, pragmas: pragmas,
             ringBufferMap: ringBufferMap, dropsMap: dropsMap, stateMap: stateMap, zoneNameMap: zoneNameMap,
-            speculationMap: speculationMap)
+            speculationMap: speculationMap, unwind: unwindMaps)
     }
 
     /// Code for probes found after attach (the deferred USDT scan, docs/trace.md "USDT
@@ -235,6 +242,21 @@ public final class DCompiler {
         }
         syscallNameMap = idx
         return idx
+    }
+
+    /// dt_unwind (the target's table, UserUnwindTable) and dt_unwind_pids (the processes it
+    /// applies to), made on the first ustack() when there is a target; nil without one.
+    func userUnwindMaps() -> UnwindMaps? {
+        if let m = unwindMaps { return m }
+        guard let pid = unwindTarget else { return nil }
+        let table = UserUnwindTable(pid: pid, capacity: unwindTargetIsCommand ? UserUnwindTable.maxRows : nil)
+        let t = addMap(MapSpec(name: "dt_unwind", kind: .array, keySize: 4, valueSize: table.capacity * UserUnwindTable.rowSize, maxEntries: 1))
+        mapContents[t] = [MapEntry(key: le32(0), value: table.bytes)]
+        let p = addMap(MapSpec(name: "dt_unwind_pids", kind: .hash, keySize: 4, valueSize: 8, maxEntries: UserUnwindTable.maxPids))
+        mapContents[p] = table.pids.map { MapEntry(key: le32(UInt32(bitPattern: $0)), value: le64(1)) }
+        userUnwind = table
+        unwindMaps = UnwindMaps(table: t, pids: p, capacity: table.capacity, source: table)
+        return unwindMaps
     }
 
     func zoneNamesMap() -> Int {

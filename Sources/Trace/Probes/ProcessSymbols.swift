@@ -10,7 +10,7 @@ import LumosCore
 ///   .symbolize(_ address:) -> String?     -- nil when no mapping or symbol covers it
 ///   .format(_ address:) -> String         -- symbolize, else "module`0x..." or "0x..." as DTrace
 public final class ProcessSymbols: @unchecked Sendable {
-    struct Mapping {
+    struct Mapping: Equatable {
         var start: UInt64
         var end: UInt64
         var offset: UInt64

@@ -75,6 +75,8 @@ public enum DTrace {
         compiler.aggregationEntries = options.aggregationEntries
         compiler.stringLimit = options.stringSize
         compiler.speculations = options.speculations
+        compiler.unwindTarget = target?.pid ?? inv.pid
+        compiler.unwindTargetIsCommand = target != nil
         // The uprobes, in the order TraceSession.attach opens them (one per clause and probe,
         // last first), are opened while the code is made and loaded.
         let opener = UprobeOpener()
@@ -132,8 +134,15 @@ public enum DTrace {
                 throw compileFailure(e, sourceOf(e, inv, merged))
             }
             let timeout = Int32(max(1, min(1000, 1000 / options.switchRateHz)))
+            var unwindCheck = Monotonic.now
             while session.exitStatus == nil && !Interrupt.requested {
                 session.poll(timeoutMs: timeout)
+                // The target's libraries (after -c's exec, a dlopen) and forked children, for
+                // ustack()'s table, twice a second.
+                if script.unwind != nil, Monotonic.now - unwindCheck > 0.5 {
+                    unwindCheck = Monotonic.now
+                    session.refreshUnwind()
+                }
                 if let t = target, t.hasExited() {
                     session.drain()
                     if !options.quiet { FD.writeAll(2, Array("\(inv.programName): pid \(t.pid) has exited\n".utf8)) }

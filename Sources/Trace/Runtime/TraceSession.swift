@@ -23,6 +23,7 @@ public final class TraceSession {
     public private(set) var exitStatus: Int32?
     /// Uprobes opened ahead, in the order `attach` takes them (UprobeOpener).
     public var preopened: UprobeOpener?
+    private var unwindWarned = false
     /// Zone names by cgroup v2 id, written to the zonename map before tracing starts.
     public var zoneNames: [UInt64: String] = [:]
 
@@ -61,7 +62,28 @@ public final class TraceSession {
         if let z = script.zoneNameMap {
             for (id, name) in zoneNames { try maps[z].update(le64(id), paddedString(name)) }
         }
+        if let w = script.unwind?.source.warning {
+            unwindWarned = true
+            FD.writeAll(2, Array("\(options.programName): \(w)\n".utf8))
+        }
         for p in script.programs { loaded.append((p, try loadProgram(p))) }
+    }
+
+    /// Re-reads the target's mappings and process set for ustack()'s table and updates
+    /// dt_unwind and dt_unwind_pids when they changed (UserUnwindTable.refresh). A warning
+    /// (rows past the table's size) is printed once.
+    public func refreshUnwind() {
+        guard let u = script.unwind, u.table < maps.count, u.pids < maps.count else { return }
+        let before = Set(u.source.pids)
+        guard u.source.refresh() else { return }
+        try? maps[u.table].update(le32(0), u.source.bytes)
+        let now = Set(u.source.pids)
+        for gone in before.subtracting(now) { maps[u.pids].delete(le32(UInt32(bitPattern: gone))) }
+        for new in now.subtracting(before) { try? maps[u.pids].update(le32(UInt32(bitPattern: new)), le64(1)) }
+        if let w = u.source.warning, !unwindWarned {
+            unwindWarned = true
+            FD.writeAll(2, Array("\(options.programName): \(w)\n".utf8))
+        }
     }
 
     func loadProgram(_ p: CompiledProgram) throws -> BPFProgram {
