@@ -7,7 +7,8 @@ import LumosCore
 /// here; docs/trace.md, "USDT start-up"), which is most of a USDT start-up, so it is begun
 /// as soon as the probes are resolved. The events are opened in the order the session would
 /// open them (a uprobe runs its consumers newest first, so that order is what makes clauses
-/// run in program order), and the session gives each its program with `take`.
+/// run in program order), and the session gives each its program with `take`. The grace
+/// periods are expedited meanwhile (ExpeditedGracePeriods).
 ///
 /// Public API:
 ///   UprobeOpener.Key(path:offset:pid:isReturn:semaphore:)
@@ -42,11 +43,13 @@ public final class UprobeOpener: @unchecked Sendable {
         guard !keys.isEmpty else { return }
         done.enter()
         DispatchQueue.global().async { [self] in
-            for k in keys {
-                // A failure is left to the session, which opens that one itself and reports it.
-                guard let fd = try? ProbeAttach.openUprobe(path: k.path, offset: k.offset, returnProbe: k.isReturn,
-                                                           pid: k.pid ?? -1, semaphoreOffset: k.semaphore) else { break }
-                lock.locked { opened[k, default: []].append(fd) }
+            ExpeditedGracePeriods.shared.during {
+                for k in keys {
+                    // A failure is left to the session, which opens that one itself and reports it.
+                    guard let fd = try? ProbeAttach.openUprobe(path: k.path, offset: k.offset, returnProbe: k.isReturn,
+                                                               pid: k.pid ?? -1, semaphoreOffset: k.semaphore) else { break }
+                    lock.locked { opened[k, default: []].append(fd) }
+                }
             }
             done.leave()
         }

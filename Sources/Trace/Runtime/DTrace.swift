@@ -19,9 +19,15 @@ public struct DTraceInvocation: Sendable {
     public init() {}
 }
 
+/// The hold on expedited grace periods a run takes when its probes are resolved.
+final class ExpeditedHoldBox: @unchecked Sendable {
+    var hold: ExpeditedGracePeriods.Hold?
+}
+
 /// Runs a `dtrace` invocation end to end and returns its exit status.
 public enum DTrace {
     public static func run(_ inv: DTraceInvocation) throws -> Int32 {
+        ExpeditedGracePeriods.shared.recoverIfLeft()
         var options = TraceOptions()
         options.quiet = inv.quiet
         options.destructive = inv.destructive
@@ -79,10 +85,16 @@ public enum DTrace {
         compiler.unwindTargetIsCommand = target != nil
         // The uprobes, in the order TraceSession.attach opens them (one per clause and probe,
         // last first), are opened while the code is made and loaded.
+        // The grace periods stay expedited (ExpeditedGracePeriods) from then until the
+        // session has attached them, in one window.
         let opener = UprobeOpener()
+        let expedited = ExpeditedHoldBox()
         compiler.onResolved = { clauses in
-            opener.start(clauses.flatMap { $0.compactMap { UprobeOpener.Key($0.attach) } }.reversed())
+            let keys = clauses.flatMap { $0.compactMap { UprobeOpener.Key($0.attach) } }
+            if !keys.isEmpty { expedited.hold = ExpeditedGracePeriods.shared.hold() }
+            opener.start(keys.reversed())
         }
+        defer { expedited.hold?.release() }
         let script: CompiledScript
         do {
             script = try compiler.compile(merged)
@@ -127,6 +139,7 @@ public enum DTrace {
         try session.run(.begin)
         if session.exitStatus == nil {
             try session.attach()
+            expedited.hold?.release()
             target?.release()
             do {
                 try attachLate(catalog, compiler, session)

@@ -108,7 +108,9 @@ public final class TraceSession {
         script.actions = late.actions
         script.programs += late.programs
         try parseFormats()
-        for (p, prog) in fresh.reversed() { try attach(p, prog) }
+        try ExpeditedGracePeriods.shared.during {
+            for (p, prog) in fresh.reversed() { try attach(p, prog) }
+        }
         loaded += fresh
     }
 
@@ -120,7 +122,13 @@ public final class TraceSession {
     public func attach() throws {
         let uprobes = loaded.filter { if case .uprobe = $0.0.probe.attach { return true } else { return false } }
         let others = loaded.filter { if case .uprobe = $0.0.probe.attach { return false } else { return true } }
-        for (p, prog) in others + uprobes.reversed() { try attach(p, prog) }
+        for (p, prog) in others { try attach(p, prog) }
+        // Registering a uprobe waits for an RCU grace period (ExpeditedGracePeriods).
+        if !uprobes.isEmpty {
+            try ExpeditedGracePeriods.shared.during {
+                for (p, prog) in uprobes.reversed() { try attach(p, prog) }
+            }
+        }
         try openRing()
     }
 
