@@ -3,6 +3,15 @@ import PackageDescription
 
 // One module per SmartOS part (docs/architecture.md), a C target for what Swift cannot call,
 // and the `lumos` executable that only parses arguments and prints.
+
+// Generic type metadata through direct accessor calls, not mangled names. A mangled name is
+// resolved at its first use by scanning the protocol conformance records of the whole
+// (static) binary, 0.1–0.4 ms per generic type with a Hashable key; `dtrace` paid about
+// 1 ms of that before its first probe (docs/trace.md, "USDT start-up").
+let metadataAccessors: [SwiftSetting] = [
+    .unsafeFlags(["-Xfrontend", "-disable-concrete-type-metadata-mangled-name-accessors"]),
+]
+
 let package = Package(
     name: "Lumos",
     products: [
@@ -20,15 +29,15 @@ let package = Package(
             name: "CLinux",
             linkerSettings: [.linkedLibrary("btrfsutil"), .linkedLibrary("seccomp")]
         ),
-        .target(name: "LumosCore", dependencies: ["CLinux"]),
-        .target(name: "Storage", dependencies: ["LumosCore", "CLinux"]),
-        .target(name: "Images", dependencies: ["LumosCore", "Storage"]),
-        .target(name: "Zones", dependencies: ["LumosCore", "Storage", "Images", "Net", "VM", "CLinux"]),
-        .target(name: "Net", dependencies: ["LumosCore", "CLinux"]),
-        .target(name: "Trace", dependencies: ["LumosCore", "CLinux"]),
+        .target(name: "LumosCore", dependencies: ["CLinux"], swiftSettings: metadataAccessors),
+        .target(name: "Storage", dependencies: ["LumosCore", "CLinux"], swiftSettings: metadataAccessors),
+        .target(name: "Images", dependencies: ["LumosCore", "Storage"], swiftSettings: metadataAccessors),
+        .target(name: "Zones", dependencies: ["LumosCore", "Storage", "Images", "Net", "VM", "CLinux"], swiftSettings: metadataAccessors),
+        .target(name: "Net", dependencies: ["LumosCore", "CLinux"], swiftSettings: metadataAccessors),
+        .target(name: "Trace", dependencies: ["LumosCore", "CLinux"], swiftSettings: metadataAccessors),
         // Brand kvm (docs/vm.md): QEMU's command line, the accelerator probe, QMP, taps, and
         // the small guest builder.
-        .target(name: "VM", dependencies: ["LumosCore", "Images", "Net", "CLinux"]),
+        .target(name: "VM", dependencies: ["LumosCore", "Images", "Net", "CLinux"], swiftSettings: metadataAccessors),
         // vmadmd (docs/daemon.md): the REST API, autoboot and events over the same library
         // calls as the CLI. Each module adds its routes through `DaemonModule`.
         .target(
@@ -38,7 +47,8 @@ let package = Package(
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "HummingbirdTLS", package: "hummingbird"),
                 .product(name: "NIOSSL", package: "swift-nio-ssl"),
-            ]
+            ],
+            swiftSettings: metadataAccessors
         ),
         // zlib (Debian zlib1g-dev): the deflate inside the heatmaps' PNGs.
         .systemLibrary(name: "CZlib", path: "Sources/CZlib"),
@@ -49,14 +59,16 @@ let package = Package(
             dependencies: [
                 "LumosCore", "Trace", "Net", "Daemon", "CZlib",
                 .product(name: "Hummingbird", package: "hummingbird"),
-            ]
+            ],
+            swiftSettings: metadataAccessors
         ),
         .executableTarget(
             name: "lumos",
             dependencies: [
                 "LumosCore", "Storage", "Images", "Zones", "Net", "Trace", "VM", "Daemon", "Analytics",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
-            ]
+            ],
+            swiftSettings: metadataAccessors
         ),
         // PID 1 of zones without an init of their own; static so it runs inside any image
         // (exec'd from a descriptor opened on the host, see Sources/lumos-init/main.c).

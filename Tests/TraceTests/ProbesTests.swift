@@ -210,4 +210,30 @@ import Testing
         #expect(TracepointName("sched/sched_switch") == TracepointName(category: "sched", name: "sched_switch"))
         #expect(TracepointName("nocolon") == nil)
     }
+
+    /// Probe-description globs: the in-place paths (a name, a name and one trailing `*`) and
+    /// the general matcher give DTrace's answers; `__` in a USDT name reads as `-`.
+    @Test func globsAndUSDTNames() {
+        let cases: [(String, String, Bool)] = [
+            ("", "anything", true), ("*", "", true), ("query-start", "query-start", true),
+            ("query-start", "query-start2", false), ("query-start", "query-star", false),
+            ("postgresql*", "postgresql", true), ("postgresql*", "postgresql1234", true),
+            ("postgresql*", "postgres", false), ("postgresql*", "xpostgresql", false),
+            ("*start", "query-start", true), ("*start", "start-query", false),
+            ("q*-st*t", "query-start", true), ("query-?tart", "query-start", true),
+            ("query-[rs]tart", "query-start", true), ("query-[!s]tart", "query-start", false),
+            ("é*", "etat", false), ("é*", "élan", true), ("élan", "élan", true),
+        ]
+        for (pattern, text, expected) in cases {
+            #expect(globMatch(pattern, text) == expected, "\(pattern) ~ \(text)")
+        }
+        func probe(_ name: String) -> USDTProbe {
+            USDTProbe(provider: "p", name: name, path: "/x", attachPath: "/x", address: 0, fileOffset: 0, arguments: [], function: "")
+        }
+        #expect(probe("query__start").dtraceName == "query-start")
+        #expect(probe("a___b").dtraceName == "a-_b")
+        #expect(probe("plain_name").dtraceName == "plain_name")
+        #expect(probe("__").dtraceName == "-")
+        #expect(probe("_").dtraceName == "_")
+    }
 }

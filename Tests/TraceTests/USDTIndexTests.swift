@@ -109,6 +109,32 @@ import Testing
         #expect(Set(index.entries().map(\.path)).isSuperset(of: [prog.binary, copy]))
     }
 
+    /// Function names are looked up only when something shows them: a -q program without
+    /// probefunc resolves its probes with none (no pass over the symbol table); probefunc,
+    /// the default output or a function pattern get the name the symbol table gives.
+    @Test(.enabled(if: isRoot, "needs root")) func functionNamesOnlyWhenShown() throws {
+        let r = try Running(copy: false)
+        defer { r.close() }
+        let named = try USDT.probes(inFile: r.prog.binary).first { $0.name == "tick" }
+        #expect(named?.function == "work")
+        func resolve(_ function: String, shown: Bool) throws -> (functions: [String], passes: Int) {
+            let catalog = try KernelProbeCatalog()
+            catalog.usdtIndex = USDTIndex(directory: r.dir)
+            catalog.usdtFunctionsShown = shown
+            let d = ProbeDescription(provider: "lumostest*", module: "", function: function, name: "tick", location: SourceLocation(line: 1, column: 1))
+            let (probes, _) = try catalog.resolve(d)
+            return (probes.map(\.function), catalog.usdt.functionPasses)
+        }
+        let hidden = try resolve("", shown: false)
+        #expect(hidden.functions == [""] && hidden.passes == 0, "\(hidden)")
+        #expect(try resolve("", shown: true) == (["work"], 1))
+        #expect(try resolve("wo*", shown: false) == (["work"], 1), "a function pattern needs the names")
+        #expect(try resolve("main", shown: false).functions.isEmpty)
+        // Through dtrace -q: probefunc in the program is the function's name.
+        let run = try r.dtrace(#"lumostest*:::tick { printf("%s:%s\n", probefunc, probename); exit(0); }"#)
+        #expect(run.status == 0 && run.output == "work:tick\n", "\(run)")
+    }
+
     /// The same through `dtrace` (DTrace.run, the index in LUMOS_TRACE_CACHE): a clause that
     /// only the unindexed copy's probe can satisfy prints, so the late attach happened.
     @Test(.enabled(if: isRoot, "needs root")) func dtraceAttachesWhatTheScanFoundLate() throws {

@@ -108,6 +108,16 @@ public protocol ProbeCatalog: Sendable {
 /// Shell-style glob match of one probe-description field (`*`, `?`, `[...]`); empty matches all.
 public func globMatch(_ pattern: String, _ text: String) -> Bool {
     if pattern.isEmpty || pattern == "*" { return true }
+    // Most fields are a name or a name and one trailing `*` (postgresql*): compared in place
+    // (USDT resolution matches every note of a file against each field).
+    var stars = 0, otherMeta = false
+    for c in pattern.utf8 {
+        if c == UInt8(ascii: "*") { stars += 1 } else if c == UInt8(ascii: "?") || c == UInt8(ascii: "[") { otherMeta = true }
+    }
+    if !otherMeta {
+        if stars == 0 { return pattern.utf8.elementsEqual(text.utf8) }
+        if stars == 1, pattern.utf8.last == UInt8(ascii: "*") { return text.utf8.starts(with: pattern.utf8.dropLast()) }
+    }
     let p = Array(pattern.utf8), t = Array(text.utf8)
     func match(_ i: Int, _ j: Int) -> Bool {
         if i == p.count { return j == t.count }

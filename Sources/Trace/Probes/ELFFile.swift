@@ -202,48 +202,71 @@ public final class ELFFile: @unchecked Sendable {
     /// symbol tables: no symbol name is decoded except the winners', nothing is sorted or
     /// kept. USDT discovery asks this only for the probes a program or listing matched, where
     /// building the whole symbol table (`symbols()`) for every note of every binary cost most
-    /// of the start-up (docs/trace.md).
+    /// of the start-up. The tables are mapped from the page cache, not read: postgres's are
+    /// 460 KB, and copying them into fresh (zeroed) pages was most of this call
+    /// (docs/trace.md, "USDT start-up").
     public func functionNames(containing addresses: [UInt64]) throws -> [UInt64: String] {
-        let wanted = Array(Set(addresses)).sorted()
-        guard !wanted.isEmpty else { return [:] }
+        var wanted: [UInt64] = []
+        for a in addresses.sorted() where wanted.last != a { wanted.append(a) }
+        guard let highest = wanted.last else { return [:] }
         // Per address: the best symbol so far (highest start, then smallest size) as
         // (start, size, table index, name offset).
         var best = [(value: UInt64, size: UInt64, table: Int, name: UInt32)?](repeating: nil, count: wanted.count)
-        var tables: [Int] = []
         for (ti, s) in sections.enumerated() where s.type == Self.shtSymtab || s.type == Self.shtDynsym {
             guard Int(s.link) < sections.count else { continue }
-            tables.append(ti)
-            let data = try sectionData(s)
-            let n = data.count / 24
-            for i in 0..<n {
-                let b = i * 24
-                guard data[b + 4] & 0xf == 2, data.u16(b + 6) != 0 else { continue }
-                let value = data.u64(b + 8)
-                if value == 0 || value > wanted[wanted.count - 1] { continue }
-                let size = Swift.max(data.u64(b + 16), 1)
-                // First wanted address >= value.
-                var lo = 0, hi = wanted.count
-                while lo < hi { let mid = (lo + hi) / 2; if wanted[mid] < value { lo = mid + 1 } else { hi = mid } }
-                var j = lo
-                while j < wanted.count && wanted[j] < value &+ size {
-                    if let cur = best[j], cur.value > value || (cur.value == value && cur.size <= size) {
+            try withMapped(s) { data in
+                let n = data.count / 24
+                for i in 0..<n {
+                    let b = i * 24
+                    guard data[b + 4] & 0xf == 2, data.le16(b + 6) != 0 else { continue }
+                    let value = data.le64(b + 8)
+                    if value == 0 || value > highest { continue }
+                    let size = Swift.max(data.le64(b + 16), 1)
+                    // First wanted address >= value.
+                    var lo = 0, hi = wanted.count
+                    while lo < hi { let mid = (lo + hi) / 2; if wanted[mid] < value { lo = mid + 1 } else { hi = mid } }
+                    var j = lo
+                    while j < wanted.count && wanted[j] < value &+ size {
+                        if let cur = best[j], cur.value > value || (cur.value == value && cur.size <= size) {
+                            j += 1
+                            continue
+                        }
+                        best[j] = (value, size, ti, data.le32(b))
                         j += 1
-                        continue
                     }
-                    best[j] = (value, size, ti, data.u32(b))
-                    j += 1
                 }
             }
         }
-        var strings: [Int: [UInt8]] = [:]
         var out: [UInt64: String] = [:]
-        for (j, a) in wanted.enumerated() {
-            guard let w = best[j] else { continue }
-            let link = Int(sections[w.table].link)
-            if strings[link] == nil { strings[link] = try sectionData(sections[link]) }
-            out[a] = strings[link]!.cString(at: Int(w.name))
+        for ti in Set(best.compactMap { $0?.table }).sorted() {
+            try withMapped(sections[Int(sections[ti].link)]) { strings in
+                for (j, a) in wanted.enumerated() {
+                    guard let w = best[j], w.table == ti else { continue }
+                    out[a] = strings.cString(at: Int(w.name))
+                }
+            }
         }
         return out
+    }
+
+    /// A section's bytes mapped read-only for the body's duration (empty for SHT_NOBITS).
+    /// The section must lie inside the file as it is now; a file truncated while mapped
+    /// would fault, so nothing is kept mapped past the call.
+    func withMapped<T>(_ s: ELFSection, _ body: (UnsafeRawBufferPointer) throws -> T) throws -> T {
+        guard s.type != Self.shtNobits, s.size > 0 else { return try body(UnsafeRawBufferPointer(start: nil, count: 0)) }
+        var st = stat()
+        guard fstat(fd, &st) == 0 else { throw Errno(errno, "fstat", path) }
+        guard s.offset <= UInt64(st.st_size), s.size <= UInt64(st.st_size) - s.offset, s.size < 1 << 30 else {
+            throw LumosError(.corrupt, "\(path): section \(s.name) (\(s.size) bytes at \(s.offset)) is outside the file")
+        }
+        let page = UInt64(sysconf(Int32(_SC_PAGESIZE)))
+        let start = s.offset & ~(page - 1)
+        let delta = Int(s.offset - start), length = delta + Int(s.size)
+        guard let p = mmap(nil, length, PROT_READ, MAP_PRIVATE, fd, off_t(start)), p != MAP_FAILED else {
+            throw Errno(errno, "mmap", path)
+        }
+        defer { munmap(p, length) }
+        return try body(UnsafeRawBufferPointer(start: p + delta, count: Int(s.size)))
     }
 
     /// Virtual address → file offset through the PT_LOAD segment that maps it.
@@ -293,6 +316,20 @@ public final class ELFFile: @unchecked Sendable {
         }
         if failure != 0 { throw Errno(failure, "pread", path) }
         return buf
+    }
+}
+
+extension UnsafeRawBufferPointer {
+    /// Little-endian fields at a byte offset the caller has bounds-checked.
+    func le16(_ o: Int) -> UInt16 { UInt16(littleEndian: loadUnaligned(fromByteOffset: o, as: UInt16.self)) }
+    func le32(_ o: Int) -> UInt32 { UInt32(littleEndian: loadUnaligned(fromByteOffset: o, as: UInt32.self)) }
+    func le64(_ o: Int) -> UInt64 { UInt64(littleEndian: loadUnaligned(fromByteOffset: o, as: UInt64.self)) }
+    /// The NUL-terminated string at an offset (to the end of the buffer at most).
+    func cString(at o: Int) -> String {
+        guard o >= 0, o < count else { return "" }
+        var e = o
+        while e < count && self[e] != 0 { e += 1 }
+        return String(decoding: self[o..<e], as: UTF8.self)
     }
 }
 

@@ -30,11 +30,30 @@ public struct USDTProbe: Sendable, Hashable {
     /// File offset of the semaphore, or nil when the probe has none.
     public var semaphoreOffset: UInt64?
     public var arguments: [USDTArgument]
+    /// The note's argument string ("-4@%eax 8@%rdx"). USDTDiscovery reads notes without
+    /// parsing it and parses it for the probes a program matched (`arguments` stays empty
+    /// until then).
+    public var argumentText = ""
     /// The function containing the probe, when the file has symbols ("" otherwise).
     public var function: String
 
     /// DTrace spells double underscores as dashes: query__start is query-start.
-    public var dtraceName: String { name.replacing("__", with: "-") }
+    public var dtraceName: String {
+        let b = Array(name.utf8)
+        guard b.indices.dropFirst().contains(where: { b[$0] == UInt8(ascii: "_") && b[$0 - 1] == UInt8(ascii: "_") }) else { return name }
+        var out: [UInt8] = []
+        var i = 0
+        while i < b.count {
+            if i + 1 < b.count, b[i] == UInt8(ascii: "_"), b[i + 1] == UInt8(ascii: "_") {
+                out.append(UInt8(ascii: "-"))
+                i += 2
+            } else {
+                out.append(b[i])
+                i += 1
+            }
+        }
+        return String(decoding: out, as: UTF8.self)
+    }
     /// The provider as DTrace shows a process's probes: "postgresql1234".
     public var dtraceProvider: String { pid.map { "\(provider)\($0)" } ?? provider }
     /// The module column: the file's base name.
@@ -55,8 +74,10 @@ public enum USDT {
     }
 
     /// The notes of an open file, functions left empty (USDTDiscovery fills them in for the
-    /// probes that are matched).
-    static func probes(in elf: ELFFile, path: String, attachPath: String? = nil, pid: Int32? = nil) throws -> [USDTProbe] {
+    /// probes that are matched), arguments parsed unless `parseArguments` is false (then a
+    /// malformed argument string is found only when the probe is matched).
+    static func probes(in elf: ELFFile, path: String, attachPath: String? = nil, pid: Int32? = nil,
+                       parseArguments: Bool = true) throws -> [USDTProbe] {
         let notes = try elf.notes(inSection: noteSection).filter { $0.owner == "stapsdt" && $0.type == noteType }
         if notes.isEmpty { return [] }
         let base = elf.section(named: baseSection)?.address
@@ -81,11 +102,11 @@ public enum USDT {
             guard let offset = elf.fileOffset(forAddress: pc) else {
                 throw LumosError(.corrupt, "\(path): USDT probe \(provider):\(name) at 0x\(String(pc, radix: 16)) is outside every loadable segment")
             }
-            let args = try USDTArgument.parseList(argText)
+            let args = parseArguments ? try USDTArgument.parseList(argText) : []
             out.append(USDTProbe(provider: provider, name: name, path: path, attachPath: attachPath ?? path, pid: pid,
                                  address: pc, fileOffset: offset,
                                  semaphoreOffset: semaphore == 0 ? nil : elf.fileOffset(forAddress: semaphore),
-                                 arguments: args, function: ""))
+                                 arguments: args, argumentText: argText, function: ""))
         }
         return out
     }
@@ -265,8 +286,10 @@ public struct FileID: Sendable, Hashable {
 ///                                                    a uprobe on the file, so processes that
 ///                                                    start later from it are traced too
 ///   .withFunctions(_ probes:) -> [USDTProbe]       -- function names filled in
+///   .matched(_ probes:, functions:) -> [USDTProbe] -- arguments parsed, names if asked
 ///   .symbolValue(_ probe:, named:) -> UInt64?      -- for RIP-relative arguments
 ///   .filesRead                                    -- ELF files opened so far
+///   .functionPasses                               -- symbol-table passes for function names
 public final class USDTDiscovery: @unchecked Sendable {
     final class Entry {
         let elf: ELFFile?
@@ -282,6 +305,8 @@ public final class USDTDiscovery: @unchecked Sendable {
     private var processes: [Int32: [USDTProbe]] = [:]
     private let lock = PthreadMutex()
     public private(set) var filesRead = 0
+    /// Passes over a file's symbol table made to name its probes' functions.
+    public private(set) var functionPasses = 0
 
     public init() {}
 
@@ -290,7 +315,7 @@ public final class USDTDiscovery: @unchecked Sendable {
         if let e = files[id] { byPath[attachPath] = id; return e }
         filesRead += 1
         var e = Entry(elf: nil, probes: [])
-        if let elf = try? ELFFile(path: attachPath), let probes = try? USDT.probes(in: elf, path: attachPath) {
+        if let elf = try? ELFFile(path: attachPath), let probes = try? USDT.probes(in: elf, path: attachPath, parseArguments: false) {
             // Keep the file open only when it has probes (its symbols may be wanted).
             e = Entry(elf: probes.isEmpty ? nil : elf, probes: probes)
         }
@@ -373,6 +398,7 @@ public final class USDTDiscovery: @unchecked Sendable {
             probes.map { p in
                 guard p.function.isEmpty, let id = byPath[p.attachPath], let e = files[id] else { return p }
                 if e.functions == nil {
+                    functionPasses += 1
                     e.functions = (try? e.elf?.functionNames(containing: e.probes.map(\.address))) ?? [:]
                 }
                 var q = p
@@ -380,6 +406,22 @@ public final class USDTDiscovery: @unchecked Sendable {
                 return q
             }
         }
+    }
+
+    /// The probes a description matched, ready to attach: arguments parsed (a probe whose
+    /// argument string this reader cannot parse is left out, as a file whose notes cannot be
+    /// read is), and function names filled in when `functions` (they cost a pass over the
+    /// file's symbol table, so a program that never shows them goes without).
+    public func matched(_ probes: [USDTProbe], functions: Bool) -> [USDTProbe] {
+        var out: [USDTProbe] = []
+        for var p in functions ? withFunctions(probes) : probes {
+            if p.arguments.isEmpty && !p.argumentText.isEmpty {
+                guard let args = try? USDTArgument.parseList(p.argumentText) else { continue }
+                p.arguments = args
+            }
+            out.append(p)
+        }
+        return out
     }
 
     /// A symbol's value in the probe's file (RIP-relative USDT arguments name one).

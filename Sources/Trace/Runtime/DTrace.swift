@@ -27,6 +27,7 @@ final class ExpeditedHoldBox: @unchecked Sendable {
 /// Runs a `dtrace` invocation end to end and returns its exit status.
 public enum DTrace {
     public static func run(_ inv: DTraceInvocation) throws -> Int32 {
+        TraceTiming.mark("run")
         ExpeditedGracePeriods.shared.recoverIfLeft()
         var options = TraceOptions()
         options.quiet = inv.quiet
@@ -35,6 +36,7 @@ public enum DTrace {
         for (k, v) in inv.options { try options.set(k, v) }
 
         let catalog = try KernelProbeCatalog()
+        TraceTiming.mark("catalog")
         if inv.list {
             FD.writeAll(1, Array(try listing(inv, catalog).utf8))
             return 0
@@ -75,7 +77,11 @@ public enum DTrace {
                 throw compileFailure(error, src)
             }
         }
+        TraceTiming.mark("parsed")
         for (k, v) in merged.pragmas { try options.set(k, v) }
+        // A program that never shows a function name (-q, no probefunc anywhere in its text)
+        // does without the USDT probes' names.
+        catalog.usdtFunctionsShown = !options.quiet || inv.sources.contains { $0.text.contains("probefunc") }
         let compiler = DCompiler(catalog: catalog, syscallNumbers: catalog.syscallNumbers, ringBufferBytes: options.bufferSize)
         compiler.destructiveAllowed = options.destructive
         compiler.aggregationEntries = options.aggregationEntries
@@ -90,6 +96,7 @@ public enum DTrace {
         let opener = UprobeOpener()
         let expedited = ExpeditedHoldBox()
         compiler.onResolved = { clauses in
+            TraceTiming.mark("resolved")
             let keys = clauses.flatMap { $0.compactMap { UprobeOpener.Key($0.attach) } }
             if !keys.isEmpty { expedited.hold = ExpeditedGracePeriods.shared.hold() }
             opener.start(keys.reversed())
@@ -102,6 +109,7 @@ public enum DTrace {
             throw compileFailure(e, sourceOf(e, inv, merged))
         }
 
+        TraceTiming.mark("compiled")
         var outFD: Int32 = 1
         if let path = inv.outputPath {
             outFD = open(path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0o644)
@@ -118,6 +126,7 @@ public enum DTrace {
             throw compileFailure(e, sourceOf(e, inv, merged))
         }
 
+        TraceTiming.mark("loaded")
         // "dtrace: description '...' matched N probes", one line per -n / -s.
         if !options.quiet {
             var start = 0
@@ -138,11 +147,14 @@ public enum DTrace {
         defer { Interrupt.restore(previousHandlers) }
         try session.run(.begin)
         if session.exitStatus == nil {
+            TraceTiming.mark("begun")
             try session.attach()
+            TraceTiming.mark("attached")
             expedited.hold?.release()
             target?.release()
             do {
                 try attachLate(catalog, compiler, session)
+                TraceTiming.mark("scanned")
             } catch let e as DCompileError {
                 throw compileFailure(e, sourceOf(e, inv, merged))
             }
@@ -222,5 +234,19 @@ public enum DTrace {
         let probes = kernel + files
             + (wantsUSDT ? ProbeList.usdt(pids: inv.pid.map { [$0] } ?? [], discovery: catalog.usdt) : [])
         return ProbeList.render(probes, matching: patterns)
+    }
+}
+
+/// `LUMOS_TRACE_TIMING=1`: one line on stderr per phase of a run, `timing PHASE NS` with
+/// CLOCK_MONOTONIC in nanoseconds, to subtract from a launcher's own clock reading
+/// (docs/trace.md, "USDT start-up", has a breakdown made with it).
+enum TraceTiming {
+    static let enabled = getenv("LUMOS_TRACE_TIMING").map { String(cString: $0) != "0" } ?? false
+
+    static func mark(_ phase: String) {
+        guard enabled else { return }
+        var ts = timespec()
+        clock_gettime(CLOCK_MONOTONIC, &ts)
+        FD.writeAll(2, Array("timing \(phase) \(Int64(ts.tv_sec) * 1_000_000_000 + Int64(ts.tv_nsec))\n".utf8))
     }
 }
