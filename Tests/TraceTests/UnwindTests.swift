@@ -51,6 +51,34 @@ import Testing
         #expect(!toMain.isEmpty && toMain.allSatisfy { $0.last?.hasPrefix("nofp`main") == false }, "\(text)")
     }
 
+    /// A process whose binary exists only in its own mount namespace (as a zone's does): its
+    /// unwind table and its symbols are read through /proc/PID/root, so the stacks are as
+    /// complete and as named as on the host.
+    @Test(.enabled(if: isRoot && Exec.which("unshare") != nil, "needs root and unshare"))
+    func profileOfAProcessInItsOwnMountNamespace() throws {
+        let prog = try TestProgram([EHFrameTests.unwindSource], name: "nofp", flags: Self.flags)
+        defer { prog.remove() }
+        let mountPoint = "/tmp/lumos-unwind-ns-\(getpid())-\(UInt32.random(in: 0...UInt32.max))"
+        #expect(mkdir(mountPoint, 0o755) == 0)
+        defer { rmdir(mountPoint) }
+        let child = try Exec.spawn(["unshare", "--mount", "--propagation", "private", "sh", "-c",
+                                    "mount --bind \(prog.directory) \(mountPoint) && exec \(mountPoint)/nofp 2000"])
+        defer { kill(child, SIGKILL); _ = Exec.wait(child) }
+        for _ in 0..<200 where !ProcessMaps.mappedFiles(pid: child).contains("\(mountPoint)/nofp") { usleep(10_000) }
+        #expect(ProcessMaps.mappedFiles(pid: child).contains("\(mountPoint)/nofp"))
+        #expect(!Files.exists("\(mountPoint)/nofp"), "the binary should not be visible on the host")
+        let out = tempFile()
+        defer { unlink(out) }
+        var inv = DTraceInvocation()
+        inv.sources = [(text: "profile-197 /pid == $target/ { @[ustack()] = count(); } tick-1s { exit(0); }", file: nil)]
+        inv.pid = child
+        inv.quiet = true
+        inv.outputPath = out
+        #expect(try DTrace.run(inv) == 0)
+        let text = TextFile.read(out) ?? ""
+        #expect(Self.stacks(text).contains { Self.hasChain($0, ["nofp`leaf", "nofp`middle", "nofp`outer", "nofp`main"]) }, "\(text)")
+    }
+
     /// A syscall probe fires in the kernel: the walk starts from the user registers saved at
     /// the syscall (bpf_task_pt_regs).
     @Test(.enabled(if: isRoot, "needs root")) func syscallProbeOnAProcessWithoutFramePointers() throws {
