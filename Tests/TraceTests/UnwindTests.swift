@@ -27,6 +27,19 @@ import Testing
         return false
     }
 
+    /// `dtrace -q -p PID` counting ustack() at profile-197 for a second: its output.
+    func profile(_ pid: pid_t) throws -> String {
+        let out = tempFile()
+        defer { unlink(out) }
+        var inv = DTraceInvocation()
+        inv.sources = [(text: "profile-197 /pid == $target/ { @[ustack()] = count(); } tick-1s { exit(0); }", file: nil)]
+        inv.pid = pid
+        inv.quiet = true
+        inv.outputPath = out
+        #expect(try DTrace.run(inv) == 0)
+        return TextFile.read(out) ?? ""
+    }
+
     /// profile-N on -p: the sampled process is in user mode, so the walk starts at the
     /// interrupted registers.
     @Test(.enabled(if: isRoot, "needs root")) func profileOfAProcessWithoutFramePointers() throws {
@@ -35,15 +48,7 @@ import Testing
         let child = try Exec.spawn([prog.binary, "2000"])
         defer { kill(child, SIGKILL); _ = Exec.wait(child) }
         usleep(100_000)
-        let out = tempFile()
-        defer { unlink(out) }
-        var inv = DTraceInvocation()
-        inv.sources = [(text: "profile-197 /pid == $target/ { @[ustack()] = count(); } tick-1s { exit(0); }", file: nil)]
-        inv.pid = child
-        inv.quiet = true
-        inv.outputPath = out
-        #expect(try DTrace.run(inv) == 0)
-        let text = TextFile.read(out) ?? ""
+        let text = try profile(child)
         let stacks = Self.stacks(text)
         #expect(stacks.contains { Self.hasChain($0, ["nofp`leaf", "nofp`middle", "nofp`outer", "nofp`main"]) }, "\(text)")
         // Every walk that reaches main goes on into libc's start-up, and ends there.
@@ -67,15 +72,7 @@ import Testing
         for _ in 0..<200 where !ProcessMaps.mappedFiles(pid: child).contains("\(mountPoint)/nofp") { usleep(10_000) }
         #expect(ProcessMaps.mappedFiles(pid: child).contains("\(mountPoint)/nofp"))
         #expect(!Files.exists("\(mountPoint)/nofp"), "the binary should not be visible on the host")
-        let out = tempFile()
-        defer { unlink(out) }
-        var inv = DTraceInvocation()
-        inv.sources = [(text: "profile-197 /pid == $target/ { @[ustack()] = count(); } tick-1s { exit(0); }", file: nil)]
-        inv.pid = child
-        inv.quiet = true
-        inv.outputPath = out
-        #expect(try DTrace.run(inv) == 0)
-        let text = TextFile.read(out) ?? ""
+        let text = try profile(child)
         #expect(Self.stacks(text).contains { Self.hasChain($0, ["nofp`leaf", "nofp`middle", "nofp`outer", "nofp`main"]) }, "\(text)")
     }
 
