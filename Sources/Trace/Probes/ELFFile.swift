@@ -324,13 +324,6 @@ extension UnsafeRawBufferPointer {
     func le16(_ o: Int) -> UInt16 { UInt16(littleEndian: loadUnaligned(fromByteOffset: o, as: UInt16.self)) }
     func le32(_ o: Int) -> UInt32 { UInt32(littleEndian: loadUnaligned(fromByteOffset: o, as: UInt32.self)) }
     func le64(_ o: Int) -> UInt64 { UInt64(littleEndian: loadUnaligned(fromByteOffset: o, as: UInt64.self)) }
-    /// The NUL-terminated string at an offset (to the end of the buffer at most).
-    func cString(at o: Int) -> String {
-        guard o >= 0, o < count else { return "" }
-        var e = o
-        while e < count && self[e] != 0 { e += 1 }
-        return String(decoding: self[o..<e], as: UTF8.self)
-    }
 }
 
 extension Array where Element == UInt8 {
@@ -347,10 +340,14 @@ extension Array where Element == UInt8 {
         for i in 0..<8 { v |= UInt64(self[o + i]) << (8 * UInt64(i)) }
         return v
     }
-    /// The NUL-terminated string at an offset.
+}
+
+extension RandomAccessCollection where Element == UInt8, Index == Int {
+    /// The NUL-terminated string at an offset (a byte array read from a file, or a mapped
+    /// section), ending at `limit` or the end at most.
     func cString(at o: Int, limit: Int? = nil) -> String {
-        let end = Swift.min(limit ?? count, count)
-        guard o >= 0, o < end else { return "" }
+        let end = Swift.min(limit ?? endIndex, endIndex)
+        guard o >= startIndex, o < end else { return "" }
         var e = o
         while e < end && self[e] != 0 { e += 1 }
         return String(decoding: self[o..<e], as: UTF8.self)

@@ -245,8 +245,6 @@ enum TraceTiming {
 
     static func mark(_ phase: String) {
         guard enabled else { return }
-        var ts = timespec()
-        clock_gettime(CLOCK_MONOTONIC, &ts)
-        FD.writeAll(2, Array("timing \(phase) \(Int64(ts.tv_sec) * 1_000_000_000 + Int64(ts.tv_nsec))\n".utf8))
+        FD.writeAll(2, Array("timing \(phase) \(Monotonic.nanoseconds)\n".utf8))
     }
 }
