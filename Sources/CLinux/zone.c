@@ -480,6 +480,11 @@ static int zone_child(void *arg) {
     STEP(sock, CLINUX_STEP_ROOTFS, syscall(SYS_move_mount, tree, "", AT_FDCWD, cfg->landing, MOVE_MOUNT_F_EMPTY_PATH));
     close(tree);
     STEP(sock, CLINUX_STEP_ROOTFS, chdir(cfg->landing));
+    // A clone of a shared mount joins its peer group (open_tree copies propagation), and on a
+    // host whose / is shared (every systemd host) pivot_root refuses a shared new root with
+    // EINVAL. The zone's tree is made private: nothing the host mounts under the dataset
+    // reaches the zone, and nothing the zone mounts reaches the host.
+    STEP(sock, CLINUX_STEP_ROOTFS, mount(NULL, ".", NULL, MS_REC | MS_PRIVATE, NULL));
     int rootfd = open(".", O_PATH | O_DIRECTORY | O_CLOEXEC);
     if (rootfd < 0) report(sock, CLINUX_STEP_ROOTFS);
 

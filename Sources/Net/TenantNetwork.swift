@@ -303,6 +303,9 @@ public struct TenantNetwork: Sendable {
             let del = Antispoof.deleteScript(record.nics.map(\.portPolicy))
             // A delete fails as a whole when one element is missing: rebuild without the tenant.
             if (try? host.tools.nft(del)) == nil { try host.rebuildAntispoof(excluding: tenant) }
+        } else if Exec.which("nft") == nil {
+            // Without nft no table of Lumos's can exist: a tenant without NICs needs no nft.
+            tableLeft = false
         } else {
             let r = try host.tools.nftCommand(["list", "table", Antispoof.family, Antispoof.table], check: false)
             tableLeft = r.status == 0

@@ -28,17 +28,18 @@ public enum DebianGuestImage {
     /// Builds the disk at `path`; returns the guest kernel's release.
     @discardableResult
     public static func buildDisk(at path: String, suite: String, mirror: String, imageMiB: Int = defaultImageMiB,
-                                 hostname: String = "debian-guest", progress: Bool = false) throws -> String {
+                                 hostname: String = "debian-guest", extraPackages: [String] = [], progress: Bool = false) throws -> String {
         if imageMiB < 768 { throw LumosError.invalid("Debian guest image of \(imageMiB) MiB is too small; give at least 768") }
         if hostname.isEmpty || !hostname.allSatisfy({ $0.isASCII && ($0.isLetter || $0.isNumber || $0 == "-") }) {
             throw LumosError.invalid("hostname \"\(hostname)\": use letters, digits and '-'")
         }
+        try DebianImage.checkPackages(extraPackages)
         try SmallGuestImage.checkTools(["debootstrap": "debootstrap"])
         let stage = "\(path).stage-\(getpid())"
         defer { _ = try? Exec.run(["rm", "-rf", "--one-file-system", stage]) }
         let root = stage + "/root"
         try Files.makeDirectories(root, mode: 0o755)
-        try DebianImage.build(into: root, suite: suite, mirror: mirror, include: packages, progress: progress)
+        try DebianImage.build(into: root, suite: suite, mirror: mirror, include: packages + extraPackages.filter { !packages.contains($0) }, progress: progress)
         try configure(root, hostname: hostname)
 
         let boot = Files.list(root + "/boot")
@@ -83,15 +84,17 @@ public enum DebianGuestImage {
 
     /// `imgadm build debian-guest`: builds the disk and installs it as a zvol image.
     public static func install(into store: ImageStore, suite: String, mirror: String, name: String? = nil, version: String? = nil,
-                               imageMiB: Int = defaultImageMiB, keepFilesIn output: String? = nil, progress: Bool = false) throws -> ImageManifest {
+                               imageMiB: Int = defaultImageMiB, extraPackages: [String] = [], keepFilesIn output: String? = nil,
+                               progress: Bool = false) throws -> ImageManifest {
         try store.installBuiltVolume(
             name: name ?? "debian-\(suite)-guest", version: version ?? ImageManifest.todayVersion(),
-            description: "Debian \(suite) kvm guest from \(mirror): cloud kernel, systemd, DHCP on eth0 (systemd-networkd); boots from its disk (syslinux)",
+            description: "Debian \(suite) kvm guest from \(mirror): cloud kernel, systemd, DHCP on eth0 (systemd-networkd)"
+                + (extraPackages.isEmpty ? "" : ", " + extraPackages.joined(separator: ", ")) + "; boots from its disk (syslinux)",
             imageSizeMiB: UInt64(imageMiB), keepFilesIn: output,
             extra: ["requirements": ["brand": "kvm"], "tags": ["lumos:boot": "syslinux", "lumos:init": "systemd"]],
             progress: progress
         ) { disk in
-            try buildDisk(at: disk, suite: suite, mirror: mirror, imageMiB: imageMiB, progress: progress)
+            try buildDisk(at: disk, suite: suite, mirror: mirror, imageMiB: imageMiB, extraPackages: extraPackages, progress: progress)
         }
     }
 }

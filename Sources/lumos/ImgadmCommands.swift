@@ -170,12 +170,15 @@ struct ImgadmCommand: ParsableCommand {
             @Option(name: .long, help: "Image name (default: debian-SUITE-guest).") var name: String?
             @Option(name: .long, help: "Image version (default: today, YYYYMMDD).") var version: String?
             @Option(name: .long, help: "Disk size in MiB (image_size).") var size = DebianGuestImage.defaultImageMiB
+            @Option(name: .long, help: "More packages installed at build time, comma-separated (debootstrap --include), e.g. btrfs-progs,lxcfs.") var packages: String?
             @Option(name: .short, help: "Also keep the manifest and file in this directory.") var o: String?
             func run() throws {
+                let include = (packages ?? "").split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty }
+                try DebianImage.checkPackages(include)  // before anything is made
                 let store = try openImages(global.stateRoot)
                 let url = try mirror ?? AptSources.debianMirror()
                 let m = try DebianGuestImage.install(into: store, suite: suite, mirror: url, name: name, version: version,
-                                                     imageMiB: size, keepFilesIn: o, progress: isatty(2) == 1)
+                                                     imageMiB: size, extraPackages: include, keepFilesIn: o, progress: isatty(2) == 1)
                 print("Imported image \(m.uuid) (\(m.name)@\(m.version), zvol of \(m.imageSizeMiB ?? 0) MiB)")
             }
         }

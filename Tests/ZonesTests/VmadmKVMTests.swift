@@ -516,6 +516,111 @@ struct DebianGuestTests {
         #expect(try site.get(vm)["lumos_state_reason"] == nil)
         #expect(site.consoleLog(vm).contains("reboot: Power down"), "\(site.consoleLog(vm).suffix(1500))")
     }
+
+    /// A pure cgroup v2 host (docs/architecture.md, "Zones"): this host is hybrid, so the host
+    /// is a Debian guest, whose systemd mounts only the unified hierarchy. Its second disk
+    /// carries this build's lumos (with the Swift libraries it links), lumos-init and a systemd
+    /// zone image built here; inside, Lumos makes a pool, imports the image and boots a zone
+    /// whose PID 1 is systemd, which must come up, see its own memory limit and stop cleanly.
+    @Test func aSystemdZoneBootsAndStopsOnAPureCgroupV2Host() throws {
+        let site = try Site(poolSize: "8G")
+        defer { site.close() }
+        try site.lumos(["img", "build", "debian-guest", "--name", "v2-host", "--version", "1", "--size", "2048",
+                        "--packages", "btrfs-progs,lxcfs,zstd"])
+        let guestImage = try #require(try site.lumos(["img", "list", "-H", "-o", "uuid,name"]).stdout
+            .split(separator: "\n").first { $0.hasSuffix(" v2-host") }?.split(separator: " ").first.map(String.init))
+
+        let payload = site.dir + "/payload"
+        try site.lumos(["img", "build", "debian", "--init", "systemd", "-o", payload + "/image"])
+        let imageManifest = try #require(Files.list(payload + "/image").first { $0.hasSuffix(".json") })
+        let zoneImage = try #require(try JSONValue.parse(FD.readText("\(payload)/image/\(imageManifest)"), what: "the image manifest").lookup("uuid")?.stringValue)
+        // Lumos as it runs here: the executable beside the tests, lumos-init beside it, and the
+        // shared libraries it links that a Debian system without Swift lacks (glibc is the guest's).
+        let exe = Files.parent(site.executable)
+        try Files.makeDirectories(payload + "/lumos/bin")
+        try Files.makeDirectories(payload + "/lumos/lib")
+        try Exec.run(["strip", "-o", payload + "/lumos/bin/lumos", exe + "/lumos"])
+        try Exec.run(["cp", exe + "/lumos-init", payload + "/lumos/bin/"])
+        let linked = try Exec.run(["ldd", exe + "/lumos"]).stdout.split(separator: "\n").compactMap { line -> String? in
+            let parts = line.split(separator: " ")
+            guard let arrow = parts.firstIndex(of: "=>"), arrow + 1 < parts.count, parts[arrow + 1].hasPrefix("/") else { return nil }
+            return String(parts[arrow + 1])
+        }
+        let glibc = ["libc.so.6", "libm.so.6", "libpthread.so.0", "libdl.so.2", "librt.so.1"]
+        for lib in linked where !glibc.contains(String(lib.split(separator: "/").last ?? "")) { try Exec.run(["cp", "-L", lib, payload + "/lumos/lib/"]) }
+        let zoneUUID = UUID().uuidString.lowercased()
+        try Files.writeAtomically(payload + "/zone.json", """
+            {"uuid":"\(zoneUUID)","brand":"lx","alias":"v2zone","image_uuid":"\(zoneImage)","max_physical_memory":256,"cpu_cap":100}
+            """)
+        // What the guest runs: every line it prints that the test reads starts with V2-.
+        try Files.writeAtomically(payload + "/run.sh", """
+            P=/mnt/payload
+            dmesg -n 1
+            mkdir -p /opt/lumos && cp -a $P/lumos/. /opt/lumos/
+            echo /opt/lumos/lib > /etc/ld.so.conf.d/lumos.conf && ldconfig
+            echo "V2-HIERARCHY fs=$(stat -fc %T /sys/fs/cgroup) v1=$(grep -c ' - cgroup ' /proc/self/mountinfo)"
+            export LUMOS_ROOT=/var/lib/lumos
+            L=/opt/lumos/bin/lumos
+            $L pool create --size 4G zones >/dev/null && echo V2-POOL-OK
+            $L img import -m $P/image/*.json -f "$(ls $P/image/* | grep -v '[.]json$')" 2>/tmp/import.err && echo V2-IMPORT-OK || cat /tmp/import.err
+            $L vm create < $P/zone.json && echo V2-CREATE-OK
+            U=\(zoneUUID)
+            echo "V2-CGROUP-LIMIT $(cat /sys/fs/cgroup/lumos/$U/memory.max)"
+            # systemctl needs systemd's bus: wait for it before asking.
+            for i in $(seq 600); do $L login $U test -S /run/systemd/private 2>/dev/null && break; sleep 1; done
+            S=$(timeout 600 $L login $U systemctl is-system-running --wait)
+            echo "V2-ZONE init=$($L login $U cat /proc/1/comm) state=$S"
+            $L login $U systemctl --failed --no-legend --plain | sed 's/^/V2-FAILED /'
+            echo "V2-MEM $($L login $U grep MemTotal /proc/meminfo | tr -s ' ')"
+            T0=$(date +%s)
+            $L vm stop $U -t 120 && echo "V2-STOPPED after=$(( $(date +%s) - T0 ))s state=$($L vm list -H -o state uuid=$U) reason=$($L vm get $U | grep -c lumos_state_reason)"
+            $L vm delete $U && echo V2-DELETED
+            echo V2-DONE
+            """)
+        // The payload disk: ext4 made from the tree by mkfs (no mount), imported as a zvol image.
+        let used = Int(try Exec.run(["du", "-sm", payload]).stdout.split(separator: "\t").first ?? "0") ?? 0
+        let mib = used + used / 4 + 64
+        let raw = site.dir + "/payload.raw"
+        try Exec.run(["truncate", "-s", "\(mib)M", raw])
+        try Exec.run(["mkfs.ext4", "-q", "-L", "lumos-payload", "-d", payload, raw])
+        let payloadImage = UUID().uuidString.lowercased()
+        let sha1 = String(try Exec.run(["sha1sum", raw]).stdout.prefix(40))
+        try Files.writeAtomically(site.dir + "/payload.json", #"{"v":2,"uuid":"\#(payloadImage)","name":"payload","version":"1","type":"zvol","os":"other","image_size":\#(mib),"files":[{"sha1":"\#(sha1)","size":\#(mib << 20),"compression":"none"}]}"#)
+        try site.lumos(["img", "import", "-m", site.dir + "/payload.json", "-f", raw])
+        _ = try? Exec.run(["rm", "-rf", "--one-file-system", payload, raw], check: false)
+
+        let json = #"{"brand":"kvm","alias":"v2host","ram":1024,"vcpus":2,"disks":[{"boot":true,"image_uuid":"\#(guestImage)"},{"image_uuid":"\#(payloadImage)"}]}"#
+        let created = try site.lumos(["vm", "create"], input: json)
+        let vm = String(created.stderr.split(separator: " ").last ?? "").trimmingSpaces()
+        try #require(vm.count == 36, "created: \(created.stderr)")
+        site.vms.append(vm)
+        let deadline = Monotonic.now + 300
+        while !site.consoleLog(vm).contains("(automatic login)") && Monotonic.now < deadline { usleep(200_000) }
+        try #require(site.consoleLog(vm).contains("(automatic login)"), "\(site.consoleLog(vm).suffix(2000))")
+        usleep(1_000_000)
+        #expect(try site.guest(vm, "mkdir -p /mnt/payload && mount -o ro LABEL=lumos-payload /mnt/payload && sh /mnt/payload/run.sh 2>&1",
+                               expect: "V2-DONE", seconds: 1200), "\(site.consoleLog(vm).suffix(3000))")
+        let log = site.consoleLog(vm)
+        // The serial console ends lines with "\r\n", one Character in Swift: split on any newline.
+        let lines = log.split(whereSeparator: \.isNewline).map { $0.trimmingCharacters(in: .whitespacesAndNewlines) }
+        func line(_ prefix: String) -> String { lines.last { $0.hasPrefix(prefix) } ?? "" }
+        let context = String(log.suffix(4000))
+        // Only the unified hierarchy is mounted in the guest: no v1 hierarchy holds a controller.
+        #expect(line("V2-HIERARCHY") == "V2-HIERARCHY fs=cgroup2fs v1=0", "\(context)")
+        #expect(lines.contains("V2-POOL-OK") && lines.contains("V2-IMPORT-OK") && lines.contains("V2-CREATE-OK"), "\(context)")
+        // The manifest's memory cap is the zone's memory.max in the unified tree.
+        #expect(line("V2-CGROUP-LIMIT") == "V2-CGROUP-LIMIT \(256 << 20)", "\(context)")
+        let zone = line("V2-ZONE")
+        #expect(zone.hasPrefix("V2-ZONE init=systemd state=running") || zone.hasPrefix("V2-ZONE init=systemd state=degraded"), "\(context)")
+        #expect(line("V2-MEM") == "V2-MEM MemTotal: \(256 << 10) kB", "\(context)")
+        let stopped = line("V2-STOPPED")
+        #expect(stopped.hasSuffix("state=stopped reason=0"), "\(context)")
+        if let seconds = Int(stopped.split(separator: " ").first { $0.hasPrefix("after=") }?.dropFirst(6).dropLast() ?? "") {
+            #expect(seconds < 120, "systemd shut down within the timeout: \(stopped)")
+        }
+        #expect(lines.contains("V2-DELETED"), "\(context)")
+        try site.lumos(["vm", "stop", vm, "-t", "120"])
+    }
 }
 
 extension ProvisionToPingTests.Site {
