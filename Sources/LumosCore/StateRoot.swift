@@ -107,10 +107,13 @@ public final class FileLock: @unchecked Sendable {
         try Files.makeDirectories(Files.parent(path))
         fd = try sys("open", path) { open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0o600) }
         let op = LOCK_EX | (wait ? 0 : LOCK_NB)
+        // A throw from here on runs deinit (every stored property is set), which closes fd:
+        // closing it here too would close a descriptor number another thread may have
+        // reopened meanwhile (seen: a daemon's create lost its userns fd and console master
+        // while the events loop found the tenant's lock busy).
         while flock(fd, op) != 0 {
             if errno == EINTR { continue }
             let e = errno
-            close(fd)
             if e == EWOULDBLOCK { throw LumosError.busy("\(path) is locked by another lumos command; wait for it to finish") }
             throw Errno(e, "flock", path)
         }

@@ -25,7 +25,7 @@ public final class Tap {
             if let bridge { lines.insert("link set dev \(name) master \(bridge)", at: 0) }
             try NetTools(namespace).ipBatch(lines)
         } catch {
-            Glibc.close(descriptor)
+            close()   // deinit runs too (the object is whole): close() closes only once
             throw error
         }
     }

@@ -28,8 +28,8 @@ public final class QMPClient {
         if connected < 0 { throw LumosError.failed("QMP \(socketPath): cannot connect (\(lastError)); is QEMU running?") }
         fd = connected
         greeting = try readMessage(until: deadline)
+        // From `fd = connected` on, a throw runs deinit, which closes fd (once).
         guard greeting.objectValue?["QMP"] != nil else {
-            close(fd)
             throw LumosError.failed("QMP \(socketPath): unexpected greeting \(greeting)")
         }
         _ = try execute("qmp_capabilities")
